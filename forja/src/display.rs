@@ -1,0 +1,214 @@
+//! Rich output that appears, updates and clears while a cell runs.
+//!
+//! Inside the forja kernel, displays travel over a side channel (a Unix socket
+//! named in the `FORJA_KERNEL_SOCKET` environment variable) straight to the
+//! kernel, which publishes them at once as `display_data`,
+//! `update_display_data` or `clear_output`. This works from the cell and from
+//! any child process it starts. Outside the kernel (a plain `cargo run`), the
+//! plain-text form is printed to stdout instead.
+//!
+//! ```
+//! let handle = forja::display::html("<b>working…</b>").unwrap();
+//! handle.update("<b>done</b>").unwrap();
+//! forja::display::clear_output(true).unwrap();
+//! ```
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The environment variable naming the kernel's side-channel socket.
+pub const SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
+
+/// A bundle of representations of one object, keyed by MIME type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Data {
+    bundle: Map<String, Value>,
+}
+
+impl Data {
+    /// An empty bundle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a representation under any MIME type.
+    pub fn with(mut self, mime: &str, content: impl Into<String>) -> Self {
+        self.bundle
+            .insert(mime.to_owned(), Value::String(content.into()));
+        self
+    }
+    /// Adds `text/plain`.
+    pub fn text(self, text: impl Into<String>) -> Self {
+        self.with("text/plain", text)
+    }
+    /// Adds `text/html`.
+    pub fn html(self, html: impl Into<String>) -> Self {
+        self.with("text/html", html)
+    }
+    /// Adds `text/markdown`.
+    pub fn markdown(self, md: impl Into<String>) -> Self {
+        self.with("text/markdown", md)
+    }
+    /// Adds `image/svg+xml`.
+    pub fn svg(self, svg: impl Into<String>) -> Self {
+        self.with("image/svg+xml", svg)
+    }
+    /// The plain-text form, or the first representation if there is none.
+    pub fn plain(&self) -> Option<&str> {
+        self.bundle
+            .get("text/plain")
+            .or_else(|| self.bundle.values().next())
+            .and_then(Value::as_str)
+    }
+    fn to_json(&self) -> Value {
+        Value::Object(self.bundle.clone())
+    }
+}
+
+/// Whether this process runs inside the forja kernel (the side channel exists).
+pub fn in_kernel() -> bool {
+    std::env::var_os(SOCKET_ENV).is_some()
+}
+
+/// Sends one frame to the kernel. Returns `Ok(false)` outside the kernel.
+fn send_frame(frame: &Value) -> Result<bool> {
+    let Some(path) = std::env::var_os(SOCKET_ENV) else {
+        return Ok(false);
+    };
+    // Keep ordering with ordinary output: what was printed before the display
+    // reaches the kernel's output pump first.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let mut line = serde_json::to_vec(frame).map_err(|e| Error::Display(e.to_string()))?;
+    line.push(b'\n');
+    let mut stream = UnixStream::connect(&path)
+        .map_err(|e| Error::Display(format!("{}: {e}", path.to_string_lossy())))?;
+    stream
+        .write_all(&line)
+        .map_err(|e| Error::Display(e.to_string()))?;
+    Ok(true)
+}
+
+fn new_display_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("forja-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// A display that can be updated in place while the cell runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayHandle {
+    id: String,
+    mime: String,
+}
+
+impl DisplayHandle {
+    /// The `display_id` the kernel uses for this display.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Replaces the content, keeping the MIME type the display was made with.
+    ///
+    /// ```
+    /// let h = forja::display::markdown("**0 %**").unwrap();
+    /// h.update("**100 %**").unwrap();
+    /// ```
+    pub fn update(&self, content: impl Into<String>) -> Result<()> {
+        let data = Data::new().with(&self.mime, content);
+        self.update_data(&data)
+    }
+
+    /// Replaces the content with a whole bundle.
+    pub fn update_data(&self, data: &Data) -> Result<()> {
+        let frame = json!({"type": "update_display_data", "data": data.to_json(),
+                           "metadata": {}, "display_id": self.id});
+        if !send_frame(&frame)? {
+            print_plain(data);
+        }
+        Ok(())
+    }
+}
+
+fn print_plain(data: &Data) {
+    if let Some(text) = data.plain() {
+        println!("{text}");
+    }
+}
+
+/// Shows a bundle now and returns a handle to update it.
+///
+/// ```
+/// use forja::display::{Data, display};
+/// display(&Data::new().text("x = 1").html("<i>x</i> = 1")).unwrap();
+/// ```
+pub fn display(data: &Data) -> Result<DisplayHandle> {
+    let mime = data
+        .bundle
+        .keys()
+        .find(|k| *k != "text/plain")
+        .or_else(|| data.bundle.keys().next())
+        .cloned()
+        .unwrap_or_else(|| "text/plain".to_owned());
+    let handle = DisplayHandle {
+        id: new_display_id(),
+        mime,
+    };
+    let frame = json!({"type": "display_data", "data": data.to_json(), "metadata": {},
+                       "display_id": handle.id});
+    if !send_frame(&frame)? {
+        print_plain(data);
+    }
+    Ok(handle)
+}
+
+/// Shows HTML now. Outside the kernel, prints it as text.
+pub fn html(html: impl Into<String>) -> Result<DisplayHandle> {
+    display(&Data::new().html(html))
+}
+
+/// Shows Markdown now.
+pub fn markdown(md: impl Into<String>) -> Result<DisplayHandle> {
+    display(&Data::new().markdown(md))
+}
+
+/// Shows plain text now, as a display that can be updated.
+pub fn text(text: impl Into<String>) -> Result<DisplayHandle> {
+    display(&Data::new().text(text))
+}
+
+/// Shows an SVG picture now.
+pub fn svg(svg: impl Into<String>) -> Result<DisplayHandle> {
+    display(&Data::new().svg(svg))
+}
+
+/// Clears the cell's output; with `wait`, only when new output arrives.
+///
+/// ```
+/// forja::display::clear_output(false).unwrap();
+/// ```
+pub fn clear_output(wait: bool) -> Result<()> {
+    send_frame(&json!({"type": "clear_output", "wait": wait}))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_prefers_rich_mime_for_handle() {
+        let d = Data::new().text("t").html("<b>t</b>");
+        assert_eq!(d.plain(), Some("t"));
+        // Outside the kernel this prints and still returns a handle.
+        let h = display(&d).unwrap();
+        assert_eq!(h.mime, "text/html");
+        assert!(h.id().starts_with("forja-"));
+    }
+}
