@@ -25,6 +25,301 @@ pub enum Error {
     /// The display side channel to the kernel could not be used.
     #[error("could not send a display to the kernel: {0}")]
     Display(String),
+    // ---- processes, pipes and pools (process.rs, connection.rs, pool.rs) ----
+    /// The cell (or program) was interrupted while this call waited.
+    #[error(
+        "interrupted in process {pid}: a stop was requested (the kernel's interrupt) while \
+         forja was waiting; every forja call fails until the next cell starts"
+    )]
+    Interrupted {
+        /// The process that was waiting.
+        pid: i32,
+    },
+    /// Every writer of a pipe has closed it: nothing more can ever arrive.
+    #[error(
+        "end of file on {what} in process {pid}: every process that could send on the other \
+         end has closed it or exited, so nothing more will arrive; stop receiving here (if a \
+         message was expected, check whether the sender crashed)"
+    )]
+    Eof {
+        /// What was being read ("a pipe", "a pool worker").
+        what: &'static str,
+        /// The process that was reading.
+        pid: i32,
+    },
+    /// Sending on a pipe whose receiving end is closed everywhere.
+    #[error(
+        "process {pid} sent on a pipe whose other end is closed in every process (the \
+         receiver exited or dropped it): nobody can read this message"
+    )]
+    BrokenPipe {
+        /// The process that tried to send.
+        pid: i32,
+    },
+    /// `join`, `terminate`... on a process that was never started.
+    #[error(
+        "process {name} has not been started (in process {pid}): call start() before \
+         {what}()"
+    )]
+    ProcessNotStarted {
+        /// The name of the `Process`.
+        name: String,
+        /// What was attempted ("join", "terminate"...).
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+    },
+    /// `start()` twice on one `Process`.
+    #[error(
+        "process {name} was already started (as pid {child}); a Process runs only once: \
+         make a new Process to run the function again"
+    )]
+    AlreadyStarted {
+        /// The name of the `Process`.
+        name: String,
+        /// The pid it got when it was started.
+        child: i32,
+    },
+    /// Waiting for or signalling a process from a process that did not start it.
+    #[error(
+        "process {name} (pid {child}) was started by process {parent}, so only that \
+         process can {what} it, not process {pid}"
+    )]
+    NotOurChild {
+        /// The name of the `Process`.
+        name: String,
+        /// Its pid.
+        child: i32,
+        /// The process that started it.
+        parent: i32,
+        /// What was attempted.
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+    },
+    /// The cap on live children was reached (fork-bomb protection).
+    #[error(
+        "process {pid} already has {limit} live child processes, the limit: join() the \
+         ones that finished (or stop ones you no longer need) before starting more; the \
+         limit protects the machine from a fork bomb and can be changed with the \
+         FORJA_MAX_CHILDREN environment variable"
+    )]
+    TooManyChildren {
+        /// The cap in force.
+        limit: u32,
+        /// The process that tried to start one more.
+        pid: i32,
+    },
+    /// A pool task panicked; the worker survived.
+    #[error("a task panicked in pool worker {worker} (pid {worker_pid}): {message}")]
+    TaskPanicked {
+        /// The worker's name.
+        worker: String,
+        /// The worker's pid.
+        worker_pid: i32,
+        /// The panic message and where it happened.
+        message: String,
+    },
+    /// A pool worker died while it had tasks.
+    #[error(
+        "pool worker {worker} (pid {worker_pid}) died {how} while running a task, so that \
+         task's result is lost; the pool started a replacement worker. Was it killed, or \
+         did the task abort or call exit?"
+    )]
+    WorkerDied {
+        /// The worker's name.
+        worker: String,
+        /// The worker's pid.
+        worker_pid: i32,
+        /// How it ended ("with exit code 1", "killed by signal 9").
+        how: String,
+    },
+    /// The pool's initializer failed, so the pool cannot run tasks.
+    #[error(
+        "the pool's initializer failed in worker pid {worker_pid}: {message}; fix the \
+         initializer and make a new Pool"
+    )]
+    PoolInitializerFailed {
+        /// The worker where it failed.
+        worker_pid: i32,
+        /// What happened.
+        message: String,
+    },
+    /// Using a pool after `close()` or `terminate()`.
+    #[error(
+        "the pool is {state} (process {pid}): it takes no more tasks; make a new Pool"
+    )]
+    PoolClosed {
+        /// "closed" or "terminated".
+        state: &'static str,
+        /// The calling process.
+        pid: i32,
+    },
+    /// `Pool::join` before `close()`/`terminate()`.
+    #[error(
+        "Pool::join() in process {pid} would wait forever: call close() (or terminate()) \
+         first, then join()"
+    )]
+    PoolStillOpen {
+        /// The calling process.
+        pid: i32,
+    },
+    /// A message could not be encoded or decoded.
+    #[error(
+        "could not {action} a message for {what} in process {pid}: {message}; check that \
+         both ends use the same message type"
+    )]
+    Message {
+        /// "encode" or "decode".
+        action: &'static str,
+        /// Where ("a pipe", "a pool task").
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+        /// What the serializer said.
+        message: String,
+    },
+    /// The process registry could not be made or found.
+    #[error("the forja process registry is unusable in process {pid}: {message}")]
+    Registry {
+        /// The calling process.
+        pid: i32,
+        /// What is wrong.
+        message: String,
+    },
+    /// A blocking call gave up at its deadline.
+    #[error(
+        "{what} timed out in process {pid}: nothing happened before the deadline; \
+         wait longer, or check that the other processes are still running"
+    )]
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+        /// The process that waited.
+        pid: i32,
+    },
+    /// `try_put`/`put_timeout` on a queue that stayed full.
+    #[error(
+        "the queue is full (process {pid}): its maxsize was reached; use put() to wait \
+         for room, or have a consumer get() items"
+    )]
+    Full {
+        /// The process that tried to put.
+        pid: i32,
+    },
+    /// `try_get`/`get_timeout` on a queue that stayed empty.
+    #[error(
+        "the queue is empty (process {pid}): there was nothing to take; use get() to wait \
+         for an item, or check that a producer is running"
+    )]
+    Empty {
+        /// The process that tried to get.
+        pid: i32,
+    },
+    /// A process died while holding a lock; the caller now holds it instead.
+    #[error(
+        "process {pid} died while holding {what}; process {by} now holds it instead. \
+         The data it protects may be half-updated: call .recover() on it to get its \
+         guard, check or repair the data, then drop the guard"
+    )]
+    LockOwnerDied {
+        /// Which lock.
+        what: &'static str,
+        /// The process (or thread, for an `RLock`) that died holding it.
+        pid: i32,
+        /// The process that holds it now (the one that got this error).
+        by: i32,
+    },
+    /// `recover()` without a take-over from a dead owner.
+    #[error(
+        "process {pid} called recover() on {what}, but it did not take that lock over \
+         from a dead process; use acquire() instead"
+    )]
+    NothingToRecover {
+        /// Which lock.
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+    },
+    /// Releasing a lock that is not held.
+    #[error(
+        "process {pid} released {what}, which is not held: each release must pair with \
+         one acquire"
+    )]
+    NotHeld {
+        /// Which lock.
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+    },
+    /// Releasing a `BoundedSemaphore` above its initial value.
+    #[error(
+        "process {pid} released a BoundedSemaphore more times than it was acquired (its \
+         value would exceed the initial {bound}): pair each release with one acquire"
+    )]
+    SemaphoreOverReleased {
+        /// The initial (maximum) value.
+        bound: u32,
+        /// The calling process.
+        pid: i32,
+    },
+    /// A barrier was broken by a timeout, `abort()` or `reset()`.
+    #[error(
+        "the barrier is broken (seen in process {pid}): a waiter timed out, or abort() or \
+         reset() was called; call reset() before using it again"
+    )]
+    BrokenBarrier {
+        /// The process that saw it.
+        pid: i32,
+    },
+    /// `task_done()` called more often than items were put.
+    #[error(
+        "task_done() was called more times than items were put (process {pid}): call it \
+         exactly once for each item taken with get()"
+    )]
+    TooManyTaskDone {
+        /// The calling process.
+        pid: i32,
+    },
+    /// `put` after `close()` on this process's queue handle.
+    #[error(
+        "process {pid} closed this queue and then tried to put on it: close() means this \
+         process puts no more items; put before closing"
+    )]
+    QueueClosed {
+        /// The calling process.
+        pid: i32,
+    },
+    /// A process died in the middle of streaming a large item through a queue.
+    #[error(
+        "a process died while moving a large item through the queue (seen in process \
+         {pid}); the queue's contents can no longer be trusted: make a new queue"
+    )]
+    QueueCorrupted {
+        /// The process that noticed.
+        pid: i32,
+    },
+    /// An item could not be encoded or decoded.
+    #[error(
+        "could not {action} a queue item in process {pid}: {message}; check that every \
+         process uses the same item type"
+    )]
+    Codec {
+        /// "encode" or "decode".
+        action: &'static str,
+        /// The calling process.
+        pid: i32,
+        /// What the serializer said.
+        message: String,
+    },
+    /// An argument out of its allowed range.
+    #[error("invalid argument in process {pid}: {message}")]
+    InvalidArgument {
+        /// What is wrong and what is allowed.
+        message: String,
+        /// The calling process.
+        pid: i32,
+    },
 }
 
 impl Error {

@@ -19,10 +19,18 @@
 
 pub mod display;
 pub mod error;
+mod interrupt;
+pub mod shm;
+pub mod sync;
 
 pub use error::{Error, Result};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore, SemaphoreGuard,
+};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {
     pub use crate::error::{Error, Result};
+    pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 }

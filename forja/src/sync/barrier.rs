@@ -1,0 +1,242 @@
+//! [`Barrier`]: a meeting point for a fixed number of processes (Python's
+//! `multiprocessing.Barrier`, without the `action` callable).
+//!
+//! Each [`wait`](Barrier::wait) blocks until `parties` processes are waiting,
+//! then all are released together and the barrier is ready for the next
+//! round. A waiter that times out, [`abort`](Barrier::abort) or
+//! [`reset`](Barrier::reset) *breaks* it: current and later waiters get
+//! [`Error::BrokenBarrier`] until `reset`.
+
+use super::futex::{self, Woke, deadline_after, my_pid};
+use super::raw_lock::LockWord;
+use crate::error::{Error, Result};
+use crate::shm::ShmBox;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+#[repr(C)]
+struct BarrierState {
+    /// Guards `count`, `broken` and `broken_generation` changes.
+    lock: LockWord,
+    parties: u32,
+    count: AtomicU32,
+    /// The futex word: bumped when a round ends or the barrier breaks.
+    generation: AtomicU32,
+    broken: AtomicU32,
+    broken_generation: AtomicU32,
+}
+
+/// A barrier for `parties` processes forked after it was made.
+///
+/// ```
+/// let barrier = forja::Barrier::new(1).unwrap();
+/// assert_eq!(barrier.wait().unwrap(), 0); // one party: passes at once
+/// assert_eq!(barrier.parties(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Barrier {
+    state: ShmBox<BarrierState>,
+}
+
+struct Held<'a>(&'a LockWord);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+impl Barrier {
+    /// Makes a barrier for `parties` processes (at least 1).
+    ///
+    /// ```
+    /// assert!(forja::Barrier::new(0).is_err());
+    /// assert_eq!(forja::Barrier::new(3).unwrap().n_waiting(), 0);
+    /// ```
+    pub fn new(parties: u32) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidArgument {
+                message: "a Barrier needs at least 1 party".into(),
+                pid: my_pid() as i32,
+            });
+        }
+        let st = BarrierState {
+            lock: LockWord::new(),
+            parties,
+            count: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
+            broken: AtomicU32::new(0),
+            broken_generation: AtomicU32::new(0),
+        };
+        // Safety: atomics, a lock word and a constant.
+        Ok(Barrier {
+            state: unsafe { ShmBox::new(st, 0, 1)? },
+        })
+    }
+
+    fn hold(&self) -> Result<Held<'_>> {
+        // The critical sections are a few stores; a holder that died in one
+        // leaves consistent-enough state, so a take-over is simply accepted.
+        self.state
+            .lock
+            .lock(my_pid(), None, "a Barrier's internal lock")?;
+        Ok(Held(&self.state.lock))
+    }
+
+    fn broken_error() -> Error {
+        Error::BrokenBarrier {
+            pid: my_pid() as i32,
+        }
+    }
+
+    /// Breaks the current round (lock held).
+    fn break_locked(&self) {
+        let st = &*self.state;
+        let g = st.generation.load(Ordering::Relaxed);
+        st.broken.store(1, Ordering::Relaxed);
+        st.broken_generation.store(g, Ordering::Relaxed);
+        st.count.store(0, Ordering::Relaxed);
+        st.generation.store(g.wrapping_add(1), Ordering::Release);
+        futex::wake(&st.generation, u32::MAX);
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
+        let st = &*self.state;
+        let (index, generation) = {
+            let _held = self.hold()?;
+            if st.broken.load(Ordering::Relaxed) != 0 {
+                return Err(Self::broken_error());
+            }
+            let index = st.count.load(Ordering::Relaxed);
+            let g = st.generation.load(Ordering::Relaxed);
+            if index + 1 == st.parties {
+                st.count.store(0, Ordering::Relaxed);
+                st.generation.store(g.wrapping_add(1), Ordering::Release);
+                futex::wake(&st.generation, u32::MAX);
+                return Ok(index);
+            }
+            st.count.store(index + 1, Ordering::Relaxed);
+            (index, g)
+        };
+        loop {
+            let now = st.generation.load(Ordering::Acquire);
+            if now != generation {
+                let _held = self.hold()?;
+                if st.broken.load(Ordering::Relaxed) != 0
+                    && st.broken_generation.load(Ordering::Relaxed) == generation
+                {
+                    return Err(Self::broken_error());
+                }
+                return Ok(index);
+            }
+            let slice = match futex::slice_until(deadline, "waiting at a Barrier") {
+                Ok(s) => s,
+                Err(Error::Timeout { .. }) => {
+                    let _held = self.hold()?;
+                    if st.generation.load(Ordering::Relaxed) == generation {
+                        self.break_locked();
+                    }
+                    continue; // sees the new generation and reports
+                }
+                Err(e) => return Err(e),
+            };
+            if futex::wait(&st.generation, generation, slice) == Woke::TimedOut {
+                if let Err(e) = crate::interrupt::check() {
+                    let _held = self.hold()?;
+                    if st.generation.load(Ordering::Relaxed) == generation {
+                        self.break_locked();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Waits until `parties` processes wait, then returns this process's
+    /// arrival index (`0..parties`), as Python does.
+    ///
+    /// ```
+    /// let b = forja::Barrier::new(1).unwrap();
+    /// assert_eq!(b.wait().unwrap(), 0);
+    /// ```
+    pub fn wait(&self) -> Result<u32> {
+        self.wait_until(None)
+    }
+
+    /// Like [`wait`](Barrier::wait); after `timeout` the barrier breaks and
+    /// every waiter gets [`Error::BrokenBarrier`].
+    ///
+    /// ```
+    /// let b = forja::Barrier::new(2).unwrap();
+    /// let r = b.wait_timeout(std::time::Duration::from_millis(5));
+    /// assert!(matches!(r, Err(forja::Error::BrokenBarrier { .. })));
+    /// assert!(b.broken());
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    /// Breaks the barrier: current and later waiters get
+    /// [`Error::BrokenBarrier`] until [`reset`](Barrier::reset).
+    ///
+    /// ```
+    /// let b = forja::Barrier::new(2).unwrap();
+    /// b.abort().unwrap();
+    /// assert!(b.wait().is_err());
+    /// ```
+    pub fn abort(&self) -> Result<()> {
+        let _held = self.hold()?;
+        if self.state.broken.load(Ordering::Relaxed) == 0 {
+            self.break_locked();
+        }
+        Ok(())
+    }
+
+    /// Returns the barrier to its empty, unbroken state; processes waiting on
+    /// it right now get [`Error::BrokenBarrier`].
+    ///
+    /// ```
+    /// let b = forja::Barrier::new(2).unwrap();
+    /// b.abort().unwrap();
+    /// b.reset().unwrap();
+    /// assert!(!b.broken());
+    /// ```
+    pub fn reset(&self) -> Result<()> {
+        let _held = self.hold()?;
+        let st = &*self.state;
+        if st.count.load(Ordering::Relaxed) > 0 {
+            self.break_locked();
+        }
+        st.broken.store(0, Ordering::Relaxed);
+        st.count.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many processes must wait for the barrier to open.
+    ///
+    /// ```
+    /// assert_eq!(forja::Barrier::new(4).unwrap().parties(), 4);
+    /// ```
+    pub fn parties(&self) -> u32 {
+        self.state.parties
+    }
+
+    /// How many processes are waiting right now.
+    ///
+    /// ```
+    /// assert_eq!(forja::Barrier::new(4).unwrap().n_waiting(), 0);
+    /// ```
+    pub fn n_waiting(&self) -> u32 {
+        self.state.count.load(Ordering::Relaxed)
+    }
+
+    /// Whether the barrier is broken.
+    ///
+    /// ```
+    /// assert!(!forja::Barrier::new(2).unwrap().broken());
+    /// ```
+    pub fn broken(&self) -> bool {
+        self.state.broken.load(Ordering::Relaxed) != 0
+    }
+}

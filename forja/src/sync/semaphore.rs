@@ -1,0 +1,311 @@
+//! [`Semaphore`] and [`BoundedSemaphore`] between processes (Python's
+//! `multiprocessing.Semaphore` / `BoundedSemaphore`).
+//!
+//! A counter in shared memory: `acquire` waits until it is above zero and
+//! decrements it, `release` increments it and wakes one waiter. A semaphore
+//! has no owner, so a process dying while it holds a unit does not give the
+//! unit back (as in Python).
+
+use super::futex::{self, Woke, deadline_after, my_pid};
+use crate::error::{Error, Result};
+use crate::shm::ShmBox;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+#[repr(C)]
+struct SemState {
+    value: AtomicU32,
+    waiters: AtomicU32,
+    /// `u32::MAX` for an unbounded semaphore.
+    bound: u32,
+}
+
+#[derive(Debug, Clone)]
+struct SemCore {
+    state: ShmBox<SemState>,
+}
+
+impl SemCore {
+    fn new(value: u32, bound: u32) -> Result<SemCore> {
+        let st = SemState {
+            value: AtomicU32::new(value),
+            waiters: AtomicU32::new(0),
+            bound,
+        };
+        // Safety: atomics and a constant.
+        Ok(SemCore {
+            state: unsafe { ShmBox::new(st, 0, 1)? },
+        })
+    }
+
+    #[inline]
+    fn try_down(&self) -> bool {
+        let mut v = self.state.value.load(Ordering::Relaxed);
+        while v > 0 {
+            match self.state.value.compare_exchange_weak(
+                v,
+                v - 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
+        }
+        false
+    }
+
+    fn down(&self, deadline: Option<Instant>, what: &'static str) -> Result<()> {
+        loop {
+            if self.try_down() {
+                return Ok(());
+            }
+            let slice = futex::slice_until(deadline, what)?;
+            self.state.waiters.fetch_add(1, Ordering::SeqCst);
+            let woke = futex::wait(&self.state.value, 0, slice);
+            self.state.waiters.fetch_sub(1, Ordering::SeqCst);
+            if woke == Woke::TimedOut {
+                crate::interrupt::check()?;
+            }
+        }
+    }
+
+    fn up(&self) -> Result<()> {
+        let st = &*self.state;
+        let mut v = st.value.load(Ordering::Relaxed);
+        loop {
+            if v >= st.bound {
+                return Err(Error::SemaphoreOverReleased {
+                    bound: st.bound,
+                    pid: my_pid() as i32,
+                });
+            }
+            match st
+                .value
+                .compare_exchange_weak(v, v + 1, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => v = now,
+            }
+        }
+        if st.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake(&st.value, 1);
+        }
+        Ok(())
+    }
+
+    fn value(&self) -> u32 {
+        self.state.value.load(Ordering::Relaxed)
+    }
+}
+
+/// A counting semaphore shared by processes forked after it was made.
+///
+/// ```
+/// let sem = forja::Semaphore::new(2).unwrap();
+/// let a = sem.acquire().unwrap();
+/// let b = sem.acquire().unwrap();
+/// assert!(sem.try_acquire().is_none()); // both units taken
+/// drop(a);
+/// assert_eq!(sem.value(), 1);
+/// # drop(b);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Semaphore {
+    core: SemCore,
+}
+
+/// One unit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it gives the
+/// unit back.
+///
+/// ```
+/// let sem = forja::Semaphore::new(1).unwrap();
+/// let unit = sem.acquire().unwrap();
+/// assert_eq!(sem.value(), 0);
+/// drop(unit);
+/// assert_eq!(sem.value(), 1);
+/// ```
+#[derive(Debug)]
+#[must_use = "the unit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    core: &'a SemCore,
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the unit after the guard is gone; give it back later with
+    /// `release()`.
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(1).unwrap();
+    /// sem.acquire().unwrap().forget();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release().unwrap();
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.core.up();
+    }
+}
+
+impl Semaphore {
+    /// Makes a semaphore with `value` units.
+    ///
+    /// ```
+    /// assert_eq!(forja::Semaphore::new(3).unwrap().value(), 3);
+    /// ```
+    pub fn new(value: u32) -> Result<Semaphore> {
+        Ok(Semaphore {
+            core: SemCore::new(value, u32::MAX)?,
+        })
+    }
+
+    /// Waits for a unit and takes it.
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(1).unwrap();
+    /// let _unit = sem.acquire().unwrap();
+    /// ```
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
+        self.core.down(None, "acquiring a Semaphore")?;
+        Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Like [`acquire`](Semaphore::acquire), giving up with
+    /// [`Error::Timeout`] after `timeout`.
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(0).unwrap();
+    /// let r = sem.acquire_timeout(std::time::Duration::from_millis(10));
+    /// assert!(matches!(r, Err(forja::Error::Timeout { .. })));
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        self.core
+            .down(deadline_after(timeout), "acquiring a Semaphore")?;
+        Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a unit only if one is free right now.
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(0).unwrap();
+    /// assert!(sem.try_acquire().is_none());
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_down()
+            .then_some(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Adds a unit (any process may; a plain semaphore has no upper bound).
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(0).unwrap();
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        self.core.up()
+    }
+
+    /// The number of free units right now.
+    ///
+    /// ```
+    /// assert_eq!(forja::Semaphore::new(5).unwrap().value(), 5);
+    /// ```
+    pub fn value(&self) -> u32 {
+        self.core.value()
+    }
+}
+
+/// A semaphore that refuses to be released above its initial value
+/// ([`Error::SemaphoreOverReleased`]), which catches unpaired releases.
+///
+/// ```
+/// let sem = forja::BoundedSemaphore::new(1).unwrap();
+/// assert!(sem.release().is_err()); // nothing was acquired
+/// let unit = sem.acquire().unwrap();
+/// drop(unit);
+/// assert_eq!(sem.value(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BoundedSemaphore {
+    core: SemCore,
+}
+
+impl BoundedSemaphore {
+    /// Makes a bounded semaphore with `value` units, which is also its maximum.
+    ///
+    /// ```
+    /// assert_eq!(forja::BoundedSemaphore::new(2).unwrap().value(), 2);
+    /// ```
+    pub fn new(value: u32) -> Result<BoundedSemaphore> {
+        Ok(BoundedSemaphore {
+            core: SemCore::new(value, value)?,
+        })
+    }
+
+    /// Waits for a unit and takes it.
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(1).unwrap();
+    /// let _unit = sem.acquire().unwrap();
+    /// assert_eq!(sem.value(), 0);
+    /// ```
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
+        self.core.down(None, "acquiring a BoundedSemaphore")?;
+        Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Like [`acquire`](BoundedSemaphore::acquire), giving up with
+    /// [`Error::Timeout`] after `timeout`.
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(0).unwrap();
+    /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        self.core
+            .down(deadline_after(timeout), "acquiring a BoundedSemaphore")?;
+        Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a unit only if one is free right now.
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(1).unwrap();
+    /// assert!(sem.try_acquire().is_some());
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_down()
+            .then_some(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Gives a unit back; above the initial value this is
+    /// [`Error::SemaphoreOverReleased`].
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(1).unwrap();
+    /// sem.acquire().unwrap().forget();
+    /// sem.release().unwrap();
+    /// assert!(sem.release().is_err());
+    /// ```
+    pub fn release(&self) -> Result<()> {
+        self.core.up()
+    }
+
+    /// The number of free units right now.
+    ///
+    /// ```
+    /// assert_eq!(forja::BoundedSemaphore::new(4).unwrap().value(), 4);
+    /// ```
+    pub fn value(&self) -> u32 {
+        self.core.value()
+    }
+}

@@ -1,0 +1,280 @@
+//! [`Value`] and [`RawValue`]: one plain-data value in shared memory
+//! (Python's `multiprocessing.Value` with and without `lock=True`).
+//!
+//! Make it before forking; parent and children then read and write the same
+//! memory. `Value` carries its own [`Lock`](crate::Lock)-style lock:
+//! [`get_lock`](Value::get_lock) returns a guard that derefs to `&mut T`, so a
+//! read-modify-write such as `*v.get_lock()? += 1` is safe from lost updates.
+//! `RawValue` has no lock, for showing what goes wrong without one.
+//!
+//! ```
+//! let counter = forja::Value::new(0u64).unwrap();
+//! *counter.get_lock().unwrap() += 1;
+//! assert_eq!(counter.load().unwrap(), 1);
+//! ```
+
+use crate::error::{Error, Result};
+use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
+use crate::sync::futex::{deadline_after, my_pid};
+use crate::sync::raw_lock::{LockWord, lock_or_report};
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+const WHAT: &str = "a Value's lock";
+
+#[repr(C)]
+struct ValueCell<T> {
+    lock: LockWord,
+    value: UnsafeCell<T>,
+}
+
+// Safety: `value` is only reached through a guard holding `lock`.
+unsafe impl<T: Shareable> Sync for ValueCell<T> {}
+
+/// A `T` in shared memory with its own lock.
+///
+/// ```
+/// let v = forja::Value::new(1.5f64).unwrap();
+/// v.store(2.5).unwrap();
+/// assert_eq!(v.load().unwrap(), 2.5);
+/// ```
+pub struct Value<T: Shareable> {
+    cell: ShmBox<ValueCell<T>>,
+}
+
+impl<T: Shareable> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.load() {
+            Ok(v) => f.debug_tuple("Value").field(&v).finish(),
+            Err(_) => f.write_str("Value(<lock unavailable>)"),
+        }
+    }
+}
+
+/// Holds a [`Value`]'s lock and gives `&T` / `&mut T`; dropping it releases
+/// the lock.
+///
+/// ```
+/// let v = forja::Value::new([0u8; 4]).unwrap();
+/// let mut g = v.get_lock().unwrap();
+/// g[2] = 9;
+/// drop(g);
+/// assert_eq!(v.load().unwrap(), [0, 0, 9, 0]);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ValueGuard<'a, T: Shareable> {
+    cell: &'a ValueCell<T>,
+}
+
+impl<T: Shareable> Value<T> {
+    /// Puts `value` in new shared memory.
+    ///
+    /// ```
+    /// let flag = forja::Value::new(true).unwrap();
+    /// assert!(flag.load().unwrap());
+    /// ```
+    pub fn new(value: T) -> Result<Value<T>> {
+        let cell = ValueCell {
+            lock: LockWord::new(),
+            value: UnsafeCell::new(value),
+        };
+        // Safety: a lock word and plain data guarded by it.
+        Ok(Value {
+            cell: unsafe { ShmBox::new(cell, 0, 1)? },
+        })
+    }
+
+    fn guard_until(&self, deadline: Option<Instant>) -> Result<ValueGuard<'_, T>> {
+        lock_or_report(&self.cell.lock, my_pid(), deadline, WHAT)?;
+        Ok(ValueGuard { cell: &self.cell })
+    }
+
+    /// Waits for the lock and returns a guard giving `&mut T`.
+    ///
+    /// If a process died holding it, this process takes it over and gets
+    /// [`Error::LockOwnerDied`]; call [`recover`](Value::recover) for the guard.
+    ///
+    /// ```
+    /// let v = forja::Value::new(10i32).unwrap();
+    /// *v.get_lock().unwrap() -= 3;
+    /// assert_eq!(v.load().unwrap(), 7);
+    /// ```
+    #[inline]
+    pub fn get_lock(&self) -> Result<ValueGuard<'_, T>> {
+        self.guard_until(None)
+    }
+
+    /// Like [`get_lock`](Value::get_lock), giving up with
+    /// [`Error::Timeout`] after `timeout`.
+    ///
+    /// ```
+    /// let v = forja::Value::new(0u8).unwrap();
+    /// let _g = v.get_lock().unwrap();
+    /// assert!(v.get_lock_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// ```
+    pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
+        self.guard_until(deadline_after(timeout))
+    }
+
+    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
+    /// process took over: check or repair the value, then drop it.
+    ///
+    /// ```
+    /// let v = forja::Value::new(0u8).unwrap();
+    /// assert!(v.recover().is_err()); // nobody died
+    /// ```
+    pub fn recover(&self) -> Result<ValueGuard<'_, T>> {
+        match self.cell.lock.take_recovery(my_pid()) {
+            Some(_) => Ok(ValueGuard { cell: &self.cell }),
+            None => Err(Error::NothingToRecover {
+                what: WHAT,
+                pid: my_pid() as i32,
+            }),
+        }
+    }
+
+    /// Reads the value under the lock.
+    ///
+    /// ```
+    /// assert_eq!(forja::Value::new('ñ').unwrap().load().unwrap(), 'ñ');
+    /// ```
+    pub fn load(&self) -> Result<T> {
+        Ok(*self.get_lock()?)
+    }
+
+    /// Writes the value under the lock.
+    ///
+    /// ```
+    /// let v = forja::Value::new(0u16).unwrap();
+    /// v.store(5).unwrap();
+    /// assert_eq!(v.load().unwrap(), 5);
+    /// ```
+    pub fn store(&self, value: T) -> Result<()> {
+        *self.get_lock()? = value;
+        Ok(())
+    }
+}
+
+impl<T: Shareable> Deref for ValueGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // Safety: we hold the lock.
+        unsafe { &*self.cell.value.get() }
+    }
+}
+
+impl<T: Shareable> DerefMut for ValueGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // Safety: we hold the lock.
+        unsafe { &mut *self.cell.value.get() }
+    }
+}
+
+impl<T: Shareable> Drop for ValueGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.cell.lock.unlock_if_owner(my_pid());
+    }
+}
+
+impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ValueGuard").field(&**self).finish()
+    }
+}
+
+#[repr(C)]
+struct RawCell<T> {
+    value: UnsafeCell<T>,
+}
+
+// Safety: only reached through racy_load/racy_store (relaxed atomics).
+unsafe impl<T: Shareable> Sync for RawCell<T> {}
+
+/// A `T` in shared memory *without* a lock, for race-condition demos
+/// (Python's `Value(..., lock=False)`).
+///
+/// [`load`](RawValue::load) and [`store`](RawValue::store) are each one
+/// separate read or write (relaxed atomic accesses, chunk by chunk, never a
+/// read-modify-write). So when two processes both run
+/// `v.store(v.load() + 1)`, one can read the old value after the other read
+/// it and before it wrote back: an update is lost. That is a *race
+/// condition*, a logic error, and the point of the demo. It is not undefined
+/// behaviour: the accesses are atomic per chunk (at most 8 bytes), so a
+/// value wider than 8 bytes may mix halves of two writes, but never holds an
+/// invalid `bool` or `char`. Use [`Value`] for correct code.
+///
+/// ```
+/// let v = forja::RawValue::new(0u64).unwrap();
+/// v.store(v.load() + 1); // fine in one process; racy across several
+/// assert_eq!(v.load(), 1);
+/// ```
+pub struct RawValue<T: Shareable> {
+    cell: ShmBox<RawCell<T>>,
+}
+
+impl<T: Shareable> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RawValue").field(&self.load()).finish()
+    }
+}
+
+impl<T: Shareable> RawValue<T> {
+    /// Puts `value` in new shared memory, without a lock.
+    ///
+    /// ```
+    /// assert_eq!(forja::RawValue::new(3i8).unwrap().load(), 3);
+    /// ```
+    pub fn new(value: T) -> Result<RawValue<T>> {
+        let cell = RawCell {
+            value: UnsafeCell::new(value),
+        };
+        // Safety: accessed only with racy_load/racy_store.
+        Ok(RawValue {
+            cell: unsafe { ShmBox::new(cell, 0, 1)? },
+        })
+    }
+
+    /// One unsynchronised read.
+    ///
+    /// ```
+    /// assert_eq!(forja::RawValue::new(false).unwrap().load(), false);
+    /// ```
+    #[inline]
+    pub fn load(&self) -> T {
+        // Safety: valid, aligned, mapped while `self` lives.
+        unsafe { racy_load(self.cell.value.get()) }
+    }
+
+    /// One unsynchronised write.
+    ///
+    /// ```
+    /// let v = forja::RawValue::new(0.0f32).unwrap();
+    /// v.store(1.0);
+    /// assert_eq!(v.load(), 1.0);
+    /// ```
+    #[inline]
+    pub fn store(&self, value: T) {
+        // Safety: valid, aligned, mapped while `self` lives.
+        unsafe { racy_store(self.cell.value.get(), value) }
+    }
+}

@@ -1,0 +1,283 @@
+//! The output router: turns side-channel frames into iopub messages under the
+//! running cell, batching stream text.
+//!
+//! Stream text is held at most [`FLUSH_AFTER`] (or until [`MAX_BATCH`] bytes)
+//! and sent as one `stream` message, so a cell printing 100,000 lines sends a
+//! few hundred messages, while a `print!` without newline still shows within
+//! tens of milliseconds. Output that arrives between cells is kept and shown
+//! in the next cell's output.
+
+use crate::side_channel::Frame;
+use crate::wire;
+use jupyter_protocol::JupyterMessage;
+use serde_json::json;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Longest time stream text waits before it is sent.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Largest stream message.
+pub const MAX_BATCH: usize = 256 * 1024;
+/// How much of a cell's stderr is kept to describe a panic.
+const STDERR_KEEP: usize = 64 * 1024;
+
+/// Commands from the session to the router.
+pub enum Command {
+    /// A cell starts: publish its output under `parent`. Answers with the
+    /// number of end-of-cell marks seen so far.
+    Begin(Box<JupyterMessage>, oneshot::Sender<u64>),
+    /// A cell ended: wait (at most `timeout`) until more than `seen` end-of-cell
+    /// marks arrived, publish everything pending and answer with what was
+    /// learnt about the cell.
+    End {
+        /// End-of-cell marks seen when the cell began.
+        seen: u64,
+        /// Whether to wait for the runner's end-of-cell mark.
+        wait_for_mark: bool,
+        /// Longest wait.
+        timeout: Duration,
+        /// The answer.
+        reply: oneshot::Sender<CellReport>,
+    },
+    /// Publish pending stream text now (before an input request).
+    Flush(oneshot::Sender<()>),
+}
+
+/// What the router learnt about a cell.
+#[derive(Debug, Default, Clone)]
+pub struct CellReport {
+    /// The cell's code panicked.
+    pub panicked: bool,
+    /// The panic's message and location, from the cell's stderr.
+    pub panic_lines: Vec<String>,
+}
+
+struct Router {
+    iopub: mpsc::UnboundedSender<JupyterMessage>,
+    parent: Option<JupyterMessage>,
+    buf_name: String,
+    buf: String,
+    deadline: Option<Instant>,
+    between_cells: Vec<Frame>,
+    cell_ends: u64,
+    panicked: bool,
+    stderr: String,
+    pending_end: Option<(u64, Instant, oneshot::Sender<CellReport>)>,
+}
+
+/// Starts the router task.
+pub fn spawn(
+    iopub: mpsc::UnboundedSender<JupyterMessage>,
+    mut frames: mpsc::UnboundedReceiver<Frame>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut r = Router {
+        iopub,
+        parent: None,
+        buf_name: String::new(),
+        buf: String::new(),
+        deadline: None,
+        between_cells: Vec::new(),
+        cell_ends: 0,
+        panicked: false,
+        stderr: String::new(),
+        pending_end: None,
+    };
+    tokio::spawn(async move {
+        loop {
+            let wake = match (&r.deadline, &r.pending_end) {
+                (Some(d), Some((_, e, _))) => Some((*d).min(*e)),
+                (Some(d), None) => Some(*d),
+                (None, Some((_, e, _))) => Some(*e),
+                (None, None) => None,
+            };
+            let sleep = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                f = frames.recv() => match f {
+                    Some(f) => r.frame(f),
+                    None => return,
+                },
+                c = commands.recv() => match c {
+                    Some(c) => r.command(c),
+                    None => return,
+                },
+                _ = sleep => {
+                    let now = Instant::now();
+                    if r.deadline.is_some_and(|d| d <= now) {
+                        r.flush();
+                    }
+                    if r.pending_end.as_ref().is_some_and(|(_, e, _)| *e <= now) {
+                        r.finish_end();
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl Router {
+    fn publish(&self, msg_type: &str, content: serde_json::Value) {
+        if let Some(p) = &self.parent {
+            let _ = self.iopub.send(wire::child_json(p, msg_type, content));
+        }
+    }
+
+    fn flush(&mut self) {
+        self.deadline = None;
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut self.buf);
+        self.publish("stream", json!({"name": self.buf_name, "text": text}));
+    }
+
+    fn frame(&mut self, f: Frame) {
+        if self.parent.is_none() {
+            if !matches!(f, Frame::CellEnd | Frame::Panic) {
+                self.between_cells.push(f);
+            } else if matches!(f, Frame::CellEnd) {
+                self.cell_ends += 1;
+            }
+            return;
+        }
+        match f {
+            Frame::Stream { name, text } => {
+                if name == "stderr" && self.stderr.len() < STDERR_KEEP {
+                    self.stderr.push_str(&text);
+                }
+                if name != self.buf_name {
+                    self.flush();
+                    self.buf_name = name;
+                }
+                self.buf.push_str(&text);
+                if self.buf.len() >= MAX_BATCH {
+                    self.flush();
+                } else if self.deadline.is_none() {
+                    self.deadline = Some(Instant::now() + FLUSH_AFTER);
+                }
+            }
+            Frame::CellEnd => {
+                self.cell_ends += 1;
+                if self
+                    .pending_end
+                    .as_ref()
+                    .is_some_and(|(seen, _, _)| self.cell_ends > *seen)
+                {
+                    self.finish_end();
+                }
+            }
+            Frame::Panic => self.panicked = true,
+            Frame::DisplayData {
+                data,
+                metadata,
+                display_id,
+            } => {
+                self.flush();
+                let transient = match display_id {
+                    Some(id) => json!({"display_id": id}),
+                    None => json!({}),
+                };
+                self.publish(
+                    "display_data",
+                    json!({"data": data, "metadata": metadata_or_empty(metadata), "transient": transient}),
+                );
+            }
+            Frame::UpdateDisplayData {
+                data,
+                metadata,
+                display_id,
+            } => {
+                self.flush();
+                self.publish(
+                    "update_display_data",
+                    json!({"data": data, "metadata": metadata_or_empty(metadata),
+                           "transient": {"display_id": display_id}}),
+                );
+            }
+            Frame::ClearOutput { wait } => {
+                self.flush();
+                self.publish("clear_output", json!({"wait": wait}));
+            }
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Begin(parent, reply) => {
+                self.flush();
+                self.parent = Some(*parent);
+                self.panicked = false;
+                self.stderr.clear();
+                for f in std::mem::take(&mut self.between_cells) {
+                    self.frame(f);
+                }
+                let _ = reply.send(self.cell_ends);
+            }
+            Command::End {
+                seen,
+                wait_for_mark,
+                timeout,
+                reply,
+            } => {
+                self.pending_end = Some((seen, Instant::now() + timeout, reply));
+                if !wait_for_mark || self.cell_ends > seen {
+                    self.finish_end();
+                }
+            }
+            Command::Flush(reply) => {
+                self.flush();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn finish_end(&mut self) {
+        let Some((_, _, reply)) = self.pending_end.take() else {
+            return;
+        };
+        self.flush();
+        let report = CellReport {
+            panicked: self.panicked,
+            panic_lines: panic_lines(&self.stderr),
+        };
+        self.parent = None;
+        let _ = reply.send(report);
+    }
+}
+
+fn metadata_or_empty(m: serde_json::Value) -> serde_json::Value {
+    if m.is_object() { m } else { json!({}) }
+}
+
+/// The lines of the last panic message in `stderr`.
+pub fn panic_lines(stderr: &str) -> Vec<String> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let Some(start) = lines.iter().rposition(|l| l.contains("panicked at")) else {
+        return Vec::new();
+    };
+    lines[start..]
+        .iter()
+        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE") && !l.starts_with("stack backtrace"))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_lines_finds_last_panic() {
+        let s = "hi\nthread '<unnamed>' panicked at src/lib.rs:3:1:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            super::panic_lines(s),
+            vec!["thread '<unnamed>' panicked at src/lib.rs:3:1:", "boom"]
+        );
+        assert!(super::panic_lines("nothing").is_empty());
+    }
+}

@@ -1,0 +1,52 @@
+//! Where the kernel keeps things: its private work dir, the forja crate, the
+//! workspace lock file and the prebuilt build cache.
+
+use crate::session::Config;
+use std::path::PathBuf;
+
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn env_or(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(default)
+}
+
+/// The forja crate added to every session (`FORJA_CRATE_DIR`).
+pub fn forja_dir() -> PathBuf {
+    env_or("FORJA_CRATE_DIR", || PathBuf::from(WORKSPACE).join("forja"))
+}
+
+/// The workspace `Cargo.lock` that pins forja's dependencies (`FORJA_LOCKFILE`).
+pub fn lockfile() -> PathBuf {
+    env_or("FORJA_LOCKFILE", || PathBuf::from(WORKSPACE).join("Cargo.lock"))
+}
+
+/// The prebuilt evcxr crate dir made by `forja-kernel prebuild` (`FORJA_PREBUILT`).
+pub fn prebuilt() -> PathBuf {
+    env_or("FORJA_PREBUILT", || PathBuf::from(WORKSPACE).join("target/forja-prebuilt"))
+}
+
+/// A fresh private directory for this kernel process.
+pub fn kernel_workdir() -> std::io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = base.join(format!("forja-kernel-{}-{nanos:x}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The session configuration for a kernel whose evcxr crate lives in `crate_dir`.
+pub fn session_config(crate_dir: PathBuf) -> Config {
+    let forja = forja_dir();
+    Config {
+        forja_dir: forja.join("Cargo.toml").exists().then_some(forja),
+        lockfile: Some(lockfile()),
+        crate_dir,
+        prebuilt: Some(prebuilt()),
+    }
+}

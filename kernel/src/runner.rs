@@ -1,0 +1,375 @@
+//! The runner side of the kernel: code that runs inside evcxr's runner process.
+//!
+//! evcxr re-runs `forja-kernel` as its runner and reads the runner's stdout
+//! line by line, looking for its control lines (`EVCXR_EXECUTION_COMPLETE`,
+//! `EVCXR_BEGIN_CONTENT`, ...) mixed with user output. A cell that ends with a
+//! flushed partial line glues user text to the end-of-cell marker and evcxr
+//! waits forever. So the runner owns its output: fds 1 and 2 become pipes that
+//! an output pump reads. The pump sends user output to the kernel over the
+//! side channel ([`crate::side_channel`]) as soon as it arrives, partial lines
+//! included, and passes evcxr's control lines, whole, to evcxr's real stdout.
+
+use crate::side_channel::{Frame, SOCKET_ENV};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Environment variable listing the runner's private fds; forja closes them in
+/// every child it forks, so a child never keeps evcxr's pipe open.
+pub const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
+
+const MARKER: &[u8] = b"EVCXR_";
+const EXECUTION_COMPLETE: &[u8] = b"EVCXR_EXECUTION_COMPLETE";
+const BEGIN_CONTENT: &[u8] = b"EVCXR_BEGIN_CONTENT";
+const END_CONTENT: &[u8] = b"EVCXR_END_CONTENT";
+const PANIC_NOTIFICATION: &[u8] = b"EVCXR_PANIC_NOTIFICATION";
+/// How long a possible start of a control line is held back before it is
+/// treated as user output.
+const HOLD_BACK: Duration = Duration::from_millis(15);
+
+/// If this process is evcxr's runner started by forja-kernel, install the
+/// output pump. Call before `evcxr::runtime_hook()`.
+pub fn install_if_runner() {
+    if std::env::var_os("EVCXR_IS_RUNTIME").is_none() {
+        return;
+    }
+    let Some(path) = std::env::var_os(SOCKET_ENV) else {
+        return;
+    };
+    let Ok(stream) = UnixStream::connect(&path) else {
+        return;
+    };
+    if let Err(e) = install(stream) {
+        eprintln!("forja runner: could not install the output pump: {e}");
+    }
+}
+
+fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh fds that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn install(stream: UnixStream) -> std::io::Result<()> {
+    // A process group of its own: the kernel can stop the runner and every
+    // process a cell started with one killpg.
+    // SAFETY: plain syscalls on our own process.
+    unsafe {
+        libc::setpgid(0, 0);
+    }
+    let _ = std::io::stdout().flush();
+    // SAFETY: duplicating fd 1 into a new, close-on-exec fd.
+    let orig_out = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 10) };
+    if orig_out < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: orig_out is a fresh fd we own.
+    let orig_out = unsafe { OwnedFd::from_raw_fd(orig_out) };
+    let (out_r, out_w) = pipe_cloexec()?;
+    let (err_r, err_w) = pipe_cloexec()?;
+    // SAFETY: dup2 onto the standard fds; out_w and err_w stay valid until dropped.
+    unsafe {
+        if libc::dup2(out_w.as_raw_fd(), 1) < 0 || libc::dup2(err_w.as_raw_fd(), 2) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    drop((out_w, err_w));
+    // SAFETY: single-threaded at this point of start-up.
+    unsafe {
+        std::env::set_var(
+            RUNNER_FDS_ENV,
+            format!(
+                "{},{},{},{}",
+                orig_out.as_raw_fd(),
+                out_r.as_raw_fd(),
+                err_r.as_raw_fd(),
+                stream.as_raw_fd()
+            ),
+        );
+    }
+    let sink = Arc::new(Mutex::new(stream));
+    let evcxr_out = std::fs::File::from(orig_out);
+    {
+        let sink = sink.clone();
+        std::thread::Builder::new()
+            .name("forja-stdout-pump".into())
+            .spawn(move || StdoutPump::new(sink, evcxr_out).run(std::fs::File::from(out_r)))?;
+    }
+    std::thread::Builder::new()
+        .name("forja-stderr-pump".into())
+        .spawn(move || pump_plain(sink, std::fs::File::from(err_r), "stderr"))?;
+    Ok(())
+}
+
+fn send(sink: &Mutex<UnixStream>, frame: &Frame) {
+    let line = frame.to_line();
+    if let Ok(mut s) = sink.lock() {
+        let _ = s.write_all(&line);
+    }
+}
+
+/// Splits `bytes` at the end of its last complete UTF-8 character.
+fn utf8_split(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => bytes.len(),
+    }
+}
+
+fn pump_plain(sink: Arc<Mutex<UnixStream>>, mut input: std::fs::File, name: &'static str) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                carry.extend_from_slice(&buf[..n]);
+                let cut = utf8_split(&carry);
+                let text = String::from_utf8_lossy(&carry[..cut]).into_owned();
+                carry.drain(..cut);
+                send(&sink, &Frame::Stream { name: name.into(), text });
+            }
+        }
+    }
+}
+
+/// Separates user output from evcxr's control lines on the runner's stdout.
+pub struct StdoutSplitter {
+    pending: Vec<u8>,
+    in_content: bool,
+}
+
+/// One piece of the runner's stdout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// User output, possibly a partial line.
+    User(String),
+    /// A whole control line for evcxr, with its newline.
+    Control(Vec<u8>),
+}
+
+impl Default for StdoutSplitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StdoutSplitter {
+    /// A splitter with nothing pending.
+    pub fn new() -> Self {
+        Self {
+            pending: Vec::new(),
+            in_content: false,
+        }
+    }
+
+    /// Whether bytes are held back waiting for more input.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Feeds bytes and returns the pieces they complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Piece> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            if self.in_content {
+                let Some(nl) = self.pending.iter().position(|&b| b == b'\n') else {
+                    break;
+                };
+                let line: Vec<u8> = self.pending.drain(..=nl).collect();
+                let body = &line[..line.len() - 1];
+                if body == END_CONTENT || body == PANIC_NOTIFICATION {
+                    self.in_content = false;
+                }
+                out.push(Piece::Control(line));
+                continue;
+            }
+            match find(&self.pending, MARKER) {
+                Some(i) => {
+                    if i > 0 {
+                        let text: Vec<u8> = self.pending.drain(..i).collect();
+                        out.push(Piece::User(String::from_utf8_lossy(&text).into_owned()));
+                    }
+                    let Some(nl) = self.pending.iter().position(|&b| b == b'\n') else {
+                        break;
+                    };
+                    let line: Vec<u8> = self.pending.drain(..=nl).collect();
+                    if line.starts_with(BEGIN_CONTENT) {
+                        self.in_content = true;
+                    }
+                    out.push(Piece::Control(line));
+                }
+                None => {
+                    let keep = marker_prefix_suffix(&self.pending);
+                    let mut cut = self.pending.len() - keep;
+                    cut = utf8_split(&self.pending[..cut]);
+                    if cut > 0 {
+                        let text: Vec<u8> = self.pending.drain(..cut).collect();
+                        out.push(Piece::User(String::from_utf8_lossy(&text).into_owned()));
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Gives up waiting: whatever is held back is user output.
+    pub fn flush(&mut self) -> Option<Piece> {
+        if self.pending.is_empty() || self.in_content {
+            return None;
+        }
+        let text = std::mem::take(&mut self.pending);
+        Some(Piece::User(String::from_utf8_lossy(&text).into_owned()))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Length of the longest suffix of `buf` that is a proper prefix of the marker.
+fn marker_prefix_suffix(buf: &[u8]) -> usize {
+    (1..MARKER.len())
+        .rev()
+        .find(|&k| buf.len() >= k && buf[buf.len() - k..] == MARKER[..k])
+        .unwrap_or(0)
+}
+
+struct StdoutPump {
+    sink: Arc<Mutex<UnixStream>>,
+    evcxr_out: std::fs::File,
+    splitter: StdoutSplitter,
+}
+
+impl StdoutPump {
+    fn new(sink: Arc<Mutex<UnixStream>>, evcxr_out: std::fs::File) -> Self {
+        Self {
+            sink,
+            evcxr_out,
+            splitter: StdoutSplitter::new(),
+        }
+    }
+
+    fn emit(&mut self, piece: Piece) {
+        match piece {
+            Piece::User(text) => send(
+                &self.sink,
+                &Frame::Stream {
+                    name: "stdout".into(),
+                    text,
+                },
+            ),
+            Piece::Control(line) => {
+                if line.starts_with(EXECUTION_COMPLETE) {
+                    // Everything before the marker has been sent; tell the
+                    // kernel so it can end the cell's output.
+                    send(&self.sink, &Frame::CellEnd);
+                } else if line.starts_with(PANIC_NOTIFICATION) {
+                    send(&self.sink, &Frame::Panic);
+                }
+                let _ = self.evcxr_out.write_all(&line);
+                let _ = self.evcxr_out.flush();
+            }
+        }
+    }
+
+    fn run(mut self, mut input: std::fs::File) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if self.splitter.has_pending() && !readable(&input, HOLD_BACK) {
+                if let Some(p) = self.splitter.flush() {
+                    self.emit(p);
+                }
+                continue;
+            }
+            match input.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for p in self.splitter.feed(&buf[..n]) {
+                        self.emit(p);
+                    }
+                }
+            }
+        }
+        if let Some(p) = self.splitter.flush() {
+            self.emit(p);
+        }
+    }
+}
+
+fn readable(f: &std::fs::File, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+    r > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(s: &str) -> Piece {
+        Piece::User(s.into())
+    }
+    fn ctl(s: &str) -> Piece {
+        Piece::Control(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn partial_line_glued_to_marker_is_split() {
+        let mut s = StdoutSplitter::new();
+        let p = s.feed(b"xEVCXR_EXECUTION_COMPLETE\n");
+        assert_eq!(p, vec![user("x"), ctl("EVCXR_EXECUTION_COMPLETE\n")]);
+    }
+
+    #[test]
+    fn marker_split_across_reads() {
+        let mut s = StdoutSplitter::new();
+        assert_eq!(s.feed(b"hello\nEVC"), vec![user("hello\n")]);
+        assert!(s.has_pending());
+        assert_eq!(s.feed(b"XR_EXECUTION_COMPLETE\n"), vec![ctl("EVCXR_EXECUTION_COMPLETE\n")]);
+    }
+
+    #[test]
+    fn held_back_prefix_is_user_text_after_flush() {
+        let mut s = StdoutSplitter::new();
+        assert_eq!(s.feed(b"progress: E"), vec![user("progress: ")]);
+        assert_eq!(s.flush(), Some(user("E")));
+    }
+
+    #[test]
+    fn content_block_goes_to_evcxr_whole() {
+        let mut s = StdoutSplitter::new();
+        let p = s.feed(b"EVCXR_BEGIN_CONTENT text/html\n<b>EVCXR_ x</b>\nEVCXR_END_CONTENT\nafter");
+        assert_eq!(
+            p,
+            vec![
+                ctl("EVCXR_BEGIN_CONTENT text/html\n"),
+                ctl("<b>EVCXR_ x</b>\n"),
+                ctl("EVCXR_END_CONTENT\n"),
+                user("after"),
+            ]
+        );
+    }
+
+    #[test]
+    fn multibyte_char_split_is_kept_whole() {
+        let mut s = StdoutSplitter::new();
+        let bytes = "año".as_bytes();
+        assert_eq!(s.feed(&bytes[..2]), vec![user("a")]);
+        assert_eq!(s.feed(&bytes[2..]), vec![user("ño")]);
+    }
+}

@@ -1,0 +1,499 @@
+//! The interpreter: one evcxr session on a thread of its own, with one
+//! method per request that needs it (execute, complete, inspect, restart).
+
+use crate::output::{self, CellReport};
+use crate::side_channel::Frame;
+use evcxr::CommandContext;
+use jupyter_protocol::JupyterMessage;
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// An error to show for a cell.
+#[derive(Debug, Clone)]
+pub struct CellError {
+    /// Error name (`CompileError`, `Panic`, `Interrupted`, ...).
+    pub ename: String,
+    /// One-line description.
+    pub evalue: String,
+    /// Readable lines (may contain ANSI colours).
+    pub traceback: Vec<String>,
+}
+
+/// The result of running a cell.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The cell's value, as a MIME bundle.
+    pub data: Option<Map<String, Value>>,
+    /// Set when the cell failed.
+    pub error: Option<CellError>,
+    /// Results of `user_expressions`.
+    pub user_expressions: Map<String, Value>,
+}
+
+/// An input request from a running cell, answered by the server's stdin task.
+pub struct InputAsk {
+    /// The execute request that asks.
+    pub parent: JupyterMessage,
+    /// Prompt text.
+    pub prompt: String,
+    /// Hide the typed text.
+    pub password: bool,
+    /// Where the answer goes (`None`: no answer, e.g. interrupted).
+    pub reply: std::sync::mpsc::Sender<Option<String>>,
+}
+
+/// Requests to the session thread.
+pub enum Request {
+    /// Run a cell.
+    Execute {
+        /// The code.
+        code: String,
+        /// The request (parent of the cell's output).
+        parent: Box<JupyterMessage>,
+        /// Whether the frontend can answer input requests.
+        allow_stdin: bool,
+        /// Expressions to evaluate after the cell.
+        user_expressions: Map<String, Value>,
+        /// The answer.
+        reply: oneshot::Sender<Outcome>,
+    },
+    /// Completions at a cursor.
+    Complete {
+        /// The code.
+        code: String,
+        /// Cursor position in unicode code points.
+        cursor_pos: usize,
+        /// The `complete_reply` content.
+        reply: oneshot::Sender<Value>,
+    },
+    /// Documentation at a cursor.
+    Inspect {
+        /// The code.
+        code: String,
+        /// Cursor position in unicode code points.
+        cursor_pos: usize,
+        /// The `inspect_reply` content.
+        reply: oneshot::Sender<Value>,
+    },
+}
+
+/// State shared between the session thread and the control channel.
+#[derive(Default)]
+pub struct Shared {
+    /// The runner's pid (also its process group id), 0 before start.
+    pub runner_pid: AtomicI32,
+    /// A cell is running.
+    pub executing: AtomicBool,
+    /// An interrupt arrived while the cell ran.
+    pub interrupted: AtomicBool,
+    /// The session finished warming up.
+    pub ready: AtomicBool,
+}
+
+impl Shared {
+    /// Interrupts the running cell: stops the runner and everything it started.
+    pub fn interrupt(&self) {
+        if !self.executing.load(Ordering::SeqCst) {
+            return;
+        }
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.kill_runner();
+    }
+
+    /// Kills the runner's whole process group.
+    pub fn kill_runner(&self) {
+        let pid = self.runner_pid.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: plain kill syscalls.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Where the session finds things.
+pub struct Config {
+    /// The forja crate to add to every session (`None`: do not add it).
+    pub forja_dir: Option<PathBuf>,
+    /// A Cargo.lock to seed evcxr's crate with, so versions match the workspace.
+    pub lockfile: Option<PathBuf>,
+    /// evcxr's crate directory.
+    pub crate_dir: PathBuf,
+    /// A prebuilt evcxr target directory to start from (see `prebuild`).
+    pub prebuilt: Option<PathBuf>,
+}
+
+/// Starts the session thread.
+pub fn spawn(
+    config: Config,
+    shared: Arc<Shared>,
+    router: mpsc::UnboundedSender<output::Command>,
+    frames: mpsc::UnboundedSender<Frame>,
+    input: mpsc::UnboundedSender<InputAsk>,
+) -> mpsc::UnboundedSender<Request> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("forja-session".into())
+        .spawn(move || {
+            let mut s = match Session::start(&config, shared.clone(), frames) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("forja-kernel: could not start evcxr: {e}");
+                    fail_forever(rx, &format!("{e}"));
+                    return;
+                }
+            };
+            shared.ready.store(true, Ordering::SeqCst);
+            s.serve(rx, router, input);
+        })
+        .expect("spawning the session thread");
+    tx
+}
+
+fn fail_forever(mut rx: mpsc::UnboundedReceiver<Request>, why: &str) {
+    while let Some(r) = rx.blocking_recv() {
+        let err = CellError {
+            ename: "KernelError".into(),
+            evalue: format!("the Rust session could not start: {why}"),
+            traceback: vec![format!("the Rust session could not start: {why}")],
+        };
+        match r {
+            Request::Execute { reply, .. } => {
+                let _ = reply.send(Outcome {
+                    error: Some(err),
+                    ..Default::default()
+                });
+            }
+            Request::Complete { reply, .. } | Request::Inspect { reply, .. } => {
+                let _ = reply.send(json!({"status": "error", "ename": err.ename, "evalue": err.evalue, "traceback": []}));
+            }
+        }
+    }
+}
+
+struct Session {
+    ctx: CommandContext,
+    shared: Arc<Shared>,
+}
+
+/// The code run once per session so forja works in every cell.
+pub fn forja_prelude(forja_dir: &std::path::Path) -> String {
+    format!(
+        ":dep forja = {{ path = {:?} }}\nuse forja::prelude::*;",
+        forja_dir.display().to_string()
+    )
+}
+
+impl Session {
+    fn start(
+        config: &Config,
+        shared: Arc<Shared>,
+        frames: mpsc::UnboundedSender<Frame>,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.crate_dir)?;
+        if let Some(lock) = &config.lockfile
+            && lock.exists()
+        {
+            std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
+        }
+        if let Some(pre) = &config.prebuilt
+            && pre.join("target").is_dir()
+            && !config.crate_dir.join("target").exists()
+        {
+            copy_dir(&pre.join("target"), &config.crate_dir.join("target"))?;
+        }
+        let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Anything evcxr reports outside our output pump still reaches the cell.
+        for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
+            let frames = frames.clone();
+            std::thread::spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    let _ = frames.send(Frame::Stream {
+                        name: name.into(),
+                        text: format!("{line}\n"),
+                    });
+                }
+            });
+        }
+        if let Some(dir) = &config.forja_dir {
+            ctx.execute(&forja_prelude(dir))
+                .map_err(|e| anyhow::anyhow!("adding forja to the session: {e}"))?;
+        }
+        let s = Session { ctx, shared };
+        s.note_runner_pid();
+        Ok(s)
+    }
+
+    fn note_runner_pid(&self) {
+        let handle = self.ctx.process_handle();
+        if let Ok(child) = handle.lock() {
+            self.shared
+                .runner_pid
+                .store(child.id() as i32, Ordering::SeqCst);
+        }
+    }
+
+    fn serve(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Request>,
+        router: mpsc::UnboundedSender<output::Command>,
+        input: mpsc::UnboundedSender<InputAsk>,
+    ) {
+        while let Some(req) = rx.blocking_recv() {
+            match req {
+                Request::Execute {
+                    code,
+                    parent,
+                    allow_stdin,
+                    user_expressions,
+                    reply,
+                } => {
+                    let out =
+                        self.execute(&code, *parent, allow_stdin, user_expressions, &router, &input);
+                    let _ = reply.send(out);
+                }
+                Request::Complete {
+                    code,
+                    cursor_pos,
+                    reply,
+                } => {
+                    let _ = reply.send(self.complete(&code, cursor_pos));
+                }
+                Request::Inspect {
+                    code,
+                    cursor_pos,
+                    reply,
+                } => {
+                    let _ = reply.send(self.inspect(&code, cursor_pos));
+                }
+            }
+        }
+    }
+
+    fn execute(
+        &mut self,
+        code: &str,
+        parent: JupyterMessage,
+        allow_stdin: bool,
+        user_expressions: Map<String, Value>,
+        router: &mpsc::UnboundedSender<output::Command>,
+        input: &mpsc::UnboundedSender<InputAsk>,
+    ) -> Outcome {
+        let before: Vec<String> = self
+            .ctx
+            .variables_and_types()
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
+        let seen = rx.blocking_recv().unwrap_or(0);
+        self.shared.interrupted.store(false, Ordering::SeqCst);
+        self.shared.executing.store(true, Ordering::SeqCst);
+
+        let shared = self.shared.clone();
+        let ask = |prompt: String, is_password: bool| -> String {
+            if !allow_stdin {
+                eprintln!("(this frontend does not accept input: the read gets an empty line)");
+                return String::new();
+            }
+            let (ftx, frx) = oneshot::channel();
+            let _ = router.send(output::Command::Flush(ftx));
+            let _ = frx.blocking_recv();
+            let (atx, arx) = std::sync::mpsc::channel();
+            let _ = input.send(InputAsk {
+                parent: parent.clone(),
+                prompt,
+                password: is_password,
+                reply: atx,
+            });
+            loop {
+                match arx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(v) => return v.unwrap_or_default(),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if shared.interrupted.load(Ordering::SeqCst) {
+                            return String::new();
+                        }
+                    }
+                    Err(_) => return String::new(),
+                }
+            }
+        };
+        let result = self.ctx.execute_with_callbacks(
+            code,
+            &mut evcxr::EvalCallbacks {
+                input_reader: &|req| ask(req.prompt, req.is_password),
+            },
+        );
+        self.shared.executing.store(false, Ordering::SeqCst);
+        let interrupted = self.shared.interrupted.swap(false, Ordering::SeqCst);
+        self.note_runner_pid();
+
+        let ran = match &result {
+            Ok(_) => true,
+            Err(evcxr::Error::CompilationErrors(_)) | Err(evcxr::Error::SubprocessTerminated(_)) => false,
+            Err(_) => false,
+        };
+        let (tx, rx) = oneshot::channel();
+        let _ = router.send(output::Command::End {
+            seen,
+            wait_for_mark: ran,
+            timeout: Duration::from_millis(500),
+            reply: tx,
+        });
+        let report = rx.blocking_recv().unwrap_or_default();
+
+        let mut out = Outcome::default();
+        match result {
+            Ok(outputs) if report.panicked => {
+                out.error = Some(panic_error(&report));
+                let _ = outputs;
+            }
+            Ok(outputs) => {
+                if !outputs.content_by_mime_type.is_empty() {
+                    out.data = Some(
+                        outputs
+                            .content_by_mime_type
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let v = if k.contains("json") {
+                                    serde_json::from_str(&v).unwrap_or(Value::String(v))
+                                } else {
+                                    Value::String(v)
+                                };
+                                (k, v)
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err(evcxr::Error::SubprocessTerminated(msg)) => {
+                let after: Vec<String> = self
+                    .ctx
+                    .variables_and_types()
+                    .map(|(n, _)| n.to_owned())
+                    .collect();
+                let lost: Vec<String> = before.into_iter().filter(|v| !after.contains(v)).collect();
+                let lost_text = if lost.is_empty() {
+                    "no variables were lost".to_owned()
+                } else {
+                    format!(
+                        "these variables were lost: {} (re-run the cells that define them)",
+                        lost.join(", ")
+                    )
+                };
+                let (ename, head) = if interrupted {
+                    ("Interrupted", "Cell interrupted".to_owned())
+                } else {
+                    ("RunnerDied", format!("The process running your code died ({msg})"))
+                };
+                let evalue = format!(
+                    "{head}: the runner process and every process it started were stopped and a fresh runner was started; {lost_text}."
+                );
+                out.error = Some(CellError {
+                    ename: ename.into(),
+                    evalue: evalue.clone(),
+                    traceback: vec![format!("\x1b[31m{ename}\x1b[0m: {evalue}")],
+                });
+            }
+            Err(e) => out.error = Some(crate::compile_errors::cell_error(&e, code)),
+        }
+        if out.error.is_none() {
+            for (name, expr) in user_expressions {
+                let expr = expr.as_str().unwrap_or_default().to_owned();
+                let v = match self.ctx.execute(&expr) {
+                    Ok(o) => {
+                        let data: Map<String, Value> = o
+                            .content_by_mime_type
+                            .into_iter()
+                            .map(|(k, v)| (k, Value::String(v)))
+                            .collect();
+                        json!({"status": "ok", "data": data, "metadata": {}})
+                    }
+                    Err(e) => {
+                        let ce = crate::compile_errors::cell_error(&e, &expr);
+                        json!({"status": "error", "ename": ce.ename, "evalue": ce.evalue, "traceback": ce.traceback})
+                    }
+                };
+                out.user_expressions.insert(name, v);
+            }
+        }
+        out
+    }
+
+    fn complete(&mut self, code: &str, cursor_pos: usize) -> Value {
+        let byte = crate::text::char_to_byte(code, cursor_pos);
+        match self.ctx.completions(code, byte) {
+            Ok(c) => {
+                let start = crate::text::byte_to_char(code, c.start_offset);
+                let end = crate::text::byte_to_char(code, c.end_offset);
+                let mut matches = Vec::new();
+                let mut types = Vec::new();
+                for item in &c.completions {
+                    matches.push(Value::String(item.code.clone()));
+                    types.push(json!({"text": item.code, "type": item.kind,
+                                      "start": start, "end": end, "signature": item.label}));
+                }
+                json!({"status": "ok", "matches": matches, "cursor_start": start, "cursor_end": end,
+                       "metadata": {"_jupyter_types_experimental": types}})
+            }
+            Err(e) => json!({"status": "ok", "matches": [], "cursor_start": cursor_pos,
+                             "cursor_end": cursor_pos, "metadata": {"error": e.to_string()}}),
+        }
+    }
+
+    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Value {
+        let byte = crate::text::char_to_byte(code, cursor_pos);
+        match self.ctx.hover_at(code, byte) {
+            Ok((plain, _)) if plain == "No documentation found" || plain.is_empty() => {
+                json!({"status": "ok", "found": false, "data": {}, "metadata": {}})
+            }
+            Ok((plain, html)) => {
+                json!({"status": "ok", "found": true,
+                       "data": {"text/plain": plain, "text/markdown": plain, "text/html": html},
+                       "metadata": {}})
+            }
+            Err(_) => json!({"status": "ok", "found": false, "data": {}, "metadata": {}}),
+        }
+    }
+}
+
+fn panic_error(report: &CellReport) -> CellError {
+    let evalue = report
+        .panic_lines
+        .get(1..)
+        .map(|l| l.join("\n"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "the cell panicked".into());
+    let mut traceback = vec![format!("\x1b[31mPanic\x1b[0m: {evalue}")];
+    traceback.extend(report.panic_lines.iter().take(1).cloned());
+    traceback.push("Variables defined by this cell were not kept; earlier ones are still there.".into());
+    CellError {
+        ename: "Panic".into(),
+        evalue,
+        traceback,
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else if ty.is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            let _ = std::os::unix::fs::symlink(target, dest);
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
