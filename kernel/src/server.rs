@@ -112,22 +112,11 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
             history: History::open(crate::history::default_path()),
             comms: Comms::default(),
             execution_count: 0,
-            aborting: false,
+            abort_before: None,
         };
         tokio::spawn(async move {
             loop {
-                let raw = if shell_state.aborting {
-                    match tokio::time::timeout(Duration::from_millis(5), shell.socket.recv()).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            shell_state.aborting = false;
-                            continue;
-                        }
-                    }
-                } else {
-                    shell.socket.recv().await
-                };
-                let raw = match raw {
+                let raw = match shell.socket.recv().await {
                     Ok(r) => r,
                     Err(e) => {
                         eprintln!("forja-kernel: shell socket: {e}");
@@ -293,7 +282,9 @@ struct ShellState {
     history: History,
     comms: Comms,
     execution_count: u64,
-    aborting: bool,
+    /// After an error with `stop_on_error`, executes sent before this time
+    /// (already queued when the error happened) are answered `aborted`.
+    abort_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ShellState {
@@ -381,8 +372,12 @@ impl ShellState {
         let JupyterMessageContent::ExecuteRequest(req) = &msg.content else {
             return json!({"status": "error"});
         };
-        if self.aborting {
-            return json!({"status": "aborted", "execution_count": self.execution_count});
+        match self.abort_before {
+            Some(t) if msg.header.date < t => {
+                return json!({"status": "aborted", "execution_count": self.execution_count});
+            }
+            Some(_) => self.abort_before = None,
+            None => {}
         }
         let silent = req.silent;
         let store_history = req.store_history && !silent;
@@ -435,7 +430,7 @@ impl ShellState {
                 json!({"ename": err.ename, "evalue": err.evalue, "traceback": err.traceback}),
             ));
             if req.stop_on_error {
-                self.aborting = true;
+                self.abort_before = Some(chrono::Utc::now());
             }
             return json!({"status": "error", "execution_count": count, "ename": err.ename,
                           "evalue": err.evalue, "traceback": err.traceback});

@@ -180,6 +180,10 @@ fn fail_forever(mut rx: mpsc::UnboundedReceiver<Request>, why: &str) {
 struct Session {
     ctx: CommandContext,
     shared: Arc<Shared>,
+    /// A start-up problem to show in the next cell's stderr.
+    warning: Option<String>,
+    /// Output that does not come from the runner.
+    frames: mpsc::UnboundedSender<Frame>,
 }
 
 /// The code run once per session so forja works in every cell.
@@ -212,6 +216,7 @@ impl Session {
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
             let frames = frames.clone();
+            #[allow(clippy::redundant_clone)]
             std::thread::spawn(move || {
                 while let Ok(line) = rx.recv() {
                     let _ = frames.send(Frame::Stream {
@@ -221,11 +226,21 @@ impl Session {
                 }
             });
         }
-        if let Some(dir) = &config.forja_dir {
-            ctx.execute(&forja_prelude(dir))
-                .map_err(|e| anyhow::anyhow!("adding forja to the session: {e}"))?;
+        let mut warning = None;
+        if let Some(dir) = &config.forja_dir
+            && let Err(e) = ctx.execute(&forja_prelude(dir))
+        {
+            // Rust still works without forja; say why in the first cell.
+            warning = Some(format!(
+                "forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n"
+            ));
         }
-        let s = Session { ctx, shared };
+        let s = Session {
+            ctx,
+            shared,
+            warning,
+            frames,
+        };
         s.note_runner_pid();
         Ok(s)
     }
@@ -293,6 +308,9 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
         let seen = rx.blocking_recv().unwrap_or(0);
+        if let Some(w) = self.warning.take() {
+            let _ = self.frames.send(Frame::Stream { name: "stderr".into(), text: w });
+        }
         self.shared.interrupted.store(false, Ordering::SeqCst);
         self.shared.executing.store(true, Ordering::SeqCst);
 
