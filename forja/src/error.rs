@@ -299,19 +299,6 @@ pub enum Error {
         /// The process that noticed.
         pid: i32,
     },
-    /// An item could not be encoded or decoded.
-    #[error(
-        "could not {action} a queue item in process {pid}: {message}; check that every \
-         process uses the same item type"
-    )]
-    Codec {
-        /// "encode" or "decode".
-        action: &'static str,
-        /// The calling process.
-        pid: i32,
-        /// What the serializer said.
-        message: String,
-    },
     /// An argument out of its allowed range.
     #[error("invalid argument in process {pid}: {message}")]
     InvalidArgument {

@@ -9,10 +9,10 @@ use crate::error::Result;
 /// Returns `Err(Error::Interrupted)` once the process-wide interrupt flag is
 /// raised, `Ok(())` otherwise.
 ///
-/// For now this is a stub that always returns `Ok(())`; it will consult the
-/// process-wide interrupt flag kept with the process registry (one shared
-/// place per process that every notebook cell's copy of forja finds).
+/// The flag lives in the process registry (one shared place per process
+/// that every notebook cell's copy of forja finds): see
+/// [`registry::check_interrupt`](crate::registry::check_interrupt).
 #[allow(dead_code)]
 pub(crate) fn check() -> Result<()> {
-    Ok(())
+    crate::registry::check_interrupt()
 }

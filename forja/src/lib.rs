@@ -10,7 +10,7 @@
 //! ```
 //! use forja::prelude::*;
 //!
-//! let mut p = Process::new(|| println!("hello from a child")).name("greeter");
+//! let p = Process::new(|| println!("hello from a child")).with_name("greeter");
 //! p.start().unwrap();
 //! p.join().unwrap();
 //! assert_eq!(p.exitcode(), Some(0));
@@ -18,19 +18,46 @@
 #![warn(missing_docs)]
 
 pub mod display;
+mod codec;
+pub mod connection;
+pub mod pool;
+pub mod process;
+pub mod registry;
+pub mod array;
 pub mod error;
 mod interrupt;
+pub mod queue;
 pub mod shm;
 pub mod sync;
+pub mod value;
 
+pub use array::{Array, ArrayGuard, RawArray};
+pub use bytemuck;
+pub use connection::{Connection, Pipe, Receiver, Sender};
 pub use error::{Error, Result};
+pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
+pub use process::{
+    Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+};
+pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use shm::Shareable;
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
     Semaphore, SemaphoreGuard,
 };
+pub use value::{RawValue, Value, ValueGuard};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {
+    pub use crate::connection::{Connection, Pipe, Receiver, Sender};
     pub use crate::error::{Error, Result};
+    pub use crate::pool::{AsyncResult, Pool};
+    pub use crate::process::{
+        Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+    };
+    pub use crate::array::{Array, RawArray};
+    pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
+    pub use crate::shm::Shareable;
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+    pub use crate::value::{RawValue, Value};
 }

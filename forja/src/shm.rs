@@ -220,7 +220,11 @@ impl<T> ShmBox<T> {
     /// Safety: `T` must be usable through `&T` from several processes at
     /// once (atomics / `UnsafeCell` guarded by a lock in shared memory), must
     /// not own process-local resources (its `Drop` never runs).
-    pub(crate) unsafe fn new(header: T, trailing_len: usize, trailing_align: usize) -> Result<Self> {
+    pub(crate) unsafe fn new(
+        header: T,
+        trailing_len: usize,
+        trailing_align: usize,
+    ) -> Result<Self> {
         debug_assert!(align_of::<T>() <= 4096 && trailing_align <= 4096);
         let align = trailing_align.max(1);
         let trailing_offset = size_of::<T>().div_ceil(align) * align;
@@ -242,11 +246,6 @@ impl<T> ShmBox<T> {
     pub(crate) fn trailing_ptr(&self) -> *mut u8 {
         // Safety: within the mapping.
         unsafe { self.region.as_ptr().add(self.trailing_offset) }
-    }
-
-    /// How many trailing bytes there are.
-    pub(crate) fn trailing_len(&self) -> usize {
-        self.trailing_len
     }
 }
 
@@ -294,8 +293,12 @@ unsafe impl<T: Sync> Sync for ShmBox<T> {}
 ///
 /// A heap type does not compile, and the message says why:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// let name = forja::Value::new(String::from("Ada")); // String: not Shareable
+/// ```
+///
+/// ```compile_fail,E0277
+/// let bytes = forja::Value::new(vec![1u8, 2, 3]); // Vec: not Shareable
 /// ```
 ///
 /// # Safety

@@ -4,25 +4,31 @@
 use crate::session::Config;
 use std::path::PathBuf;
 
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// The workspace this kernel was built from, without `..` in the path.
+fn workspace() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    p.canonicalize().unwrap_or(p)
+}
 
 fn env_or(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(default)
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(default()))
 }
 
 /// The forja crate added to every session (`FORJA_CRATE_DIR`).
 pub fn forja_dir() -> PathBuf {
-    env_or("FORJA_CRATE_DIR", || PathBuf::from(WORKSPACE).join("forja"))
+    env_or("FORJA_CRATE_DIR", || PathBuf::from("forja"))
 }
 
 /// The workspace `Cargo.lock` that pins forja's dependencies (`FORJA_LOCKFILE`).
 pub fn lockfile() -> PathBuf {
-    env_or("FORJA_LOCKFILE", || PathBuf::from(WORKSPACE).join("Cargo.lock"))
+    env_or("FORJA_LOCKFILE", || PathBuf::from("Cargo.lock"))
 }
 
 /// The prebuilt evcxr crate dir made by `forja-kernel prebuild` (`FORJA_PREBUILT`).
 pub fn prebuilt() -> PathBuf {
-    env_or("FORJA_PREBUILT", || PathBuf::from(WORKSPACE).join("target/forja-prebuilt"))
+    env_or("FORJA_PREBUILT", || PathBuf::from("target/forja-prebuilt"))
 }
 
 /// A fresh private directory for this kernel process.

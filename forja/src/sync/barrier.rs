@@ -141,14 +141,14 @@ impl Barrier {
                 }
                 Err(e) => return Err(e),
             };
-            if futex::wait(&st.generation, generation, slice) == Woke::TimedOut {
-                if let Err(e) = crate::interrupt::check() {
-                    let _held = self.hold()?;
-                    if st.generation.load(Ordering::Relaxed) == generation {
-                        self.break_locked();
-                    }
-                    return Err(e);
+            if futex::wait(&st.generation, generation, slice) == Woke::TimedOut
+                && let Err(e) = crate::interrupt::check()
+            {
+                let _held = self.hold()?;
+                if st.generation.load(Ordering::Relaxed) == generation {
+                    self.break_locked();
                 }
+                return Err(e);
             }
         }
     }

@@ -155,7 +155,9 @@ impl ConditionGuard<'_> {
             self.held = false;
             let slice = match deadline {
                 None => Some(SLICE),
-                Some(d) => d.checked_duration_since(Instant::now()).map(|r| r.min(SLICE)),
+                Some(d) => d
+                    .checked_duration_since(Instant::now())
+                    .map(|r| r.min(SLICE)),
             };
             let timed_out = match slice {
                 Some(s) if !s.is_zero() => futex::wait(&st.seq, seq, s) == futex::Woke::TimedOut,

@@ -157,7 +157,8 @@ pub(crate) fn is_dead(id: u32) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{id}/stat")) {
         Ok(stat) => matches!(
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
             Some('Z' | 'X')
         ),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,

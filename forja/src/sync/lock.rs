@@ -110,7 +110,7 @@ impl Lock {
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
         self.word
             .try_lock(my_pid())
-            .then_some(LockGuard { lock: self })
+            .then(|| LockGuard { lock: self })
     }
 
     /// Releases the lock, whichever process holds it (as Python allows).

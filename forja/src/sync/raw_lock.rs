@@ -61,7 +61,12 @@ impl LockWord {
 
     /// Takes the lock for `me`, waiting until `deadline` (`None`: forever).
     #[inline]
-    pub(crate) fn lock(&self, me: u32, deadline: Option<Instant>, what: &'static str) -> Result<Acquired> {
+    pub(crate) fn lock(
+        &self,
+        me: u32,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> Result<Acquired> {
         if self.try_lock(me) {
             return Ok(Acquired::Clean);
         }
@@ -69,7 +74,12 @@ impl LockWord {
     }
 
     #[cold]
-    fn lock_slow(&self, me: u32, deadline: Option<Instant>, what: &'static str) -> Result<Acquired> {
+    fn lock_slow(
+        &self,
+        me: u32,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> Result<Acquired> {
         for _ in 0..SPINS {
             std::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == 0 && self.try_lock(me) {

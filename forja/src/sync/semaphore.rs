@@ -199,7 +199,7 @@ impl Semaphore {
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.core
             .try_down()
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Adds a unit (any process may; a plain semaphore has no upper bound).
@@ -284,7 +284,7 @@ impl BoundedSemaphore {
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.core
             .try_down()
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Gives a unit back; above the initial value this is

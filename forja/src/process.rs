@@ -1,0 +1,761 @@
+//! [`Process`]: run a closure in a child process made with `fork`, like
+//! Python's `multiprocessing.Process`; plus [`current_process`],
+//! [`parent_process`], [`active_children`], [`cpu_count`] and [`exit`].
+//!
+//! The child is a copy of the parent at the moment of `start()`: it sees
+//! every variable the closure captured (and everything else) as it was then.
+//! It runs the closure under `catch_unwind`, flushes stdout and stderr and
+//! ends with `_exit`: code 0, 1 after a panic (the panic is printed with the
+//! process's name and pid), or the code given to [`exit`]. It never returns
+//! into the caller's code. Its stdin is `/dev/null`.
+//!
+//! Reaping is lazy, as in Python: a child that ended stays a zombie until
+//! [`join`](Process::join), [`is_alive`](Process::is_alive),
+//! [`exitcode`](Process::exitcode), [`active_children`] or the `Process`
+//! being dropped reaps it. Dropping never waits.
+//!
+//! **Daemons** (`.daemon(true)`) are terminated (SIGTERM) when their parent
+//! exits, even if it is killed: on Linux the child asks the kernel for this
+//! with `prctl(PR_SET_PDEATHSIG)` right after the fork (and checks it was not
+//! orphaned before that). Caveat of that mechanism: "parent" means the
+//! *thread* that called `start()`, so start daemons from a thread that lives
+//! as long as they should (the main thread, as notebook cells do).
+//! Unlike Python, a program that ends does not wait for its non-daemon
+//! children: `join()` them.
+//!
+//! ```
+//! use forja::prelude::*;
+//!
+//! let p = Process::new(|| println!("hi from {}", current_process().name()));
+//! p.start().unwrap();
+//! p.join().unwrap();
+//! assert_eq!(p.exitcode(), Some(0));
+//! ```
+
+use crate::error::{Error, Result};
+use crate::registry::{self, Registry, STATUS_UNKNOWN, SelfInfo};
+use std::fmt;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+type Target = Box<dyn FnOnce() + Send + 'static>;
+
+fn getpid() -> i32 {
+    // Safety: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    New,
+    Running { pid: i32, slot: usize, parent: i32 },
+    Done { pid: i32, code: i32 },
+}
+
+struct Inner {
+    target: Option<Target>,
+    state: State,
+}
+
+/// A child process that runs a closure (Python's `multiprocessing.Process`).
+///
+/// Build it with [`Process::new`], optionally [`with_name`](Self::with_name)
+/// and [`daemon`](Self::daemon), then [`start`](Self::start) it. All other
+/// methods take `&self`, so a `Vec<Process>` can be started and joined with
+/// a plain `for p in &procs`.
+///
+/// ```
+/// use forja::prelude::*;
+///
+/// let procs: Vec<Process> = (0..3)
+///     .map(|i| Process::new(move || println!("worker {i}")))
+///     .collect();
+/// for p in &procs { p.start().unwrap(); }
+/// for p in &procs { p.join().unwrap(); }
+/// assert!(procs.iter().all(|p| p.exitcode() == Some(0)));
+/// ```
+pub struct Process {
+    name: String,
+    /// Python-style identity the child will have ("3", "1:2").
+    identity: String,
+    daemon: bool,
+    inner: Mutex<Inner>,
+}
+
+/// Fallback counter when the registry cannot be made (then names are only
+/// unique per notebook cell).
+static LOCAL_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The next default identity and name, e.g. ("2", "Process-2") in the main
+/// process or ("1:2", "Process-1:2") in Process-1.
+pub(crate) fn next_identity(kind: &str) -> (String, String) {
+    let (prefix, n) = match Registry::current() {
+        Ok(reg) => (reg.identity(), reg.next_number()),
+        Err(_) => (String::new(), LOCAL_COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
+    };
+    let identity = if prefix.is_empty() {
+        n.to_string()
+    } else {
+        format!("{prefix}:{n}")
+    };
+    let name = format!("{kind}-{identity}");
+    (identity, name)
+}
+
+impl Process {
+    /// A process that will run `target`. Nothing happens until
+    /// [`start`](Self::start). Its default name is `Process-N`, as in Python.
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// assert!(p.name().starts_with("Process-"));
+    /// assert_eq!(p.pid(), None);
+    /// ```
+    pub fn new<F>(target: F) -> Process
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let (identity, name) = next_identity("Process");
+        Process {
+            name,
+            identity,
+            daemon: false,
+            inner: Mutex::new(Inner {
+                target: Some(Box::new(target)),
+                state: State::New,
+            }),
+        }
+    }
+
+    /// Gives the process a name (shown in errors, panics and
+    /// [`current_process`] in the child).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {}).with_name("lector");
+    /// assert_eq!(p.name(), "lector");
+    /// ```
+    pub fn with_name(mut self, name: impl Into<String>) -> Process {
+        self.name = name.into();
+        self
+    }
+
+    /// Makes it a daemon: it is terminated when this process exits.
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {}).daemon(true);
+    /// assert!(p.is_daemon());
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Process {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Its name.
+    ///
+    /// ```
+    /// assert_eq!(forja::Process::new(|| {}).with_name("x").name(), "x");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether it is a daemon.
+    ///
+    /// ```
+    /// assert!(!forja::Process::new(|| {}).is_daemon());
+    /// ```
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Its pid once started (`None` before).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// assert_eq!(p.pid(), None);
+    /// p.start().unwrap();
+    /// assert!(p.pid().unwrap() > 0);
+    /// p.join().unwrap();
+    /// ```
+    pub fn pid(&self) -> Option<i32> {
+        match self.lock().state {
+            State::New => None,
+            State::Running { pid, .. } | State::Done { pid, .. } => Some(pid),
+        }
+    }
+
+    /// Forks the child, which runs the closure. Errors: started already
+    /// ([`Error::AlreadyStarted`]), too many live children
+    /// ([`Error::TooManyChildren`]), the cell was interrupted, or `fork`
+    /// failed. After it returns, this process no longer holds the closure (so
+    /// pipe ends moved into it are closed here).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// p.start().unwrap();
+    /// assert!(p.start().is_err()); // a Process runs once
+    /// p.join().unwrap();
+    /// ```
+    pub fn start(&self) -> Result<()> {
+        let mut inner = self.lock();
+        if let State::Running { pid, .. } | State::Done { pid, .. } = inner.state {
+            return Err(Error::AlreadyStarted {
+                name: self.name.clone(),
+                child: pid,
+            });
+        }
+        registry::check_interrupt()?;
+        let reg = Registry::current()?;
+        let Some(target) = inner.target.take() else {
+            return Err(Error::AlreadyStarted {
+                name: self.name.clone(),
+                child: 0,
+            });
+        };
+        let slot = match reg.reserve(&self.name, self.daemon, false) {
+            Ok(s) => s,
+            Err(e) => {
+                inner.target = Some(target);
+                return Err(e);
+            }
+        };
+        let setup = ChildSetup {
+            name: &self.name,
+            identity: &self.identity,
+            daemon: self.daemon,
+            parent_pid: getpid(),
+            parent_name: reg.header().name(),
+        };
+        match fork_child(&setup, || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(target));
+            match r {
+                Ok(()) => 0,
+                Err(payload) => {
+                    // Dropping the payload could panic again: leak it.
+                    std::mem::forget(payload);
+                    1
+                }
+            }
+        }) {
+            Ok(pid) => {
+                reg.publish(slot, pid);
+                inner.state = State::Running {
+                    pid,
+                    slot,
+                    parent: setup.parent_pid,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                reg.unreserve(slot);
+                Err(e)
+            }
+        }
+        // `target` was moved into the closure above, which fork_child has
+        // dropped in this (the parent) process by now.
+    }
+
+    fn running(&self, what: &'static str) -> Result<Option<(i32, usize)>> {
+        match self.lock().state {
+            State::New => Err(Error::ProcessNotStarted {
+                name: self.name.clone(),
+                what,
+                pid: getpid(),
+            }),
+            State::Done { .. } => Ok(None),
+            State::Running { pid, slot, parent } => {
+                if parent != getpid() {
+                    return Err(Error::NotOurChild {
+                        name: self.name.clone(),
+                        child: pid,
+                        parent,
+                        what,
+                        pid: getpid(),
+                    });
+                }
+                Ok(Some((pid, slot)))
+            }
+        }
+    }
+
+    /// Reaps it if it has ended; its exit code then.
+    fn poll_exit(&self) -> Option<i32> {
+        let mut inner = self.lock();
+        match inner.state {
+            State::New => None,
+            State::Done { code, .. } => Some(code),
+            State::Running { pid, slot, parent } => {
+                if parent != getpid() {
+                    return None;
+                }
+                let reg = Registry::current().ok()?;
+                let code = reg.try_reap(slot, pid)?;
+                reg.release(slot, pid);
+                inner.state = State::Done { pid, code };
+                Some(code)
+            }
+        }
+    }
+
+    /// Waits for the child to end (and reaps it). Returns at once if it has
+    /// already ended. Wakes every 50 ms to honour an interrupt.
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// assert!(p.join().is_err()); // not started yet
+    /// p.start().unwrap();
+    /// p.join().unwrap();
+    /// p.join().unwrap(); // joining again is fine
+    /// ```
+    pub fn join(&self) -> Result<()> {
+        self.wait(None, "join").map(|_| ())
+    }
+
+    /// Waits at most `timeout` for the child to end: `Ok(true)` if it ended,
+    /// `Ok(false)` if it is still running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = forja::Process::new(|| std::thread::sleep(Duration::from_secs(5)));
+    /// p.start().unwrap();
+    /// assert!(!p.join_timeout(Duration::from_millis(10)).unwrap());
+    /// p.kill().unwrap();
+    /// assert!(p.join_timeout(Duration::from_secs(10)).unwrap());
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.wait(Some(Instant::now() + timeout), "join")
+    }
+
+    fn wait(&self, deadline: Option<Instant>, what: &'static str) -> Result<bool> {
+        let Some((pid, _)) = self.running(what)? else {
+            return Ok(true);
+        };
+        registry::check_interrupt()?;
+        if self.poll_exit().is_some() {
+            return Ok(true);
+        }
+        let pidfd = pidfd_open(pid);
+        let mut nap = Duration::from_micros(200);
+        loop {
+            registry::check_interrupt()?;
+            let mut slice = registry::POLL_INTERVAL;
+            if let Some(d) = deadline {
+                slice = slice.min(d.saturating_duration_since(Instant::now()));
+            }
+            match &pidfd {
+                Some(fd) => {
+                    let mut pfd = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
+                    // Safety: one valid pollfd.
+                    unsafe { libc::poll(&mut pfd, 1, ms) };
+                }
+                None => {
+                    std::thread::sleep(nap.min(slice));
+                    nap = (nap * 2).min(registry::POLL_INTERVAL);
+                }
+            }
+            if self.poll_exit().is_some() {
+                return Ok(true);
+            }
+            if let Some(d) = deadline
+                && Instant::now() >= d
+            {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Whether it has started and not yet ended (reaps it if it ended).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// assert!(!p.is_alive());
+    /// p.start().unwrap();
+    /// p.join().unwrap();
+    /// assert!(!p.is_alive());
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        matches!(self.lock().state, State::Running { parent, .. } if parent == getpid())
+            && self.poll_exit().is_none()
+    }
+
+    /// `None` while it runs (or before it starts); then its exit code: the
+    /// code it exited with, or minus the signal that killed it (`-9` for
+    /// SIGKILL), as in Python. Reaps it if it ended.
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| forja::exit(3));
+    /// p.start().unwrap();
+    /// p.join().unwrap();
+    /// assert_eq!(p.exitcode(), Some(3));
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        self.poll_exit().filter(|&c| c != STATUS_UNKNOWN)
+    }
+
+    fn signal(&self, sig: i32, what: &'static str) -> Result<()> {
+        let Some((pid, _)) = self.running(what)? else {
+            return Ok(());
+        };
+        if self.poll_exit().is_some() {
+            return Ok(()); // already ended: nothing to do, as in Python
+        }
+        // Safety: kill on our own, unreaped child (its pid cannot be reused).
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(Error::os("sending a signal to a child", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks it to stop: sends SIGTERM (its exit code becomes `-15`). Does not
+    /// wait: `join()` afterwards. Does nothing if it already ended.
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| loop { std::thread::sleep(std::time::Duration::from_secs(1)) });
+    /// p.start().unwrap();
+    /// p.terminate().unwrap();
+    /// p.join().unwrap();
+    /// assert_eq!(p.exitcode(), Some(-15));
+    /// ```
+    pub fn terminate(&self) -> Result<()> {
+        self.signal(libc::SIGTERM, "terminate")
+    }
+
+    /// Kills it: sends SIGKILL, which cannot be caught (exit code `-9`).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| loop { std::thread::sleep(std::time::Duration::from_secs(1)) });
+    /// p.start().unwrap();
+    /// p.kill().unwrap();
+    /// p.join().unwrap();
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// ```
+    pub fn kill(&self) -> Result<()> {
+        self.signal(libc::SIGKILL, "kill")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let state = self.lock().state;
+        if let State::Running { pid, slot, parent } = state
+            && parent == getpid()
+            && let Ok(reg) = Registry::current()
+        {
+            if reg.try_reap(slot, pid).is_some() {
+                reg.release(slot, pid);
+            } else {
+                // Still running: never wait here. Whoever reaps it later
+                // (active_children, the next start) frees its slot.
+                reg.handle_dropped(slot, pid);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock().state;
+        let mut d = f.debug_struct("Process");
+        d.field("name", &self.name).field("daemon", &self.daemon);
+        match state {
+            State::New => d.field("state", &"initial"),
+            State::Running { pid, .. } => d.field("pid", &pid).field("state", &"started"),
+            State::Done { pid, code } => d.field("pid", &pid).field("exitcode", &code),
+        };
+        d.finish()
+    }
+}
+
+impl fmt::Display for Process {
+    /// Like Python's repr: `<Process name='Process-1' pid=42 started>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock().state;
+        write!(f, "<Process name='{}'", self.name)?;
+        match state {
+            State::New => write!(f, " initial")?,
+            State::Running { pid, .. } => write!(f, " pid={pid} started")?,
+            State::Done { pid, code } => write!(f, " pid={pid} exitcode={code}")?,
+        }
+        if self.daemon {
+            write!(f, " daemon")?;
+        }
+        write!(f, ">")
+    }
+}
+
+/// What a child needs to set itself up right after the fork.
+pub(crate) struct ChildSetup<'a> {
+    pub name: &'a str,
+    pub identity: &'a str,
+    pub daemon: bool,
+    pub parent_pid: i32,
+    pub parent_name: String,
+}
+
+/// Forks. In the child: sets it up (own registry, death signal for daemons,
+/// stdin from /dev/null, panic message with name and pid), runs `body`,
+/// flushes and `_exit`s with its code — never returns. In the parent: drops
+/// `body` (and so everything it captured) and returns the child's pid.
+pub(crate) fn fork_child<B>(setup: &ChildSetup<'_>, body: B) -> Result<i32>
+where
+    B: FnOnce() -> i32,
+{
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // Safety: the child only runs forja's setup and `body`, then _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::os(
+            "starting a process (fork)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        child_setup(setup);
+        let code = body();
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // Safety: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    drop(body);
+    Ok(pid)
+}
+
+fn child_setup(setup: &ChildSetup<'_>) {
+    let _ = Registry::init_child(&SelfInfo {
+        name: setup.name,
+        identity: setup.identity,
+        parent_pid: setup.parent_pid,
+        parent_name: &setup.parent_name,
+        daemon: setup.daemon,
+    });
+    #[cfg(target_os = "linux")]
+    if setup.daemon {
+        // Safety: plain prctl/getppid/raise calls.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if libc::getppid() != setup.parent_pid {
+                // The parent died before prctl: behave as if it fired.
+                libc::raise(libc::SIGTERM);
+            }
+        }
+    }
+    // Safety: replacing fd 0 with /dev/null.
+    unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::close(fd);
+        }
+    }
+    let name = setup.name.to_owned();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let _ = std::io::stdout().flush();
+        eprintln!("panic in process {name} (pid {}){at}: {msg}", getpid());
+    }));
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic without a message)".to_owned()
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        // Safety: the pidfd_open system call; the fd returned is ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            // Safety: a fresh fd.
+            return Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+    }
+    let _ = pid;
+    None
+}
+
+/// Ends the calling process with `code` (like Python's `sys.exit(code)` in
+/// a child). In a process started by forja it flushes stdout and stderr and
+/// ends at once (`_exit`): destructors do not run. Elsewhere (the main
+/// program) it is `std::process::exit`.
+///
+/// ```
+/// let p = forja::Process::new(|| forja::exit(7));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(7));
+/// ```
+pub fn exit(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if Registry::existing().is_some_and(|r| r.header().is_child()) {
+        // Safety: ending a forja child without unwinding into the parent's code.
+        unsafe { libc::_exit(code) }
+    }
+    std::process::exit(code)
+}
+
+/// What [`current_process`], [`parent_process`] and [`active_children`]
+/// tell about a process.
+///
+/// ```
+/// let me = forja::current_process();
+/// assert_eq!(me.pid(), std::process::id() as i32);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pid: i32,
+    name: String,
+    daemon: bool,
+}
+
+impl ProcessInfo {
+    /// Its pid.
+    ///
+    /// ```
+    /// assert!(forja::current_process().pid() > 0);
+    /// ```
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+    /// Its name (`MainProcess` for a program's first process).
+    ///
+    /// ```
+    /// assert_eq!(forja::current_process().name(), "MainProcess");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Whether it is a daemon.
+    ///
+    /// ```
+    /// assert!(!forja::current_process().is_daemon());
+    /// ```
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+}
+
+impl fmt::Display for ProcessInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Process name='{}' pid={}", self.name, self.pid)?;
+        if self.daemon {
+            write!(f, " daemon")?;
+        }
+        write!(f, ">")
+    }
+}
+
+/// The process running this code: its pid and name (`MainProcess`, or the
+/// name its `Process` was given).
+///
+/// ```
+/// use forja::prelude::*;
+/// let p = Process::new(|| assert_eq!(current_process().name(), "hijo")).with_name("hijo");
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(0));
+/// ```
+pub fn current_process() -> ProcessInfo {
+    let pid = getpid();
+    match Registry::existing() {
+        Some(reg) => ProcessInfo {
+            pid,
+            name: reg.header().name(),
+            daemon: reg.header().is_daemon(),
+        },
+        None => ProcessInfo {
+            pid,
+            name: "MainProcess".to_owned(),
+            daemon: false,
+        },
+    }
+}
+
+/// The process that started this one with forja, or `None` in the main
+/// process (as in Python).
+///
+/// ```
+/// use forja::prelude::*;
+/// assert!(parent_process().is_none());
+/// let me = std::process::id() as i32;
+/// let p = Process::new(move || assert_eq!(parent_process().unwrap().pid(), me));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(0));
+/// ```
+pub fn parent_process() -> Option<ProcessInfo> {
+    let reg = Registry::existing()?;
+    let (pid, name) = reg.header().parent()?;
+    Some(ProcessInfo {
+        pid,
+        name,
+        daemon: false,
+    })
+}
+
+/// The children of this process that are still running. Like Python, it
+/// reaps (collects the exit code of) those that have ended.
+///
+/// ```
+/// use forja::prelude::*;
+/// let p = Process::new(|| std::thread::sleep(std::time::Duration::from_millis(300)));
+/// p.start().unwrap();
+/// assert!(active_children().iter().any(|c| Some(c.pid()) == p.pid()));
+/// p.join().unwrap();
+/// assert!(active_children().iter().all(|c| Some(c.pid()) != p.pid()));
+/// ```
+pub fn active_children() -> Vec<ProcessInfo> {
+    let Some(reg) = Registry::existing() else {
+        return Vec::new();
+    };
+    reg.reap_all();
+    reg.children()
+        .into_iter()
+        .filter(|c| c.exitcode.is_none())
+        .map(|c| ProcessInfo {
+            pid: c.pid,
+            name: c.name,
+            daemon: c.daemon,
+        })
+        .collect()
+}
+
+/// How many CPUs this process may use (what `Pool::new` defaults to). Like
+/// `os.process_cpu_count()`: it honours CPU affinity and cgroup limits.
+///
+/// ```
+/// assert!(forja::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

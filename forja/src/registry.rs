@@ -1,0 +1,742 @@
+//! The process-wide registry: this process's children, its name, the cap on
+//! live children and the interrupt flag.
+//!
+//! Inside the forja kernel every cell is a separate library with its own copy
+//! of forja's statics, so this state cannot live in a `static`. It lives in
+//! one `MAP_SHARED` mapping per process (a `memfd` on Linux), made on first
+//! use and published in the environment variable [`ENV`] as
+//! `pid:fd:address:inode`. Every copy of forja in the process reads the same
+//! environment and so finds the same mapping; the layout is `#[repr(C)]`,
+//! starts with a magic number and a [`VERSION`], so differing copies refuse
+//! to share it rather than misread it.
+//!
+//! **One registry per process, holding that process's own children.** A
+//! forked child inherits the parent's variable, sees that the pid in it is not
+//! its own and makes a fresh registry (forja does this right after the fork,
+//! recording the child's name and its parent).
+//!
+//! Another process (the kernel) can map the same memory through
+//! `/proc/PID/fd/FD` to list children or raise the interrupt flag: blocking
+//! forja calls wake at least every [`POLL_INTERVAL`] to look at it.
+//!
+//! ```
+//! use forja::registry;
+//! assert!(!registry::interrupted());
+//! assert!(registry::max_children().unwrap() >= 1);
+//! ```
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The environment variable that names this process's registry.
+pub const ENV: &str = "FORJA_REGISTRY";
+/// The environment variable read for the cap on live children.
+pub const MAX_CHILDREN_ENV: &str = "FORJA_MAX_CHILDREN";
+/// Default cap on live (unreaped) children per process.
+pub const DEFAULT_MAX_CHILDREN: u32 = 256;
+/// Layout version; bump it whenever [`Header`] or the slots change.
+pub const VERSION: u32 = 1;
+/// How many children the registry can track at once (the highest cap).
+pub const SLOTS: usize = 1024;
+/// Blocking waits wake at least this often to check the interrupt flag.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+const MAGIC: u64 = u64::from_le_bytes(*b"FORJAREG");
+const NAME_WORDS: usize = 8;
+const NAME_BYTES: usize = NAME_WORDS * 8;
+
+/// Slot states.
+const FREE: u32 = 0;
+const RESERVED: u32 = 1;
+const RUNNING: u32 = 2;
+const REAPING: u32 = 3;
+const EXITED: u32 = 4;
+
+/// Slot flags.
+const FLAG_DAEMON: u32 = 1;
+const FLAG_HANDLE_DROPPED: u32 = 2;
+const FLAG_POOL_WORKER: u32 = 4;
+
+/// `status` of a child reaped by someone else (`SIGCHLD` ignored...).
+pub(crate) const STATUS_UNKNOWN: i32 = i32::MIN;
+
+/// A name stored in shared memory, as atomics so readers never race writers.
+#[repr(C)]
+struct SharedName([AtomicU64; NAME_WORDS]);
+
+impl SharedName {
+    fn store(&self, name: &str) {
+        let mut bytes = [0u8; NAME_BYTES];
+        let mut len = name.len().min(NAME_BYTES);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        for (i, word) in self.0.iter().enumerate() {
+            let chunk: [u8; 8] = bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+            word.store(u64::from_le_bytes(chunk), Ordering::Relaxed);
+        }
+    }
+    fn load(&self) -> String {
+        let mut bytes = [0u8; NAME_BYTES];
+        for (i, word) in self.0.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(NAME_BYTES);
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    }
+}
+
+/// The start of the registry mapping (layout [`VERSION`] 1).
+#[repr(C)]
+pub struct Header {
+    magic: u64,
+    version: u32,
+    slot_count: u32,
+    slot_offset: u32,
+    slot_size: u32,
+    owner_pid: i32,
+    /// Pid of the forja parent, 0 in a process not started by forja.
+    parent_pid: i32,
+    /// 1 when this process was started by forja (a `Process` or pool worker).
+    is_child: u32,
+    daemon: u32,
+    /// Raised (non-zero) to make blocking forja calls return `Interrupted`.
+    interrupt: AtomicU32,
+    max_children: AtomicU32,
+    /// Children reserved or running and not yet reaped.
+    live: AtomicU32,
+    _pad: u32,
+    /// Counter for default names (`Process-1`, `Process-2`...).
+    name_counter: AtomicU64,
+    /// Set by the kernel: the cell now running; recorded with each child.
+    generation: AtomicU64,
+    /// When this registry was made (ns since the Unix epoch).
+    start_ns: u64,
+    name: SharedName,
+    parent_name: SharedName,
+    /// Python-style identity: "" for the main process, "1:2" for Process-1:2.
+    identity: SharedName,
+    /// Room for later fields (timeline...) without moving the slots.
+    reserved: [AtomicU64; 16],
+}
+
+/// One tracked child.
+#[repr(C)]
+struct Slot {
+    pid: AtomicI32,
+    state: AtomicU32,
+    /// Python-style exit code once `EXITED` (negative signal number).
+    status: AtomicI32,
+    flags: AtomicU32,
+    generation: AtomicU64,
+    start_ns: AtomicU64,
+    end_ns: AtomicU64,
+    name: SharedName,
+}
+
+const MAP_LEN: usize = std::mem::size_of::<Header>() + SLOTS * std::mem::size_of::<Slot>();
+
+/// This process's registry (the mapping is never unmapped).
+pub(crate) struct Registry {
+    header: &'static Header,
+    slots: &'static [Slot],
+}
+
+// Per-copy cache of the lookup: (pid, address).
+static CACHED_PID: AtomicI32 = AtomicI32::new(0);
+static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn getpid() -> i32 {
+    // Safety: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn reg_err(message: impl Into<String>) -> Error {
+    Error::Registry {
+        pid: getpid(),
+        message: message.into(),
+    }
+}
+
+/// What a freshly made registry says about its own process.
+pub(crate) struct SelfInfo<'a> {
+    pub name: &'a str,
+    pub identity: &'a str,
+    pub parent_pid: i32,
+    pub parent_name: &'a str,
+    pub daemon: bool,
+}
+
+impl Registry {
+    fn from_addr(addr: usize) -> Registry {
+        // Safety: addr is a live mapping of MAP_LEN bytes laid out as a
+        // Header followed by SLOTS slots (checked by the callers), and the
+        // mapping is never unmapped, so 'static is sound. All fields written
+        // after creation are atomics.
+        unsafe {
+            let header = &*(addr as *const Header);
+            let slots = std::slice::from_raw_parts(
+                (addr + std::mem::size_of::<Header>()) as *const Slot,
+                SLOTS,
+            );
+            Registry { header, slots }
+        }
+    }
+
+    /// The registry of the calling process, made on first use.
+    pub(crate) fn current() -> Result<Registry> {
+        let pid = getpid();
+        if CACHED_PID.load(Ordering::Acquire) == pid {
+            return Ok(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
+        }
+        let _guard = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(addr) = find_published(pid)? {
+            cache(pid, addr);
+            return Ok(Self::from_addr(addr));
+        }
+        let addr = create(
+            pid,
+            &SelfInfo {
+                name: "MainProcess",
+                identity: "",
+                parent_pid: 0,
+                parent_name: "",
+                daemon: false,
+            },
+        )?;
+        Ok(Self::from_addr(addr))
+    }
+
+    /// The registry of the calling process if it already exists (never makes one).
+    pub(crate) fn existing() -> Option<Registry> {
+        let pid = getpid();
+        if CACHED_PID.load(Ordering::Acquire) == pid {
+            return Some(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
+        }
+        let addr = find_published(pid).ok().flatten()?;
+        cache(pid, addr);
+        Some(Self::from_addr(addr))
+    }
+
+    /// In a freshly forked child: makes the child's own registry. The
+    /// parent's mapping stays mapped (harmless) but its fd is closed.
+    pub(crate) fn init_child(info: &SelfInfo<'_>) -> Result<()> {
+        if let Some(fd) = published_fd() {
+            // Safety: closing an fd we inherited and no longer use.
+            unsafe { libc::close(fd) };
+        }
+        let pid = getpid();
+        create(pid, info)?;
+        Ok(())
+    }
+
+    pub(crate) fn header(&self) -> &'static Header {
+        self.header
+    }
+
+    /// Next number for a default name.
+    pub(crate) fn next_number(&self) -> u64 {
+        self.header.name_counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Python-style identity prefix of this process ("" for the main process).
+    pub(crate) fn identity(&self) -> String {
+        self.header.identity.load()
+    }
+
+    /// Reserves a slot for a child about to be forked; enforces the cap.
+    pub(crate) fn reserve(&self, name: &str, daemon: bool, pool_worker: bool) -> Result<usize> {
+        let limit = self.header.max_children.load(Ordering::Relaxed).max(1);
+        let mut reaped_once = false;
+        loop {
+            let before = self.header.live.fetch_add(1, Ordering::AcqRel);
+            if before < limit {
+                break;
+            }
+            self.header.live.fetch_sub(1, Ordering::AcqRel);
+            if reaped_once {
+                return Err(Error::TooManyChildren {
+                    limit,
+                    pid: getpid(),
+                });
+            }
+            self.reap_all();
+            reaped_once = true;
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot
+                .state
+                .compare_exchange(FREE, RESERVED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                slot.pid.store(0, Ordering::Relaxed);
+                slot.status.store(0, Ordering::Relaxed);
+                let mut flags = 0;
+                if daemon {
+                    flags |= FLAG_DAEMON;
+                }
+                if pool_worker {
+                    flags |= FLAG_POOL_WORKER;
+                }
+                slot.flags.store(flags, Ordering::Relaxed);
+                slot.generation.store(
+                    self.header.generation.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+                slot.start_ns.store(now_ns(), Ordering::Relaxed);
+                slot.end_ns.store(0, Ordering::Relaxed);
+                slot.name.store(name);
+                return Ok(i);
+            }
+        }
+        // Every slot holds an exited child whose handle is still alive.
+        self.header.live.fetch_sub(1, Ordering::AcqRel);
+        Err(Error::TooManyChildren {
+            limit: SLOTS as u32,
+            pid: getpid(),
+        })
+    }
+
+    /// The fork failed: gives the reservation back.
+    pub(crate) fn unreserve(&self, slot: usize) {
+        self.slots[slot].state.store(FREE, Ordering::Release);
+        self.header.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The fork succeeded: the slot now tracks `pid`.
+    pub(crate) fn publish(&self, slot: usize, pid: i32) {
+        let s = &self.slots[slot];
+        s.pid.store(pid, Ordering::Relaxed);
+        s.state.store(RUNNING, Ordering::Release);
+    }
+
+    /// Reaps `pid` if it has ended, without blocking. Returns its
+    /// Python-style exit code once known ([`STATUS_UNKNOWN`] if someone else
+    /// reaped it behind forja's back).
+    pub(crate) fn try_reap(&self, slot: usize, pid: i32) -> Option<i32> {
+        let s = &self.slots[slot];
+        if s.pid.load(Ordering::Acquire) != pid {
+            return Some(STATUS_UNKNOWN);
+        }
+        loop {
+            match s.state.load(Ordering::Acquire) {
+                EXITED => return Some(s.status.load(Ordering::Acquire)),
+                REAPING => std::thread::yield_now(),
+                RUNNING => {
+                    if s
+                        .state
+                        .compare_exchange(RUNNING, REAPING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return self.reap_locked(s, pid);
+                    }
+                }
+                _ => return Some(STATUS_UNKNOWN),
+            }
+        }
+    }
+
+    /// With the slot in `REAPING`: one `waitpid(WNOHANG)`.
+    fn reap_locked(&self, s: &Slot, pid: i32) -> Option<i32> {
+        let mut status = 0;
+        let r = loop {
+            // Safety: plain waitpid on our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break r;
+        };
+        let code = if r == 0 {
+            s.state.store(RUNNING, Ordering::Release);
+            return None;
+        } else if r == pid {
+            decode_status(status)
+        } else {
+            STATUS_UNKNOWN
+        };
+        s.status.store(code, Ordering::Relaxed);
+        s.end_ns.store(now_ns(), Ordering::Relaxed);
+        s.state.store(EXITED, Ordering::Release);
+        self.header.live.fetch_sub(1, Ordering::AcqRel);
+        if s.flags.load(Ordering::Relaxed) & FLAG_HANDLE_DROPPED != 0 {
+            self.free(s);
+        }
+        Some(code)
+    }
+
+    fn free(&self, s: &Slot) {
+        s.pid.store(0, Ordering::Relaxed);
+        s.flags.store(0, Ordering::Relaxed);
+        s.state.store(FREE, Ordering::Release);
+    }
+
+    /// The handle learned the exit code: the slot can be reused.
+    pub(crate) fn release(&self, slot: usize, pid: i32) {
+        let s = &self.slots[slot];
+        if s.pid.load(Ordering::Acquire) == pid && s.state.load(Ordering::Acquire) == EXITED {
+            self.free(s);
+        }
+    }
+
+    /// The handle is gone while the child still runs: whoever reaps it frees
+    /// the slot.
+    pub(crate) fn handle_dropped(&self, slot: usize, pid: i32) {
+        let s = &self.slots[slot];
+        if s.pid.load(Ordering::Acquire) != pid {
+            return;
+        }
+        s.flags.fetch_or(FLAG_HANDLE_DROPPED, Ordering::AcqRel);
+        // It may have exited in between: reap (and so free) it now.
+        if self.try_reap(slot, pid).is_some() {
+            self.release(slot, pid);
+        }
+    }
+
+    /// Reaps every child that has ended (exit codes stay for their handles).
+    pub(crate) fn reap_all(&self) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state.load(Ordering::Acquire) == RUNNING {
+                let pid = s.pid.load(Ordering::Acquire);
+                if pid > 0 {
+                    let _ = self.try_reap(i, pid);
+                }
+            }
+        }
+    }
+
+    /// Children not yet reaped (running, or ended and not yet reaped).
+    pub(crate) fn children(&self) -> Vec<ChildRecord> {
+        let mut out = Vec::new();
+        for s in self.slots {
+            let state = s.state.load(Ordering::Acquire);
+            if state != RUNNING && state != REAPING && state != EXITED {
+                continue;
+            }
+            let pid = s.pid.load(Ordering::Acquire);
+            if pid <= 0 {
+                continue;
+            }
+            let flags = s.flags.load(Ordering::Relaxed);
+            out.push(ChildRecord {
+                pid,
+                name: s.name.load(),
+                daemon: flags & FLAG_DAEMON != 0,
+                pool_worker: flags & FLAG_POOL_WORKER != 0,
+                generation: s.generation.load(Ordering::Relaxed),
+                start_ns: s.start_ns.load(Ordering::Relaxed),
+                exitcode: (state == EXITED).then(|| s.status.load(Ordering::Relaxed)),
+            });
+        }
+        out
+    }
+}
+
+impl Header {
+    /// This process's name ("MainProcess" unless forja started it).
+    pub(crate) fn name(&self) -> String {
+        self.name.load()
+    }
+    /// The forja parent's pid and name, if forja started this process.
+    pub(crate) fn parent(&self) -> Option<(i32, String)> {
+        (self.parent_pid != 0).then(|| (self.parent_pid, self.parent_name.load()))
+    }
+    /// Whether forja started this process.
+    pub(crate) fn is_child(&self) -> bool {
+        self.is_child != 0
+    }
+    /// Whether this process is a daemon.
+    pub(crate) fn is_daemon(&self) -> bool {
+        self.daemon != 0
+    }
+}
+
+/// Turns a `waitpid` status into Python's `exitcode`.
+pub(crate) fn decode_status(status: i32) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        STATUS_UNKNOWN
+    }
+}
+
+fn cache(pid: i32, addr: usize) {
+    CACHED_ADDR.store(addr, Ordering::Release);
+    CACHED_PID.store(pid, Ordering::Release);
+}
+
+struct Published {
+    pid: i32,
+    fd: i32,
+    addr: usize,
+    ino: u64,
+}
+
+fn parse_env() -> Option<Published> {
+    let value = std::env::var(ENV).ok()?;
+    let mut parts = value.split(':');
+    let pid = parts.next()?.parse().ok()?;
+    let fd = parts.next()?.parse().ok()?;
+    let addr = usize::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
+    let ino = parts.next()?.parse().ok()?;
+    Some(Published { pid, fd, addr, ino })
+}
+
+fn published_fd() -> Option<i32> {
+    parse_env().map(|p| p.fd)
+}
+
+fn fd_inode(fd: i32) -> Option<u64> {
+    // Safety: fstat writes into a zeroed stat we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
+    }
+}
+
+/// The registry published for `pid`, checked so that a stale variable (after
+/// an exec, say) is never dereferenced.
+fn find_published(pid: i32) -> Result<Option<usize>> {
+    let Some(p) = parse_env() else {
+        return Ok(None);
+    };
+    if p.pid != pid || p.addr == 0 || fd_inode(p.fd) != Some(p.ino) {
+        return Ok(None);
+    }
+    // The fd is the same memfd that was mapped at addr by this process (an
+    // exec would have closed it: it is close-on-exec).
+    let header = Registry::from_addr(p.addr).header;
+    if header.magic != MAGIC {
+        return Err(reg_err(format!("{ENV} points at memory that is not a registry")));
+    }
+    if header.version != VERSION
+        || header.slot_count as usize != SLOTS
+        || header.slot_size as usize != std::mem::size_of::<Slot>()
+    {
+        return Err(reg_err(format!(
+            "it was made by a different version of forja (layout {} here, {} there); use one \
+             forja version in the whole program or notebook",
+            VERSION, header.version
+        )));
+    }
+    Ok(Some(p.addr))
+}
+
+/// Makes and publishes a fresh registry for `pid`.
+fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
+    let name = c"forja-registry";
+    // Safety: memfd_create with a valid C string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::os(
+            "making the process registry (memfd_create)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // Safety: fd is ours; the mapping below is MAP_LEN bytes of it.
+    let addr = unsafe {
+        if libc::ftruncate(fd, MAP_LEN as libc::off_t) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(Error::os("sizing the process registry", e));
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            MAP_LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(Error::os("mapping the process registry", e));
+        }
+        p as usize
+    };
+    let max = std::env::var(MAX_CHILDREN_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(DEFAULT_MAX_CHILDREN)
+        .clamp(1, SLOTS as u32);
+    // Safety: fresh zeroed mapping of MAP_LEN bytes that nothing else sees yet.
+    unsafe {
+        let h = addr as *mut Header;
+        (*h).magic = MAGIC;
+        (*h).version = VERSION;
+        (*h).slot_count = SLOTS as u32;
+        (*h).slot_offset = std::mem::size_of::<Header>() as u32;
+        (*h).slot_size = std::mem::size_of::<Slot>() as u32;
+        (*h).owner_pid = pid;
+        (*h).parent_pid = info.parent_pid;
+        (*h).is_child = u32::from(info.parent_pid != 0);
+        (*h).daemon = u32::from(info.daemon);
+        (*h).start_ns = now_ns();
+    }
+    let reg = Registry::from_addr(addr);
+    reg.header.max_children.store(max, Ordering::Relaxed);
+    reg.header.name.store(info.name);
+    reg.header.parent_name.store(info.parent_name);
+    reg.header.identity.store(info.identity);
+    let ino = fd_inode(fd).unwrap_or(0);
+    let value = format!("{pid}:{fd}:{addr:#x}:{ino}");
+    // Safety: set once per process, on first use of forja (or right after a
+    // fork, when the child has a single thread).
+    unsafe { std::env::set_var(ENV, value) };
+    cache(pid, addr);
+    Ok(addr)
+}
+
+/// A child as the registry sees it (see [`children`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildRecord {
+    /// Its pid.
+    pub pid: i32,
+    /// Its name.
+    pub name: String,
+    /// Whether it is a daemon (terminated when this process exits).
+    pub daemon: bool,
+    /// Whether it is a `Pool` worker.
+    pub pool_worker: bool,
+    /// The generation (kernel cell) that was current when it started.
+    pub generation: u64,
+    /// When it started, in ns since the Unix epoch.
+    pub start_ns: u64,
+    /// `Some(code)` if it has ended and been reaped but its handle has not
+    /// collected the code yet.
+    pub exitcode: Option<i32>,
+}
+
+/// Every child of this process not yet collected by its handle (without
+/// reaping any).
+///
+/// ```
+/// assert!(forja::registry::children().unwrap().is_empty());
+/// ```
+pub fn children() -> Result<Vec<ChildRecord>> {
+    Ok(Registry::current()?.children())
+}
+
+/// Whether the interrupt flag is raised for this process.
+///
+/// ```
+/// assert!(!forja::registry::interrupted());
+/// ```
+pub fn interrupted() -> bool {
+    Registry::existing()
+        .map(|r| r.header.interrupt.load(Ordering::Relaxed) != 0)
+        .unwrap_or(false)
+}
+
+/// `Err(Error::Interrupted)` if the interrupt flag is raised.
+///
+/// ```
+/// forja::registry::check_interrupt().unwrap();
+/// ```
+pub fn check_interrupt() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted { pid: getpid() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Raises the interrupt flag: blocking forja calls in this process return
+/// `Error::Interrupted` within [`POLL_INTERVAL`], and every forja call fails
+/// until [`clear_interrupt`]. Only an atomic store, so a signal handler may
+/// call it once the registry exists.
+///
+/// ```
+/// use forja::registry;
+/// registry::request_interrupt().unwrap();
+/// assert!(registry::interrupted());
+/// registry::clear_interrupt().unwrap();
+/// assert!(!registry::interrupted());
+/// ```
+pub fn request_interrupt() -> Result<()> {
+    Registry::current()?
+        .header
+        .interrupt
+        .store(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Lowers the interrupt flag (the kernel does this when a new cell starts).
+///
+/// ```
+/// forja::registry::clear_interrupt().unwrap();
+/// ```
+pub fn clear_interrupt() -> Result<()> {
+    Registry::current()?
+        .header
+        .interrupt
+        .store(0, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The cap on live children of this process.
+///
+/// ```
+/// assert!(forja::registry::max_children().unwrap() <= forja::registry::SLOTS as u32);
+/// ```
+pub fn max_children() -> Result<u32> {
+    Ok(Registry::current()?
+        .header
+        .max_children
+        .load(Ordering::Relaxed))
+}
+
+/// Changes the cap on live children (clamped to `1..=SLOTS`).
+///
+/// ```
+/// let old = forja::registry::max_children().unwrap();
+/// forja::registry::set_max_children(8).unwrap();
+/// assert_eq!(forja::registry::max_children().unwrap(), 8);
+/// forja::registry::set_max_children(old).unwrap();
+/// ```
+pub fn set_max_children(limit: u32) -> Result<()> {
+    Registry::current()?
+        .header
+        .max_children
+        .store(limit.clamp(1, SLOTS as u32), Ordering::Relaxed);
+    Ok(())
+}
+
+/// The current generation (the kernel sets it to the cell number).
+///
+/// ```
+/// forja::registry::set_generation(7).unwrap();
+/// assert_eq!(forja::registry::generation().unwrap(), 7);
+/// ```
+pub fn generation() -> Result<u64> {
+    Ok(Registry::current()?
+        .header
+        .generation
+        .load(Ordering::Relaxed))
+}
+
+/// Sets the generation recorded with children started from now on.
+///
+/// ```
+/// forja::registry::set_generation(1).unwrap();
+/// ```
+pub fn set_generation(generation: u64) -> Result<()> {
+    Registry::current()?
+        .header
+        .generation
+        .store(generation, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, installing what it needs first (./install.sh
+# --no-lab) but opening nothing. Idempotent. CI runs this through .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+T0=$(date +%s)
+phase() { echo "==> [$(( $(date +%s) - T0 ))s] $*"; }
+
+phase "install (build, virtualenv, kernelspec, prebuild)"
+./install.sh --no-lab
+
+export PATH="$ROOT/.venv/bin:$PATH"
+export JUPYTER_PATH="$ROOT/.venv/share/jupyter"
+
+phase "format and lint"
+cargo fmt --all -- --check
+cargo clippy --locked -p forja --all-targets -- -D warnings
+
+phase "kernel unit tests (release profile: reuses the release build)"
+cargo test --release --locked -p forja-kernel
+
+phase "forja tests (each test in its own process)"
+cargo nextest run --locked -p forja --no-fail-fast
+
+phase "forja doctests"
+cargo test --locked -p forja --doc
+
+phase "forja examples"
+for ex in forja/examples/*.rs; do
+  name=$(basename "$ex" .rs)
+  echo "--- example $name"
+  timeout 120 cargo run --locked -q -p forja --example "$name"
+done
+
+phase "end-to-end tests through Jupyter clients"
+python -m pytest tests -v --timeout=600
+
+phase "all tests passed"
