@@ -57,6 +57,10 @@ fn main() -> forja::Result<()> {
     big.start()?;
     let data = rx.recv()?;
     big.join()?;
-    println!("received {} bytes, sum {}", data.len(), data.iter().map(|&b| b as u64).sum::<u64>());
+    println!(
+        "received {} bytes, sum {}",
+        data.len(),
+        data.iter().map(|&b| b as u64).sum::<u64>()
+    );
     Ok(())
 }

@@ -7,7 +7,10 @@ use forja::prelude::*;
 use std::time::{Duration, Instant};
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 fn slow_square(x: u64) -> u64 {
@@ -17,7 +20,11 @@ fn slow_square(x: u64) -> u64 {
 
 fn main() -> forja::Result<()> {
     let pool = Pool::new(cpu_count())?;
-    println!("a pool of {} workers: {:?}", pool.size(), pool.worker_pids());
+    println!(
+        "a pool of {} workers: {:?}",
+        pool.size(),
+        pool.worker_pids()
+    );
 
     let primes = pool.map(is_prime, 0..50)?;
     let found: Vec<usize> = (0..50).filter(|&i| primes[i]).collect();
@@ -25,7 +32,11 @@ fn main() -> forja::Result<()> {
 
     let t = Instant::now();
     let squares = pool.map(slow_square, 0..8)?;
-    println!("8 tasks of 50 ms in {:?} with {} workers: {squares:?}", t.elapsed(), pool.size());
+    println!(
+        "8 tasks of 50 ms in {:?} with {} workers: {squares:?}",
+        t.elapsed(),
+        pool.size()
+    );
 
     print!("imap (in order):");
     for r in pool.imap(slow_square, 0..5)? {
@@ -46,9 +57,21 @@ fn main() -> forja::Result<()> {
     println!("apply_async result: {}", pending.get()?);
 
     // A panicking task is an Err carrying the message; the worker survives.
-    let results = pool.map(|x: i32| if x == 3 { panic!("I don't like {x}") } else { x }, 0..5);
+    let results = pool.map(
+        |x: i32| {
+            if x == 3 {
+                panic!("I don't like {x}")
+            } else {
+                x
+            }
+        },
+        0..5,
+    );
     println!("a map with a panicking task: {}", results.unwrap_err());
-    println!("the pool still works: {:?}", pool.map(|x: i32| x * 2, 0..3)?);
+    println!(
+        "the pool still works: {:?}",
+        pool.map(|x: i32| x * 2, 0..3)?
+    );
 
     pool.close()?;
     pool.join()?;

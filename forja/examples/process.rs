@@ -6,14 +6,23 @@ use forja::prelude::*;
 use std::time::Duration;
 
 fn main() -> forja::Result<()> {
-    println!("I am {} (pid {})", current_process().name(), current_process().pid());
+    println!(
+        "I am {} (pid {})",
+        current_process().name(),
+        current_process().pid()
+    );
 
     // A child runs the closure: it gets a copy of everything captured.
     let greeting = String::from("hola");
     let p = Process::new(move || {
         let me = current_process();
         let parent = parent_process().expect("started by forja");
-        println!("{greeting} from {} (pid {}), child of {}", me.name(), me.pid(), parent.pid());
+        println!(
+            "{greeting} from {} (pid {}), child of {}",
+            me.name(),
+            me.pid(),
+            parent.pid()
+        );
     });
     p.start()?;
     p.join()?;
@@ -40,17 +49,32 @@ fn main() -> forja::Result<()> {
     std::thread::sleep(Duration::from_millis(200));
     let pid = z.pid().expect("started");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
-    println!("before join, /proc/{pid}/stat says state {:?} (Z = zombie)", state.unwrap_or("?"));
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().next());
+    println!(
+        "before join, /proc/{pid}/stat says state {:?} (Z = zombie)",
+        state.unwrap_or("?")
+    );
     z.join()?;
-    println!("after join, /proc/{pid} exists: {}", std::path::Path::new(&format!("/proc/{pid}")).exists());
+    println!(
+        "after join, /proc/{pid} exists: {}",
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    );
 
     // terminate() sends SIGTERM.
-    let looper = Process::new(|| loop {
-        std::thread::sleep(Duration::from_millis(10))
+    let looper = Process::new(|| {
+        loop {
+            std::thread::sleep(Duration::from_millis(10))
+        }
     });
     looper.start()?;
-    println!("alive: {}, active children: {}", looper.is_alive(), active_children().len());
+    println!(
+        "alive: {}, active children: {}",
+        looper.is_alive(),
+        active_children().len()
+    );
     looper.terminate()?;
     looper.join()?;
     println!("after terminate: exit code {:?}", looper.exitcode());

@@ -111,11 +111,13 @@ impl FrameIo {
         // Safety: fcntl on an fd we own.
         unsafe {
             let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if flags < 0
-                || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
             {
                 return Err(os_err("making a pipe non-blocking"));
             }
+        }
+        if let Ok(reg) = registry::Registry::current() {
+            reg.register_end(fd.as_raw_fd());
         }
         Ok(FrameIo {
             fd,
@@ -193,13 +195,8 @@ impl FrameIo {
         let spare = self.rbuf.spare_capacity_mut();
         loop {
             // Safety: reading into the Vec's spare capacity, at most its length.
-            let n = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    spare.len(),
-                )
-            };
+            let n =
+                unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
             if n > 0 {
                 // Safety: the kernel initialised n bytes of the spare capacity.
                 unsafe { self.rbuf.set_len(self.rbuf.len() + n as usize) };
@@ -363,6 +360,14 @@ impl FrameIo {
     }
 }
 
+impl Drop for FrameIo {
+    fn drop(&mut self) {
+        if let Some(reg) = registry::Registry::existing() {
+            reg.unregister_end(self.fd.as_raw_fd());
+        }
+    }
+}
+
 fn recv_typed<T: DeserializeOwned>(io: &mut FrameIo, deadline: Option<Instant>) -> Result<T> {
     let Some(range) = io.recv_frame(deadline, "a pipe")? else {
         return Err(Error::Timeout {
@@ -423,7 +428,10 @@ impl Pipe {
         }
         // Safety: both fds are fresh and ours.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok((Connection::from_io(FrameIo::new(a, true)?), Connection::from_io(FrameIo::new(b, true)?)))
+        Ok((
+            Connection::from_io(FrameIo::new(a, true)?),
+            Connection::from_io(FrameIo::new(b, true)?),
+        ))
     }
 
     /// A one-way pipe: `(receiver, sender)`, reading end first as in

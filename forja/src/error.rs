@@ -146,9 +146,7 @@ pub enum Error {
         message: String,
     },
     /// Using a pool after `close()` or `terminate()`.
-    #[error(
-        "the pool is {state} (process {pid}): it takes no more tasks; make a new Pool"
-    )]
+    #[error("the pool is {state} (process {pid}): it takes no more tasks; make a new Pool")]
     PoolClosed {
         /// "closed" or "terminated".
         state: &'static str,

@@ -17,16 +17,16 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod display;
+pub mod array;
 mod codec;
 pub mod connection;
-pub mod pool;
-pub mod process;
-pub mod registry;
-pub mod array;
+pub mod display;
 pub mod error;
 mod interrupt;
+pub mod pool;
+pub mod process;
 pub mod queue;
+pub mod registry;
 pub mod shm;
 pub mod sync;
 pub mod value;
@@ -42,20 +42,20 @@ pub use process::{
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shm::Shareable;
 pub use sync::{
-    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock, RLockGuard,
-    Semaphore, SemaphoreGuard,
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard,
 };
 pub use value::{RawValue, Value, ValueGuard};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {
+    pub use crate::array::{Array, RawArray};
     pub use crate::connection::{Connection, Pipe, Receiver, Sender};
     pub use crate::error::{Error, Result};
     pub use crate::pool::{AsyncResult, Pool};
     pub use crate::process::{
         Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
     };
-    pub use crate::array::{Array, RawArray};
     pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
     pub use crate::shm::Shareable;
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

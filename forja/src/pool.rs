@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -107,7 +107,8 @@ fn loaded_objects_stamp() -> u64 {
 
 /// Runs one chunk of tasks in a worker: decodes the arguments, calls the
 /// task on each under `catch_unwind`, encodes `Vec<Result<R, String>>`.
-type Trampoline = unsafe fn(*const u8, &[u8], &mut Vec<u8>, fn() -> Option<String>) -> Result<(), String>;
+type Trampoline =
+    unsafe fn(*const u8, &[u8], &mut Vec<u8>, fn() -> Option<String>) -> Result<(), String>;
 
 /// # Safety
 /// `closure` points at the bytes of a valid `F` (copied from the parent).
@@ -124,7 +125,8 @@ where
 {
     // Safety: F is Copy, so a bitwise copy of its bytes is a valid F.
     let f: F = unsafe { std::ptr::read_unaligned(closure as *const F) };
-    let items: Vec<A> = postcard::from_bytes(args).map_err(|e| format!("bad task arguments: {e}"))?;
+    let items: Vec<A> =
+        postcard::from_bytes(args).map_err(|e| format!("bad task arguments: {e}"))?;
     let results: Vec<Result<R, String>> = items
         .into_iter()
         .map(|a| {
@@ -136,17 +138,29 @@ where
         })
         .collect();
     let taken = std::mem::take(out);
-    *out = postcard::to_extend(&results, taken).map_err(|e| format!("could not encode the results: {e}"))?;
+    *out = postcard::to_extend(&results, taken)
+        .map_err(|e| format!("could not encode the results: {e}"))?;
     Ok(())
 }
 
 /// Why a chunk of tasks has no result.
 #[derive(Debug, Clone)]
 enum Fail {
-    Died { worker: String, pid: i32, how: String },
-    Message { worker: String, pid: i32, message: String },
+    Died {
+        worker: String,
+        pid: i32,
+        how: String,
+    },
+    Message {
+        worker: String,
+        pid: i32,
+        message: String,
+    },
     Terminated,
-    InitFailed { pid: i32, message: String },
+    InitFailed {
+        pid: i32,
+        message: String,
+    },
 }
 
 impl Fail {
@@ -293,11 +307,11 @@ impl PoolInner {
             ));
         }
         // Safety: fresh fds, ours.
-        let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (ours, theirs) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Registered as a pipe end before the fork, so the worker closes it.
+        let ours = FrameIo::new(ours, true)?;
         let slot = reg.reserve(&name, true, true)?;
-        // The worker closes its copies of every parent-side socket.
-        let mut close_in_child: Vec<RawFd> = self.workers.iter().map(|w| w.io.raw_fd()).collect();
-        close_in_child.push(ours.as_raw_fd());
         let init = self.initializer.clone();
         let setup = ChildSetup {
             name: &name,
@@ -306,13 +320,9 @@ impl PoolInner {
             parent_pid: getpid(),
             parent_name: reg.header().name(),
         };
-        let result = fork_child(&setup, move || {
-            for fd in &close_in_child {
-                // Safety: closing inherited fds this worker must not hold.
-                unsafe { libc::close(*fd) };
-            }
-            worker_main(theirs, init)
-        });
+        // The worker closes its copies of every pipe end and of the other
+        // workers' sockets (fork_child does it: they are registered ends).
+        let result = fork_child(&setup, move || worker_main(theirs, init));
         match result {
             Ok(pid) => {
                 reg.publish(slot, pid);
@@ -321,7 +331,7 @@ impl PoolInner {
                     pid,
                     slot,
                     name,
-                    io: FrameIo::new(ours, true)?,
+                    io: ours,
                     stamp,
                     ready: false,
                     outstanding: VecDeque::new(),
@@ -460,7 +470,10 @@ impl PoolInner {
                     FROM_WORKER_READY => w.ready = true,
                     FROM_WORKER_INIT_FAILED => {
                         let message = String::from_utf8_lossy(&payload[1..]).into_owned();
-                        self.broken = Some(Fail::InitFailed { pid: w.pid, message });
+                        self.broken = Some(Fail::InitFailed {
+                            pid: w.pid,
+                            message,
+                        });
                     }
                     FROM_WORKER_RESULT if payload.len() >= 14 => {
                         let job = u64::from_le_bytes(payload[1..9].try_into().expect("8"));
@@ -517,23 +530,29 @@ impl PoolInner {
                 message: format!("the worker ended {how} before it was ready"),
             });
         }
+        let fail = match (&self.broken, w.ready) {
+            (Some(f @ Fail::InitFailed { .. }), false) => f.clone(),
+            _ => Fail::Died {
+                worker: w.name.clone(),
+                pid: w.pid,
+                how: how.clone(),
+            },
+        };
         for (job, chunk) in w.outstanding {
-            self.store(
-                job,
-                chunk,
-                ChunkOutcome::Failed(Fail::Died {
-                    worker: w.name.clone(),
-                    pid: w.pid,
-                    how: how.clone(),
-                }),
-            );
+            self.store(job, chunk, ChunkOutcome::Failed(fail.clone()));
         }
         if let Some(Fail::InitFailed { .. }) = &self.broken {
             self.fail_queued(self.broken.clone().expect("just checked"));
             return;
         }
         if self.state != PoolState::Terminated && !w.retiring && !w.stop_sent {
-            let stamp = self.workers.iter().map(|w| w.stamp).max().unwrap_or(0).max(w.stamp);
+            let stamp = self
+                .workers
+                .iter()
+                .map(|w| w.stamp)
+                .max()
+                .unwrap_or(0)
+                .max(w.stamp);
             let _ = self.spawn_worker(stamp);
         }
     }
@@ -588,7 +607,9 @@ impl PoolInner {
                 gone.push(i);
                 continue;
             }
-            if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !self.read_worker(i) {
+            if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                && !self.read_worker(i)
+            {
                 gone.push(i);
             }
         }
@@ -671,17 +692,18 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
     let Ok(mut io) = FrameIo::new(fd, true) else {
         return 1;
     };
-    if let Some(init) = init {
-        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())) {
-            let msg = take_last_panic().unwrap_or_else(|| panic_message(&*payload));
-            std::mem::forget(payload);
-            let at = io.begin_frame();
-            io.wbuf().push(FROM_WORKER_INIT_FAILED);
-            io.wbuf().extend_from_slice(format!("the initializer panicked: {msg}").as_bytes());
-            io.end_frame(at);
-            let _ = io.flush();
-            return 1;
-        }
+    if let Some(init) = init
+        && let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init()))
+    {
+        let msg = take_last_panic().unwrap_or_else(|| panic_message(&*payload));
+        std::mem::forget(payload);
+        let at = io.begin_frame();
+        io.wbuf().push(FROM_WORKER_INIT_FAILED);
+        io.wbuf()
+            .extend_from_slice(format!("the initializer panicked: {msg}").as_bytes());
+        io.end_frame(at);
+        let _ = io.flush();
+        return 1;
     }
     if io.send_bytes(&[FROM_WORKER_READY]).is_err() {
         return 0;
@@ -1518,7 +1540,9 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         let deadline = Instant::now() + timeout;
-        if !wait_until(&self.shared, Some(deadline), |inner| job_done(inner, self.job))? {
+        if !wait_until(&self.shared, Some(deadline), |inner| {
+            job_done(inner, self.job)
+        })? {
             return Err(Error::Timeout {
                 what: "waiting for a pool result",
                 pid: getpid(),
@@ -1637,7 +1661,10 @@ fn take_chunk(shared: &Shared, job: u64, chunk: Option<usize>) -> Result<ChunkOu
             None => j.finished.pop_front(),
         };
         if let Some(c) = c {
-            picked = Some(std::mem::replace(&mut j.chunks[c], ChunkOutcome::Failed(Fail::Terminated)));
+            picked = Some(std::mem::replace(
+                &mut j.chunks[c],
+                ChunkOutcome::Failed(Fail::Terminated),
+            ));
         }
     }
     Ok(picked.unwrap_or(ChunkOutcome::Failed(Fail::Terminated)))

@@ -94,7 +94,10 @@ static LOCAL_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn next_identity(kind: &str) -> (String, String) {
     let (prefix, n) = match Registry::current() {
         Ok(reg) => (reg.identity(), reg.next_number()),
-        Err(_) => (String::new(), LOCAL_COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
+        Err(_) => (
+            String::new(),
+            LOCAL_COUNTER.fetch_add(1, Ordering::Relaxed) + 1,
+        ),
     };
     let identity = if prefix.is_empty() {
         n.to_string()
@@ -511,10 +514,33 @@ pub(crate) struct ChildSetup<'a> {
 /// stdin from /dev/null, panic message with name and pid), runs `body`,
 /// flushes and `_exit`s with its code — never returns. In the parent: drops
 /// `body` (and so everything it captured) and returns the child's pid.
+///
+/// Pipe ends: the child closes its inherited copies of every forja pipe end
+/// that the parent still holds once `body` is dropped — that is, every end
+/// the closure did not take. So a child sees end of file when the parent
+/// drops its end, and the parent when the child's end goes. To know which
+/// ends the closure took, the child waits for one short message from the
+/// parent (only when this process has pipe ends at all).
 pub(crate) fn fork_child<B>(setup: &ChildSetup<'_>, body: B) -> Result<i32>
 where
     B: FnOnce() -> i32,
 {
+    let reg = Registry::current()?;
+    let before = reg.ends();
+    let sync = if before.is_empty() {
+        None
+    } else {
+        let mut fds = [0; 2];
+        // Safety: pipe2 fills two fds, which we own from here on.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(Error::os(
+                "starting a process (pipe2)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // Safety: fresh fds.
+        unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+    };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // Safety: the child only runs forja's setup and `body`, then _exits.
@@ -527,6 +553,20 @@ where
     }
     if pid == 0 {
         child_setup(setup);
+        if let Some((r, w)) = sync {
+            drop(w);
+            let kept_by_parent = read_fd_list(r.as_raw_fd());
+            drop(r);
+            for fd in &kept_by_parent {
+                // Safety: closing our inherited copy of an end the parent kept.
+                unsafe { libc::close(*fd) };
+            }
+            if let Some(mine) = Registry::existing() {
+                for fd in before.iter().filter(|fd| !kept_by_parent.contains(fd)) {
+                    mine.register_end(*fd);
+                }
+            }
+        }
         let code = body();
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
@@ -534,7 +574,58 @@ where
         unsafe { libc::_exit(code) }
     }
     drop(body);
+    if let Some((r, w)) = sync {
+        drop(r);
+        let after = reg.ends();
+        let kept: Vec<i32> = before.into_iter().filter(|fd| after.contains(fd)).collect();
+        write_fd_list(w.as_raw_fd(), &kept);
+    }
     Ok(pid)
+}
+
+fn write_fd_list(fd: i32, list: &[i32]) {
+    let mut buf = Vec::with_capacity(4 + 4 * list.len());
+    buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    for f in list {
+        buf.extend_from_slice(&f.to_le_bytes());
+    }
+    let mut off = 0;
+    while off < buf.len() {
+        // Safety: writing from a live buffer.
+        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
+        if n <= 0 {
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+fn read_fd_list(fd: i32) -> Vec<i32> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Safety: reading into a live buffer.
+        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n as usize]);
+    }
+    if buf.len() < 4 {
+        return Vec::new();
+    }
+    let count = u32::from_le_bytes(buf[..4].try_into().expect("4")) as usize;
+    buf[4..]
+        .chunks_exact(4)
+        .take(count)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+        .collect()
 }
 
 fn child_setup(setup: &ChildSetup<'_>) {

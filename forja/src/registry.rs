@@ -42,6 +42,10 @@ pub const SLOTS: usize = 1024;
 /// Blocking waits wake at least this often to check the interrupt flag.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Pipe ends on fds at or above this are not tracked (so a child keeps its
+/// inherited copies of them, as in Python).
+pub const MAX_TRACKED_FD: usize = 4096;
+
 const MAGIC: u64 = u64::from_le_bytes(*b"FORJAREG");
 const NAME_WORDS: usize = 8;
 const NAME_BYTES: usize = NAME_WORDS * 8;
@@ -118,6 +122,9 @@ pub struct Header {
     parent_name: SharedName,
     /// Python-style identity: "" for the main process, "1:2" for Process-1:2.
     identity: SharedName,
+    /// Bitmap of the fds (below [`MAX_TRACKED_FD`]) that are forja pipe
+    /// ends open in this process: a child closes those it did not take.
+    ends: [AtomicU64; MAX_TRACKED_FD / 64],
     /// Room for later fields (timeline...) without moving the slots.
     reserved: [AtomicU64; 16],
 }
@@ -333,8 +340,7 @@ impl Registry {
                 EXITED => return Some(s.status.load(Ordering::Acquire)),
                 REAPING => std::thread::yield_now(),
                 RUNNING => {
-                    if s
-                        .state
+                    if s.state
                         .compare_exchange(RUNNING, REAPING, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                     {
@@ -415,6 +421,34 @@ impl Registry {
         }
     }
 
+    /// Records that `fd` is a forja pipe end of this process.
+    pub(crate) fn register_end(&self, fd: i32) {
+        if let Some((word, bit)) = end_bit(fd) {
+            self.header.ends[word].fetch_or(bit, Ordering::AcqRel);
+        }
+    }
+
+    /// `fd` is no longer a forja pipe end here.
+    pub(crate) fn unregister_end(&self, fd: i32) {
+        if let Some((word, bit)) = end_bit(fd) {
+            self.header.ends[word].fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+
+    /// The forja pipe ends open in this process now.
+    pub(crate) fn ends(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for (w, word) in self.header.ends.iter().enumerate() {
+            let mut bits = word.load(Ordering::Acquire);
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                out.push((w * 64 + b) as i32);
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+
     /// Children not yet reaped (running, or ended and not yet reaped).
     pub(crate) fn children(&self) -> Vec<ChildRecord> {
         let mut out = Vec::new();
@@ -459,6 +493,11 @@ impl Header {
     pub(crate) fn is_daemon(&self) -> bool {
         self.daemon != 0
     }
+}
+
+fn end_bit(fd: i32) -> Option<(usize, u64)> {
+    let fd = usize::try_from(fd).ok()?;
+    (fd < MAX_TRACKED_FD).then(|| (fd / 64, 1u64 << (fd % 64)))
 }
 
 /// Turns a `waitpid` status into Python's `exitcode`.
@@ -519,7 +558,9 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
     // exec would have closed it: it is close-on-exec).
     let header = Registry::from_addr(p.addr).header;
     if header.magic != MAGIC {
-        return Err(reg_err(format!("{ENV} points at memory that is not a registry")));
+        return Err(reg_err(format!(
+            "{ENV} points at memory that is not a registry"
+        )));
     }
     if header.version != VERSION
         || header.slot_count as usize != SLOTS

@@ -171,7 +171,16 @@ fn a_wrong_message_type_is_a_decode_error() {
     let (rx, tx) = Pipe::one_way::<String>().unwrap();
     tx.send_bytes(&[0xff, 0xff, 0xff]).unwrap();
     let e = rx.recv().unwrap_err();
-    assert!(matches!(e, Error::Message { action: "decode", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::Message {
+                action: "decode",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // The bad message was consumed; the pipe still works.
     tx.send(&"ok".to_string()).unwrap();
     assert_eq!(rx.recv().unwrap(), "ok");
@@ -255,4 +264,26 @@ fn a_cloned_duplex_end_talks_to_the_same_peer() {
     assert_eq!(a.recv().unwrap(), 3);
     drop(b2);
     assert!(matches!(a.recv(), Err(Error::Eof { .. })));
+}
+
+#[test]
+fn child_sees_eof_when_the_parent_drops_the_sender_it_kept() {
+    // The child inherits every fd at the fork; forja closes in the child the
+    // pipe ends its closure did not take, so this cannot hang.
+    let (rx, tx) = Pipe::one_way::<u32>().unwrap();
+    let (done_rx, done_tx) = Pipe::one_way::<u32>().unwrap();
+    let p = Process::new(move || {
+        let mut n = 0;
+        while rx.recv().is_ok() {
+            n += 1;
+        }
+        done_tx.send(&n).unwrap();
+    });
+    p.start().unwrap();
+    for i in 0..10 {
+        tx.send(&i).unwrap();
+    }
+    drop(tx);
+    assert_eq!(done_rx.recv_timeout(Duration::from_secs(30)).unwrap(), 10);
+    p.join().unwrap();
 }

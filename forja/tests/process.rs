@@ -6,7 +6,12 @@ use std::time::{Duration, Instant};
 
 fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().next()?.chars().next()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 fn gone_or_zombie(pid: i32) -> bool {
@@ -130,8 +135,14 @@ fn is_alive_reaps_a_finished_child() {
 fn starting_twice_and_joining_unstarted_are_errors() {
     let p = Process::new(|| {});
     assert!(matches!(p.join(), Err(Error::ProcessNotStarted { .. })));
-    assert!(matches!(p.join_timeout(Duration::ZERO), Err(Error::ProcessNotStarted { .. })));
-    assert!(matches!(p.terminate(), Err(Error::ProcessNotStarted { .. })));
+    assert!(matches!(
+        p.join_timeout(Duration::ZERO),
+        Err(Error::ProcessNotStarted { .. })
+    ));
+    assert!(matches!(
+        p.terminate(),
+        Err(Error::ProcessNotStarted { .. })
+    ));
     assert!(matches!(p.kill(), Err(Error::ProcessNotStarted { .. })));
     assert!(!p.is_alive());
     assert_eq!(p.pid(), None);
@@ -172,8 +183,14 @@ fn child_knows_its_name_pid_and_parent() {
         let parent = parent_process().unwrap();
         // A grandchild gets a hierarchical default name, as in Python.
         let grandchild_name = Process::new(|| {}).name().to_owned();
-        tx.send(&(me.name().into(), me.pid(), parent.name().into(), parent.pid(), grandchild_name))
-            .unwrap();
+        tx.send(&(
+            me.name().into(),
+            me.pid(),
+            parent.name().into(),
+            parent.pid(),
+            grandchild_name,
+        ))
+        .unwrap();
     })
     .with_name("hija");
     p.start().unwrap();
@@ -183,7 +200,10 @@ fn child_knows_its_name_pid_and_parent() {
     assert_eq!(Some(pid), p.pid());
     assert_eq!(parent_name, "MainProcess");
     assert_eq!(parent_pid, std::process::id() as i32);
-    assert!(grandchild.starts_with("Process-") && grandchild.contains(':'), "{grandchild}");
+    assert!(
+        grandchild.starts_with("Process-") && grandchild.contains(':'),
+        "{grandchild}"
+    );
     assert_eq!(current_process().name(), "MainProcess");
     assert!(parent_process().is_none());
 }
@@ -231,7 +251,10 @@ fn active_children_lists_running_ones_and_reaps_the_rest() {
     assert_eq!(proc_state(qpid), None);
     assert_eq!(quick.exitcode(), Some(0));
     let kids = active_children();
-    assert!(kids.iter().any(|c| c.pid() == spid && c.name() == slow.name()));
+    assert!(
+        kids.iter()
+            .any(|c| c.pid() == spid && c.name() == slow.name())
+    );
     slow.kill().unwrap();
     slow.join().unwrap();
     assert!(!active_children().iter().any(|c| c.pid() == spid));
@@ -318,7 +341,10 @@ fn daemon_is_terminated_when_its_parent_exits() {
         "daemon {daemon} still running: {:?}",
         proc_state(daemon)
     );
-    assert!(!gone_or_zombie(normal), "the non-daemon should outlive its parent");
+    assert!(
+        !gone_or_zombie(normal),
+        "the non-daemon should outlive its parent"
+    );
     unsafe { libc::kill(normal, libc::SIGKILL) };
 }
 
@@ -352,7 +378,10 @@ fn interrupt_stops_a_blocked_join() {
     assert!(start.elapsed() < Duration::from_secs(10));
     t.join().unwrap();
     // Every call fails while the flag is up.
-    assert!(matches!(Process::new(|| {}).start(), Err(Error::Interrupted { .. })));
+    assert!(matches!(
+        Process::new(|| {}).start(),
+        Err(Error::Interrupted { .. })
+    ));
     forja::registry::clear_interrupt().unwrap();
     p.kill().unwrap();
     p.join().unwrap();
@@ -361,7 +390,9 @@ fn interrupt_stops_a_blocked_join() {
 
 #[test]
 fn processes_can_be_kept_in_a_vec_and_used_by_reference() {
-    let procs: Vec<Process> = (0..4).map(|i| Process::new(move || forja::exit(i))).collect();
+    let procs: Vec<Process> = (0..4)
+        .map(|i| Process::new(move || forja::exit(i)))
+        .collect();
     for p in &procs {
         p.start().unwrap();
     }
@@ -379,7 +410,10 @@ fn display_reads_like_python() {
     p.start().unwrap();
     p.join().unwrap();
     let pid = p.pid().unwrap();
-    assert_eq!(p.to_string(), format!("<Process name='w' pid={pid} exitcode=0 daemon>"));
+    assert_eq!(
+        p.to_string(),
+        format!("<Process name='w' pid={pid} exitcode=0 daemon>")
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! iopub; [`history`], [`comms`], [`is_complete`], [`kernel_info`] and
 //! [`install`] answer one request each.
 
+pub mod build_cache;
 pub mod comms;
 pub mod compile_errors;
 pub mod history;
@@ -18,6 +19,7 @@ pub mod logo;
 pub mod output;
 pub mod paths;
 pub mod prebuild;
+pub mod reaper;
 pub mod runner;
 pub mod server;
 pub mod session;

@@ -62,6 +62,13 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::setpgid(0, 0);
+        // Die with the kernel, even if it is killed with SIGKILL.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if let Some(kernel) = std::env::var("FORJA_KERNEL_PID").ok().and_then(|p| p.parse::<i32>().ok())
+            && libc::getppid() != kernel
+        {
+            libc::_exit(1);
+        }
     }
     let _ = std::io::stdout().flush();
     // SAFETY: duplicating fd 1 into a new, close-on-exec fd.

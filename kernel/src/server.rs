@@ -39,9 +39,11 @@ pub fn run(connection_file: PathBuf) -> Result<()> {
     // Set before any thread starts: the runner (and its children) inherit them.
     // SAFETY: still single-threaded here.
     unsafe {
+        std::env::set_var("FORJA_KERNEL_PID", std::process::id().to_string());
         std::env::set_var(side_channel::SOCKET_ENV, &socket_path);
         std::env::set_var("EVCXR_TMPDIR", workdir.join("evcxr"));
     }
+    crate::reaper::become_subreaper();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -82,6 +84,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     let shared = Arc::new(Shared::default());
     let config = crate::paths::session_config(workdir.join("evcxr"));
     let session = session::spawn(config, shared.clone(), router_tx, frames_tx, input_tx);
+    crate::reaper::spawn_zombie_reaper(shared.runner_pid_handle());
 
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
     {

@@ -85,7 +85,7 @@ pub enum Request {
 #[derive(Default)]
 pub struct Shared {
     /// The runner's pid (also its process group id), 0 before start.
-    pub runner_pid: AtomicI32,
+    pub runner_pid: Arc<AtomicI32>,
     /// A cell is running.
     pub executing: AtomicBool,
     /// An interrupt arrived while the cell ran.
@@ -95,6 +95,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The runner pid cell, shared with the zombie reaper.
+    pub fn runner_pid_handle(&self) -> Arc<AtomicI32> {
+        self.runner_pid.clone()
+    }
+
     /// Interrupts the running cell: stops the runner and everything it started.
     pub fn interrupt(&self) {
         if !self.executing.load(Ordering::SeqCst) {
@@ -104,16 +109,18 @@ impl Shared {
         self.kill_runner();
     }
 
-    /// Kills the runner's whole process group.
+    /// Kills the runner's whole process group (every process a cell started
+    /// that did not leave it), then whatever was re-parented to the kernel.
     pub fn kill_runner(&self) {
         let pid = self.runner_pid.load(Ordering::SeqCst);
         if pid > 0 {
-            // SAFETY: plain kill syscalls.
+            crate::reaper::kill_group(pid);
+            // SAFETY: plain kill syscall.
             unsafe {
-                libc::kill(-pid, libc::SIGKILL);
                 libc::kill(pid, libc::SIGKILL);
             }
         }
+        crate::reaper::sweep(pid, true);
     }
 }
 
@@ -206,11 +213,9 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        if let Some(pre) = &config.prebuilt
-            && pre.join("target").is_dir()
-            && !config.crate_dir.join("target").exists()
-        {
-            copy_dir(&pre.join("target"), &config.crate_dir.join("target"))?;
+        if let Some(pre) = &config.prebuilt {
+            // Keeps mtimes: a plain copy makes cargo rebuild everything.
+            crate::build_cache::seed(pre, &config.crate_dir)?;
         }
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
         // Anything evcxr reports outside our output pump still reaches the cell.
@@ -496,22 +501,4 @@ fn panic_error(report: &CellReport) -> CellError {
         evalue,
         traceback,
     }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            copy_dir(&entry.path(), &dest)?;
-        } else if ty.is_symlink() {
-            let target = std::fs::read_link(entry.path())?;
-            let _ = std::os::unix::fs::symlink(target, dest);
-        } else {
-            std::fs::copy(entry.path(), dest)?;
-        }
-    }
-    Ok(())
 }

@@ -1,0 +1,447 @@
+//! Pool with real worker processes. Run with `cargo nextest run -p forja`.
+
+use forja::prelude::*;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn my_pid(_: u32) -> i32 {
+    std::thread::sleep(Duration::from_millis(20));
+    std::process::id() as i32
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn map_keeps_input_order_with_any_chunksize() {
+    let pool = Pool::new(2).unwrap();
+    let expected: Vec<u64> = (0..1000).map(square).collect();
+    assert_eq!(pool.map(square, 0..1000).unwrap(), expected);
+    for cs in [1, 3, 7, 1000, 5000] {
+        assert_eq!(pool.chunksize(cs).map(square, 0..1000).unwrap(), expected);
+    }
+    assert_eq!(pool.map(square, Vec::new()).unwrap(), Vec::<u64>::new());
+}
+
+#[test]
+fn closures_with_copy_captures_work() {
+    let pool = Pool::new(2).unwrap();
+    let offset = 1000u64;
+    let factor = 3u64;
+    let got = pool.map(move |x: u64| x * factor + offset, 0..10).unwrap();
+    assert_eq!(got, (0..10).map(|x| x * 3 + 1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn tasks_run_in_the_workers_not_here() {
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<i32> = pool
+        .chunksize(1)
+        .map(my_pid, 0..20)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let workers: HashSet<i32> = pool.worker_pids().into_iter().collect();
+    assert!(!pids.contains(&(std::process::id() as i32)));
+    assert!(pids.is_subset(&workers));
+    assert_eq!(pids.len(), 2, "both workers should get tasks");
+    // Workers persist: no fork per task.
+    assert_eq!(pool.worker_starts(), 2);
+    assert_eq!(
+        pool.worker_pids().into_iter().collect::<HashSet<_>>(),
+        workers
+    );
+}
+
+#[test]
+fn imap_yields_in_input_order_even_when_later_tasks_finish_first() {
+    let pool = Pool::new(2).unwrap();
+    let it = pool
+        .imap(
+            |i: u64| {
+                std::thread::sleep(Duration::from_millis(if i.is_multiple_of(2) {
+                    60
+                } else {
+                    1
+                }));
+                i
+            },
+            0..10,
+        )
+        .unwrap();
+    let got: Vec<u64> = it.map(|r| r.unwrap()).collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn imap_is_lazy_about_results() {
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(square, 0..4).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    // The rest is still there after other pool work.
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+    let rest: Vec<u64> = it.map(|r| r.unwrap()).collect();
+    assert_eq!(rest, vec![1, 4, 9]);
+}
+
+#[test]
+fn imap_unordered_gives_the_same_multiset() {
+    let pool = Pool::new(2).unwrap();
+    let mut got: Vec<u64> = pool
+        .chunksize(3)
+        .imap_unordered(square, 0..200)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    got.sort();
+    let mut expected: Vec<u64> = (0..200).map(square).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn starmap_spreads_tuples_into_arguments() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(
+        pool.starmap(|a: i64, b: i64| a - b, vec![(5, 3), (1, 10)])
+            .unwrap(),
+        vec![2, -9]
+    );
+    assert_eq!(
+        pool.starmap(
+            |a: u8, b: String, c: bool| format!("{a}{b}{c}"),
+            vec![(1, "x".to_string(), true)]
+        )
+        .unwrap(),
+        vec!["1xtrue"]
+    );
+}
+
+#[test]
+fn apply_async_results_come_back_for_each_call() {
+    let pool = Pool::new(2).unwrap();
+    let pending: Vec<AsyncResult<u64>> = (0..50)
+        .map(|i| pool.apply_async(square, i).unwrap())
+        .collect();
+    for (i, r) in pending.iter().enumerate().rev() {
+        assert_eq!(r.get().unwrap(), (i * i) as u64);
+        // get() can be called again.
+        assert_eq!(r.get().unwrap(), (i * i) as u64);
+        assert!(r.ready());
+        assert_eq!(r.successful(), Some(true));
+    }
+    let m = pool.map_async(square, 0..10).unwrap();
+    assert_eq!(m.get().unwrap(), (0..10).map(square).collect::<Vec<_>>());
+}
+
+#[test]
+fn get_timeout_and_ready_while_running() {
+    let pool = Pool::new(1).unwrap();
+    let r = pool
+        .apply_async(
+            |ms: u64| {
+                std::thread::sleep(Duration::from_millis(ms));
+                ms
+            },
+            300,
+        )
+        .unwrap();
+    assert!(!r.ready());
+    assert_eq!(r.successful(), None);
+    assert!(matches!(
+        r.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout { .. })
+    ));
+    assert_eq!(r.get_timeout(Duration::from_secs(30)).unwrap(), 300);
+}
+
+#[test]
+fn a_panicking_task_is_an_err_and_the_worker_survives() {
+    let pool = Pool::new(2).unwrap();
+    let before: HashSet<i32> = pool.worker_pids().into_iter().collect();
+    let e = pool
+        .map(
+            |x: i32| {
+                if x == 7 {
+                    panic!("seven is unlucky")
+                } else {
+                    x
+                }
+            },
+            0..20,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::TaskPanicked { .. }), "{e}");
+    assert!(e.to_string().contains("seven is unlucky"), "{e}");
+    // imap reports it at its position only.
+    let items: Vec<Result<i32>> = pool
+        .imap(|x: i32| if x == 2 { panic!("two") } else { x }, 0..4)
+        .unwrap()
+        .collect();
+    assert_eq!(items.len(), 4);
+    assert!(items[2].is_err());
+    assert_eq!(*items[3].as_ref().unwrap(), 3);
+    let r = pool
+        .apply_async(|_: ()| -> u8 { panic!("inside apply") }, ())
+        .unwrap();
+    assert!(r.get().unwrap_err().to_string().contains("inside apply"));
+    assert_eq!(r.successful(), Some(false));
+    // Same workers, still working.
+    assert_eq!(
+        pool.worker_pids().into_iter().collect::<HashSet<_>>(),
+        before
+    );
+    assert_eq!(pool.map(square, 0..5).unwrap(), vec![0, 1, 4, 9, 16]);
+    assert_eq!(pool.worker_starts(), 2);
+}
+
+#[test]
+fn a_killed_worker_gives_an_error_not_a_hang() {
+    let pool = Pool::new(2).unwrap();
+    let started = Instant::now();
+    let r = pool
+        .apply_async(
+            |_: ()| {
+                std::thread::sleep(Duration::from_secs(60));
+                0u8
+            },
+            (),
+        )
+        .unwrap();
+    // Find the busy worker by trying: kill both current workers.
+    std::thread::sleep(Duration::from_millis(100));
+    for pid in pool.worker_pids() {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let e = r.get().unwrap_err();
+    assert!(matches!(e, Error::WorkerDied { .. }), "{e}");
+    assert!(e.to_string().contains("signal 9"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The pool replaced its workers and keeps working.
+    assert_eq!(
+        pool.map(square, 0..10).unwrap(),
+        (0..10).map(square).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.worker_pids().len(), 2);
+    assert!(pool.worker_starts() >= 3);
+}
+
+#[test]
+fn a_task_that_exits_kills_only_its_worker() {
+    let pool = Pool::new(2).unwrap();
+    let e = pool
+        .apply(|_: ()| -> u8 { forja::exit(5) }, ())
+        .unwrap_err();
+    assert!(matches!(e, Error::WorkerDied { .. }), "{e}");
+    assert!(e.to_string().contains("exit code 5"), "{e}");
+    assert_eq!(pool.apply(square, 3).unwrap(), 9);
+}
+
+#[test]
+fn initializer_runs_once_per_worker() {
+    let path = std::env::temp_dir().join(format!("forja-init-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let p = path.clone();
+    let pool = Pool::builder()
+        .processes(3)
+        .initializer(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .unwrap();
+            writeln!(f, "{}", std::process::id()).unwrap();
+        })
+        .build()
+        .unwrap();
+    pool.chunksize(1).map(my_pid, 0..12).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pids: Vec<i32> = text.lines().map(|l| l.parse().unwrap()).collect();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(pids.len(), 3);
+    assert_eq!(
+        pids.into_iter().collect::<HashSet<_>>(),
+        pool.worker_pids().into_iter().collect::<HashSet<_>>()
+    );
+}
+
+#[test]
+fn a_failing_initializer_is_reported() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(|| panic!("no config file"))
+        .build()
+        .unwrap();
+    let e = pool.map(square, 0..4).unwrap_err();
+    assert!(matches!(e, Error::PoolInitializerFailed { .. }), "{e}");
+    assert!(e.to_string().contains("no config file"), "{e}");
+}
+
+#[test]
+fn close_join_and_terminate() {
+    let pool = Pool::new(2).unwrap();
+    assert!(matches!(pool.join(), Err(Error::PoolStillOpen { .. })));
+    let r = pool
+        .apply_async(
+            |x: u64| {
+                std::thread::sleep(Duration::from_millis(100));
+                x
+            },
+            7,
+        )
+        .unwrap();
+    let pids = pool.worker_pids();
+    pool.close().unwrap();
+    assert!(matches!(
+        pool.apply(square, 1),
+        Err(Error::PoolClosed { .. })
+    ));
+    pool.join().unwrap();
+    assert_eq!(
+        r.get().unwrap(),
+        7,
+        "close+join lets submitted tasks finish"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "worker {pid} should have exited");
+    }
+
+    let pool = Pool::new(2).unwrap();
+    let r = pool
+        .apply_async(
+            |_: ()| {
+                std::thread::sleep(Duration::from_secs(60));
+                1u8
+            },
+            (),
+        )
+        .unwrap();
+    let pids = pool.worker_pids();
+    let t = Instant::now();
+    pool.terminate().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(matches!(r.get(), Err(Error::PoolClosed { .. })));
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+    pool.join().unwrap();
+}
+
+#[test]
+fn dropping_the_pool_terminates_its_workers() {
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    assert!(pids.iter().all(|&p| alive(p)));
+    drop(pool);
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+    assert!(active_children().is_empty());
+}
+
+#[test]
+fn workers_are_listed_as_children() {
+    let pool = Pool::new(2).unwrap();
+    let kids = active_children();
+    for pid in pool.worker_pids() {
+        let k = kids.iter().find(|c| c.pid() == pid).expect("worker listed");
+        assert!(k.name().starts_with("ForkPoolWorker-"));
+        assert!(k.is_daemon());
+    }
+}
+
+#[test]
+fn code_loaded_after_the_fork_makes_the_pool_refork() {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.map(square, 0..4).unwrap(), vec![0, 1, 4, 9]);
+    assert_eq!(pool.worker_starts(), 2);
+    // Load a shared object the program had not loaded (what every notebook
+    // cell does): the workers no longer have all the code there is.
+    let candidates = [
+        c"libresolv.so.2",
+        c"libanl.so.1",
+        c"libBrokenLocale.so.1",
+        c"libnss_dns.so.2",
+    ];
+    let loaded = candidates
+        .iter()
+        .any(|name| !unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) }.is_null());
+    assert!(loaded, "no test library could be loaded");
+    let old: HashSet<i32> = pool.worker_pids().into_iter().collect();
+    assert_eq!(pool.map(square, 0..4).unwrap(), vec![0, 1, 4, 9]);
+    assert_eq!(pool.worker_starts(), 4, "one re-fork of both workers");
+    let new: HashSet<i32> = pool.worker_pids().into_iter().collect();
+    assert!(old.is_disjoint(&new));
+    // Once re-forked, the workers are reused.
+    assert_eq!(pool.apply(square, 9).unwrap(), 81);
+    assert_eq!(pool.worker_starts(), 4);
+    // The retired workers stop.
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = pool.apply(square, 1);
+    for pid in old {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            let _ = pool.apply(square, 1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "retired worker {pid} still running");
+    }
+}
+
+#[test]
+fn interrupt_stops_a_blocked_map() {
+    let pool = Pool::new(2).unwrap();
+    let t = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(150));
+        forja::registry::request_interrupt().unwrap();
+    });
+    let start = Instant::now();
+    let e = pool
+        .map(
+            |_: u8| {
+                std::thread::sleep(Duration::from_secs(60));
+                0u8
+            },
+            0..4,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Interrupted { .. }), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    t.join().unwrap();
+    forja::registry::clear_interrupt().unwrap();
+}
+
+#[test]
+fn zero_workers_is_an_error() {
+    assert!(matches!(Pool::new(0), Err(Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn large_arguments_and_results() {
+    let pool = Pool::new(2).unwrap();
+    let inputs: Vec<Vec<u32>> = (0..4).map(|i| vec![i; 1_000_000]).collect();
+    let sums = pool
+        .chunksize(1)
+        .map(
+            |v: Vec<u32>| v.iter().map(|&x| x as u64).sum::<u64>(),
+            inputs,
+        )
+        .unwrap();
+    assert_eq!(sums, vec![0, 1_000_000, 2_000_000, 3_000_000]);
+    let big = pool.apply(|n: usize| vec![1u8; n], 5_000_000).unwrap();
+    assert_eq!(big.len(), 5_000_000);
+}

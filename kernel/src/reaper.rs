@@ -1,0 +1,156 @@
+//! Process hygiene: no orphans, no zombies.
+//!
+//! The kernel is a child subreaper, so a process a cell started that loses
+//! its parent is re-parented to the kernel instead of init. The runner runs in
+//! a process group of its own (see [`crate::runner`]) and dies with the kernel
+//! (`PR_SET_PDEATHSIG`). [`sweep`] kills what is left of earlier runners and
+//! reaps their zombies, without touching processes evcxr itself waits for
+//! (the current runner, cargo and rustc, all in the kernel's own group).
+
+use std::time::Duration;
+
+/// Makes this process the subreaper of its descendants.
+pub fn become_subreaper() {
+    // SAFETY: prctl with plain integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// A process seen in /proc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Process id.
+    pub pid: i32,
+    /// Parent process id.
+    pub ppid: i32,
+    /// Process group id.
+    pub pgid: i32,
+    /// State letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+}
+
+/// Parses `/proc/PID/stat`.
+pub fn parse_stat(stat: &str) -> Option<ProcInfo> {
+    let pid = stat.split_whitespace().next()?.parse().ok()?;
+    // The command name is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    Some(ProcInfo {
+        pid,
+        ppid,
+        pgid,
+        state,
+    })
+}
+
+/// Every process on the machine (that can be read).
+pub fn processes() -> Vec<ProcInfo> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let name = e.file_name();
+        let name = name.to_str()?;
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        parse_stat(&std::fs::read_to_string(e.path().join("stat")).ok()?)
+    })
+    .collect()
+}
+
+/// All descendants of `root`.
+pub fn descendants(root: i32) -> Vec<ProcInfo> {
+    let all = processes();
+    let mut out: Vec<ProcInfo> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for c in all.iter().filter(|c| c.ppid == p) {
+            if !out.iter().any(|o| o.pid == c.pid) {
+                out.push(*c);
+                frontier.push(c.pid);
+            }
+        }
+    }
+    out
+}
+
+/// Kills and reaps the kernel's children that are not evcxr's: anything in
+/// another process group than the kernel's, except the current runner.
+/// With `kill_running` false only zombies are reaped.
+pub fn sweep(current_runner: i32, kill_running: bool) {
+    let me = std::process::id() as i32;
+    // SAFETY: getpgrp has no preconditions.
+    let my_group = unsafe { libc::getpgrp() };
+    for p in processes() {
+        if p.ppid != me || p.pid == current_runner || p.pgid == my_group {
+            continue;
+        }
+        if p.state == 'Z' {
+            reap(p.pid);
+        } else if kill_running {
+            // SAFETY: plain kill/waitpid on our own child.
+            unsafe {
+                libc::kill(p.pid, libc::SIGKILL);
+            }
+            reap(p.pid);
+        }
+    }
+}
+
+fn reap(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waitpid on a specific child of ours.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+    }
+}
+
+/// Kills a whole process group and everything re-parented from it.
+pub fn kill_group(pgid: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: plain kill syscall.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Reaps orphaned zombies every second, so none piles up.
+pub fn spawn_zombie_reaper(runner: std::sync::Arc<std::sync::atomic::AtomicI32>) {
+    std::thread::Builder::new()
+        .name("forja-reaper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                sweep(runner.load(std::sync::atomic::Ordering::SeqCst), false);
+            }
+        })
+        .ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_spaces_in_name() {
+        let p = parse_stat("123 (my (odd) name) S 45 67 67 0 -1").unwrap();
+        assert_eq!(p, ProcInfo { pid: 123, ppid: 45, pgid: 67, state: 'S' });
+    }
+
+    #[test]
+    fn finds_own_descendants() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let d = descendants(std::process::id() as i32);
+        assert!(d.iter().any(|p| p.pid == child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
