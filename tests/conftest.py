@@ -248,8 +248,14 @@ class Kernel:
         """Sends a shell request with the client's method (`complete`, ...)
         and returns its reply, after its idle status."""
         msg_id = self.sent(getattr(self.kc, method)(*args, **kwargs))
-        self.wait_idle(msg_id, REPLY_TIMEOUT)
-        return self.shell_reply(msg_id)
+        reply = self.shell_reply(msg_id)
+        try:
+            self.wait_idle(msg_id, 10)
+        except TimeoutError as e:
+            raise AssertionError(
+                f"{method}: no idle status after the reply {reply['content']!r:.500}: {e}"
+            ) from None
+        return reply
 
     def warm_up(self) -> Execution:
         """Runs the first cell (compiles the session); its output can carry
@@ -257,6 +263,23 @@ class Kernel:
         ex = self.execute("1 + 1", timeout=FIRST_CELL_TIMEOUT)
         assert ex.status == "ok", ex.dump()
         return ex
+
+    def reconnect(self) -> None:
+        """A new client (after a restart), with nothing kept from before."""
+        self.kc.stop_channels()
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        self._iopub.clear()
+        self._shell.clear()
+        self._control.clear()
+        self.warmed_up = False
+
+    def settle(self) -> None:
+        """Runs an empty cell, so output an earlier cell left behind cannot
+        show up under the next one (tests of that leak exist on their own)."""
+        ex = self.execute("()")
+        assert ex.status == "ok", ex.dump()
 
     def close(self) -> None:
         try:

@@ -35,8 +35,8 @@ fn main() {
     std::fs::create_dir_all(&crate_dir).unwrap();
     std::fs::copy(cfg.lockfile.as_ref().unwrap(), crate_dir.join("Cargo.lock")).unwrap();
     if seed {
-        let n = forja_kernel::build_cache::seed(cfg.prebuilt.as_ref().unwrap(), &crate_dir).unwrap();
-        eprint!("{} ", cpu()); eprintln!("[trace] seed {:.3}s ({} MB)", t.elapsed().as_secs_f64(), n >> 20);
+        let n = forja_kernel::build_cache::seed(cfg.prebuilt.as_ref().unwrap(), &crate_dir, cfg.forja_dir.as_deref());
+        eprint!("{} ", cpu()); eprintln!("[trace] seed {:.3}s note={:?}", t.elapsed().as_secs_f64(), n);
     }
     let t = Instant::now();
     let (mut ctx, _out) = evcxr::CommandContext::new().unwrap();
@@ -50,11 +50,12 @@ fn main() {
     if prelude {
         let dir = cfg.forja_dir.clone().unwrap();
         let t = Instant::now();
-        let r = ctx.execute(&format!(":dep forja = {{ path = {:?} }}", dir.display().to_string()));
-        eprint!("{} ", cpu()); eprintln!("[trace] :dep {:.3}s ok={}", t.elapsed().as_secs_f64(), r.is_ok());
-        let t = Instant::now();
-        let r = ctx.execute("use forja::prelude::*;");
-        eprint!("{} ", cpu()); eprintln!("[trace] use prelude {:.3}s ok={} {:?}", t.elapsed().as_secs_f64(), r.is_ok(), r.as_ref().map(|o| &o.phases).map_err(|e| e.to_string()));
+        let r = forja_kernel::build_cache::add_forja(&mut ctx, &forja_kernel::session::forja_prelude(&dir));
+        eprint!("{} ", cpu()); eprintln!("[trace] prelude {:.3}s ok={} {:?}", t.elapsed().as_secs_f64(), r.is_ok(), r.as_ref().map(|o| &o.phases).map_err(|e| e.to_string()));
+    }
+    if std::env::var_os("WARM").is_some() {
+        let d = forja_kernel::build_cache::warm_up(&mut ctx);
+        eprint!("{} ", cpu()); eprintln!("[trace] warm {:.3}s", d.as_secs_f64());
     }
     for c in &args {
         let t = Instant::now();
@@ -66,5 +67,9 @@ fn main() {
         }
     }
     drop(ctx);
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("[trace] kept {}", work.display());
+    }
 }

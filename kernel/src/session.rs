@@ -213,10 +213,11 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        if let Some(pre) = &config.prebuilt {
-            // Keeps mtimes: a plain copy makes cargo rebuild everything.
-            crate::build_cache::seed(pre, &config.crate_dir)?;
-        }
+        // The prebuilt forja build (copied keeping mtimes, or cargo rebuilds
+        // it all); a note says why if it cannot be used.
+        let mut warning = config.prebuilt.as_ref().and_then(|pre| {
+            crate::build_cache::seed(pre, &config.crate_dir, config.forja_dir.as_deref())
+        });
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
@@ -231,13 +232,13 @@ impl Session {
                 }
             });
         }
-        let mut warning = None;
         if let Some(dir) = &config.forja_dir
-            && let Err(e) = ctx.execute(&forja_prelude(dir))
+            && let Err(e) = crate::build_cache::add_forja(&mut ctx, &forja_prelude(dir))
         {
             // Rust still works without forja; say why in the first cell.
             warning = Some(format!(
-                "forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n"
+                "{}forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n",
+                warning.unwrap_or_default()
             ));
         }
         let s = Session {

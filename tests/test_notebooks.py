@@ -1,0 +1,353 @@
+"""The lesson notebooks in ``notebooks/``: format, nbgrader form, and a run of
+every notebook, top to bottom, on the forja kernel.
+
+- Format: nbformat 4.5 with cell ids, the forja kernelspec, ``language_info``
+  for Rust, and no outputs in git.
+- nbgrader: the instructor notebooks (``notebooks/source/``) hold the
+  solutions and nbgrader metadata; the student notebooks (``notebooks/``) are
+  exactly what ``notebooks/build_student.py`` generates from them.
+- Runs: each notebook runs through ``nbclient`` with a per-cell timeout. In the
+  instructor version every cell passes, except demos tagged
+  ``raises-exception``, which must really fail. In the student version the
+  self-check cells are tagged ``raises-exception`` and must really fail, with
+  the ``todo!()`` of the stub ("not yet implemented") in their output. After
+  each notebook no process is left behind: the kernel's runner (the process
+  that runs the cells) has no children before shutdown, and nothing escaped
+  the kernel's process tree (this test process is made a child subreaper
+  while a notebook runs, so orphans would be reparented to it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import signal
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from conftest import FIRST_CELL_TIMEOUT, KERNEL_NAME, STARTUP_TIMEOUT, strip_ansi
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SOURCE = NOTEBOOKS / "source"
+EXPECTED_LESSONS = [
+    "00_fundamentos.ipynb",
+    "01_procesos.ipynb",
+    "02_pipe_y_queue.ipynb",
+    "03_lock.ipynb",
+    "04_pool.ipynb",
+    "05_memoria_compartida.ipynb",
+]
+CELL_TIMEOUT = int(os.environ.get("FORJA_NOTEBOOK_CELL_TIMEOUT", "120"))
+FAILS_TAG = "raises-exception"
+STUB_PANIC = "not yet implemented"
+# How long processes may take to disappear after the last cell / shutdown.
+GRACE = 10.0
+
+
+def load_builder():
+    spec = importlib.util.spec_from_file_location("build_student", NOTEBOOKS / "build_student.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_graded(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("grade"))
+
+
+def is_solution(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+ALL_NOTEBOOKS = [("instructor", SOURCE / n) for n in EXPECTED_LESSONS] + [
+    ("student", NOTEBOOKS / n) for n in EXPECTED_LESSONS
+]
+IDS = [f"{version}-{path.stem}" for version, path in ALL_NOTEBOOKS]
+
+
+# ---------------------------------------------------------------- format ----
+
+
+def test_the_six_lessons_exist_in_both_versions():
+    assert sorted(p.name for p in SOURCE.glob("[0-9][0-9]_*.ipynb")) == EXPECTED_LESSONS
+    assert sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) == EXPECTED_LESSONS
+
+
+@pytest.mark.parametrize("version,path", ALL_NOTEBOOKS, ids=IDS)
+def test_format_and_outputs_stripped(version, path):
+    nb = read(path)
+    assert (nb.nbformat, nb.nbformat_minor) == (4, 5), "nbformat 4.5"
+    nbformat.validate(nb)
+    ks = nb.metadata.get("kernelspec", {})
+    assert ks.get("name") == KERNEL_NAME and ks.get("language") == "rust", ks
+    assert nb.metadata.get("language_info", {}).get("name") == "rust"
+    ids = [c.get("id") for c in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell has a unique id"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {cell.id} has outputs: strip them before committing"
+            assert cell.execution_count is None, f"cell {cell.id} has an execution count"
+        assert "attachments" not in cell or not cell.attachments
+
+
+@pytest.mark.parametrize("name", EXPECTED_LESSONS)
+def test_lesson_structure(name):
+    """Objectives, the Python-forja table, "Puesta en común" with answers in
+    <details>, at least two exercises (solution + graded locked self-check),
+    "Ideas clave" and a link to the next lesson."""
+    nb = read(SOURCE / name)
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "**Objetivos.**" in nb.cells[0].source
+    assert "| Python" in nb.cells[0].source, "table of Python names beside forja's"
+    assert md.count("Puesta en común") >= 2 and md.count("<details>") >= 2
+    assert md.count("<details>") == md.count("</details>")
+    assert "## Ideas clave" in md
+    i = EXPECTED_LESSONS.index(name)
+    if i + 1 < len(EXPECTED_LESSONS):
+        assert f"]({EXPECTED_LESSONS[i + 1]})" in nb.cells[-1].source, "link to the next lesson"
+    else:
+        assert "README.md" in nb.cells[-1].source, "the last lesson links back to the index"
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    solutions = [c for c in code if is_solution(c)]
+    assert len(solutions) >= 2, "at least two exercises"
+    for sol in solutions:
+        assert "// BEGIN SOLUTION" in sol.source and "// END SOLUTION" in sol.source
+        nxt = code[code.index(sol) + 1]
+        assert is_graded(nxt) and nbgrader_meta(nxt).get("locked"), (
+            f"{sol.id}: the cell after a solution is its graded, locked self-check"
+        )
+        assert nbgrader_meta(nxt).get("points", 0) > 0
+    grade_ids = [nbgrader_meta(c)["grade_id"] for c in code if nbgrader_meta(c)]
+    assert len(set(grade_ids)) == len(grade_ids)
+    for c in code:
+        if is_graded(c):
+            assert FAILS_TAG not in tags(c), "instructor self-checks pass: no raises-exception"
+
+
+def test_student_versions_in_sync():
+    """The committed student notebooks are exactly a fresh nbgrader build."""
+    builder = load_builder()
+    stale = builder.stale(NOTEBOOKS)
+    assert not stale, f"regenerate with `python notebooks/build_student.py`: {stale}"
+
+
+@pytest.mark.parametrize("name", EXPECTED_LESSONS)
+def test_student_version_has_stubs_and_tagged_checks(name):
+    nb = read(NOTEBOOKS / name)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for c in code:
+        assert "BEGIN SOLUTION" not in c.source and "END SOLUTION" not in c.source
+        if is_solution(c):
+            assert "todo!()" in c.source
+        if is_graded(c):
+            assert FAILS_TAG in tags(c)
+            assert c.metadata.get("editable") is False and c.metadata.get("deletable") is False
+
+
+# ------------------------------------------------------------- processes ----
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_subreaper(on: bool) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def proc_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (ppid, state, name) for every process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), fields[0], name)
+    return table
+
+
+def children(pid: int, table=None) -> list[int]:
+    table = table if table is not None else proc_table()
+    return [p for p, (ppid, _, _) in table.items() if ppid == pid]
+
+
+def descendants(pid: int, table=None) -> list[int]:
+    table = table if table is not None else proc_table()
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop(), table)
+        out += kids
+        todo += kids
+    return out
+
+
+def describe(pids, table) -> str:
+    return ", ".join(f"{p} {table[p][2]!r} state {table[p][1]} ppid {table[p][0]}" for p in pids if p in table)
+
+
+def wait_until(cond, seconds: float):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = cond()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def reap_adopted(keep: set[int]) -> None:
+    """Reaps zombies this process adopted as a subreaper."""
+    table = proc_table()
+    for pid in children(os.getpid(), table):
+        if pid not in keep and table[pid][1] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def runner_of(kernel_pid: int) -> int:
+    """The evcxr runner: the kernel's child that runs the cells (the kernel
+    binary started again). Compilers (cargo, rustc) are the other children."""
+    table = proc_table()
+    kernel_name = table[kernel_pid][2]
+    runners = [p for p in children(kernel_pid, table) if table[p][2] == kernel_name]
+    assert len(runners) == 1, f"expected one runner under the kernel: {describe(children(kernel_pid, table), table)}"
+    return runners[0]
+
+
+# ------------------------------------------------------------------ runs ----
+
+
+def output_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append(f"{out.ename}: {out.evalue}\n" + "\n".join(out.traceback))
+        else:
+            parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return strip_ansi("\n".join(parts))
+
+
+def has_error(cell) -> bool:
+    return any(o.output_type == "error" for o in cell.get("outputs", []))
+
+
+def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
+    """Runs every cell in order; returns the executed notebook and the time.
+    Fails on an error in a cell not tagged raises-exception, on a process
+    left behind, and on a cell over the timeout."""
+    nb = read(path)
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=STARTUP_TIMEOUT,
+        allow_errors=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    me = os.getpid()
+    before = set(children(me))
+    set_subreaper(True)
+    start = time.monotonic()
+    try:
+        with client.setup_kernel():
+            kernel_pid = client.km.provisioner.process.pid
+            first = True
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                client.timeout = FIRST_CELL_TIMEOUT if first else CELL_TIMEOUT
+                first = False
+                try:
+                    client.execute_cell(cell, index)
+                except CellExecutionError as e:
+                    raise AssertionError(f"{path.name}: cell {cell.id} failed:\n{strip_ansi(str(e))}") from None
+            # Before shutdown: the runner must have no children left (zombies
+            # included: a finished child nobody joined is a process left behind).
+            runner = runner_of(kernel_pid)
+            left = wait_until(lambda: not children(runner), GRACE)
+            if not left:
+                table = proc_table()
+                pids = descendants(runner, table)
+                detail = describe(pids, table)
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                raise AssertionError(f"{path.name}: processes left behind by the notebook: {detail}")
+            tree = set(descendants(kernel_pid))
+        elapsed = time.monotonic() - start
+        # After shutdown: nothing of the kernel's tree is still running, and
+        # nothing was reparented to us (an orphan that escaped the tree).
+        def alive_leftovers():
+            table = proc_table()
+            adopted = [p for p in children(me, table) if p not in before]
+            return [p for p in set(adopted) | tree if p in table and table[p][1] != "Z"], table
+
+        def clean():
+            return not alive_leftovers()[0]
+
+        if not wait_until(clean, GRACE):
+            pids, table = alive_leftovers()
+            detail = describe(pids, table)
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise AssertionError(f"{path.name}: processes still running after the kernel shut down: {detail}")
+    finally:
+        set_subreaper(False)
+        reap_adopted(before)
+    return nb, elapsed
+
+
+@pytest.mark.parametrize("version,path", ALL_NOTEBOOKS, ids=IDS)
+def test_notebook_runs(version, path, capsys):
+    nb, elapsed = run_notebook(path)
+    line = f"{path.name} ({version}): {elapsed:.1f} s"
+    print(line)
+    with capsys.disabled():
+        print(f"\n    ran {line}", flush=True)
+
+    for cell in nb.cells:
+        if cell.cell_type != "code" or FAILS_TAG not in tags(cell):
+            continue
+        text = output_text(cell)
+        assert has_error(cell), f"{path.name}: cell {cell.id} is tagged {FAILS_TAG} but did not fail:\n{text}"
+        if version == "student" and is_graded(cell):
+            assert STUB_PANIC in text, (
+                f"{path.name}: self-check {cell.id} should fail because of the todo!() stub:\n{text}"
+            )
+    if version == "instructor":
+        graded = [c for c in nb.cells if c.cell_type == "code" and is_graded(c)]
+        assert graded and not any(has_error(c) for c in graded)
