@@ -11,10 +11,11 @@ every notebook, top to bottom, on the forja kernel.
   ``raises-exception``, which must really fail. In the student version the
   self-check cells are tagged ``raises-exception`` and must really fail, with
   the ``todo!()`` of the stub ("not yet implemented") in their output. After
-  each notebook no process is left behind: the kernel's runner (the process
-  that runs the cells) has no children before shutdown, and nothing escaped
-  the kernel's process tree (this test process is made a child subreaper
-  while a notebook runs, so orphans would be reparented to it).
+  each notebook no process is left behind: before shutdown, the kernel's tree
+  holds only the runner (the process that runs the cells) and the kernel's
+  own compilers, and after shutdown nothing of that tree still runs (this
+  test process is made a child subreaper while a notebook runs, so a process
+  that escaped the kernel's tree would be re-parented to it).
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def set_subreaper(on: bool) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def proc_table() -> dict[int, tuple[int, str, str]]:
-    """pid -> (ppid, state, name) for every process."""
+def proc_table() -> dict[int, tuple[int, str, str, int]]:
+    """pid -> (ppid, state, name, pgid) for every process."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -188,13 +189,13 @@ def proc_table() -> dict[int, tuple[int, str, str]]:
             continue
         name = stat[stat.find("(") + 1 : stat.rfind(")")]
         fields = stat[stat.rfind(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), fields[0], name)
+        table[int(entry)] = (int(fields[1]), fields[0], name, int(fields[2]))
     return table
 
 
 def children(pid: int, table=None) -> list[int]:
     table = table if table is not None else proc_table()
-    return [p for p, (ppid, _, _) in table.items() if ppid == pid]
+    return [p for p, row in table.items() if row[0] == pid]
 
 
 def descendants(pid: int, table=None) -> list[int]:
@@ -233,12 +234,24 @@ def reap_adopted(keep: set[int]) -> None:
 
 def runner_of(kernel_pid: int) -> int:
     """The evcxr runner: the kernel's child that runs the cells (the kernel
-    binary started again). Compilers (cargo, rustc) are the other children."""
+    binary started again, leading a process group of its own). Compilers
+    (cargo, rustc) stay in the kernel's group; processes a cell started that
+    lost their parent are re-parented to the kernel (a subreaper) but stay in
+    the runner's group."""
     table = proc_table()
     kernel_name = table[kernel_pid][2]
-    runners = [p for p in children(kernel_pid, table) if table[p][2] == kernel_name]
+    runners = [p for p in children(kernel_pid, table) if table[p][2] == kernel_name and table[p][3] == p]
     assert len(runners) == 1, f"expected one runner under the kernel: {describe(children(kernel_pid, table), table)}"
     return runners[0]
+
+
+def left_behind(kernel_pid: int, runner: int) -> list[int]:
+    """Processes a notebook left: every descendant of the kernel except the
+    runner and the kernel's own process group (cargo, rustc), zombies
+    included (a child nobody joined)."""
+    table = proc_table()
+    kernel_group = table[kernel_pid][3] if kernel_pid in table else None
+    return [p for p in descendants(kernel_pid, table) if p != runner and table[p][3] != kernel_group]
 
 
 # ------------------------------------------------------------------ runs ----
@@ -290,13 +303,14 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
                     client.execute_cell(cell, index)
                 except CellExecutionError as e:
                     raise AssertionError(f"{path.name}: cell {cell.id} failed:\n{strip_ansi(str(e))}") from None
-            # Before shutdown: the runner must have no children left (zombies
-            # included: a finished child nobody joined is a process left behind).
+            # Before shutdown: nothing the notebook started is left, neither
+            # under the runner (a child nobody joined, even a zombie) nor
+            # re-parented to the kernel (an orphan still running).
             runner = runner_of(kernel_pid)
-            left = wait_until(lambda: not children(runner), GRACE)
-            if not left:
+            clean_tree = wait_until(lambda: not left_behind(kernel_pid, runner), GRACE)
+            if not clean_tree:
                 table = proc_table()
-                pids = descendants(runner, table)
+                pids = left_behind(kernel_pid, runner)
                 detail = describe(pids, table)
                 for p in pids:
                     try:

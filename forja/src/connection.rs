@@ -233,12 +233,12 @@ impl FrameIo {
             if self.eof {
                 return Err(Error::Eof { what, pid: pid() });
             }
-            if self.read_some()? || self.eof {
-                continue;
-            }
+            // Wait first, then read: in a request/response exchange the data
+            // is rarely there yet, so this saves a read that would find none.
             if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
                 return Ok(None);
             }
+            self.read_some()?;
         }
     }
 

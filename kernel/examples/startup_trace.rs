@@ -35,7 +35,7 @@ fn main() {
     std::fs::create_dir_all(&crate_dir).unwrap();
     std::fs::copy(cfg.lockfile.as_ref().unwrap(), crate_dir.join("Cargo.lock")).unwrap();
     if seed {
-        let n = forja_kernel::build_cache::seed(cfg.prebuilt.as_ref().unwrap(), &crate_dir, cfg.forja_dir.as_deref());
+        let n = forja_kernel::build_cache::seed(&cfg);
         eprint!("{} ", cpu()); eprintln!("[trace] seed {:.3}s note={:?}", t.elapsed().as_secs_f64(), n);
     }
     let t = Instant::now();
@@ -50,7 +50,7 @@ fn main() {
     if prelude {
         let dir = cfg.forja_dir.clone().unwrap();
         let t = Instant::now();
-        let r = forja_kernel::build_cache::add_forja(&mut ctx, &forja_kernel::session::forja_prelude(&dir));
+        let r = forja_kernel::build_cache::add_forja(&cfg, &mut ctx, &forja_kernel::session::forja_prelude(&dir));
         eprint!("{} ", cpu()); eprintln!("[trace] prelude {:.3}s ok={} {:?}", t.elapsed().as_secs_f64(), r.is_ok(), r.as_ref().map(|o| &o.phases).map_err(|e| e.to_string()));
     }
     if std::env::var_os("WARM").is_some() {

@@ -2,22 +2,38 @@
 //! from, how forja is added to a session, and the warm-up of evcxr's
 //! analyzer.
 //!
-//! Cargo decides freshness by comparing modification times inside the
-//! target dir (a build script's output must be older than the crates built
-//! on it). A plain copy gives every file a new mtime, in directory order, so
-//! cargo saw "dependency on `build_script_build` is newer than we are" and
-//! rebuilt forja and all its dependencies in every kernel (12–25 s). [`seed`]
-//! copies the tree keeping each file's mtime, so the copy is exactly as
-//! fresh as the original; the absolute path of the target dir does not
-//! matter (cargo rewrites build-script output paths itself).
+//! Three things made cargo rebuild forja and all its dependencies in every
+//! kernel (12–25 s), each fixed here:
 //!
-//! Cargo also hashes, per unit, the absolute path of each registry crate's
-//! sources (under `CARGO_HOME`), the rustc version and every flag that
-//! reaches rustc. A prebuild made with another `CARGO_HOME` or toolchain is
-//! therefore useless: the [`Stamp`] records what it was made with so the
-//! kernel can say why a first cell is slow, and [`verify`] asks cargo itself
-//! whether a copy is fresh.
+//! 1. **Modification times.** Cargo decides freshness by comparing mtimes in
+//!    the target dir (a build script's output must be older than the crates
+//!    built on it). A plain copy gives every file a new mtime, in directory
+//!    order, so cargo saw "dependency on `build_script_build` is newer than we
+//!    are". [`copy_tree`] keeps each file's mtime, so a copy is exactly as
+//!    fresh as the original; its absolute path does not matter (cargo
+//!    rewrites build-script output paths itself).
+//! 2. **The lock file.** evcxr's first compile (in `CommandContext::new`)
+//!    has no dependencies, so cargo prunes the copied `Cargo.lock` to the
+//!    `ctx` crate alone, and `:dep forja` then resolved forja's dependencies
+//!    afresh: the newest versions in the local cache, or on crates.io when
+//!    online — not the ones prebuilt (nor the workspace's). [`add_forja`]
+//!    puts the prebuilt lock file back just before the prelude.
+//! 3. **Per-user paths.** Cargo hashes the absolute path of every registry
+//!    crate's sources, which live under each user's `CARGO_HOME`, so another
+//!    user (JupyterHub) could never reuse the build — nor build it offline
+//!    without their own download. The prebuild copies forja's dependencies
+//!    into a shared *vendor* dir and a cargo config (`[patch.crates-io]`)
+//!    points to them; every kernel puts that config in its work dir (the
+//!    parent of evcxr's crate dir), so every user compiles, and finds fresh,
+//!    the very same sources, with no registry and no network.
+//!
+//! Layout of the prebuilt dir (`forja-kernel prebuild`):
+//! `forja-prebuilt.json` (the [`Stamp`]), `.cargo/config.toml` (the patch),
+//! `crate/` (evcxr's crate dir: `Cargo.toml`, `Cargo.lock`, `src/`,
+//! `target/`); the vendored sources are in a sibling dir ([`vendor_dir`]),
+//! one immutable dir per crate version, shared by successive prebuilds.
 
+use crate::session::Config;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,14 +41,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The file, inside the prebuilt dir, that says how it was built.
 pub const STAMP: &str = "forja-prebuilt.json";
+/// The cargo config (vendored sources, profile), relative to the prebuilt dir
+/// and to a kernel's work dir.
+pub const CARGO_CONFIG: &str = ".cargo/config.toml";
+/// evcxr's crate dir inside the prebuilt dir.
+pub const CRATE: &str = "crate";
+/// Bumped when the layout above changes.
+const LAYOUT: u32 = 2;
 
 /// What a prebuilt dir was built with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
+    /// Version of this layout.
+    pub layout: u32,
     /// The forja crate it was built from.
     pub forja_dir: PathBuf,
-    /// The cargo home whose registry sources it was compiled from.
-    pub cargo_home: PathBuf,
     /// `rustc --version` of the toolchain used.
     pub rustc: String,
     /// The evcxr version that drove the build.
@@ -40,11 +63,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// The stamp a build made now, from `forja_dir`, would get.
+    /// The stamp a build made now from `forja_dir` with `rustc` would get.
     pub fn current(forja_dir: &Path, rustc: String) -> Stamp {
         Stamp {
+            layout: LAYOUT,
             forja_dir: forja_dir.to_path_buf(),
-            cargo_home: cargo_home(),
             rustc,
             evcxr: EVCXR_VERSION.to_owned(),
         }
@@ -62,28 +85,17 @@ impl Stamp {
         std::fs::write(prebuilt.join(STAMP), text + "\n")
     }
 
-    /// Why a session adding `forja_dir` cannot reuse this build, if it
-    /// cannot (cheap checks only: no subprocess).
+    /// Why a session adding `forja_dir` cannot use this build, if it cannot
+    /// (cheap checks only: no subprocess).
     pub fn mismatch(&self, forja_dir: &Path) -> Option<String> {
+        if self.layout != LAYOUT || self.evcxr != EVCXR_VERSION {
+            return Some("it was made by another version of forja-kernel".to_owned());
+        }
         if self.forja_dir != forja_dir {
             return Some(format!(
                 "it was built for the forja crate in {}, this session uses {}",
                 self.forja_dir.display(),
                 forja_dir.display()
-            ));
-        }
-        let home = cargo_home();
-        if self.cargo_home != home {
-            return Some(format!(
-                "it was compiled from the crate sources in CARGO_HOME={}, this user's is {}",
-                self.cargo_home.display(),
-                home.display()
-            ));
-        }
-        if self.evcxr != EVCXR_VERSION {
-            return Some(format!(
-                "it was built by evcxr {}, this kernel uses {EVCXR_VERSION}",
-                self.evcxr
             ));
         }
         None
@@ -93,58 +105,132 @@ impl Stamp {
 /// The evcxr version this kernel is built with (pinned in Cargo.toml).
 const EVCXR_VERSION: &str = "0.22.0";
 
-/// Cargo's home, as cargo finds it: `$CARGO_HOME`, else `~/.cargo`.
-pub fn cargo_home() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_else(|| PathBuf::from(".cargo"))
+/// Where the prebuild keeps the vendored sources of forja's dependencies:
+/// next to the prebuilt dir, e.g. `target/forja-prebuilt-vendor`.
+pub fn vendor_dir(prebuilt: &Path) -> PathBuf {
+    let name = prebuilt
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "forja-prebuilt".to_owned());
+    prebuilt.with_file_name(format!("{name}-vendor"))
 }
 
-/// Copies the prebuilt target dir into a new evcxr crate dir (keeping
-/// mtimes, see the module docs), unless the crate dir already has one.
+/// Prepares a new session's crate dir from the prebuilt build: copies the
+/// target dir (keeping mtimes) and puts the prebuild's cargo config in the
+/// crate dir's parent, which must be the session's own work dir. Does
+/// nothing if the crate dir already has a target dir.
 ///
 /// Returns a note for the user when the prebuilt build is missing, does not
-/// match this session or could not be copied; the session then works, but
-/// its first forja cell compiles forja's dependencies. A failed copy is
-/// removed, never left half-done.
-pub fn seed(prebuilt: &Path, crate_dir: &Path, forja_dir: Option<&Path>) -> Option<String> {
-    let from = prebuilt.join("target");
-    let to = crate_dir.join("target");
+/// fit or could not be copied; the session then still works, but its first
+/// forja cell compiles forja's dependencies. Nothing is left half-copied.
+pub fn seed(config: &Config) -> Option<String> {
+    let (Some(prebuilt), Some(forja)) = (&config.prebuilt, &config.forja_dir) else {
+        return None;
+    };
+    let to = config.crate_dir.join("target");
     if to.exists() {
         return None;
     }
-    let fix = "Run `forja-kernel prebuild` (as this user) so new kernels start fast.";
-    if !from.is_dir() {
-        return forja_dir.map(|_| {
-            format!(
-                "forja-kernel: there is no prebuilt forja build in {}, so this session compiles \
-                 forja and its dependencies first (about half a minute). {fix}\n",
-                prebuilt.display()
-            )
-        });
-    }
-    if let Err(e) = copy_tree(&from, &to) {
-        let _ = std::fs::remove_dir_all(&to);
+    let slow = "so this session compiles forja and its dependencies first (about half a minute)";
+    let fix = "Run `forja-kernel prebuild` to make new kernels start fast.";
+    let from = prebuilt.join(CRATE).join("target");
+    let Some(stamp) = Stamp::read(prebuilt).filter(|_| from.is_dir()) else {
         return Some(format!(
-            "forja-kernel: could not copy the prebuilt forja build from {} ({e}), so this \
-             session compiles forja and its dependencies first (about half a minute).\n",
-            from.display()
+            "forja-kernel: there is no prebuilt forja build in {}, {slow}. {fix}\n",
+            prebuilt.display()
+        ));
+    };
+    if let Some(why) = stamp.mismatch(forja) {
+        return Some(format!(
+            "forja-kernel: the prebuilt forja build in {} does not fit this session ({why}), \
+             {slow}. {fix}\n",
+            prebuilt.display()
         ));
     }
-    let why = match (Stamp::read(prebuilt), forja_dir) {
-        (_, None) => None,
-        (None, Some(_)) => Some("it has no readable stamp".to_owned()),
-        (Some(stamp), Some(dir)) => stamp.mismatch(dir),
-    };
-    why.map(|why| {
-        format!(
-            "forja-kernel: the prebuilt forja build in {} does not fit this session ({why}), \
-             so the first forja cell may compile forja's dependencies (about half a minute). {fix}\n",
-            prebuilt.display()
-        )
-    })
+    let copied = (|| -> anyhow::Result<()> {
+        let cargo_config = prebuilt.join(CARGO_CONFIG);
+        let text = std::fs::read_to_string(&cargo_config)?;
+        for path in patched_paths(&text) {
+            if !path.join("Cargo.toml").is_file() {
+                anyhow::bail!("its vendored sources are missing ({})", path.display());
+            }
+        }
+        let work = config
+            .crate_dir
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("the crate dir has no parent"))?;
+        std::fs::create_dir_all(work.join(".cargo"))?;
+        std::fs::write(work.join(CARGO_CONFIG), text)?;
+        copy_tree(&from, &to)?;
+        Ok(())
+    })();
+    match copied {
+        Ok(()) => None,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&to);
+            if let Some(work) = config.crate_dir.parent() {
+                let _ = std::fs::remove_file(work.join(CARGO_CONFIG));
+            }
+            Some(format!(
+                "forja-kernel: could not use the prebuilt forja build in {} ({e}), {slow}. {fix}\n",
+                prebuilt.display()
+            ))
+        }
+    }
+}
+
+/// Adds forja to a session: puts back the lock file that cargo pruned in
+/// evcxr's first compile (the prebuilt one, else the workspace's), then runs
+/// `prelude` in offline mode, so a machine without network still gets forja
+/// from the vendored sources or the local crate cache; only if cargo says it
+/// needs the network does it try again online. Later cells run online again,
+/// so `:dep` of new crates keeps working.
+pub fn add_forja(
+    config: &Config,
+    ctx: &mut evcxr::CommandContext,
+    prelude: &str,
+) -> Result<evcxr::EvalOutputs, evcxr::Error> {
+    // The prebuilt lock names the vendored sources: only valid with the
+    // cargo config that [`seed`] wrote if it used the prebuilt build.
+    let seeded = config
+        .crate_dir
+        .parent()
+        .is_some_and(|work| work.join(CARGO_CONFIG).is_file());
+    let prebuilt_lock = config
+        .prebuilt
+        .as_ref()
+        .map(|p| p.join(CRATE).join("Cargo.lock"))
+        .filter(|_| seeded);
+    let lock = prebuilt_lock
+        .filter(|l| l.is_file())
+        .or_else(|| config.lockfile.clone().filter(|l| l.is_file()));
+    if let Some(lock) = lock {
+        std::fs::copy(&lock, config.crate_dir.join("Cargo.lock"))?;
+    }
+    let offline = ctx.execute(&format!(":offline 1\n{prelude}"));
+    ctx.execute(":offline 0")?;
+    match offline {
+        Err(e) if needs_network(&e.to_string()) => ctx.execute(prelude),
+        other => other,
+    }
+}
+
+/// Whether a cargo failure in offline mode means "this needs the network".
+fn needs_network(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("offline") || m.contains("no matching package") || m.contains("failed to download")
+}
+
+/// Gets evcxr's analyzer (rust-analyzer, which infers the type of every
+/// variable a cell defines) through its expensive first type inference
+/// (about 1.5–2 s of CPU), so that the first cell with a `let` does not pay
+/// it. Asks for completions only: nothing is compiled or run and the
+/// session's variables are untouched. Returns how long it took.
+pub fn warm_up(ctx: &mut evcxr::CommandContext) -> Duration {
+    let start = Instant::now();
+    let code = "let forja_warm_up = 1u32; forja_warm_up.";
+    let _ = ctx.completions(code, code.len());
+    start.elapsed()
 }
 
 /// Recursively copies `from` to `to` like `cp -a` does for what cargo looks
@@ -174,6 +260,129 @@ fn set_mtime(path: &Path, mtime: SystemTime) -> io::Result<()> {
     // The copy may be read-only (its mode is copied too): futimens needs
     // ownership, not write access.
     std::fs::File::open(path)?.set_modified(mtime)
+}
+
+/// A registry package to vendor: its name, version and extracted sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Crate name.
+    pub name: String,
+    /// Exact version.
+    pub version: String,
+    /// The dir holding its `Cargo.toml`.
+    pub dir: PathBuf,
+}
+
+/// The registry packages in `cargo metadata` output (JSON).
+pub fn registry_packages(metadata: &str) -> anyhow::Result<Vec<Package>> {
+    let v: serde_json::Value = serde_json::from_str(metadata)?;
+    let mut out = Vec::new();
+    for p in v["packages"].as_array().into_iter().flatten() {
+        if !p["source"].as_str().is_some_and(|s| s.starts_with("registry+")) {
+            continue;
+        }
+        let (Some(name), Some(version), Some(manifest)) = (
+            p["name"].as_str(),
+            p["version"].as_str(),
+            p["manifest_path"].as_str(),
+        ) else {
+            anyhow::bail!("cargo metadata lists a package without name, version or manifest");
+        };
+        let dir = Path::new(manifest)
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("manifest path {manifest} has no parent"))?;
+        out.push(Package {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    Ok(out)
+}
+
+/// Copies each package's sources (keeping mtimes) to `vendor/<name>-<version>`
+/// unless already there — a published crate version never changes — with
+/// their warnings silenced, and returns the cargo config that makes every
+/// build use those copies.
+pub fn vendor(packages: &[Package], vendor: &Path) -> io::Result<String> {
+    std::fs::create_dir_all(vendor)?;
+    let mut config = String::from(
+        "# Written by `forja-kernel prebuild`: forja's dependencies come from the\n\
+         # vendored copies below, the same for every user and with no network.\n\
+         [patch.crates-io]\n",
+    );
+    let mut seen = std::collections::HashSet::new();
+    for p in packages {
+        let dest = vendor.join(format!("{}-{}", p.name, p.version));
+        let marker = format!(".forja-vendored-{LAYOUT}");
+        if !dest.join(&marker).is_file() {
+            let tmp = vendor.join(format!(".{}-{}.tmp-{}", p.name, p.version, std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            copy_tree(&p.dir, &tmp)?;
+            let manifest = tmp.join("Cargo.toml");
+            let text = std::fs::read_to_string(&manifest)?;
+            std::fs::write(&manifest, allow_warnings(&text))?;
+            std::fs::write(tmp.join(&marker), "")?;
+            if dest.exists() {
+                let old = vendor.join(format!(".{}-{}.old-{}", p.name, p.version, std::process::id()));
+                std::fs::rename(&dest, &old)?;
+                let _ = std::fs::remove_dir_all(&old);
+            }
+            std::fs::rename(&tmp, &dest)?;
+        }
+        // Two versions of one crate need two keys.
+        let key = if seen.insert(p.name.clone()) {
+            p.name.clone()
+        } else {
+            format!("{}-{}", p.name, p.version.replace(['.', '+'], "_"))
+        };
+        config.push_str(&format!(
+            "{key} = {{ package = {:?}, path = {:?} }}\n",
+            p.name,
+            dest.display().to_string()
+        ));
+    }
+    // Path dependencies are compiled incrementally by default: five times
+    // the disk (and copy time) for crates nobody edits. evcxr's own crate
+    // (the workspace member) keeps incremental builds for fast cells.
+    config.push_str("\n[profile.dev.package.\"*\"]\nincremental = false\n");
+    Ok(config)
+}
+
+/// Silences the warnings of a vendored crate. Cargo caps the lints of
+/// registry crates, but the vendored copies are path crates, whose warnings
+/// cargo shows — and evcxr's `cargo check` fallback (used when it cannot
+/// infer a variable's type) reports every diagnostic as the cell's error.
+/// Adds `warnings = "allow"` to the manifest's `[lints.rust]`; a manifest
+/// with a plain `[lints]` table is left as it is.
+fn allow_warnings(manifest: &str) -> String {
+    let has = |header: &str| manifest.lines().any(|l| l.trim() == header);
+    if has("[lints]") {
+        return manifest.to_owned();
+    }
+    if has("[lints.rust]") {
+        let mut out = String::with_capacity(manifest.len() + 32);
+        for line in manifest.lines() {
+            out.push_str(line);
+            out.push('\n');
+            if line.trim() == "[lints.rust]" {
+                out.push_str("warnings = \"allow\"\n");
+            }
+        }
+        return out;
+    }
+    // TOML allows defining `[lints.rust]` after its sub-tables.
+    format!("{}\n\n[lints.rust]\nwarnings = \"allow\"\n", manifest.trim_end())
+}
+
+/// The `path = "…"` values of a cargo config written by [`vendor`].
+fn patched_paths(config: &str) -> Vec<PathBuf> {
+    config
+        .lines()
+        .filter_map(|l| l.split_once("path = \"")?.1.split_once('"'))
+        .map(|(p, _)| PathBuf::from(p))
+        .collect()
 }
 
 /// Removes from a prebuilt target dir what only the prebuild session itself
@@ -220,15 +429,6 @@ pub fn prune_session_outputs(target: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The host target triple of `rustc` (evcxr passes it to cargo as `--target`).
-pub fn host_triple(rustc: &Path) -> Option<String> {
-    let out = std::process::Command::new(rustc).arg("-vV").output().ok()?;
-    String::from_utf8(out.stdout)
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-}
-
 /// Makes `path` readable (and directories searchable) by every user, so
 /// one prebuild serves every user of a shared machine.
 pub fn make_readable_by_all(path: &Path) -> io::Result<()> {
@@ -264,53 +464,65 @@ pub struct Freshness {
 }
 
 /// Asks cargo whether a kernel starting from `prebuilt` would reuse all of
-/// forja's build: seeds a scratch crate dir from it the way a kernel does and
-/// runs `cargo build -p forja --offline` there with the environment evcxr
-/// gives cargo. Nothing in `prebuilt` changes.
+/// forja's build: lays out a scratch work dir the way [`seed`] does, with an
+/// empty `CARGO_HOME` (a user who never downloaded a crate), and runs
+/// `cargo build` and `cargo check` of forja there, offline and locked, with
+/// the environment evcxr gives cargo. Nothing in `prebuilt` changes.
 pub fn verify(prebuilt: &Path) -> anyhow::Result<Freshness> {
     use anyhow::Context;
     let scratch = std::env::temp_dir().join(format!("forja-verify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
     let result = (|| {
+        let from = prebuilt.join(CRATE);
+        let to = scratch.join(CRATE);
+        std::fs::create_dir_all(scratch.join(".cargo"))?;
+        std::fs::copy(prebuilt.join(CARGO_CONFIG), scratch.join(CARGO_CONFIG))
+            .context("copying the prebuilt cargo config")?;
+        std::fs::create_dir_all(&to)?;
         for f in ["Cargo.toml", "Cargo.lock"] {
-            std::fs::copy(prebuilt.join(f), scratch.join(f))
-                .with_context(|| format!("copying {f} from {}", prebuilt.display()))?;
+            std::fs::copy(from.join(f), to.join(f))
+                .with_context(|| format!("copying {f} from {}", from.display()))?;
         }
-        copy_tree(&prebuilt.join("src"), &scratch.join("src"))?;
-        copy_tree(&prebuilt.join("target"), &scratch.join("target"))?;
+        copy_tree(&from.join("src"), &to.join("src"))?;
+        copy_tree(&from.join("target"), &to.join("target"))?;
+        std::fs::create_dir_all(scratch.join("cargo-home"))?;
         let rustc = tool("rustc");
         let host = host_triple(&rustc).context("asking rustc for its host triple")?;
-        let out = std::process::Command::new(tool("cargo"))
-            .args(["build", "--offline", "--locked", "-p", "forja", "--lib"])
-            .args(["--target", &host, "--message-format=json"])
-            .current_dir(&scratch)
-            // As evcxr's Config::cargo_command sets them.
-            .env("CARGO_TARGET_DIR", "target")
-            .env("CARGO_BUILD_BUILD_DIR", "target")
-            .env("RUSTC", &rustc)
-            .env("RUSTFLAGS", "-Cprefer-dynamic")
-            .output()
-            .context("running cargo")?;
-        if !out.status.success() {
-            anyhow::bail!(
-                "cargo build failed in the scratch copy:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
         let mut freshness = Freshness::default();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if msg["reason"] != "compiler-artifact" {
-                continue;
+        // evcxr builds each cell and, when it cannot infer a variable's type,
+        // checks it: both must find forja's units fresh.
+        for mode in ["build", "check"] {
+            let out = std::process::Command::new(tool("cargo"))
+                .args([mode, "--offline", "--locked", "-p", "forja", "--lib"])
+                .args(["--target", &host, "--message-format=json"])
+                .current_dir(&to)
+                .env("CARGO_HOME", scratch.join("cargo-home"))
+                // As evcxr's Config::cargo_command sets them.
+                .env("CARGO_TARGET_DIR", "target")
+                .env("CARGO_BUILD_BUILD_DIR", "target")
+                .env("RUSTC", &rustc)
+                .env("RUSTFLAGS", "-Cprefer-dynamic")
+                .output()
+                .context("running cargo")?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "cargo {mode} failed in a scratch copy:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
-            let unit = msg["package_id"].as_str().unwrap_or("?").to_owned();
-            if msg["fresh"] == true {
-                freshness.fresh.push(unit);
-            } else {
-                freshness.rebuilt.push(unit);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if msg["reason"] != "compiler-artifact" {
+                    continue;
+                }
+                let unit = format!("{mode} {}", msg["package_id"].as_str().unwrap_or("?"));
+                if msg["fresh"] == true {
+                    freshness.fresh.push(unit);
+                } else {
+                    freshness.rebuilt.push(unit);
+                }
             }
         }
         Ok(freshness)
@@ -333,6 +545,15 @@ pub fn tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// The host target triple of `rustc` (evcxr passes it to cargo as `--target`).
+pub fn host_triple(rustc: &Path) -> Option<String> {
+    let out = std::process::Command::new(rustc).arg("-vV").output().ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+}
+
 /// `rustc --version` of the toolchain evcxr uses.
 pub fn rustc_version() -> String {
     std::process::Command::new(tool("rustc"))
@@ -342,40 +563,6 @@ pub fn rustc_version() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
-}
-
-/// Runs `prelude` (which adds forja) in offline mode first, so a machine
-/// without network still gets forja from the lock file and the local crate
-/// cache; only if cargo says it needs the network does it try again online.
-/// Later cells run online again, so `:dep` of new crates keeps working.
-pub fn add_forja(
-    ctx: &mut evcxr::CommandContext,
-    prelude: &str,
-) -> Result<evcxr::EvalOutputs, evcxr::Error> {
-    let offline = ctx.execute(&format!(":offline 1\n{prelude}"));
-    ctx.execute(":offline 0")?;
-    match offline {
-        Err(e) if needs_network(&e.to_string()) => ctx.execute(prelude),
-        other => other,
-    }
-}
-
-/// Whether a cargo failure in offline mode means "this needs the network".
-fn needs_network(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("offline") || m.contains("no matching package") || m.contains("failed to download")
-}
-
-/// Gets evcxr's analyzer (rust-analyzer, which infers the type of every
-/// variable a cell defines) through its expensive first type inference
-/// (~1.5–2 s of CPU), so that the first cell with a `let` does not pay it.
-/// Asks for completions only: nothing is compiled or run and the session's
-/// variables are untouched. Returns how long it took.
-pub fn warm_up(ctx: &mut evcxr::CommandContext) -> Duration {
-    let start = Instant::now();
-    let code = "let forja_warm_up = 1u32; forja_warm_up.";
-    let _ = ctx.completions(code, code.len());
-    start.elapsed()
 }
 
 #[cfg(test)]
@@ -390,6 +577,15 @@ mod tests {
 
     fn mtime(p: &Path) -> SystemTime {
         std::fs::metadata(p).unwrap().modified().unwrap()
+    }
+
+    fn config(base: &Path, forja: &Path) -> Config {
+        Config {
+            forja_dir: Some(forja.to_path_buf()),
+            lockfile: None,
+            crate_dir: base.join("work/evcxr"),
+            prebuilt: Some(base.join("pre")),
+        }
     }
 
     #[test]
@@ -422,32 +618,51 @@ mod tests {
     }
 
     #[test]
-    fn seed_copies_once_and_explains_what_is_missing() {
+    fn seed_copies_the_build_and_config_once_or_says_why_not() {
         let base = scratch("seed");
-        let pre = base.join("pre");
-        let crate_dir = base.join("crate");
         let forja = Path::new("/somewhere/forja");
+        let cfg = config(&base, forja);
+        std::fs::create_dir_all(&cfg.crate_dir).unwrap();
         // No prebuilt dir at all: a note that says how to make one.
-        let note = seed(&pre, &crate_dir, Some(forja)).unwrap();
+        let note = seed(&cfg).unwrap();
         assert!(note.contains("forja-kernel prebuild"), "{note}");
-        assert!(!crate_dir.join("target").exists());
+        assert!(!cfg.crate_dir.join("target").exists());
 
-        std::fs::create_dir_all(pre.join("target/debug")).unwrap();
-        std::fs::write(pre.join("target/debug/x"), "1").unwrap();
+        let pre = base.join("pre");
+        let vendored = base.join("vendor/libc-0.2.1");
+        std::fs::create_dir_all(&vendored).unwrap();
+        std::fs::write(vendored.join("Cargo.toml"), "").unwrap();
+        let text = vendor(&[], &base.join("vendor")).unwrap()
+            + &format!("libc = {{ package = \"libc\", path = {:?} }}\n", vendored.display().to_string());
+        std::fs::create_dir_all(pre.join(".cargo")).unwrap();
+        std::fs::write(pre.join(CARGO_CONFIG), &text).unwrap();
+        std::fs::create_dir_all(pre.join("crate/target/debug")).unwrap();
+        std::fs::write(pre.join("crate/target/debug/x"), "1").unwrap();
         Stamp::current(forja, "rustc test".into()).write(&pre).unwrap();
-        assert_eq!(seed(&pre, &crate_dir, Some(forja)), None);
-        assert_eq!(std::fs::read_to_string(crate_dir.join("target/debug/x")).unwrap(), "1");
+        assert_eq!(seed(&cfg), None);
+        assert_eq!(std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(), "1");
+        assert_eq!(std::fs::read_to_string(base.join("work").join(CARGO_CONFIG)).unwrap(), text);
 
         // A crate dir that already has a target is left alone.
-        std::fs::write(pre.join("target/debug/x"), "2").unwrap();
-        assert_eq!(seed(&pre, &crate_dir, Some(forja)), None);
-        assert_eq!(std::fs::read_to_string(crate_dir.join("target/debug/x")).unwrap(), "1");
+        std::fs::write(pre.join("crate/target/debug/x"), "2").unwrap();
+        assert_eq!(seed(&cfg), None);
+        assert_eq!(std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(), "1");
 
-        // Built for another forja: copied, but the user is told why it is slow.
-        let other = base.join("crate2");
-        let note = seed(&pre, &other, Some(Path::new("/elsewhere/forja"))).unwrap();
+        // Built for another forja: not used, and the user is told why.
+        let mut other = config(&base, Path::new("/elsewhere/forja"));
+        other.crate_dir = base.join("work2/evcxr");
+        let note = seed(&other).unwrap();
         assert!(note.contains("/elsewhere/forja"), "{note}");
-        assert!(other.join("target/debug/x").exists());
+        assert!(!other.crate_dir.join("target").exists());
+
+        // Vendored sources gone: nothing half-copied, and a note.
+        std::fs::remove_dir_all(&vendored).unwrap();
+        let mut third = config(&base, forja);
+        third.crate_dir = base.join("work3/evcxr");
+        let note = seed(&third).unwrap();
+        assert!(note.contains("vendored sources are missing"), "{note}");
+        assert!(!third.crate_dir.join("target").exists());
+        assert!(!base.join("work3").join(CARGO_CONFIG).exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
 
@@ -460,9 +675,74 @@ mod tests {
         assert_eq!(Stamp::read(&base), Some(stamp.clone()));
         assert_eq!(stamp.mismatch(Path::new("/w/forja")), None);
         assert!(stamp.mismatch(Path::new("/x/forja")).unwrap().contains("/x/forja"));
-        stamp.cargo_home = PathBuf::from("/home/someone-else/.cargo");
-        assert!(stamp.mismatch(Path::new("/w/forja")).unwrap().contains("CARGO_HOME"));
+        stamp.layout = 0;
+        assert!(stamp.mismatch(Path::new("/w/forja")).is_some());
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn vendor_copies_each_version_once_and_patches_them_all() {
+        let base = scratch("vendor");
+        let mk = |name: &str, version: &str| {
+            let dir = base.join("registry").join(format!("{name}-{version}"));
+            std::fs::create_dir_all(dir.join("src")).unwrap();
+            std::fs::write(dir.join("Cargo.toml"), format!("# {name} {version}")).unwrap();
+            Package {
+                name: name.into(),
+                version: version.into(),
+                dir,
+            }
+        };
+        let pkgs = [mk("libc", "0.2.1"), mk("syn", "1.0.0"), mk("syn", "2.0.0")];
+        let vendor_dir = base.join("vendor");
+        let text = vendor(&pkgs, &vendor_dir).unwrap();
+        let paths = patched_paths(&text);
+        assert_eq!(paths.len(), 3);
+        for (p, path) in pkgs.iter().zip(&paths) {
+            assert_eq!(path, &vendor_dir.join(format!("{}-{}", p.name, p.version)));
+            let manifest = std::fs::read_to_string(path.join("Cargo.toml")).unwrap();
+            assert!(manifest.starts_with(&format!("# {} {}\n", p.name, p.version)));
+        }
+        // One key per entry, the second syn under its own key.
+        assert!(text.contains("\nsyn = { package = \"syn\""), "{text}");
+        assert!(text.contains("\nsyn-2_0_0 = { package = \"syn\""), "{text}");
+        assert!(text.contains("incremental = false"));
+        // A version already vendored is not copied again.
+        std::fs::write(pkgs[0].dir.join("Cargo.toml"), "changed").unwrap();
+        vendor(&pkgs, &vendor_dir).unwrap();
+        let manifest = std::fs::read_to_string(paths[0].join("Cargo.toml")).unwrap();
+        assert!(manifest.starts_with("# libc 0.2.1\n"), "{manifest}");
+        assert!(manifest.contains("warnings = \"allow\""), "{manifest}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn vendored_manifests_allow_warnings() {
+        let plain = "[package]\nname = \"a\"\n";
+        assert!(allow_warnings(plain).ends_with("[lints.rust]\nwarnings = \"allow\"\n"));
+        let with = "[package]\nname = \"a\"\n\n[lints.rust]\nunsafe_code = \"deny\"\n";
+        let out = allow_warnings(with);
+        assert_eq!(out.matches("[lints.rust]").count(), 1);
+        assert!(out.contains("[lints.rust]\nwarnings = \"allow\"\nunsafe_code"), "{out}");
+        let table = "[lints]\nworkspace = true\n";
+        assert_eq!(allow_warnings(table), table);
+    }
+
+    #[test]
+    fn registry_packages_skips_path_packages() {
+        let json = r#"{"packages":[
+            {"name":"forja","version":"0.1.0","source":null,"manifest_path":"/w/forja/Cargo.toml"},
+            {"name":"libc","version":"0.2.1","source":"registry+https://github.com/rust-lang/crates.io-index",
+             "manifest_path":"/h/.cargo/registry/src/x/libc-0.2.1/Cargo.toml"}]}"#;
+        let pkgs = registry_packages(json).unwrap();
+        assert_eq!(
+            pkgs,
+            vec![Package {
+                name: "libc".into(),
+                version: "0.2.1".into(),
+                dir: PathBuf::from("/h/.cargo/registry/src/x/libc-0.2.1")
+            }]
+        );
     }
 
     #[test]

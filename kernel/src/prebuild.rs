@@ -1,13 +1,17 @@
 //! `forja-kernel prebuild`: compiles forja and its dependencies once, into a
-//! build every new kernel copies (see [`crate::build_cache`]), so the first
-//! forja cell does not compile them.
+//! build every new kernel copies (see [`crate::build_cache`] for the layout
+//! and why each step is needed), so the first forja cell does not compile
+//! them — for every user of the machine, with or without network.
 //!
-//! It builds in a scratch dir next to the final one, checks with cargo that
-//! a kernel would reuse every unit, then renames it into place, so no kernel
-//! ever starts from half a build. When the existing build is still fresh it
-//! does nothing, so running it again (as `install.sh` does) is cheap.
+//! It vendors forja's dependencies, builds in a scratch dir next to the
+//! final one through an evcxr session set up exactly like a kernel's, checks
+//! with cargo that a kernel would reuse every unit, then renames it into
+//! place, so no kernel ever starts from half a build. When the existing build
+//! is still fresh it does nothing, so running it again (as `install.sh` does)
+//! is cheap.
 
-use crate::build_cache::{self, Stamp};
+use crate::build_cache::{self, CARGO_CONFIG, CRATE, Stamp};
+use crate::session::Config;
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use std::time::Instant;
@@ -27,8 +31,7 @@ pub fn run() -> Result<()> {
         bail!("no forja crate in {} (set FORJA_CRATE_DIR)", forja.display());
     }
     let start = Instant::now();
-    let rustc = build_cache::rustc_version();
-    let wanted = Stamp::current(&forja, rustc);
+    let wanted = Stamp::current(&forja, build_cache::rustc_version());
     if !force && Stamp::read(&dir).as_ref() == Some(&wanted) {
         match build_cache::verify(&dir) {
             Ok(f) if f.rebuilt.is_empty() && !f.fresh.is_empty() => {
@@ -49,9 +52,13 @@ pub fn run() -> Result<()> {
     let name = dir.file_name().context("the prebuilt dir has no name")?;
     let scratch = parent.join(format!("{}.new-{}", name.to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
-    let built = build(&scratch, &forja).and_then(|()| {
+    let built = (|| {
+        let vendor = build_cache::vendor_dir(&dir);
+        vendor_dependencies(&scratch, &forja, &vendor)?;
+        build(&scratch.join(CRATE), &forja)?;
         wanted.write(&scratch)?;
         build_cache::make_readable_by_all(&scratch)?;
+        build_cache::make_readable_by_all(&vendor)?;
         let f = build_cache::verify(&scratch).context("checking the new build")?;
         if !f.rebuilt.is_empty() || f.fresh.is_empty() {
             bail!(
@@ -61,7 +68,7 @@ pub fn run() -> Result<()> {
             );
         }
         Ok(f.fresh.len())
-    });
+    })();
     let units = match built {
         Ok(n) => n,
         Err(e) => {
@@ -71,29 +78,84 @@ pub fn run() -> Result<()> {
     };
     swap_in(&scratch, &dir)?;
     println!(
-        "prebuilt forja for the kernel in {:.1} s ({units} units, checked fresh): {}",
+        "prebuilt forja for the kernel in {:.1} s ({units} units, checked fresh for any user, \
+         offline): {}",
         start.elapsed().as_secs_f64(),
         dir.display()
     );
     Ok(())
 }
 
-/// Runs a session like a kernel's in `crate_dir`: same evcxr settings, same
-/// prelude, then a cell that calls into forja.
-fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
-    std::fs::create_dir_all(crate_dir)?;
+/// Resolves forja's dependencies with the workspace lock file, copies their
+/// sources to `vendor` and writes the cargo config that uses them into
+/// `scratch` (the parent of the crate dir, as in a kernel's work dir).
+fn vendor_dependencies(scratch: &Path, forja: &Path, vendor: &Path) -> Result<()> {
+    let crate_dir = scratch.join(CRATE);
+    std::fs::create_dir_all(crate_dir.join("src"))?;
+    std::fs::write(crate_dir.join("src/lib.rs"), "")?;
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"ctx\"\nversion = \"1.0.0\"\nedition = \"2024\"\n\n\
+             [dependencies]\nforja = {{ path = {:?} }}\n",
+            forja.display().to_string()
+        ),
+    )?;
     let lock = crate::paths::lockfile();
     if lock.exists() {
         std::fs::copy(&lock, crate_dir.join("Cargo.lock"))
             .with_context(|| format!("copying {}", lock.display()))?;
     }
+    let metadata = |offline: bool| {
+        let mut cmd = std::process::Command::new(build_cache::tool("cargo"));
+        cmd.args(["metadata", "--format-version", "1"]).current_dir(&crate_dir);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output()
+    };
+    // Offline first: the workspace build has usually downloaded everything.
+    let mut out = metadata(true).context("running cargo metadata")?;
+    if !out.status.success() {
+        out = metadata(false).context("running cargo metadata")?;
+    }
+    if !out.status.success() {
+        bail!(
+            "cargo could not resolve forja's dependencies:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let packages = build_cache::registry_packages(&String::from_utf8_lossy(&out.stdout))?;
+    let config = build_cache::vendor(&packages, vendor)
+        .with_context(|| format!("vendoring forja's dependencies into {}", vendor.display()))?;
+    std::fs::create_dir_all(scratch.join(".cargo"))?;
+    std::fs::write(scratch.join(CARGO_CONFIG), config)?;
+    Ok(())
+}
+
+/// Runs a session like a kernel's in `crate_dir`: same evcxr settings, same
+/// way of adding forja, then a cell that calls into forja and one that makes
+/// evcxr fall back to `cargo check`.
+fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
+    let config = Config {
+        forja_dir: Some(forja.to_path_buf()),
+        lockfile: Some(crate::paths::lockfile()),
+        crate_dir: crate_dir.to_path_buf(),
+        prebuilt: None,
+    };
     // SAFETY: `prebuild` runs single-threaded up to here.
     unsafe { std::env::set_var("EVCXR_TMPDIR", crate_dir) };
     let (mut ctx, _outputs) = evcxr::CommandContext::new().map_err(|e| anyhow!("{e}"))?;
-    build_cache::add_forja(&mut ctx, &crate::session::forja_prelude(forja))
+    build_cache::add_forja(&config, &mut ctx, &crate::session::forja_prelude(forja))
         .map_err(|e| anyhow!("building forja: {e}"))?;
     ctx.execute("let _forja_check = forja::display::in_kernel();")
         .map_err(|e| anyhow!("running a forja cell: {e}"))?;
+    // A `let` whose type evcxr cannot infer makes it `cargo check` the cell,
+    // which needs forja's dependencies in check mode too (5–10 s to build):
+    // students meet this with every "type annotations needed" error.
+    if ctx.execute("let _forja_untyped = \"1\".parse().unwrap();").is_ok() {
+        bail!("a cell that cannot compile compiled: evcxr changed, check the prebuild");
+    }
     drop(ctx);
     build_cache::prune_session_outputs(&crate_dir.join("target"))?;
     Ok(())
@@ -107,7 +169,8 @@ fn swap_in(new: &Path, dir: &Path) -> Result<()> {
     if had_old {
         std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
     }
-    std::fs::rename(new, dir).with_context(|| format!("moving the new build to {}", dir.display()))?;
+    std::fs::rename(new, dir)
+        .with_context(|| format!("moving the new build to {}", dir.display()))?;
     if had_old {
         let _ = std::fs::remove_dir_all(&old);
     }

@@ -213,11 +213,9 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        // The prebuilt forja build (copied keeping mtimes, or cargo rebuilds
-        // it all); a note says why if it cannot be used.
-        let mut warning = config.prebuilt.as_ref().and_then(|pre| {
-            crate::build_cache::seed(pre, &config.crate_dir, config.forja_dir.as_deref())
-        });
+        // Start from the prebuilt forja build (see build_cache); a note says
+        // why if it cannot be used.
+        let mut warning = crate::build_cache::seed(config);
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
@@ -233,7 +231,7 @@ impl Session {
             });
         }
         if let Some(dir) = &config.forja_dir
-            && let Err(e) = crate::build_cache::add_forja(&mut ctx, &forja_prelude(dir))
+            && let Err(e) = crate::build_cache::add_forja(config, &mut ctx, &forja_prelude(dir))
         {
             // Rust still works without forja; say why in the first cell.
             warning = Some(format!(
