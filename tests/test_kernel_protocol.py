@@ -302,12 +302,13 @@ def test_partial_lines_and_stderr_keep_their_text(kernel: Kernel):
 
 def test_stderr_stays_under_its_own_cell(kernel: Kernel):
     kernel.settle()
-    for i in range(3):
-        ex = kernel.execute(f'eprintln!("err line {i}");')
+    for i in range(5):
+        ex = kernel.execute(f'eprintln!("err line {i}"); println!("out line {i}");')
         nxt = kernel.execute("()")
         dumps = f"{ex.dump()}\n{nxt.dump()}"
         assert ex.stderr == f"err line {i}\n", dumps
-        assert nxt.stderr == "", dumps
+        assert ex.stdout == f"out line {i}\n", dumps
+        assert nxt.stderr == "" and nxt.stdout == "", dumps
 
 
 def test_first_line_of_long_cell_arrives_before_it_ends(kernel: Kernel):
@@ -882,8 +883,11 @@ def test_shutdown_with_restart_and_history_survives(fresh_kernel: Kernel):
     old_pid = k.pid
     _shutdown_and_check(k, restart=True, procs=procs)
 
-    # What a frontend's manager does after a restart reply: start the kernel again.
-    k.km.restart_kernel(now=False)
+    # What a kernel manager does once the kernel has exited after a restart
+    # reply: start it again, on the same connection file. (Not
+    # `km.restart_kernel()`: it would send a second shutdown_request, which
+    # its control socket delivers to the new kernel when it binds the port.)
+    k.km.start_kernel()
     k.reconnect()
     assert k.pid != old_pid
     h = k.request(

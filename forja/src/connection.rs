@@ -226,6 +226,7 @@ impl FrameIo {
         deadline: Option<Instant>,
         what: &'static str,
     ) -> Result<Option<Range<usize>>> {
+        registry::check_interrupt()?;
         loop {
             if let Some(r) = self.frame_ready() {
                 return Ok(Some(r));
@@ -345,6 +346,7 @@ impl FrameIo {
 
     /// Whether a frame can be received without waiting (or EOF is there).
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
+        registry::check_interrupt()?;
         let deadline = Instant::now() + timeout;
         loop {
             if self.frame_ready().is_some() || self.eof {

@@ -26,10 +26,14 @@ pub enum Error {
     #[error("could not send a display to the kernel: {0}")]
     Display(String),
     // ---- processes, pipes and pools (process.rs, connection.rs, pool.rs) ----
-    /// The cell (or program) was interrupted while this call waited.
+    /// The cell was interrupted (the kernel's interrupt, or
+    /// `registry::request_interrupt`): every forja call that could block or
+    /// start work fails with this until the next cell starts.
     #[error(
-        "interrupted in process {pid}: a stop was requested (the kernel's interrupt) while \
-         forja was waiting; every forja call fails until the next cell starts"
+        "interrupted by the kernel: the cell was stopped (seen in process {pid}), so every \
+         forja call in this cell now fails at once and the processes it started are being \
+         stopped; variables from earlier cells are kept: fix the cell and run it again \
+         (outside the kernel, forja::registry::clear_interrupt() lowers the flag)"
     )]
     Interrupted {
         /// The process that was waiting.
@@ -100,9 +104,11 @@ pub enum Error {
     /// The cap on live children was reached (fork-bomb protection).
     #[error(
         "process {pid} already has {limit} live child processes, the limit: join() the \
-         ones that finished (or stop ones you no longer need) before starting more; the \
-         limit protects the machine from a fork bomb and can be changed with the \
-         FORJA_MAX_CHILDREN environment variable"
+         ones that finished (or stop ones you no longer need) before starting more. The \
+         limit protects the machine from a fork bomb (an endless loop of start()); to raise \
+         it call forja::registry::set_max_children(n) in that process, or set the \
+         FORJA_MAX_CHILDREN environment variable before the process first uses forja \
+         (at most 1024; each child process has its own limit for its own children)"
     )]
     TooManyChildren {
         /// The cap in force.

@@ -23,18 +23,22 @@ pub mod connection;
 pub mod display;
 pub mod error;
 mod interrupt;
+mod kernel_child;
 pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod registry;
+pub mod rich;
 pub mod shm;
 pub mod sync;
+pub mod timeline;
 pub mod value;
 
 pub use array::{Array, ArrayGuard, RawArray};
 pub use bytemuck;
 pub use connection::{Connection, Pipe, Receiver, Sender};
 pub use error::{Error, Result};
+pub use interrupt::sleep;
 pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 pub use process::{
     Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
@@ -45,6 +49,7 @@ pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
     RLockGuard, Semaphore, SemaphoreGuard,
 };
+pub use timeline::{Timeline, timeline};
 pub use value::{RawValue, Value, ValueGuard};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
@@ -52,6 +57,7 @@ pub mod prelude {
     pub use crate::array::{Array, RawArray};
     pub use crate::connection::{Connection, Pipe, Receiver, Sender};
     pub use crate::error::{Error, Result};
+    pub use crate::interrupt::sleep;
     pub use crate::pool::{AsyncResult, Pool};
     pub use crate::process::{
         Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
@@ -59,5 +65,6 @@ pub mod prelude {
     pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
     pub use crate::shm::Shareable;
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+    pub use crate::timeline::{Timeline, timeline};
     pub use crate::value::{RawValue, Value};
 }

@@ -256,9 +256,29 @@ struct PoolInner {
     broken: Option<Fail>,
     creator: i32,
     worker_starts: u64,
+    /// Live progress display of long waits (in the kernel).
+    progress: crate::rich::Progress,
 }
 
 impl PoolInner {
+    /// Updates the live progress display (see [`crate::rich::Progress`]).
+    fn tick_progress(&mut self) {
+        let PoolInner { progress, jobs, .. } = self;
+        progress.tick(
+            jobs.iter()
+                .map(|(&id, j)| (id, j.chunks.len(), j.chunks.len() - j.remaining)),
+        );
+    }
+
+    /// "open", "closed" or "terminated".
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.state {
+            PoolState::Open => "open",
+            PoolState::Closed => "closed",
+            PoolState::Terminated => "terminated",
+        }
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.creator != getpid() {
             return Err(Error::PoolClosed {
@@ -517,6 +537,9 @@ impl PoolInner {
 
     /// Worker `i` closed its socket: reap it, fail its tasks, replace it.
     fn worker_gone(&mut self, i: usize) {
+        // Take what it sent before it went (a result, or why its initializer
+        // failed): a failed write to it can come before reading that.
+        let _ = self.read_worker(i);
         let w = self.workers.remove(i);
         let code = reap_soon(w.slot, w.pid, Duration::from_secs(2));
         let how = match code {
@@ -632,7 +655,14 @@ impl PoolInner {
             // Safety: signalling our own unreaped child.
             unsafe { libc::kill(w.pid, libc::SIGTERM) };
         }
-        let deadline = Instant::now() + Duration::from_millis(500);
+        // After an interrupt there is no grace period: the cell must end
+        // quickly (the kernel stops the workers too).
+        let grace = if registry::interrupted() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        };
+        let deadline = Instant::now() + grace;
         let workers = std::mem::take(&mut self.workers);
         for w in &workers {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -723,6 +753,10 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
         let clen = u32::from_le_bytes(task[21..25].try_into().expect("4")) as usize;
         let closure = task[25..25 + clen].as_ptr();
         let args = &task[25 + clen..];
+        let span = crate::timeline::task_begin(
+            u64::from_le_bytes(header[1..9].try_into().expect("8")),
+            u32::from_le_bytes(header[9..13].try_into().expect("4")).into(),
+        );
         out.clear();
         out.extend_from_slice(&header);
         out[0] = FROM_WORKER_RESULT;
@@ -741,6 +775,7 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
             }
         }
         io.consume(range);
+        crate::timeline::task_end(span);
         if io.send_bytes(&out).is_err() {
             return 0;
         }
@@ -850,11 +885,13 @@ fn wait_until(
     mut done: impl FnMut(&PoolInner) -> bool,
 ) -> Result<bool> {
     loop {
+        // First: once interrupted, every wait fails at once, done or not.
+        registry::check_interrupt()?;
         let mut inner = lock(shared);
         if done(&inner) {
+            inner.tick_progress();
             return Ok(true);
         }
-        registry::check_interrupt()?;
         let mut slice = registry::POLL_INTERVAL;
         if let Some(d) = deadline {
             let now = Instant::now();
@@ -864,6 +901,7 @@ fn wait_until(
             slice = slice.min(d - now);
         }
         inner.pump(slice)?;
+        inner.tick_progress();
     }
 }
 
@@ -960,6 +998,7 @@ impl PoolBuilder {
             broken: None,
             creator: getpid(),
             worker_starts: 0,
+            progress: crate::rich::Progress::default(),
         };
         if let Err(e) = inner.ensure_workers(loaded_objects_stamp()) {
             inner.terminate();
@@ -1068,6 +1107,13 @@ impl Pool {
     /// ```
     pub fn worker_starts(&self) -> u64 {
         lock(&self.shared).worker_starts
+    }
+
+    /// "open", "closed" or "terminated", and how many tasks wait (for the
+    /// rich display).
+    pub(crate) fn state_summary(&self) -> (&'static str, usize) {
+        let inner = lock(&self.shared);
+        (inner.state_name(), inner.queue.len())
     }
 
     /// Uses `chunksize` items per task message for the calls made through

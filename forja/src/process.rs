@@ -23,6 +23,12 @@
 //! Unlike Python, a program that ends does not wait for its non-daemon
 //! children: `join()` them.
 //!
+//! **Inside the forja kernel** every child (daemon or not) is killed
+//! (SIGKILL) when its parent dies, closes the runner's private fds, and sends
+//! its stdout and stderr to the kernel labelled with its name and pid (see
+//! `kernel_child.rs`). Once the cell is interrupted, `start`, `join` and
+//! every other blocking forja call fail at once with [`Error::Interrupted`].
+//!
 //! ```
 //! use forja::prelude::*;
 //!
@@ -33,6 +39,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::kernel_child::ChildPlan;
 use crate::registry::{self, Registry, STATUS_UNKNOWN, SelfInfo};
 use std::fmt;
 use std::io::Write;
@@ -207,6 +214,7 @@ impl Process {
     /// p.join().unwrap();
     /// ```
     pub fn start(&self) -> Result<()> {
+        registry::check_interrupt()?;
         let mut inner = self.lock();
         if let State::Running { pid, .. } | State::Done { pid, .. } = inner.state {
             return Err(Error::AlreadyStarted {
@@ -214,7 +222,6 @@ impl Process {
                 child: pid,
             });
         }
-        registry::check_interrupt()?;
         let reg = Registry::current()?;
         let Some(target) = inner.target.take() else {
             return Err(Error::AlreadyStarted {
@@ -337,10 +344,10 @@ impl Process {
     }
 
     fn wait(&self, deadline: Option<Instant>, what: &'static str) -> Result<bool> {
+        registry::check_interrupt()?;
         let Some((pid, _)) = self.running(what)? else {
             return Ok(true);
         };
-        registry::check_interrupt()?;
         if self.poll_exit().is_some() {
             return Ok(true);
         }
@@ -541,6 +548,8 @@ where
         // Safety: fresh fds.
         unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
     };
+    let plan = ChildPlan::capture();
+    let fork_record = crate::timeline::before_fork();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // Safety: the child only runs forja's setup and `body`, then _exits.
@@ -552,7 +561,7 @@ where
         ));
     }
     if pid == 0 {
-        child_setup(setup);
+        child_setup(setup, &plan);
         if let Some((r, w)) = sync {
             drop(w);
             let kept_by_parent = read_fd_list(r.as_raw_fd());
@@ -568,11 +577,13 @@ where
             }
         }
         let code = body();
+        crate::timeline::process_exiting(code);
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
         // Safety: ends the child without running the parent's exit handlers.
         unsafe { libc::_exit(code) }
     }
+    crate::timeline::process_started(fork_record, pid, setup.name);
     drop(body);
     if let Some((r, w)) = sync {
         drop(r);
@@ -628,7 +639,10 @@ fn read_fd_list(fd: i32) -> Vec<i32> {
         .collect()
 }
 
-fn child_setup(setup: &ChildSetup<'_>) {
+fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan) {
+    // First, while they are still open (so no fd made below can reuse
+    // their numbers), the runner's private fds go.
+    plan.close_runner_fds();
     let _ = Registry::init_child(&SelfInfo {
         name: setup.name,
         identity: setup.identity,
@@ -636,17 +650,7 @@ fn child_setup(setup: &ChildSetup<'_>) {
         parent_name: &setup.parent_name,
         daemon: setup.daemon,
     });
-    #[cfg(target_os = "linux")]
-    if setup.daemon {
-        // Safety: plain prctl/getppid/raise calls.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            if libc::getppid() != setup.parent_pid {
-                // The parent died before prctl: behave as if it fired.
-                libc::raise(libc::SIGTERM);
-            }
-        }
-    }
+    plan.death_signal(setup.daemon, setup.parent_pid);
     // Safety: replacing fd 0 with /dev/null.
     unsafe {
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
@@ -655,6 +659,7 @@ fn child_setup(setup: &ChildSetup<'_>) {
             libc::close(fd);
         }
     }
+    plan.attach_output(setup.name);
     let name = setup.name.to_owned();
     std::panic::set_hook(Box::new(move |info| {
         let msg = panic_message(info.payload());
@@ -707,6 +712,7 @@ pub fn exit(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     if Registry::existing().is_some_and(|r| r.header().is_child()) {
+        crate::timeline::process_exiting(code);
         // Safety: ending a forja child without unwinding into the parent's code.
         unsafe { libc::_exit(code) }
     }

@@ -550,6 +550,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn put_until(&self, item: &T, deadline: Option<Instant>, joinable: bool) -> Result<()> {
+        crate::interrupt::check()?;
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::QueueClosed { pid: pid() });
         }
@@ -570,6 +571,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        crate::interrupt::check()?;
         self.ring
             .get_with(deadline, |bytes| {
                 postcard::from_bytes(bytes).map_err(|e| codec_error("decode", e))
@@ -699,6 +701,18 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`close`](Queue::close) was called on this handle (or a clone).
+    ///
+    /// ```
+    /// let q = forja::Queue::<u8>::new().unwrap();
+    /// assert!(!q.is_closed());
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 }
 
@@ -863,6 +877,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
+        crate::interrupt::check()?;
         let j = &self.queue.ring.shm.join;
         loop {
             j.waiters.fetch_add(1, Ordering::SeqCst);
@@ -959,6 +974,17 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// ```
     pub fn close(&self) {
         self.queue.close()
+    }
+
+    /// See [`Queue::is_closed`].
+    ///
+    /// ```
+    /// let q = forja::JoinableQueue::<u8>::new().unwrap();
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
     }
 }
 

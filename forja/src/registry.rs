@@ -16,8 +16,18 @@
 //! recording the child's name and its parent).
 //!
 //! Another process (the kernel) can map the same memory through
-//! `/proc/PID/fd/FD` to list children or raise the interrupt flag: blocking
-//! forja calls wake at least every [`POLL_INTERVAL`] to look at it.
+//! `/proc/PID/fd/FD` with [`Remote::open`] to list children or raise the
+//! interrupt flag: blocking forja calls wake at least every [`POLL_INTERVAL`]
+//! to look at it, and once it is raised every forja call that could block or
+//! start work fails at once with [`Error::Interrupted`].
+//!
+//! **The cap on live children is per process, not per tree.** Each process
+//! has its own registry and so its own cap ([`max_children`], default
+//! [`DEFAULT_MAX_CHILDREN`]): a child that starts children of its own counts
+//! them against *its* cap, so a tree of depth `d` can hold up to `cap^d`
+//! processes. Under the kernel every process of the tree dies with its parent
+//! (a death signal), so the kernel can still stop a whole tree by stopping the
+//! runner's direct children.
 //!
 //! ```
 //! use forja::registry;
@@ -161,6 +171,13 @@ fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
+/// This process's pid, cached (reset in a forked child): cheaper than the
+/// `getpid` system call on the hot paths that check the interrupt flag.
+#[inline]
+fn self_pid() -> i32 {
+    crate::sync::futex::my_pid() as i32
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -202,7 +219,7 @@ impl Registry {
 
     /// The registry of the calling process, made on first use.
     pub(crate) fn current() -> Result<Registry> {
-        let pid = getpid();
+        let pid = self_pid();
         if CACHED_PID.load(Ordering::Acquire) == pid {
             return Ok(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
         }
@@ -226,7 +243,7 @@ impl Registry {
 
     /// The registry of the calling process if it already exists (never makes one).
     pub(crate) fn existing() -> Option<Registry> {
-        let pid = getpid();
+        let pid = self_pid();
         if CACHED_PID.load(Ordering::Acquire) == pid {
             return Some(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
         }
@@ -373,6 +390,7 @@ impl Registry {
         };
         s.status.store(code, Ordering::Relaxed);
         s.end_ns.store(now_ns(), Ordering::Relaxed);
+        crate::timeline::process_reaped(pid, code);
         s.state.store(EXITED, Ordering::Release);
         self.header.live.fetch_sub(1, Ordering::AcqRel);
         if s.flags.load(Ordering::Relaxed) & FLAG_HANDLE_DROPPED != 0 {
@@ -449,7 +467,8 @@ impl Registry {
         out
     }
 
-    /// Children not yet reaped (running, or ended and not yet reaped).
+    /// Children not yet collected by their handles: running, ended and not
+    /// yet reaped (zombies), or reaped with their exit code waiting.
     pub(crate) fn children(&self) -> Vec<ChildRecord> {
         let mut out = Vec::new();
         for s in self.slots {
@@ -462,6 +481,13 @@ impl Registry {
                 continue;
             }
             let flags = s.flags.load(Ordering::Relaxed);
+            let exitcode = (state == EXITED).then(|| s.status.load(Ordering::Relaxed));
+            let child_state = match exitcode {
+                Some(_) => ChildState::Reaped,
+                None if is_zombie(pid) => ChildState::Exited,
+                None => ChildState::Running,
+            };
+            let end_ns = s.end_ns.load(Ordering::Relaxed);
             out.push(ChildRecord {
                 pid,
                 name: s.name.load(),
@@ -469,10 +495,33 @@ impl Registry {
                 pool_worker: flags & FLAG_POOL_WORKER != 0,
                 generation: s.generation.load(Ordering::Relaxed),
                 start_ns: s.start_ns.load(Ordering::Relaxed),
-                exitcode: (state == EXITED).then(|| s.status.load(Ordering::Relaxed)),
+                exitcode,
+                state: child_state,
+                end_ns: (exitcode.is_some() && end_ns != 0).then_some(end_ns),
             });
         }
         out
+    }
+
+    /// Whether `pid` is an unreaped child in this registry right now.
+    fn holds_unreaped(&self, pid: i32) -> bool {
+        pid > 0
+            && self.slots.iter().any(|s| {
+                s.pid.load(Ordering::Acquire) == pid
+                    && matches!(s.state.load(Ordering::Acquire), RUNNING | REAPING)
+            })
+    }
+}
+
+/// Whether `pid` has ended but is not reaped yet (state `Z` in /proc).
+fn is_zombie(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => false,
     }
 }
 
@@ -641,8 +690,33 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     Ok(addr)
 }
 
-/// A child as the registry sees it (see [`children`]).
+/// What became of a child (see [`ChildRecord::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    /// Still running (its pid is still its own: safe to signal).
+    Running,
+    /// It has ended but nobody has reaped it yet (a zombie: its pid is still
+    /// reserved, its exit code not read yet).
+    Exited,
+    /// Reaped by forja: its exit code is in [`ChildRecord::exitcode`] and
+    /// waits for its handle to collect it. Its pid may belong to another
+    /// process by now: never signal it.
+    Reaped,
+}
+
+/// A child as the registry sees it (see [`children`] and [`Remote::children`]).
+///
+/// ```
+/// use forja::registry::ChildState;
+/// let p = forja::Process::new(|| std::thread::sleep(std::time::Duration::from_millis(300)));
+/// p.start().unwrap();
+/// let me = forja::registry::children().unwrap();
+/// let rec = me.iter().find(|c| Some(c.pid) == p.pid()).unwrap();
+/// assert_eq!(rec.state, ChildState::Running);
+/// p.join().unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChildRecord {
     /// Its pid.
     pub pid: i32,
@@ -659,6 +733,10 @@ pub struct ChildRecord {
     /// `Some(code)` if it has ended and been reaped but its handle has not
     /// collected the code yet.
     pub exitcode: Option<i32>,
+    /// Running, ended but not reaped, or reaped.
+    pub state: ChildState,
+    /// When forja reaped it (ns since the Unix epoch), once [`ChildState::Reaped`].
+    pub end_ns: Option<u64>,
 }
 
 /// Every child of this process not yet collected by its handle (without
@@ -671,13 +749,21 @@ pub fn children() -> Result<Vec<ChildRecord>> {
     Ok(Registry::current()?.children())
 }
 
-/// Whether the interrupt flag is raised for this process.
+/// Whether the interrupt flag is raised for this process. Cheap (a few
+/// atomic loads once the registry exists; it makes the registry on first use).
 ///
 /// ```
 /// assert!(!forja::registry::interrupted());
 /// ```
+#[inline]
 pub fn interrupted() -> bool {
-    Registry::existing()
+    if CACHED_PID.load(Ordering::Acquire) == self_pid() {
+        let header = CACHED_ADDR.load(Ordering::Acquire) as *const Header;
+        // Safety: the cached address is this process's registry mapping,
+        // never unmapped.
+        return unsafe { (*header).interrupt.load(Ordering::Relaxed) } != 0;
+    }
+    Registry::current()
         .map(|r| r.header.interrupt.load(Ordering::Relaxed) != 0)
         .unwrap_or(false)
 }
@@ -687,9 +773,10 @@ pub fn interrupted() -> bool {
 /// ```
 /// forja::registry::check_interrupt().unwrap();
 /// ```
+#[inline]
 pub fn check_interrupt() -> Result<()> {
     if interrupted() {
-        Err(Error::Interrupted { pid: getpid() })
+        Err(Error::Interrupted { pid: self_pid() })
     } else {
         Ok(())
     }
@@ -756,6 +843,12 @@ pub fn set_max_children(limit: u32) -> Result<()> {
     Ok(())
 }
 
+/// The generation counter itself: the timeline keeps its address so that
+/// forked children, which inherit this mapping, read the current cell.
+pub(crate) fn generation_counter() -> Result<&'static AtomicU64> {
+    Ok(&Registry::current()?.header.generation)
+}
+
 /// The current generation (the kernel sets it to the cell number).
 ///
 /// ```
@@ -780,4 +873,344 @@ pub fn set_generation(generation: u64) -> Result<()> {
         .generation
         .store(generation, Ordering::Relaxed);
     Ok(())
+}
+
+/// Makes this process's registry now (if it does not exist yet) and returns
+/// `(pid, fd)`: this process's pid and the fd of its registry's `memfd`, for
+/// another process to attach with [`Remote::open`].
+///
+/// The kernel's runner calls it at start-up, before any cell runs, so every
+/// cell's copy of forja finds the same registry and the kernel can attach.
+/// The fd is close-on-exec (a program started with `exec` does not get it),
+/// and a child forked by forja closes it right after making its own registry.
+///
+/// ```
+/// let (pid, fd) = forja::registry::ensure().unwrap();
+/// assert_eq!(pid, std::process::id() as i32);
+/// assert_eq!(forja::registry::ensure().unwrap(), (pid, fd)); // made once
+/// ```
+pub fn ensure() -> Result<(i32, i32)> {
+    Registry::current()?;
+    match parse_env() {
+        Some(p) if p.pid == getpid() => Ok((p.pid, p.fd)),
+        _ => Err(reg_err(format!(
+            "it was made but {ENV} does not name it (was the variable changed?)"
+        ))),
+    }
+}
+
+/// Another process's registry, mapped into this one: what the kernel uses to
+/// interrupt the cell running in its runner process, tag the children each
+/// cell starts with a generation, and list (and stop) them.
+///
+/// Everything it touches is atomic, so it is safe while the other process
+/// runs. It is `Send + Sync`; dropping it unmaps the memory.
+///
+/// ```
+/// use forja::registry::{self, Remote};
+/// let (pid, fd) = registry::ensure().unwrap();
+/// let remote = Remote::open(pid, fd).unwrap(); // here: our own registry
+/// assert_eq!(remote.owner_pid(), pid);
+/// remote.set_generation(3);
+/// assert_eq!(registry::generation().unwrap(), 3);
+/// remote.request_interrupt();
+/// assert!(registry::interrupted());
+/// remote.clear_interrupt();
+/// assert!(!registry::interrupted());
+/// ```
+pub struct Remote {
+    addr: usize,
+    pid: i32,
+}
+
+// Safety: the mapping is only accessed through atomics (and fields written
+// once before the registry was published).
+unsafe impl Send for Remote {}
+// Safety: as above.
+unsafe impl Sync for Remote {}
+
+impl Remote {
+    /// Maps the registry that process `pid` holds in its fd `fd` (through
+    /// `/proc/PID/fd/FD`; needs the same rights as `ptrace`-reading it: the
+    /// same user, as for a parent and its child). Checks that it is a forja
+    /// registry of this layout [`VERSION`] owned by `pid`.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert!(forja::registry::Remote::open(pid, fd).is_ok());
+    /// assert!(forja::registry::Remote::open(pid, 0).is_err()); // not a registry
+    /// ```
+    pub fn open(pid: i32, fd: i32) -> Result<Remote> {
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let err = |message: String| Error::Registry {
+            pid: getpid(),
+            message: format!("cannot attach to the registry of process {pid} ({path}): {message}"),
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
+        if len < MAP_LEN as u64 {
+            return Err(err(format!(
+                "it is {len} bytes, not a registry of {MAP_LEN} bytes"
+            )));
+        }
+        // Safety: mapping MAP_LEN bytes of a file at least that long; the
+        // mapping outlives the fd.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                MAP_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(err(std::io::Error::last_os_error().to_string()));
+        }
+        let remote = Remote {
+            addr: p as usize,
+            pid,
+        };
+        let h = remote.registry().header;
+        if h.magic != MAGIC {
+            return Err(err("it is not a forja registry".into()));
+        }
+        if h.version != VERSION
+            || h.slot_count as usize != SLOTS
+            || h.slot_size as usize != std::mem::size_of::<Slot>()
+            || h.slot_offset as usize != std::mem::size_of::<Header>()
+        {
+            return Err(err(format!(
+                "it was made by a different version of forja (layout {} there, {VERSION} \
+                 here); build the kernel and the notebook's forja from the same version",
+                h.version
+            )));
+        }
+        if h.owner_pid != pid {
+            return Err(err(format!(
+                "it belongs to process {}, not {pid}",
+                h.owner_pid
+            )));
+        }
+        Ok(remote)
+    }
+
+    fn registry(&self) -> Registry {
+        Registry::from_addr(self.addr)
+    }
+
+    /// The pid of the process that owns the registry.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().owner_pid(), pid);
+    /// ```
+    pub fn owner_pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Raises that process's interrupt flag: its blocking forja calls return
+    /// [`Error::Interrupted`] within [`POLL_INTERVAL`], and every forja call
+    /// fails at once until [`clear_interrupt`](Self::clear_interrupt).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::Remote::open(pid, fd).unwrap().request_interrupt();
+    /// assert!(forja::Process::new(|| {}).start().is_err());
+    /// ```
+    pub fn request_interrupt(&self) {
+        self.registry().header.interrupt.store(1, Ordering::SeqCst);
+    }
+
+    /// Lowers that process's interrupt flag (do it before the next cell).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.request_interrupt();
+    /// r.clear_interrupt();
+    /// assert!(!r.interrupted());
+    /// ```
+    pub fn clear_interrupt(&self) {
+        self.registry().header.interrupt.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether that process's interrupt flag is raised.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert!(!forja::registry::Remote::open(pid, fd).unwrap().interrupted());
+    /// ```
+    pub fn interrupted(&self) -> bool {
+        self.registry().header.interrupt.load(Ordering::SeqCst) != 0
+    }
+
+    /// Sets the generation (the cell number) recorded with the children that
+    /// process starts from now on.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.set_generation(12);
+    /// assert_eq!(r.generation(), 12);
+    /// ```
+    pub fn set_generation(&self, generation: u64) {
+        self.registry()
+            .header
+            .generation
+            .store(generation, Ordering::SeqCst);
+    }
+
+    /// The current generation of that process.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::set_generation(4).unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().generation(), 4);
+    /// ```
+    pub fn generation(&self) -> u64 {
+        self.registry().header.generation.load(Ordering::SeqCst)
+    }
+
+    /// That process's children not yet collected by their handles, with
+    /// their state (running, ended but not reaped, reaped) and generation.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// let p = forja::Process::new(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+    /// p.start().unwrap();
+    /// assert!(r.children().iter().any(|c| Some(c.pid) == p.pid()));
+    /// p.join().unwrap();
+    /// assert!(r.children().iter().all(|c| Some(c.pid) != p.pid()));
+    /// ```
+    pub fn children(&self) -> Vec<ChildRecord> {
+        self.registry().children()
+    }
+
+    /// How many children of that process are live (started, not yet reaped).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().live_children(), 0);
+    /// ```
+    pub fn live_children(&self) -> u32 {
+        self.registry().header.live.load(Ordering::SeqCst)
+    }
+
+    /// That process's cap on live children.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.set_max_children(10);
+    /// assert_eq!(r.max_children(), 10);
+    /// ```
+    pub fn max_children(&self) -> u32 {
+        self.registry().header.max_children.load(Ordering::Relaxed)
+    }
+
+    /// Changes that process's cap on live children (clamped to `1..=SLOTS`).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::Remote::open(pid, fd).unwrap().set_max_children(5);
+    /// assert_eq!(forja::registry::max_children().unwrap(), 5);
+    /// ```
+    pub fn set_max_children(&self, limit: u32) {
+        self.registry()
+            .header
+            .max_children
+            .store(limit.clamp(1, SLOTS as u32), Ordering::Relaxed);
+    }
+
+    /// Sends `signal` to `pid` if — and only if — it is an unreaped child in
+    /// that registry (running, or ended and not reaped), so a pid that was
+    /// reaped and reused by an unrelated process is never signalled (on
+    /// Linux through a pidfd, so the check and the signal refer to the same
+    /// process). `Ok(true)` if the signal was sent.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// let p = forja::Process::new(|| loop { std::thread::sleep(std::time::Duration::from_secs(1)) });
+    /// p.start().unwrap();
+    /// assert!(r.signal(p.pid().unwrap(), libc::SIGKILL).unwrap());
+    /// p.join().unwrap();
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// assert!(!r.signal(p.pid().unwrap(), libc::SIGKILL).unwrap()); // reaped: left alone
+    /// ```
+    pub fn signal(&self, pid: i32, signal: i32) -> Result<bool> {
+        let reg = self.registry();
+        if !reg.holds_unreaped(pid) {
+            return Ok(false);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // Safety: pidfd_open; the fd returned is ours.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if fd >= 0 {
+                // Safety: a fresh fd.
+                let fd = unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+                };
+                // The pidfd pins the process: if the pid is still an unreaped
+                // child now, the pidfd is that child.
+                if !reg.holds_unreaped(pid) {
+                    return Ok(false);
+                }
+                // Safety: pidfd_send_signal on our pidfd, no siginfo.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0u32,
+                    )
+                };
+                return signal_result(r == 0);
+            }
+        }
+        // Safety: plain kill; the pid is an unreaped child of the owner, so
+        // it cannot have been reused.
+        let r = unsafe { libc::kill(pid, signal) };
+        signal_result(r == 0)
+    }
+}
+
+fn signal_result(sent: bool) -> Result<bool> {
+    if sent {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(Error::os("signalling a child of another process", e))
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Safety: unmapping our own mapping; no reference into it outlives
+        // the methods that made one.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, MAP_LEN) };
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("owner_pid", &self.pid)
+            .field("generation", &self.generation())
+            .field("interrupted", &self.interrupted())
+            .field("live_children", &self.live_children())
+            .finish()
+    }
 }

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
 /// Largest stream message.
 pub const MAX_BATCH: usize = 256 * 1024;
+/// How much output printed between cells is kept for the next cell.
+const BETWEEN_CELLS_KEEP: usize = 4 * 1024 * 1024;
 /// How much of a cell's stderr is kept to describe a panic.
 const STDERR_KEEP: usize = 64 * 1024;
 
@@ -55,6 +57,9 @@ pub struct CellReport {
 
 struct Router {
     iopub: mpsc::UnboundedSender<JupyterMessage>,
+    shared: std::sync::Arc<crate::session::Shared>,
+    between_bytes: usize,
+    between_dropped: bool,
     parent: Option<JupyterMessage>,
     buf_name: String,
     buf: String,
@@ -69,11 +74,15 @@ struct Router {
 /// Starts the router task.
 pub fn spawn(
     iopub: mpsc::UnboundedSender<JupyterMessage>,
+    shared: std::sync::Arc<crate::session::Shared>,
     mut frames: mpsc::UnboundedReceiver<Frame>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut r = Router {
         iopub,
+        shared,
+        between_bytes: 0,
+        between_dropped: false,
         parent: None,
         buf_name: String::new(),
         buf: String::new(),
@@ -140,15 +149,34 @@ impl Router {
 
     fn frame(&mut self, f: Frame) {
         if self.parent.is_none() {
-            if !matches!(f, Frame::CellEnd | Frame::Panic) {
-                self.between_cells.push(f);
-            } else if matches!(f, Frame::CellEnd) {
-                self.cell_ends += 1;
+            match f {
+                Frame::CellEnd => self.cell_ends += 1,
+                Frame::Panic => {}
+                Frame::RunnerHello { .. } => self.frame_now(f),
+                Frame::Stream { .. } if self.between_bytes > BETWEEN_CELLS_KEEP => {
+                    self.between_dropped = true;
+                }
+                f => {
+                    if let Frame::Stream { text, .. } = &f {
+                        self.between_bytes += text.len();
+                    }
+                    self.between_cells.push(f);
+                }
             }
             return;
         }
+        self.frame_now(f);
+    }
+
+    fn frame_now(&mut self, f: Frame) {
         match f {
-            Frame::Stream { name, text } => {
+            Frame::AttachOutput { .. } => {}
+            Frame::RunnerHello { pid, registry_fd } => {
+                if let Ok(mut r) = self.shared.registry.lock() {
+                    *r = Some((pid, registry_fd));
+                }
+            }
+            Frame::Stream { name, text, .. } => {
                 if name == "stderr" && self.stderr.len() < STDERR_KEEP {
                     self.stderr.push_str(&text);
                 }
@@ -215,8 +243,16 @@ impl Router {
                 self.parent = Some(*parent);
                 self.panicked = false;
                 self.stderr.clear();
-                for f in std::mem::take(&mut self.between_cells) {
+                self.between_bytes = 0;
+                for f in mark_between_cells(std::mem::take(&mut self.between_cells)) {
                     self.frame(f);
+                }
+                if std::mem::take(&mut self.between_dropped) {
+                    self.frame(Frame::Stream {
+                        name: "stderr".into(),
+                        text: format!("[forja] more than {} KiB were printed between cells; the rest was dropped\n", BETWEEN_CELLS_KEEP / 1024),
+                        origin: None,
+                    });
                 }
                 let _ = reply.send(self.cell_ends);
             }
@@ -252,6 +288,33 @@ impl Router {
     }
 }
 
+/// Output written between cells, each line marked with the process that
+/// wrote it (`[Process-1 pid 123]`, or `[runner]` for the cell's own process).
+pub fn mark_between_cells(frames: Vec<Frame>) -> Vec<Frame> {
+    frames
+        .into_iter()
+        .map(|f| match f {
+            Frame::Stream { name, text, origin } => {
+                let label = match &origin {
+                    Some(o) => format!("[{} pid {}, between cells] ", o.process, o.pid),
+                    None => "[between cells] ".to_owned(),
+                };
+                let mut marked = String::with_capacity(text.len() + label.len());
+                for line in text.split_inclusive('\n') {
+                    marked.push_str(&label);
+                    marked.push_str(line);
+                }
+                Frame::Stream {
+                    name,
+                    text: marked,
+                    origin,
+                }
+            }
+            other => other,
+        })
+        .collect()
+}
+
 fn metadata_or_empty(m: serde_json::Value) -> serde_json::Value {
     if m.is_object() { m } else { json!({}) }
 }
@@ -271,6 +334,23 @@ pub fn panic_lines(stderr: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::side_channel::{Frame, Origin};
+
+    #[test]
+    fn between_cells_output_is_marked_per_line() {
+        let f = vec![Frame::Stream {
+            name: "stdout".into(),
+            text: "a\nb\n".into(),
+            origin: Some(Origin { pid: 7, process: "Process-1".into() }),
+        }];
+        match &super::mark_between_cells(f)[0] {
+            Frame::Stream { text, .. } => assert_eq!(
+                text,
+                "[Process-1 pid 7, between cells] a\n[Process-1 pid 7, between cells] b\n"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
     #[test]
     fn panic_lines_finds_last_panic() {
         let s = "hi\nthread '<unnamed>' panicked at src/lib.rs:3:1:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";

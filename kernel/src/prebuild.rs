@@ -56,6 +56,21 @@ pub fn run() -> Result<()> {
         let vendor = build_cache::vendor_dir(&dir);
         vendor_dependencies(&scratch, &forja, &vendor)?;
         build(&scratch.join(CRATE), &forja)?;
+        // After the build: its rust-analyzer has fetched the crates it needs.
+        let std_files = match build_cache::sysroot_lock() {
+            Some(lock) => build_cache::snapshot_std_registry(
+                &lock,
+                &build_cache::cargo_home(),
+                &scratch.join(build_cache::REGISTRY_SEED),
+            )?,
+            None => 0,
+        };
+        if std_files == 0 {
+            println!(
+                "note: no standard-library crates to share (is rust-src installed?); \
+                 new users without network may lack types of std values"
+            );
+        }
         wanted.write(&scratch)?;
         build_cache::make_readable_by_all(&scratch)?;
         build_cache::make_readable_by_all(&vendor)?;

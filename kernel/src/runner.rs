@@ -145,7 +145,11 @@ fn pump_plain(sink: Arc<Mutex<UnixStream>>, mut input: std::fs::File, name: &'st
                 let cut = utf8_split(&carry);
                 let text = String::from_utf8_lossy(&carry[..cut]).into_owned();
                 carry.drain(..cut);
-                send(&sink, &Frame::Stream { name: name.into(), text });
+                send(&sink, &Frame::Stream {
+                    name: name.into(),
+                    text,
+                    origin: None,
+                });
             }
         }
     }
@@ -277,6 +281,7 @@ impl StdoutPump {
                 &Frame::Stream {
                     name: "stdout".into(),
                     text,
+                    origin: None,
                 },
             ),
             Piece::Control(line) => {

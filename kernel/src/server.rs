@@ -76,12 +76,12 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
 
     let (frames_tx, frames_rx) = mpsc::unbounded_channel();
     side_channel::listen(&socket_path, frames_tx.clone())?;
+    let shared = Arc::new(Shared::default());
     let (router_tx, router_rx) = mpsc::unbounded_channel();
-    crate::output::spawn(iopub_tx.clone(), frames_rx, router_rx);
+    crate::output::spawn(iopub_tx.clone(), shared.clone(), frames_rx, router_rx);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     tokio::spawn(serve_stdin(stdin, input_rx));
 
-    let shared = Arc::new(Shared::default());
     let config = crate::paths::session_config(workdir.join("evcxr"));
     let session = session::spawn(config, shared.clone(), router_tx, frames_tx, input_tx);
     crate::reaper::spawn_zombie_reaper(shared.runner_pid_handle());
@@ -138,7 +138,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     tokio::select! {
         _ = shutdown_rx.recv() => {}
         _ = sigterm.recv() => eprintln!("forja-kernel: SIGTERM, shutting down"),
-        _ = async { loop { sigint.recv().await; shared.interrupt(); } } => {}
+        _ = async { loop { sigint.recv().await; crate::interrupt::interrupt(&shared); } } => {}
     }
     shared.kill_runner();
     // Give iopub a moment to deliver the last status messages.
@@ -241,7 +241,7 @@ async fn handle_control(
     msg: JupyterMessage,
     conn: &mut Connection<zeromq::RouterSocket>,
     iopub: &Iopub,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     shutdown: &mpsc::UnboundedSender<()>,
 ) {
     status(iopub, &msg, "busy");
@@ -249,7 +249,7 @@ async fn handle_control(
     let reply = match msg.message_type() {
         "kernel_info_request" => Some(crate::kernel_info::content()),
         "interrupt_request" => {
-            shared.interrupt();
+            crate::interrupt::interrupt(shared);
             Some(json!({"status": "ok"}))
         }
         "shutdown_request" => {
@@ -416,6 +416,7 @@ impl ShellState {
             parent: Box::new(msg.clone()),
             allow_stdin: req.allow_stdin,
             user_expressions,
+            cell: count,
             reply: tx,
         });
         let outcome = rx.await.unwrap_or_else(|_| session::Outcome {

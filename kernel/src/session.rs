@@ -58,6 +58,8 @@ pub enum Request {
         allow_stdin: bool,
         /// Expressions to evaluate after the cell.
         user_expressions: Map<String, Value>,
+        /// The cell's execution count (recorded with the processes it starts).
+        cell: u64,
         /// The answer.
         reply: oneshot::Sender<Outcome>,
     },
@@ -92,6 +94,14 @@ pub struct Shared {
     pub interrupted: AtomicBool,
     /// The session finished warming up.
     pub ready: AtomicBool,
+    /// The runner's forja registry: (runner pid, memfd fd), from its hello.
+    pub registry: std::sync::Mutex<Option<(i32, i32)>>,
+    /// Interrupts received during the running cell.
+    pub interrupts: std::sync::atomic::AtomicU32,
+    /// Number of the running (or last) cell.
+    pub cell_seq: std::sync::atomic::AtomicU64,
+    /// The runner was restarted during the running cell.
+    pub restarted: AtomicBool,
 }
 
 impl Shared {
@@ -100,12 +110,9 @@ impl Shared {
         self.runner_pid.clone()
     }
 
-    /// Interrupts the running cell: stops the runner and everything it started.
-    pub fn interrupt(&self) {
-        if !self.executing.load(Ordering::SeqCst) {
-            return;
-        }
-        self.interrupted.store(true, Ordering::SeqCst);
+    /// Restarts the runner of the running cell (evcxr starts a fresh one).
+    pub fn restart_runner(&self) {
+        self.restarted.store(true, Ordering::SeqCst);
         self.kill_runner();
     }
 
@@ -226,6 +233,7 @@ impl Session {
                     let _ = frames.send(Frame::Stream {
                         name: name.into(),
                         text: format!("{line}\n"),
+                        origin: None,
                     });
                 }
             });
@@ -271,10 +279,18 @@ impl Session {
                     parent,
                     allow_stdin,
                     user_expressions,
+                    cell,
                     reply,
                 } => {
-                    let out =
-                        self.execute(&code, *parent, allow_stdin, user_expressions, &router, &input);
+                    let out = self.execute(
+                        &code,
+                        *parent,
+                        allow_stdin,
+                        user_expressions,
+                        cell,
+                        &router,
+                        &input,
+                    );
                     let _ = reply.send(out);
                 }
                 Request::Complete {
@@ -301,9 +317,33 @@ impl Session {
         parent: JupyterMessage,
         allow_stdin: bool,
         user_expressions: Map<String, Value>,
+        cell: u64,
         router: &mpsc::UnboundedSender<output::Command>,
         input: &mpsc::UnboundedSender<InputAsk>,
     ) -> Outcome {
+        let trimmed = code.trim();
+        if trimmed == ":procs" {
+            return Outcome {
+                data: Some(crate::procs::list(&self.shared)),
+                ..Default::default()
+            };
+        }
+        if let Some(arg) = trimmed.strip_prefix(":kill") {
+            return match crate::procs::kill(&self.shared, arg) {
+                Ok(text) => Outcome {
+                    data: Some(Map::from_iter([("text/plain".to_owned(), Value::String(text))])),
+                    ..Default::default()
+                },
+                Err(e) => Outcome {
+                    error: Some(CellError {
+                        ename: "KillError".into(),
+                        evalue: e.clone(),
+                        traceback: vec![e],
+                    }),
+                    ..Default::default()
+                },
+            };
+        }
         let before: Vec<String> = self
             .ctx
             .variables_and_types()
@@ -313,9 +353,16 @@ impl Session {
         let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
         let seen = rx.blocking_recv().unwrap_or(0);
         if let Some(w) = self.warning.take() {
-            let _ = self.frames.send(Frame::Stream { name: "stderr".into(), text: w });
+            let _ = self.frames.send(Frame::Stream {
+                name: "stderr".into(),
+                text: w,
+                origin: None,
+            });
         }
         self.shared.interrupted.store(false, Ordering::SeqCst);
+        self.shared.restarted.store(false, Ordering::SeqCst);
+        self.shared.cell_seq.store(cell, Ordering::SeqCst);
+        crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
 
         let shared = self.shared.clone();
@@ -355,6 +402,12 @@ impl Session {
         self.shared.executing.store(false, Ordering::SeqCst);
         let interrupted = self.shared.interrupted.swap(false, Ordering::SeqCst);
         self.note_runner_pid();
+        if interrupted {
+            // Whatever the cell started is stopped; make sure of it.
+            if let Some(r) = crate::interrupt::remote(&self.shared) {
+                let _ = r.clear_interrupt();
+            }
+        }
 
         let ran = match &result {
             Ok(_) => true,
@@ -372,6 +425,18 @@ impl Session {
 
         let mut out = Outcome::default();
         match result {
+            Ok(_) if interrupted => {
+                let evalue = if report.panicked {
+                    "Cell interrupted: the processes it started were stopped. Variables from earlier cells are kept (this cell's new ones are not)."
+                } else {
+                    "Cell interrupted: the processes it started were stopped. Your variables are kept."
+                };
+                out.error = Some(CellError {
+                    ename: "Interrupted".into(),
+                    evalue: evalue.into(),
+                    traceback: vec![format!("\x1b[31mInterrupted\x1b[0m: {evalue}")],
+                });
+            }
             Ok(outputs) if report.panicked => {
                 out.error = Some(panic_error(&report));
                 let _ = outputs;

@@ -27,6 +27,26 @@ pub enum Frame {
         name: String,
         /// The text.
         text: String,
+        /// The child process that wrote it (`None`: the runner itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
+    },
+    /// First line of a connection that then carries one child process's raw
+    /// stdout or stderr (sent by forja right after a fork).
+    AttachOutput {
+        /// `stdout` or `stderr`.
+        name: String,
+        /// The writer's pid.
+        pid: i32,
+        /// The writer's forja process name.
+        process: String,
+    },
+    /// The runner started; its forja registry is fd `registry_fd` of `pid`.
+    RunnerHello {
+        /// The runner's pid.
+        pid: i32,
+        /// The memfd of its forja process registry.
+        registry_fd: i32,
     },
     /// The runner finished a cell; everything it printed before was sent.
     CellEnd,
@@ -70,6 +90,59 @@ impl Frame {
     }
 }
 
+/// A child process that wrote some output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Its pid.
+    pub pid: i32,
+    /// Its forja process name.
+    pub process: String,
+}
+
+/// How long a child's partial last line waits for its end.
+const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reads one child's raw output, sending whole lines (a partial line after
+/// [`PARTIAL_LINE_WAIT`] of silence), labelled with the child.
+async fn pump_raw<R: tokio::io::AsyncRead + Unpin>(
+    mut reader: R,
+    name: String,
+    origin: Origin,
+    tx: &mpsc::UnboundedSender<Frame>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let send = |bytes: Vec<u8>| {
+        let _ = tx.send(Frame::Stream {
+            name: name.clone(),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            origin: Some(origin.clone()),
+        });
+    };
+    loop {
+        let read = if pending.is_empty() {
+            Ok(reader.read(&mut buf).await)
+        } else {
+            tokio::time::timeout(PARTIAL_LINE_WAIT, reader.read(&mut buf)).await
+        };
+        match read {
+            Err(_) => send(std::mem::take(&mut pending)),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                pending.extend_from_slice(&buf[..n]);
+                if let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') {
+                    let rest = pending.split_off(last_nl + 1);
+                    send(std::mem::replace(&mut pending, rest));
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        send(pending);
+    }
+}
+
 /// Binds the socket and forwards every frame received to `tx`.
 pub fn listen(path: &Path, tx: mpsc::UnboundedSender<Frame>) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -91,6 +164,11 @@ pub fn listen(path: &Path, tx: mpsc::UnboundedSender<Frame>) -> std::io::Result<
                             eprintln!("forja-kernel: side-channel frame too large, dropped");
                         }
                         Ok(_) => match serde_json::from_slice::<Frame>(&line) {
+                            Ok(Frame::AttachOutput { name, pid, process }) => {
+                                let origin = Origin { pid, process };
+                                pump_raw(reader, name, origin, &tx).await;
+                                return;
+                            }
                             Ok(frame) => {
                                 if tx.send(frame).is_err() {
                                     return;

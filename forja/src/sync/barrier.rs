@@ -102,6 +102,7 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32> {
+        crate::interrupt::check()?;
         let st = &*self.state;
         let (index, generation) = {
             let _held = self.hold()?;

@@ -145,6 +145,7 @@ impl Condition {
 
 impl ConditionGuard<'_> {
     fn wait_until(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        crate::interrupt::check()?;
         let st = &*self.cond.state;
         let word = self.cond.lock.word();
         let me = my_pid();

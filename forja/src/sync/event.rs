@@ -81,6 +81,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        crate::interrupt::check()?;
         loop {
             if self.is_set() {
                 return Ok(true);

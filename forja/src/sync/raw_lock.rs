@@ -192,6 +192,9 @@ pub(crate) fn lock_or_report(
     deadline: Option<Instant>,
     what: &'static str,
 ) -> Result<()> {
+    // Every acquire (Lock, RLock, Condition, Value, Array) fails at once
+    // after an interrupt.
+    crate::interrupt::check()?;
     if word.try_lock(me) {
         return Ok(());
     }

@@ -57,6 +57,7 @@ impl SemCore {
     }
 
     fn down(&self, deadline: Option<Instant>, what: &'static str) -> Result<()> {
+        crate::interrupt::check()?;
         loop {
             if self.try_down() {
                 return Ok(());
