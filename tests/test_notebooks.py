@@ -48,6 +48,8 @@ EXPECTED_LESSONS = [
 CELL_TIMEOUT = int(os.environ.get("FORJA_NOTEBOOK_CELL_TIMEOUT", "120"))
 FAILS_TAG = "raises-exception"
 STUB_PANIC = "not yet implemented"
+# What the kernel says in the first cell when forja could not be added.
+FORJA_MISSING = "forja could not be added to this session"
 # How long processes may take to disappear after the last cell / shutdown.
 GRACE = 10.0
 
@@ -294,6 +296,7 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
         with client.setup_kernel():
             kernel_pid = client.km.provisioner.process.pid
             first = True
+            first_index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -303,6 +306,11 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
                     client.execute_cell(cell, index)
                 except CellExecutionError as e:
                     raise AssertionError(f"{path.name}: cell {cell.id} failed:\n{strip_ansi(str(e))}") from None
+                if index == first_index and FORJA_MISSING in output_text(cell):
+                    raise AssertionError(
+                        f"{path.name}: forja was not available in this kernel session "
+                        f"(does the forja crate compile?):\n{output_text(cell)}"
+                    )
             # Before shutdown: nothing the notebook started is left, neither
             # under the runner (a child nobody joined, even a zombie) nor
             # re-parented to the kernel (an orphan still running).
@@ -365,3 +373,7 @@ def test_notebook_runs(version, path, capsys):
     if version == "instructor":
         graded = [c for c in nb.cells if c.cell_type == "code" and is_graded(c)]
         assert graded and not any(has_error(c) for c in graded)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            shown = out.get("data", {}).get("text/plain") if out.output_type == "execute_result" else None
+            assert shown != "()", f"{path.name}: cell {cell.id} shows `()`: end its last statement with `;`"

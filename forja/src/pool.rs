@@ -423,13 +423,17 @@ impl PoolInner {
     /// workers.
     fn dispatch(&mut self) {
         let mut dead = Vec::new();
+        let mut undelivered = Vec::new();
         while let Some(task) = self.queue.front() {
             let best = self
                 .workers
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| {
-                    !w.retiring && w.stamp >= task.stamp && w.outstanding.len() < MAX_OUTSTANDING
+                .filter(|(i, w)| {
+                    !w.retiring
+                        && w.stamp >= task.stamp
+                        && w.outstanding.len() < MAX_OUTSTANDING
+                        && !dead.contains(i)
                 })
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(i, _)| i);
@@ -441,8 +445,16 @@ impl PoolInner {
             w.io.end_frame(at);
             w.outstanding.push_back((task.job, task.chunk));
             if w.io.write_some().is_err() {
+                // The worker is gone (killed while idle, say) and this task's
+                // frame never reached it whole, so it cannot have run: it
+                // goes back to the queue for another worker, not failed.
+                w.outstanding.pop_back();
+                undelivered.push(task);
                 dead.push(i);
             }
+        }
+        for task in undelivered.into_iter().rev() {
+            self.queue.push_front(task);
         }
         for w in &mut self.workers {
             if w.retiring && !w.stop_sent && w.outstanding.is_empty() {

@@ -24,10 +24,14 @@
 //! children: `join()` them.
 //!
 //! **Inside the forja kernel** every child (daemon or not) is killed
-//! (SIGKILL) when its parent dies, closes the runner's private fds, and sends
-//! its stdout and stderr to the kernel labelled with its name and pid (see
-//! `kernel_child.rs`). Once the cell is interrupted, `start`, `join` and
-//! every other blocking forja call fail at once with [`Error::Interrupted`].
+//! (SIGKILL) when its parent dies, so no process outlives the kernel; it
+//! also closes the runner's private fds and sends its stdout and stderr to
+//! the kernel labelled with its name and pid. The same caveat applies: start
+//! processes from the cell's own thread, not from a `std::thread` that ends
+//! before them. Once the cell is interrupted, `start`, `join` and every other
+//! forja call that could block or start work fail at once with
+//! [`Error::Interrupted`]; `terminate`, `kill`, `is_alive` and dropping
+//! still work, so clean-up code runs.
 //!
 //! ```
 //! use forja::prelude::*;

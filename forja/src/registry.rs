@@ -911,11 +911,11 @@ pub fn ensure() -> Result<(i32, i32)> {
 /// let (pid, fd) = registry::ensure().unwrap();
 /// let remote = Remote::open(pid, fd).unwrap(); // here: our own registry
 /// assert_eq!(remote.owner_pid(), pid);
-/// remote.set_generation(3);
+/// remote.set_generation(3).unwrap();
 /// assert_eq!(registry::generation().unwrap(), 3);
-/// remote.request_interrupt();
+/// remote.request_interrupt().unwrap();
 /// assert!(registry::interrupted());
-/// remote.clear_interrupt();
+/// remote.clear_interrupt().unwrap();
 /// assert!(!registry::interrupted());
 /// ```
 pub struct Remote {
@@ -1020,11 +1020,12 @@ impl Remote {
     ///
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
-    /// forja::registry::Remote::open(pid, fd).unwrap().request_interrupt();
+    /// forja::registry::Remote::open(pid, fd).unwrap().request_interrupt().unwrap();
     /// assert!(forja::Process::new(|| {}).start().is_err());
     /// ```
-    pub fn request_interrupt(&self) {
+    pub fn request_interrupt(&self) -> Result<()> {
         self.registry().header.interrupt.store(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Lowers that process's interrupt flag (do it before the next cell).
@@ -1032,12 +1033,13 @@ impl Remote {
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
     /// let r = forja::registry::Remote::open(pid, fd).unwrap();
-    /// r.request_interrupt();
-    /// r.clear_interrupt();
+    /// r.request_interrupt().unwrap();
+    /// r.clear_interrupt().unwrap();
     /// assert!(!r.interrupted());
     /// ```
-    pub fn clear_interrupt(&self) {
+    pub fn clear_interrupt(&self) -> Result<()> {
         self.registry().header.interrupt.store(0, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Whether that process's interrupt flag is raised.
@@ -1056,14 +1058,15 @@ impl Remote {
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
     /// let r = forja::registry::Remote::open(pid, fd).unwrap();
-    /// r.set_generation(12);
-    /// assert_eq!(r.generation(), 12);
+    /// r.set_generation(12).unwrap();
+    /// assert_eq!(r.generation().unwrap(), 12);
     /// ```
-    pub fn set_generation(&self, generation: u64) {
+    pub fn set_generation(&self, generation: u64) -> Result<()> {
         self.registry()
             .header
             .generation
             .store(generation, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The current generation of that process.
@@ -1071,10 +1074,10 @@ impl Remote {
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
     /// forja::registry::set_generation(4).unwrap();
-    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().generation(), 4);
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().generation().unwrap(), 4);
     /// ```
-    pub fn generation(&self) -> u64 {
-        self.registry().header.generation.load(Ordering::SeqCst)
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.registry().header.generation.load(Ordering::SeqCst))
     }
 
     /// That process's children not yet collected by their handles, with
@@ -1108,25 +1111,26 @@ impl Remote {
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
     /// let r = forja::registry::Remote::open(pid, fd).unwrap();
-    /// r.set_max_children(10);
-    /// assert_eq!(r.max_children(), 10);
+    /// r.set_max_children(10).unwrap();
+    /// assert_eq!(r.max_children().unwrap(), 10);
     /// ```
-    pub fn max_children(&self) -> u32 {
-        self.registry().header.max_children.load(Ordering::Relaxed)
+    pub fn max_children(&self) -> Result<u32> {
+        Ok(self.registry().header.max_children.load(Ordering::Relaxed))
     }
 
     /// Changes that process's cap on live children (clamped to `1..=SLOTS`).
     ///
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
-    /// forja::registry::Remote::open(pid, fd).unwrap().set_max_children(5);
+    /// forja::registry::Remote::open(pid, fd).unwrap().set_max_children(5).unwrap();
     /// assert_eq!(forja::registry::max_children().unwrap(), 5);
     /// ```
-    pub fn set_max_children(&self, limit: u32) {
+    pub fn set_max_children(&self, limit: u32) -> Result<()> {
         self.registry()
             .header
             .max_children
             .store(limit.clamp(1, SLOTS as u32), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends `signal` to `pid` if — and only if — it is an unreaped child in
@@ -1208,7 +1212,7 @@ impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
             .field("owner_pid", &self.pid)
-            .field("generation", &self.generation())
+            .field("generation", &self.generation().unwrap_or(0))
             .field("interrupted", &self.interrupted())
             .field("live_children", &self.live_children())
             .finish()

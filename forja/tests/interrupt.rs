@@ -108,7 +108,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
     // Give the runner time to block in join().
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
-    remote.request_interrupt();
+    remote.request_interrupt().unwrap();
     let (what, runner_ms) = report_rx.recv().unwrap();
     let seen_ms = t.elapsed().as_millis();
     assert_eq!(what, "join:true");
@@ -132,12 +132,12 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
     assert!(!remote.signal(12345678, libc::SIGKILL).unwrap()); // not a child
 
     // Second round: clear, let it block in get(), raise again.
-    remote.clear_interrupt();
-    remote.set_generation(7);
+    remote.clear_interrupt().unwrap();
+    remote.set_generation(7).unwrap();
     test_end.send(&(0, 0, 0)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
-    remote.request_interrupt();
+    remote.request_interrupt().unwrap();
     let (what, _) = report_rx.recv().unwrap();
     let seen_ms = t.elapsed().as_millis();
     assert_eq!(what, "get:true");
@@ -146,7 +146,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
         seen_ms < 2000,
         "get took {seen_ms} ms to notice the interrupt"
     );
-    assert_eq!(remote.generation(), 7);
+    assert_eq!(remote.generation().unwrap(), 7);
     runner.join().unwrap();
     assert_eq!(runner.exitcode(), Some(0));
 }
@@ -379,4 +379,107 @@ fn a_fork_bomb_stops_at_the_default_cap_with_advice() {
     p.start().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));
+}
+
+fn slow(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn every_blocking_wait_wakes_soon_after_an_interrupt() {
+    let lock = Lock::new().unwrap();
+    let held = lock.acquire().unwrap();
+    let sem = Semaphore::new(0).unwrap();
+    let ev = Event::new().unwrap();
+    let barrier = Barrier::new(2).unwrap();
+    let cond = Condition::new().unwrap();
+    let q = Queue::<u8>::new().unwrap();
+    let full = Queue::<u8>::with_maxsize(1).unwrap();
+    full.put(&0).unwrap();
+    let jq = JoinableQueue::<u8>::new().unwrap();
+    jq.put(&1).unwrap();
+    let (a, _b) = Pipe::new::<u8>().unwrap();
+    let pool = Pool::new(1).unwrap();
+    let pending = pool.apply_async(slow, 30_000).unwrap();
+    let child = Process::new(|| std::thread::sleep(Duration::from_secs(30))).daemon(true);
+    child.start().unwrap();
+
+    type Wait<'a> = Box<dyn FnOnce() -> bool + Send + 'a>;
+    let waits: Vec<(&str, Wait<'_>)> = vec![
+        ("Lock::acquire", Box::new(|| is_interrupted(lock.acquire()))),
+        (
+            "Semaphore::acquire",
+            Box::new(|| is_interrupted(sem.acquire())),
+        ),
+        ("Event::wait", Box::new(|| is_interrupted(ev.wait()))),
+        ("Barrier::wait", Box::new(|| is_interrupted(barrier.wait()))),
+        (
+            "Condition wait",
+            Box::new(|| {
+                let mut g = cond.acquire().unwrap();
+                is_interrupted(g.wait())
+            }),
+        ),
+        ("Queue::get", Box::new(|| is_interrupted(q.get()))),
+        (
+            "Queue::put (full)",
+            Box::new(|| is_interrupted(full.put(&1))),
+        ),
+        (
+            "JoinableQueue::join",
+            Box::new(|| is_interrupted(jq.join())),
+        ),
+        (
+            "Connection::recv",
+            Box::new(move || is_interrupted(a.recv())),
+        ),
+        (
+            "AsyncResult::get",
+            Box::new(|| is_interrupted(pending.get())),
+        ),
+        ("Process::join", Box::new(|| is_interrupted(child.join()))),
+        (
+            "forja::sleep",
+            Box::new(|| is_interrupted(forja::sleep(Duration::from_secs(30)))),
+        ),
+    ];
+    let n = waits.len();
+    let raised = std::sync::OnceLock::<Instant>::new();
+    let lags = std::thread::scope(|s| {
+        let handles: Vec<_> = waits
+            .into_iter()
+            .map(|(name, wait)| {
+                let raised = &raised;
+                s.spawn(move || {
+                    let ok = wait();
+                    let lag = raised
+                        .get()
+                        .map(|r| Instant::now().saturating_duration_since(*r));
+                    (name, ok, lag)
+                })
+            })
+            .collect();
+        // Let every thread block, then interrupt.
+        std::thread::sleep(Duration::from_millis(300));
+        raised.set(Instant::now()).unwrap();
+        registry::request_interrupt().unwrap();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(lags.len(), n);
+    let mut worst = Duration::ZERO;
+    for (name, ok, lag) in &lags {
+        assert!(ok, "{name} did not return Interrupted");
+        let lag = lag.unwrap_or_else(|| panic!("{name} returned before the interrupt"));
+        eprintln!("{name:<22} woke {lag:?} after the interrupt");
+        worst = worst.max(lag);
+    }
+    assert!(worst < Duration::from_secs(1), "slowest wake-up {worst:?}");
+    drop(held);
+    registry::clear_interrupt().unwrap();
+    child.kill().unwrap();
+    child.join().unwrap();
 }

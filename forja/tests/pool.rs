@@ -223,13 +223,20 @@ fn a_killed_worker_gives_an_error_not_a_hang() {
         .unwrap();
     // Find the busy worker by trying: kill both current workers.
     std::thread::sleep(Duration::from_millis(100));
-    for pid in pool.worker_pids() {
+    let killed = pool.worker_pids();
+    for &pid in &killed {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     let e = r.get().unwrap_err();
     assert!(matches!(e, Error::WorkerDied { .. }), "{e}");
     assert!(e.to_string().contains("signal 9"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(30));
+    // SIGKILL is asynchronous: a task handed to the idle worker before it
+    // actually died would rightly fail too. Wait until both are dead.
+    let end = Instant::now() + Duration::from_secs(10);
+    while killed.iter().any(|&p| alive(p)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // The pool replaced its workers and keeps working.
     assert_eq!(
         pool.map(square, 0..10).unwrap(),

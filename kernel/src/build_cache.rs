@@ -280,7 +280,10 @@ pub fn registry_packages(metadata: &str) -> anyhow::Result<Vec<Package>> {
     let v: serde_json::Value = serde_json::from_str(metadata)?;
     let mut out = Vec::new();
     for p in v["packages"].as_array().into_iter().flatten() {
-        if !p["source"].as_str().is_some_and(|s| s.starts_with("registry+")) {
+        if !p["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("registry+"))
+        {
             continue;
         }
         let (Some(name), Some(version), Some(manifest)) = (
@@ -319,7 +322,12 @@ pub fn vendor(packages: &[Package], vendor: &Path) -> io::Result<String> {
         let dest = vendor.join(format!("{}-{}", p.name, p.version));
         let marker = format!(".forja-vendored-{LAYOUT}");
         if !dest.join(&marker).is_file() {
-            let tmp = vendor.join(format!(".{}-{}.tmp-{}", p.name, p.version, std::process::id()));
+            let tmp = vendor.join(format!(
+                ".{}-{}.tmp-{}",
+                p.name,
+                p.version,
+                std::process::id()
+            ));
             let _ = std::fs::remove_dir_all(&tmp);
             copy_tree(&p.dir, &tmp)?;
             let manifest = tmp.join("Cargo.toml");
@@ -327,7 +335,12 @@ pub fn vendor(packages: &[Package], vendor: &Path) -> io::Result<String> {
             std::fs::write(&manifest, allow_warnings(&text))?;
             std::fs::write(tmp.join(&marker), "")?;
             if dest.exists() {
-                let old = vendor.join(format!(".{}-{}.old-{}", p.name, p.version, std::process::id()));
+                let old = vendor.join(format!(
+                    ".{}-{}.old-{}",
+                    p.name,
+                    p.version,
+                    std::process::id()
+                ));
                 std::fs::rename(&dest, &old)?;
                 let _ = std::fs::remove_dir_all(&old);
             }
@@ -375,7 +388,10 @@ fn allow_warnings(manifest: &str) -> String {
         return out;
     }
     // TOML allows defining `[lints.rust]` after its sub-tables.
-    format!("{}\n\n[lints.rust]\nwarnings = \"allow\"\n", manifest.trim_end())
+    format!(
+        "{}\n\n[lints.rust]\nwarnings = \"allow\"\n",
+        manifest.trim_end()
+    )
 }
 
 /// The `path = "…"` values of a cargo config written by [`vendor`].
@@ -441,7 +457,11 @@ pub const REGISTRY_SEED: &str = "registry";
 /// and for a user who never downloaded those crates that fails without
 /// network — after a dozen seconds of retries — and leaves every `let`
 /// without a type. Returns the number of files copied.
-pub fn snapshot_std_registry(sysroot_lock: &str, cargo_home: &Path, seed: &Path) -> io::Result<usize> {
+pub fn snapshot_std_registry(
+    sysroot_lock: &str,
+    cargo_home: &Path,
+    seed: &Path,
+) -> io::Result<usize> {
     let packages = lock_registry_packages(sysroot_lock);
     let mut copied = 0;
     let index_root = cargo_home.join("registry/index");
@@ -459,7 +479,11 @@ pub fn snapshot_std_registry(sysroot_lock: &str, cargo_home: &Path, seed: &Path)
                     .join(index_prefix(name))
                     .join(name),
             );
-            files.push(PathBuf::from("cache").join(&index).join(format!("{name}-{version}.crate")));
+            files.push(
+                PathBuf::from("cache")
+                    .join(&index)
+                    .join(format!("{name}-{version}.crate")),
+            );
         }
         for rel in files {
             let from = cargo_home.join("registry").join(&rel);
@@ -736,9 +760,15 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dst.join("a/b/f")).unwrap(), "hello");
         assert_eq!(mtime(&dst.join("a/b/f")), old);
         assert_eq!(mtime(&dst.join("g")), mtime(&src.join("g")));
-        let mode = std::fs::metadata(dst.join("g")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dst.join("g"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o444);
-        assert_eq!(std::fs::read_link(dst.join("link")).unwrap(), Path::new("g"));
+        assert_eq!(
+            std::fs::read_link(dst.join("link")).unwrap(),
+            Path::new("g")
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 
@@ -758,20 +788,34 @@ mod tests {
         std::fs::create_dir_all(&vendored).unwrap();
         std::fs::write(vendored.join("Cargo.toml"), "").unwrap();
         let text = vendor(&[], &base.join("vendor")).unwrap()
-            + &format!("libc = {{ package = \"libc\", path = {:?} }}\n", vendored.display().to_string());
+            + &format!(
+                "libc = {{ package = \"libc\", path = {:?} }}\n",
+                vendored.display().to_string()
+            );
         std::fs::create_dir_all(pre.join(".cargo")).unwrap();
         std::fs::write(pre.join(CARGO_CONFIG), &text).unwrap();
         std::fs::create_dir_all(pre.join("crate/target/debug")).unwrap();
         std::fs::write(pre.join("crate/target/debug/x"), "1").unwrap();
-        Stamp::current(forja, "rustc test".into()).write(&pre).unwrap();
+        Stamp::current(forja, "rustc test".into())
+            .write(&pre)
+            .unwrap();
         assert_eq!(seed(&cfg), None);
-        assert_eq!(std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(), "1");
-        assert_eq!(std::fs::read_to_string(base.join("work").join(CARGO_CONFIG)).unwrap(), text);
+        assert_eq!(
+            std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(),
+            "1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(base.join("work").join(CARGO_CONFIG)).unwrap(),
+            text
+        );
 
         // A crate dir that already has a target is left alone.
         std::fs::write(pre.join("crate/target/debug/x"), "2").unwrap();
         assert_eq!(seed(&cfg), None);
-        assert_eq!(std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(), "1");
+        assert_eq!(
+            std::fs::read_to_string(cfg.crate_dir.join("target/debug/x")).unwrap(),
+            "1"
+        );
 
         // Built for another forja: not used, and the user is told why.
         let mut other = config(&base, Path::new("/elsewhere/forja"));
@@ -799,7 +843,12 @@ mod tests {
         stamp.write(&base).unwrap();
         assert_eq!(Stamp::read(&base), Some(stamp.clone()));
         assert_eq!(stamp.mismatch(Path::new("/w/forja")), None);
-        assert!(stamp.mismatch(Path::new("/x/forja")).unwrap().contains("/x/forja"));
+        assert!(
+            stamp
+                .mismatch(Path::new("/x/forja"))
+                .unwrap()
+                .contains("/x/forja")
+        );
         stamp.layout = 0;
         assert!(stamp.mismatch(Path::new("/w/forja")).is_some());
         std::fs::remove_dir_all(&base).unwrap();
@@ -848,7 +897,10 @@ mod tests {
         let with = "[package]\nname = \"a\"\n\n[lints.rust]\nunsafe_code = \"deny\"\n";
         let out = allow_warnings(with);
         assert_eq!(out.matches("[lints.rust]").count(), 1);
-        assert!(out.contains("[lints.rust]\nwarnings = \"allow\"\nunsafe_code"), "{out}");
+        assert!(
+            out.contains("[lints.rust]\nwarnings = \"allow\"\nunsafe_code"),
+            "{out}"
+        );
         let table = "[lints]\nworkspace = true\n";
         assert_eq!(allow_warnings(table), table);
     }
@@ -877,11 +929,19 @@ mod tests {
         let seed = base.join("seed");
         // config.json, two index entries, one archive (adl's is not cached).
         assert_eq!(snapshot_std_registry(lock, &home, &seed).unwrap(), 4);
-        assert!(!seed.join(format!("index/{idx}/.cache/un/re/unrelated")).exists());
+        assert!(
+            !seed
+                .join(format!("index/{idx}/.cache/un/re/unrelated"))
+                .exists()
+        );
 
         let user = base.join("user");
         std::fs::create_dir_all(user.join(format!("registry/index/{idx}"))).unwrap();
-        std::fs::write(user.join(format!("registry/index/{idx}/config.json")), "mine").unwrap();
+        std::fs::write(
+            user.join(format!("registry/index/{idx}/config.json")),
+            "mine",
+        )
+        .unwrap();
         assert_eq!(seed_registry(&seed, &user).unwrap(), 3);
         let read = |rel: &str| std::fs::read_to_string(user.join("registry").join(rel)).unwrap();
         assert_eq!(read(&format!("index/{idx}/config.json")), "mine");
@@ -911,16 +971,31 @@ mod tests {
     fn prune_removes_only_session_outputs() {
         let base = scratch("prune");
         let d = base.join("x86_64-unknown-linux-gnu").join("debug");
-        for sub in ["deps", ".fingerprint/ctx-1", ".fingerprint/nix-2", "incremental/ctx-3"] {
+        for sub in [
+            "deps",
+            ".fingerprint/ctx-1",
+            ".fingerprint/nix-2",
+            "incremental/ctx-3",
+        ] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        for f in ["libcode_1.so", "libctx.d", "deps/libctx-1.so", "deps/libnix-2.rlib"] {
+        for f in [
+            "libcode_1.so",
+            "libctx.d",
+            "deps/libctx-1.so",
+            "deps/libnix-2.rlib",
+        ] {
             std::fs::write(d.join(f), "").unwrap();
         }
         prune_session_outputs(&base).unwrap();
         assert!(d.join("deps/libnix-2.rlib").exists());
         assert!(d.join(".fingerprint/nix-2").exists());
-        for gone in ["libcode_1.so", "libctx.d", "deps/libctx-1.so", ".fingerprint/ctx-1"] {
+        for gone in [
+            "libcode_1.so",
+            "libctx.d",
+            "deps/libctx-1.so",
+            ".fingerprint/ctx-1",
+        ] {
             assert!(!d.join(gone).exists(), "{gone}");
         }
         assert!(!d.join("incremental/ctx-3").exists());
@@ -932,6 +1007,8 @@ mod tests {
         assert!(needs_network(
             "error: failed to download `x`\nattempting to make an HTTP request, but --offline was specified"
         ));
-        assert!(!needs_network("error[E0425]: cannot find value `y` in this scope"));
+        assert!(!needs_network(
+            "error[E0425]: cannot find value `y` in this scope"
+        ));
     }
 }

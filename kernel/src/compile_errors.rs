@@ -18,7 +18,10 @@ pub fn cell_error(error: &evcxr::Error, code: &str) -> CellError {
                         e.build_report("cell".to_owned(), code.to_owned(), evcxr::Theme::Light)
                 {
                     let mut buf = Vec::new();
-                    if report.write(sources([("cell".to_owned(), code)]), &mut buf).is_ok() {
+                    if report
+                        .write(sources([("cell".to_owned(), code)]), &mut buf)
+                        .is_ok()
+                    {
                         traceback.extend(String::from_utf8_lossy(&buf).lines().map(str::to_owned));
                         continue;
                     }

@@ -40,7 +40,11 @@ impl History {
         let entries: Vec<Entry> = path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|s| s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+            .map(|s| {
+                s.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let session = entries.iter().map(|e| e.session).max().unwrap_or(0) + 1;
         Self {
@@ -76,7 +80,10 @@ impl History {
                 f.write_all(&l)
             };
             if let Err(err) = write() {
-                eprintln!("forja-kernel: could not write history {}: {err}", path.display());
+                eprintln!(
+                    "forja-kernel: could not write history {}: {err}",
+                    path.display()
+                );
             }
         }
         self.entries.push(e);
@@ -186,7 +193,8 @@ mod tests {
         assert_eq!(h2.session(), 2);
         let rows = h2.query(&json!({"hist_access_type": "tail", "n": 1}));
         assert_eq!(rows, vec![json!([1, 2, "a + 1"])]);
-        let rows = h2.query(&json!({"hist_access_type": "range", "session": 1, "start": 1, "stop": 2}));
+        let rows =
+            h2.query(&json!({"hist_access_type": "range", "session": 1, "start": 1, "stop": 2}));
         assert_eq!(rows, vec![json!([1, 1, "let a = 1;"])]);
         let _ = std::fs::remove_dir_all(&dir);
     }

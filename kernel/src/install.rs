@@ -48,8 +48,16 @@ impl Options {
                 other => bail!("unknown option `{other}` (see `forja-kernel --help`)"),
             }
         }
-        if o.name.is_empty() || !o.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            bail!("kernel name `{}` must be ASCII letters, digits, `-`, `_` or `.`", o.name);
+        if o.name.is_empty()
+            || !o
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            bail!(
+                "kernel name `{}` must be ASCII letters, digits, `-`, `_` or `.`",
+                o.name
+            );
         }
         Ok(o)
     }
@@ -76,7 +84,9 @@ fn data_dir(loc: &Location) -> Result<PathBuf> {
             None => {
                 let base = std::env::var_os("XDG_DATA_HOME")
                     .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))
+                    })
                     .context("HOME is not set")?;
                 base.join("jupyter")
             }
@@ -114,7 +124,10 @@ pub fn install(o: &Options) -> Result<PathBuf> {
         "interrupt_mode": "message",
         "metadata": {"forja": {"version": env!("CARGO_PKG_VERSION")}, "debugger": false},
     });
-    std::fs::write(dir.join("kernel.json"), serde_json::to_string_pretty(&spec)?)?;
+    std::fs::write(
+        dir.join("kernel.json"),
+        serde_json::to_string_pretty(&spec)?,
+    )?;
     std::fs::write(dir.join("logo-svg.svg"), crate::logo::SVG)?;
     std::fs::write(dir.join("logo-32x32.png"), crate::logo::png(32))?;
     std::fs::write(dir.join("logo-64x64.png"), crate::logo::png(64))?;
@@ -128,7 +141,10 @@ pub fn uninstall(o: &Options) -> Result<PathBuf> {
         bail!("no kernelspec at {}", dir.display());
     }
     if !is_forjas(&dir) && !o.force {
-        bail!("the kernelspec at {} is not forja's; pass --force to remove it", dir.display());
+        bail!(
+            "the kernelspec at {} is not forja's; pass --force to remove it",
+            dir.display()
+        );
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(dir)

@@ -65,7 +65,8 @@ pub fn interrupt(shared: &Arc<Shared>) {
     let shared = shared.clone();
     std::thread::spawn(move || {
         std::thread::sleep(ESCALATE_AFTER);
-        if shared.executing.load(Ordering::SeqCst) && shared.cell_seq.load(Ordering::SeqCst) == cell {
+        if shared.executing.load(Ordering::SeqCst) && shared.cell_seq.load(Ordering::SeqCst) == cell
+        {
             shared.restart_runner();
         }
     });

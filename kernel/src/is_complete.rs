@@ -77,7 +77,13 @@ fn lex(code: &str) -> Lex {
                     if j >= b.len() {
                         return Lex::Unterminated;
                     }
-                    if b[j] == b'"' && b[j + 1..].iter().take(hashes).filter(|&&h| h == b'#').count() == hashes
+                    if b[j] == b'"'
+                        && b[j + 1..]
+                            .iter()
+                            .take(hashes)
+                            .filter(|&&h| h == b'#')
+                            .count()
+                            == hashes
                     {
                         i = j + 1 + hashes;
                         break;
@@ -181,7 +187,13 @@ pub fn is_complete(code: &str) -> Completeness {
     // Parse as a function body; `:command` lines are evcxr's, not Rust.
     let body: String = trimmed
         .lines()
-        .map(|l| if l.trim_start().starts_with(':') { "" } else { l })
+        .map(|l| {
+            if l.trim_start().starts_with(':') {
+                ""
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let prefix = "fn __forja_cell() {\n";
@@ -212,22 +224,43 @@ mod tests {
 
     #[test]
     fn delimiters_strings_and_comments() {
-        assert!(matches!(is_complete("let v = vec![1, 2,"), Completeness::Incomplete(_)));
-        assert!(matches!(is_complete("let s = \"abc"), Completeness::Incomplete(_)));
-        assert!(matches!(is_complete("let s = r#\"abc\"  "), Completeness::Incomplete(_)));
-        assert!(matches!(is_complete("/* open"), Completeness::Incomplete(_)));
+        assert!(matches!(
+            is_complete("let v = vec![1, 2,"),
+            Completeness::Incomplete(_)
+        ));
+        assert!(matches!(
+            is_complete("let s = \"abc"),
+            Completeness::Incomplete(_)
+        ));
+        assert!(matches!(
+            is_complete("let s = r#\"abc\"  "),
+            Completeness::Incomplete(_)
+        ));
+        assert!(matches!(
+            is_complete("/* open"),
+            Completeness::Incomplete(_)
+        ));
         assert_eq!(is_complete("let s = \"(\"; // {"), Completeness::Complete);
         assert_eq!(is_complete("let c = '{';"), Completeness::Complete);
-        assert_eq!(is_complete("fn f<'a>(x: &'a str) -> &'a str { x }"), Completeness::Complete);
+        assert_eq!(
+            is_complete("fn f<'a>(x: &'a str) -> &'a str { x }"),
+            Completeness::Complete
+        );
         assert_eq!(is_complete("let x = (1));"), Completeness::Invalid);
     }
 
     #[test]
     fn expressions_items_and_commands() {
         assert_eq!(is_complete("a + 1"), Completeness::Complete);
-        assert_eq!(is_complete("struct P { x: i32 }\nimpl P {}"), Completeness::Complete);
+        assert_eq!(
+            is_complete("struct P { x: i32 }\nimpl P {}"),
+            Completeness::Complete
+        );
         assert_eq!(is_complete(":dep rand\nlet x = 1;"), Completeness::Complete);
         assert_eq!(is_complete(""), Completeness::Complete);
-        assert!(matches!(is_complete("let x ="), Completeness::Incomplete(_)));
+        assert!(matches!(
+            is_complete("let x ="),
+            Completeness::Incomplete(_)
+        ));
     }
 }

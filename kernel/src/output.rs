@@ -327,7 +327,9 @@ pub fn panic_lines(stderr: &str) -> Vec<String> {
     };
     lines[start..]
         .iter()
-        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE") && !l.starts_with("stack backtrace"))
+        .take_while(|l| {
+            !l.starts_with("note: run with `RUST_BACKTRACE") && !l.starts_with("stack backtrace")
+        })
         .map(|l| l.to_string())
         .collect()
 }
@@ -341,7 +343,10 @@ mod tests {
         let f = vec![Frame::Stream {
             name: "stdout".into(),
             text: "a\nb\n".into(),
-            origin: Some(Origin { pid: 7, process: "Process-1".into() }),
+            origin: Some(Origin {
+                pid: 7,
+                process: "Process-1".into(),
+            }),
         }];
         match &super::mark_between_cells(f)[0] {
             Frame::Stream { text, .. } => assert_eq!(

@@ -28,7 +28,10 @@ pub fn run() -> Result<()> {
     let dir = crate::paths::prebuilt();
     let forja = crate::paths::forja_dir();
     if !forja.join("Cargo.toml").exists() {
-        bail!("no forja crate in {} (set FORJA_CRATE_DIR)", forja.display());
+        bail!(
+            "no forja crate in {} (set FORJA_CRATE_DIR)",
+            forja.display()
+        );
     }
     let start = Instant::now();
     let wanted = Stamp::current(&forja, build_cache::rustc_version());
@@ -42,7 +45,10 @@ pub fn run() -> Result<()> {
                 );
                 return Ok(());
             }
-            Ok(f) => println!("prebuilt forja is stale ({} units to rebuild)", f.rebuilt.len()),
+            Ok(f) => println!(
+                "prebuilt forja is stale ({} units to rebuild)",
+                f.rebuilt.len()
+            ),
             Err(e) => println!("prebuilt forja needs a rebuild: {e:#}"),
         }
     }
@@ -50,7 +56,11 @@ pub fn run() -> Result<()> {
     let parent = dir.parent().context("the prebuilt dir has no parent")?;
     std::fs::create_dir_all(parent)?;
     let name = dir.file_name().context("the prebuilt dir has no name")?;
-    let scratch = parent.join(format!("{}.new-{}", name.to_string_lossy(), std::process::id()));
+    let scratch = parent.join(format!(
+        "{}.new-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&scratch);
     let built = (|| {
         let vendor = build_cache::vendor_dir(&dir);
@@ -123,7 +133,8 @@ fn vendor_dependencies(scratch: &Path, forja: &Path, vendor: &Path) -> Result<()
     }
     let metadata = |offline: bool| {
         let mut cmd = std::process::Command::new(build_cache::tool("cargo"));
-        cmd.args(["metadata", "--format-version", "1"]).current_dir(&crate_dir);
+        cmd.args(["metadata", "--format-version", "1"])
+            .current_dir(&crate_dir);
         if offline {
             cmd.arg("--offline");
         }
@@ -168,7 +179,10 @@ fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
     // A `let` whose type evcxr cannot infer makes it `cargo check` the cell,
     // which needs forja's dependencies in check mode too (5–10 s to build):
     // students meet this with every "type annotations needed" error.
-    if ctx.execute("let _forja_untyped = \"1\".parse().unwrap();").is_ok() {
+    if ctx
+        .execute("let _forja_untyped = \"1\".parse().unwrap();")
+        .is_ok()
+    {
         bail!("a cell that cannot compile compiled: evcxr changed, check the prebuild");
     }
     drop(ctx);

@@ -22,7 +22,11 @@ fn state_of(pid: i32, exitcode: Option<i32>) -> String {
         return format!("finished (exit code {code}), not joined");
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    match stat.as_deref().and_then(crate::reaper::parse_stat).map(|p| p.state) {
+    match stat
+        .as_deref()
+        .and_then(crate::reaper::parse_stat)
+        .map(|p| p.state)
+    {
         Some('R') => "running".into(),
         Some('S') | Some('D') => "sleeping".into(),
         Some('T') | Some('t') => "stopped".into(),
@@ -49,7 +53,9 @@ pub fn rows(shared: &Shared) -> Vec<Row> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// `:procs` output as a MIME bundle.
@@ -63,10 +69,16 @@ pub fn list(shared: &Shared) -> Map<String, Value> {
         text.push_str("no processes started by cells are alive\n");
         html.push_str("<tr><td colspan=\"4\">no processes started by cells are alive</td></tr>");
     } else {
-        text.push_str(&format!("{:>8}  {:<20} {:<32} cell\n", "pid", "name", "state"));
+        text.push_str(&format!(
+            "{:>8}  {:<20} {:<32} cell\n",
+            "pid", "name", "state"
+        ));
     }
     for r in &rows {
-        text.push_str(&format!("{:>8}  {:<20} {:<32} [{}]\n", r.pid, r.name, r.state, r.cell));
+        text.push_str(&format!(
+            "{:>8}  {:<20} {:<32} [{}]\n",
+            r.pid, r.name, r.state, r.cell
+        ));
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}]</td></tr>",
             r.pid,

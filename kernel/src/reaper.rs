@@ -142,12 +142,23 @@ mod tests {
     #[test]
     fn parses_stat_with_spaces_in_name() {
         let p = parse_stat("123 (my (odd) name) S 45 67 67 0 -1").unwrap();
-        assert_eq!(p, ProcInfo { pid: 123, ppid: 45, pgid: 67, state: 'S' });
+        assert_eq!(
+            p,
+            ProcInfo {
+                pid: 123,
+                ppid: 45,
+                pgid: 67,
+                state: 'S'
+            }
+        );
     }
 
     #[test]
     fn finds_own_descendants() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let d = descendants(std::process::id() as i32);
         assert!(d.iter().any(|p| p.pid == child.id() as i32));
         child.kill().unwrap();

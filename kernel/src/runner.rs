@@ -64,7 +64,9 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         libc::setpgid(0, 0);
         // Die with the kernel, even if it is killed with SIGKILL.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if let Some(kernel) = std::env::var("FORJA_KERNEL_PID").ok().and_then(|p| p.parse::<i32>().ok())
+        if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
+            .ok()
+            .and_then(|p| p.parse::<i32>().ok())
             && libc::getppid() != kernel
         {
             libc::_exit(1);
@@ -105,6 +107,11 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         );
     }
     let sink = Arc::new(Mutex::new(stream));
+    // Make this process's forja registry now, so every cell's copy of forja
+    // finds it and the kernel can attach (interrupt flag, :procs).
+    if let Ok((pid, registry_fd)) = forja::registry::ensure() {
+        send(&sink, &Frame::RunnerHello { pid, registry_fd });
+    }
     let evcxr_out = std::fs::File::from(orig_out);
     {
         let sink = sink.clone();
@@ -145,11 +152,14 @@ fn pump_plain(sink: Arc<Mutex<UnixStream>>, mut input: std::fs::File, name: &'st
                 let cut = utf8_split(&carry);
                 let text = String::from_utf8_lossy(&carry[..cut]).into_owned();
                 carry.drain(..cut);
-                send(&sink, &Frame::Stream {
-                    name: name.into(),
-                    text,
-                    origin: None,
-                });
+                send(
+                    &sink,
+                    &Frame::Stream {
+                        name: name.into(),
+                        text,
+                        origin: None,
+                    },
+                );
             }
         }
     }
@@ -356,7 +366,10 @@ mod tests {
         let mut s = StdoutSplitter::new();
         assert_eq!(s.feed(b"hello\nEVC"), vec![user("hello\n")]);
         assert!(s.has_pending());
-        assert_eq!(s.feed(b"XR_EXECUTION_COMPLETE\n"), vec![ctl("EVCXR_EXECUTION_COMPLETE\n")]);
+        assert_eq!(
+            s.feed(b"XR_EXECUTION_COMPLETE\n"),
+            vec![ctl("EVCXR_EXECUTION_COMPLETE\n")]
+        );
     }
 
     #[test]

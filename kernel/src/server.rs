@@ -327,9 +327,10 @@ impl ShellState {
                 let req = serde_json::to_value(&msg.content).unwrap_or_default();
                 Some(json!({"status": "ok", "history": self.history.query(&req)}))
             }
-            JupyterMessageContent::CommInfoRequest(r) => {
-                Some(self.comms.info(r.target_name.as_deref().filter(|t| !t.is_empty())))
-            }
+            JupyterMessageContent::CommInfoRequest(r) => Some(
+                self.comms
+                    .info(r.target_name.as_deref().filter(|t| !t.is_empty())),
+            ),
             JupyterMessageContent::CommOpen(open) => {
                 let target = open.target_name.clone();
                 let id = open.comm_id.0.clone();
@@ -350,7 +351,8 @@ impl ShellState {
                 None
             }
             JupyterMessageContent::CommMsg(_) => None,
-            JupyterMessageContent::ShutdownRequest(_) | JupyterMessageContent::InterruptRequest(_) => {
+            JupyterMessageContent::ShutdownRequest(_)
+            | JupyterMessageContent::InterruptRequest(_) => {
                 Some(json!({"status": "error", "ename": "WrongChannel",
                             "evalue": "send this request on the control channel", "traceback": []}))
             }

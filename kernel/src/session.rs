@@ -331,7 +331,10 @@ impl Session {
         if let Some(arg) = trimmed.strip_prefix(":kill") {
             return match crate::procs::kill(&self.shared, arg) {
                 Ok(text) => Outcome {
-                    data: Some(Map::from_iter([("text/plain".to_owned(), Value::String(text))])),
+                    data: Some(Map::from_iter([(
+                        "text/plain".to_owned(),
+                        Value::String(text),
+                    )])),
                     ..Default::default()
                 },
                 Err(e) => Outcome {
@@ -411,7 +414,8 @@ impl Session {
 
         let ran = match &result {
             Ok(_) => true,
-            Err(evcxr::Error::CompilationErrors(_)) | Err(evcxr::Error::SubprocessTerminated(_)) => false,
+            Err(evcxr::Error::CompilationErrors(_))
+            | Err(evcxr::Error::SubprocessTerminated(_)) => false,
             Err(_) => false,
         };
         let (tx, rx) = oneshot::channel();
@@ -477,7 +481,10 @@ impl Session {
                 let (ename, head) = if interrupted {
                     ("Interrupted", "Cell interrupted".to_owned())
                 } else {
-                    ("RunnerDied", format!("The process running your code died ({msg})"))
+                    (
+                        "RunnerDied",
+                        format!("The process running your code died ({msg})"),
+                    )
                 };
                 let evalue = format!(
                     "{head}: the runner process and every process it started were stopped and a fresh runner was started; {lost_text}."
@@ -559,7 +566,8 @@ fn panic_error(report: &CellReport) -> CellError {
         .unwrap_or_else(|| "the cell panicked".into());
     let mut traceback = vec![format!("\x1b[31mPanic\x1b[0m: {evalue}")];
     traceback.extend(report.panic_lines.iter().take(1).cloned());
-    traceback.push("Variables defined by this cell were not kept; earlier ones are still there.".into());
+    traceback
+        .push("Variables defined by this cell were not kept; earlier ones are still there.".into());
     CellError {
         ename: "Panic".into(),
         evalue,

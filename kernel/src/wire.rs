@@ -37,8 +37,8 @@ pub enum DecodeError {
 
 /// Decodes and verifies one multipart message.
 pub fn decode(frames: Vec<Bytes>, key: &Option<hmac::Key>) -> Result<JupyterMessage, DecodeError> {
-    let zmq = zeromq::ZmqMessage::try_from(frames)
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let zmq =
+        zeromq::ZmqMessage::try_from(frames).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     decode_zmq(zmq, key)
 }
 
@@ -184,7 +184,10 @@ mod tests {
 
     #[test]
     fn wrong_key_is_a_bad_signature() {
-        let e = decode(frames(b"other", "execute_request", r#"{"code":"1"}"#), &key());
+        let e = decode(
+            frames(b"other", "execute_request", r#"{"code":"1"}"#),
+            &key(),
+        );
         assert!(matches!(e, Err(DecodeError::BadSignature(_))), "{e:?}");
     }
 
@@ -192,7 +195,10 @@ mod tests {
     fn missing_signature_is_a_bad_signature() {
         let mut f = frames(b"secret", "execute_request", r#"{"code":"1"}"#);
         f[2] = Bytes::new();
-        assert!(matches!(decode(f, &key()), Err(DecodeError::BadSignature(_))));
+        assert!(matches!(
+            decode(f, &key()),
+            Err(DecodeError::BadSignature(_))
+        ));
     }
 
     #[test]
@@ -211,7 +217,10 @@ mod tests {
 
     #[test]
     fn wrong_content_shape_is_answerable() {
-        let e = decode(frames(b"secret", "execute_request", r#"{"code":5}"#), &key());
+        let e = decode(
+            frames(b"secret", "execute_request", r#"{"code":5}"#),
+            &key(),
+        );
         assert!(matches!(e, Err(DecodeError::BadContent { .. })), "{e:?}");
     }
 
@@ -226,7 +235,10 @@ mod tests {
         for n in 0..8 {
             let f: Vec<Bytes> = (0..n).map(|i| Bytes::from(vec![i as u8; i])).collect();
             let _ = decode(f, &key());
-            let _ = decode((0..n).map(|_| Bytes::from_static(b"<IDS|MSG>")).collect(), &key());
+            let _ = decode(
+                (0..n).map(|_| Bytes::from_static(b"<IDS|MSG>")).collect(),
+                &key(),
+            );
         }
     }
 
