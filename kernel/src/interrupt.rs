@@ -10,7 +10,7 @@
 //! the error names the variables that were lost.
 
 use crate::session::Shared;
-use forja::registry::Remote;
+use forja::registry::{ChildState, Remote};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -78,12 +78,14 @@ fn stop_cell_processes(r: &Remote, generation: u64) {
     let pids: Vec<i32> = r
         .children()
         .into_iter()
-        .filter(|c| c.generation == generation && c.exitcode.is_none())
+        .filter(|c| c.generation == generation && c.state != ChildState::Reaped)
         .map(|c| c.pid)
         .collect();
     if pids.is_empty() {
         return;
     }
+    // Descendants first (found through /proc), then the children themselves
+    // through the registry, which never signals a reused pid.
     let tree = |pids: &[i32]| -> Vec<i32> {
         let mut all: Vec<i32> = pids.to_vec();
         for &p in pids {
@@ -92,7 +94,10 @@ fn stop_cell_processes(r: &Remote, generation: u64) {
         all
     };
     let targets = tree(&pids);
-    signal_all(&targets, libc::SIGTERM);
+    signal_all(&targets[pids.len()..], libc::SIGTERM);
+    for &p in &pids {
+        let _ = r.signal(p, libc::SIGTERM);
+    }
     std::thread::spawn(move || {
         std::thread::sleep(GRACE);
         // Descendants may have been born since; kill the tree as it is now.

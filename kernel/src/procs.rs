@@ -43,6 +43,7 @@ pub fn rows(shared: &Shared) -> Vec<Row> {
     };
     r.children()
         .into_iter()
+        .filter(|c| c.state != forja::registry::ChildState::Reaped)
         .map(|c| Row {
             state: state_of(c.pid, c.exitcode),
             pid: c.pid,
