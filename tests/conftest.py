@@ -173,8 +173,17 @@ class Kernel:
         return list(self._iopub.get(msg_id, []))
 
     def sent(self, msg_id: str) -> str:
+        """Notes when request `msg_id` was sent (arrival times count from it)."""
         self._sent[msg_id] = time.monotonic()
         return msg_id
+
+    def sent_at(self, msg_id: str) -> float:
+        """When request `msg_id` was sent (time.monotonic())."""
+        return self._sent[msg_id]
+
+    def got_shell_reply(self, msg_id: str) -> bool:
+        """Whether a shell reply to `msg_id` arrived and was not taken."""
+        return msg_id in self._shell
 
     def wait_idle(self, msg_id: str, timeout: float) -> list[Received]:
         """Collects iopub messages of `msg_id` up to its idle status; takes them."""

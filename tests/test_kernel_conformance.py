@@ -22,15 +22,19 @@ class ForjaKernelTests(jkt.KernelTests):
     @classmethod
     def setUpClass(cls) -> None:
         cls.km, cls.kc = start_new_kernel(kernel_name=cls.kernel_name, startup_timeout=STARTUP_TIMEOUT)
-        # The suite waits at most 15 s for a reply; a kernel's first cell
-        # compiles the session and forja, so run it (and define the variable
-        # completed below) before the suite starts.
-        reply = cls.kc.execute_interactive(
-            f"let {EARLIER_VARIABLE}: i32 = 1;", timeout=FIRST_CELL_TIMEOUT, output_hook=lambda m: None
-        )
-        assert reply["content"]["status"] == "ok", reply["content"]
-        # The first cell's output (start-up notes) is discarded.
-        cls.kc.execute_interactive("1", timeout=FIRST_CELL_TIMEOUT, output_hook=lambda m: None)
+        try:
+            # The suite waits at most 15 s for a reply; a kernel's first cell
+            # compiles the session and forja, so run it (its output, start-up
+            # notes, is discarded) and define the variable completed below
+            # before the suite starts.
+            cls.kc.execute_interactive("1", timeout=FIRST_CELL_TIMEOUT, output_hook=lambda m: None)
+            reply = cls.kc.execute_interactive(
+                f"let {EARLIER_VARIABLE}: i32 = 1;", timeout=FIRST_CELL_TIMEOUT, output_hook=lambda m: None
+            )
+            assert reply["content"]["status"] == "ok", reply["content"]
+        except BaseException:
+            super().tearDownClass()  # unittest does not call it when setUpClass fails
+            raise
 
     code_hello_world = 'println!("hello, world");'
 

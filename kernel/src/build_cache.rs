@@ -124,59 +124,132 @@ pub fn vendor_dir(prebuilt: &Path) -> PathBuf {
 /// fit or could not be copied; the session then still works, but its first
 /// forja cell compiles forja's dependencies. Nothing is left half-copied.
 pub fn seed(config: &Config) -> Option<String> {
+    start_seed(config).finish()
+}
+
+/// A [`seed`] whose copy of the target dir runs on a thread of its own.
+pub struct Seed {
+    note: Option<String>,
+    copy: Option<Copy>,
+}
+
+struct Copy {
+    thread: std::thread::JoinHandle<io::Result<u64>>,
+    target: PathBuf,
+    work_config: PathBuf,
+    prebuilt: PathBuf,
+}
+
+const SLOW: &str =
+    "so this session compiles forja and its dependencies first (about half a minute)";
+const FIX: &str = "Run `forja-kernel prebuild` to make new kernels start fast.";
+
+/// Starts a [`seed`]: checks the prebuilt build and writes the cargo config
+/// now, and copies the target dir in the background, so the copy overlaps
+/// evcxr's start (its analyzer loads for ~2 s before the first cargo run,
+/// which builds only evcxr's own crate, whose files the prebuilt build
+/// does not contain). Call [`Seed::finish`] before adding forja.
+pub fn start_seed(config: &Config) -> Seed {
+    let nothing = Seed {
+        note: None,
+        copy: None,
+    };
     let (Some(prebuilt), Some(forja)) = (&config.prebuilt, &config.forja_dir) else {
-        return None;
+        return nothing;
     };
     let to = config.crate_dir.join("target");
     if to.exists() {
-        return None;
+        return nothing;
     }
-    let slow = "so this session compiles forja and its dependencies first (about half a minute)";
-    let fix = "Run `forja-kernel prebuild` to make new kernels start fast.";
+    let note = |text: String| Seed {
+        note: Some(text),
+        copy: None,
+    };
     let from = prebuilt.join(CRATE).join("target");
     let Some(stamp) = Stamp::read(prebuilt).filter(|_| from.is_dir()) else {
-        return Some(format!(
-            "forja-kernel: there is no prebuilt forja build in {}, {slow}. {fix}\n",
+        return note(format!(
+            "forja-kernel: there is no prebuilt forja build in {}, {SLOW}. {FIX}\n",
             prebuilt.display()
         ));
     };
     if let Some(why) = stamp.mismatch(forja) {
-        return Some(format!(
+        return note(format!(
             "forja-kernel: the prebuilt forja build in {} does not fit this session ({why}), \
-             {slow}. {fix}\n",
+             {SLOW}. {FIX}\n",
             prebuilt.display()
         ));
     }
-    let copied = (|| -> anyhow::Result<()> {
-        let cargo_config = prebuilt.join(CARGO_CONFIG);
-        let text = std::fs::read_to_string(&cargo_config)?;
+    let Some(work) = config.crate_dir.parent() else {
+        return note(format!(
+            "forja-kernel: the crate dir has no parent, {SLOW}.\n"
+        ));
+    };
+    let work_config = work.join(CARGO_CONFIG);
+    let configured = (|| -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(prebuilt.join(CARGO_CONFIG))?;
         for path in patched_paths(&text) {
             if !path.join("Cargo.toml").is_file() {
                 anyhow::bail!("its vendored sources are missing ({})", path.display());
             }
         }
-        let work = config
-            .crate_dir
-            .parent()
-            .ok_or_else(|| anyhow::anyhow!("the crate dir has no parent"))?;
         std::fs::create_dir_all(work.join(".cargo"))?;
-        std::fs::write(work.join(CARGO_CONFIG), text)?;
-        copy_tree(&from, &to)?;
-        // Best effort: only rust-analyzer offline, for a new user, needs it.
-        let _ = seed_registry(&prebuilt.join(REGISTRY_SEED), &cargo_home());
+        std::fs::write(&work_config, text)?;
         Ok(())
     })();
-    match copied {
-        Ok(()) => None,
+    if let Err(e) = configured {
+        let _ = std::fs::remove_file(&work_config);
+        return note(format!(
+            "forja-kernel: could not use the prebuilt forja build in {} ({e}), {SLOW}. {FIX}\n",
+            prebuilt.display()
+        ));
+    }
+    // Before evcxr starts: its analyzer resolves the standard library's
+    // workspace with cargo while it loads. Best effort (see seed_registry).
+    let _ = seed_registry(&prebuilt.join(REGISTRY_SEED), &cargo_home());
+    let (src, dst) = (from.clone(), to.clone());
+    let thread = std::thread::Builder::new()
+        .name("forja-seed".into())
+        .spawn(move || copy_tree(&src, &dst));
+    match thread {
+        Ok(thread) => Seed {
+            note: None,
+            copy: Some(Copy {
+                thread,
+                target: to,
+                work_config,
+                prebuilt: prebuilt.clone(),
+            }),
+        },
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&to);
-            if let Some(work) = config.crate_dir.parent() {
-                let _ = std::fs::remove_file(work.join(CARGO_CONFIG));
-            }
-            Some(format!(
-                "forja-kernel: could not use the prebuilt forja build in {} ({e}), {slow}. {fix}\n",
-                prebuilt.display()
+            let _ = std::fs::remove_file(&work_config);
+            note(format!(
+                "forja-kernel: could not start copying the prebuilt build ({e}), {SLOW}.\n"
             ))
+        }
+    }
+}
+
+impl Seed {
+    /// Waits for the copy; returns the note for the user, if any. A failed
+    /// copy is removed with the cargo config, never left half-done.
+    pub fn finish(self) -> Option<String> {
+        let Some(copy) = self.copy else {
+            return self.note;
+        };
+        let result = copy
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked")));
+        match result {
+            Ok(_) => None,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&copy.target);
+                let _ = std::fs::remove_file(&copy.work_config);
+                Some(format!(
+                    "forja-kernel: could not copy the prebuilt forja build in {} ({e}), {SLOW}. {FIX}\n",
+                    copy.prebuilt.display()
+                ))
+            }
         }
     }
 }

@@ -220,10 +220,11 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        // Start from the prebuilt forja build (see build_cache); a note says
-        // why if it cannot be used.
-        let mut warning = crate::build_cache::seed(config);
+        // Start from the prebuilt forja build (see build_cache), copied while
+        // evcxr starts; a note says why if it cannot be used.
+        let seed = crate::build_cache::start_seed(config);
         let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut warning = seed.finish();
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
             let frames = frames.clone();
@@ -288,8 +289,7 @@ impl Session {
                         allow_stdin,
                         user_expressions,
                         cell,
-                        &router,
-                        &input,
+                        (&router, &input),
                     );
                     let _ = reply.send(out);
                 }
@@ -318,8 +318,10 @@ impl Session {
         allow_stdin: bool,
         user_expressions: Map<String, Value>,
         cell: u64,
-        router: &mpsc::UnboundedSender<output::Command>,
-        input: &mpsc::UnboundedSender<InputAsk>,
+        (router, input): (
+            &mpsc::UnboundedSender<output::Command>,
+            &mpsc::UnboundedSender<InputAsk>,
+        ),
     ) -> Outcome {
         let trimmed = code.trim();
         if trimmed == ":procs" {
