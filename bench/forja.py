@@ -17,11 +17,11 @@ cell.
 
 Usage (from the repository root, after ./install.sh):
 
-    .venv/bin/python bench/forja.py [--rounds 3] [--reps 5] [--scale 1.0]
+    .venv/bin/python bench/forja.py [--rounds 5] [--reps 5] [--scale 1.0] [--json FILE]
 
 Each round runs (a)-(d) one after the other, each doing REPS timed batches
 per workload; medians are over all ROUNDS x REPS batches, so a burst of load
-from other jobs touches few of them. Not part of CI. Takes about 2-4 minutes.
+from other jobs touches few of them. Not part of CI. Takes about 2 minutes (plus the first build).
 """
 import argparse
 import json
@@ -326,9 +326,13 @@ def report(res, refork, m, args, load, elapsed):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=5, help="timed batches per workload per round")
+    ap = argparse.ArgumentParser(
+        description="Runs the same workloads in CPython multiprocessing (fork), forja (release "
+                    "binary and inside the forja kernel) and a raw C floor; prints medians, "
+                    "ratios and PASS/MISS against the targets as a markdown table.")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="times (a)-(d) each run, one after the other (default 5)")
+    ap.add_argument("--reps", type=int, default=5, help="timed batches per workload per round (default 5)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the batch sizes")
     ap.add_argument("--refork", type=int, default=5, help="pool/cell pairs for the re-fork cost")
     ap.add_argument("--no-kernel", action="store_true", help="skip (d) and the re-fork cost")

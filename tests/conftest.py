@@ -15,9 +15,11 @@ is that request, up to its ``idle`` status, plus the shell reply.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import re
+import shutil
 import tempfile
 import time
 import uuid
@@ -54,6 +56,7 @@ def _configure_environment() -> None:
         d = tempfile.mkdtemp(prefix="forja-test-history-")
         os.environ["FORJA_TEST_HISTORY_DIR"] = d
         os.environ["FORJA_HISTORY_FILE"] = str(Path(d) / "history.jsonl")
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
 
 
 _configure_environment()
