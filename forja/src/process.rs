@@ -655,8 +655,13 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan) {
         daemon: setup.daemon,
     });
     plan.death_signal(setup.daemon, setup.parent_pid);
-    // Safety: replacing fd 0 with /dev/null.
+    // Safety: restoring default signal dispositions; replacing fd 0 with /dev/null.
     unsafe {
+        // A crash in the child is the child's: do not run handlers inherited
+        // from the parent (evcxr's runner prints a backtrace and aborts).
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if fd >= 0 {
             libc::dup2(fd, 0);
@@ -672,7 +677,9 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan) {
             .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
             .unwrap_or_default();
         let _ = std::io::stdout().flush();
-        eprintln!("panic in process {name} (pid {}){at}: {msg}", getpid());
+        // One write, so the message is never split by other output.
+        let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }));
 }
 

@@ -10,7 +10,16 @@ pub fn cell_error(error: &evcxr::Error, code: &str) -> CellError {
         evcxr::Error::CompilationErrors(errors) => {
             let mut traceback = Vec::new();
             let mut first = None;
-            for e in errors {
+            // Warnings (from the cell or from a path dependency such as
+            // forja) must never stand in for the error.
+            let only_errors: Vec<&evcxr::CompilationError> =
+                errors.iter().filter(|e| e.level() == "error").collect();
+            let shown: Vec<&evcxr::CompilationError> = if only_errors.is_empty() {
+                errors.iter().collect()
+            } else {
+                only_errors
+            };
+            for e in shown {
                 let message = e.message();
                 first.get_or_insert_with(|| message.clone());
                 if e.is_from_user_code()

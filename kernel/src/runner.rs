@@ -113,15 +113,21 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         send(&sink, &Frame::RunnerHello { pid, registry_fd });
     }
     let evcxr_out = std::fs::File::from(orig_out);
-    {
-        let sink = sink.clone();
-        std::thread::Builder::new()
-            .name("forja-stdout-pump".into())
-            .spawn(move || StdoutPump::new(sink, evcxr_out).run(std::fs::File::from(out_r)))?;
+    // SAFETY: setting O_NONBLOCK on our own read end.
+    unsafe {
+        let flags = libc::fcntl(err_r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(err_r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
+    let pump = Pump {
+        sink,
+        evcxr_out,
+        splitter: StdoutSplitter::new(),
+        stderr: Some(std::fs::File::from(err_r)),
+        err_carry: Vec::new(),
+    };
     std::thread::Builder::new()
-        .name("forja-stderr-pump".into())
-        .spawn(move || pump_plain(sink, std::fs::File::from(err_r), "stderr"))?;
+        .name("forja-output-pump".into())
+        .spawn(move || pump.run(std::fs::File::from(out_r)))?;
     Ok(())
 }
 
@@ -138,30 +144,6 @@ fn utf8_split(bytes: &[u8]) -> usize {
         Ok(_) => bytes.len(),
         Err(e) if e.error_len().is_none() => e.valid_up_to(),
         Err(_) => bytes.len(),
-    }
-}
-
-fn pump_plain(sink: Arc<Mutex<UnixStream>>, mut input: std::fs::File, name: &'static str) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        match input.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                carry.extend_from_slice(&buf[..n]);
-                let cut = utf8_split(&carry);
-                let text = String::from_utf8_lossy(&carry[..cut]).into_owned();
-                carry.drain(..cut);
-                send(
-                    &sink,
-                    &Frame::Stream {
-                        name: name.into(),
-                        text,
-                        origin: None,
-                    },
-                );
-            }
-        }
     }
 }
 
@@ -269,18 +251,54 @@ fn marker_prefix_suffix(buf: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-struct StdoutPump {
+/// The runner's output pump: one thread reading the stdout and stderr pipes.
+///
+/// A panic message is written to stderr before evcxr's panic notice reaches
+/// stdout, so before passing on a control line the pump drains stderr: the
+/// kernel always has a cell's stderr before the cell's end.
+struct Pump {
     sink: Arc<Mutex<UnixStream>>,
     evcxr_out: std::fs::File,
     splitter: StdoutSplitter,
+    /// Non-blocking; `None` once closed.
+    stderr: Option<std::fs::File>,
+    err_carry: Vec<u8>,
 }
 
-impl StdoutPump {
-    fn new(sink: Arc<Mutex<UnixStream>>, evcxr_out: std::fs::File) -> Self {
-        Self {
-            sink,
-            evcxr_out,
-            splitter: StdoutSplitter::new(),
+impl Pump {
+    /// Sends whatever stderr holds now.
+    fn drain_stderr(&mut self) {
+        let Some(err) = self.stderr.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match err.read(&mut buf) {
+                Ok(0) => {
+                    self.stderr = None;
+                    break;
+                }
+                Ok(n) => self.err_carry.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.stderr = None;
+                    break;
+                }
+            }
+        }
+        let cut = utf8_split(&self.err_carry);
+        if cut > 0 {
+            let text = String::from_utf8_lossy(&self.err_carry[..cut]).into_owned();
+            self.err_carry.drain(..cut);
+            send(
+                &self.sink,
+                &Frame::Stream {
+                    name: "stderr".into(),
+                    text,
+                    origin: None,
+                },
+            );
         }
     }
 
@@ -295,6 +313,7 @@ impl StdoutPump {
                 },
             ),
             Piece::Control(line) => {
+                self.drain_stderr();
                 if line.starts_with(EXECUTION_COMPLETE) {
                     // Everything before the marker has been sent; tell the
                     // kernel so it can end the cell's output.
@@ -308,20 +327,50 @@ impl StdoutPump {
         }
     }
 
-    fn run(mut self, mut input: std::fs::File) {
+    fn run(mut self, mut stdout: std::fs::File) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if self.splitter.has_pending() && !readable(&input, HOLD_BACK) {
+            let timeout = if self.splitter.has_pending() {
+                HOLD_BACK.as_millis() as i32
+            } else {
+                -1
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: stdout.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfds (a negative fd is ignored by poll).
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if ready < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if ready == 0 {
                 if let Some(p) = self.splitter.flush() {
                     self.emit(p);
                 }
                 continue;
             }
-            match input.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    for p in self.splitter.feed(&buf[..n]) {
-                        self.emit(p);
+            if fds[1].revents != 0 {
+                self.drain_stderr();
+            }
+            if fds[0].revents != 0 {
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        for p in self.splitter.feed(&buf[..n]) {
+                            self.emit(p);
+                        }
                     }
                 }
             }
@@ -329,18 +378,8 @@ impl StdoutPump {
         if let Some(p) = self.splitter.flush() {
             self.emit(p);
         }
+        self.drain_stderr();
     }
-}
-
-fn readable(f: &std::fs::File, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: f.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-    r > 0
 }
 
 #[cfg(test)]
