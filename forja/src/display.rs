@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The environment variable naming the kernel's side-channel socket.
 pub const SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
@@ -72,13 +72,49 @@ pub fn in_kernel() -> bool {
     std::env::var_os(SOCKET_ENV).is_some()
 }
 
+/// The prefix of a frame written on the runner's stdout (see [`send_frame`]).
+pub const STDOUT_FRAME_MARKER: &str = "FORJA_FRAME ";
+
+/// Whether this process is the kernel's runner (the process running cells),
+/// whose stdout the kernel reads through its output pump.
+fn in_runner() -> bool {
+    let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() == kernel }
+}
+
+/// Writes one frame on the runner's stdout, in order with everything the
+/// cell printed before it and before the cell's end.
+fn write_stdout_frame(frame: &Value) -> Result<()> {
+    let mut line = STDOUT_FRAME_MARKER.as_bytes().to_vec();
+    serde_json::to_writer(&mut line, frame).map_err(|e| Error::Display(e.to_string()))?;
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Display(e.to_string()))
+}
+
 /// Sends one frame to the kernel. Returns `Ok(false)` outside the kernel.
+///
+/// In the runner the frame goes through stdout, so it keeps its place among
+/// the cell's output; in a child process (whose output has connections of its
+/// own) it goes over a connection to the kernel's socket.
 fn send_frame(frame: &Value) -> Result<bool> {
     let Some(path) = std::env::var_os(SOCKET_ENV) else {
         return Ok(false);
     };
+    if in_runner() {
+        write_stdout_frame(frame)?;
+        return Ok(true);
+    }
     // Keep ordering with ordinary output: what was printed before the display
-    // reaches the kernel's output pump first.
+    // reaches the kernel first.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let mut line = serde_json::to_vec(frame).map_err(|e| Error::Display(e.to_string()))?;
@@ -196,6 +232,50 @@ pub fn svg(svg: impl Into<String>) -> Result<DisplayHandle> {
 pub fn clear_output(wait: bool) -> Result<()> {
     send_frame(&json!({"type": "clear_output", "wait": wait}))?;
     Ok(())
+}
+
+/// Shared between the output flusher thread and the kernel's output pump
+/// (both in the runner process, so plain memory): the pump asks for a flush at
+/// the end of every cell and waits (briefly) until it is done.
+#[repr(C)]
+pub struct FlushControl {
+    /// Incremented by the pump to ask for a flush.
+    pub request: AtomicU32,
+    /// The request number the flusher has completed.
+    pub done: AtomicU32,
+}
+
+/// Starts, in the kernel's runner, a thread that flushes the cells' stdout
+/// every 20 ms and whenever the kernel's output pump asks (at the end of each
+/// cell), so `print!` without a newline shows at once and is never lost.
+/// The kernel calls this once per runner; elsewhere it does nothing.
+#[doc(hidden)]
+pub fn start_output_flusher() -> Result<()> {
+    if !in_runner() {
+        return Ok(());
+    }
+    let ctl: &'static FlushControl = Box::leak(Box::new(FlushControl {
+        request: AtomicU32::new(0),
+        done: AtomicU32::new(0),
+    }));
+    std::thread::Builder::new()
+        .name("forja-stdout-flusher".into())
+        .spawn(move || {
+            loop {
+                let seen = ctl.request.load(Ordering::Acquire);
+                let _ = crate::sync::futex::wait(
+                    &ctl.request,
+                    seen,
+                    std::time::Duration::from_millis(20),
+                );
+                let target = ctl.request.load(Ordering::Acquire);
+                let _ = std::io::stdout().flush();
+                ctl.done.store(target, Ordering::Release);
+                crate::sync::futex::wake(&ctl.done, u32::MAX);
+            }
+        })
+        .map_err(|e| Error::os("starting the output flusher", e))?;
+    write_stdout_frame(&json!({"type": "flusher", "addr": ctl as *const FlushControl as usize}))
 }
 
 #[cfg(test)]

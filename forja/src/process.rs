@@ -554,10 +554,18 @@ where
     };
     let plan = ChildPlan::capture();
     let fork_record = crate::timeline::before_fork();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    // Hold the stdout/stderr locks across the fork: another thread of this
+    // process (the kernel's output flusher, or the user's) must not own them
+    // in the child, where that thread does not exist. The forking thread owns
+    // them on both sides and releases them right after.
+    let mut out_lock = std::io::stdout().lock();
+    let mut err_lock = std::io::stderr().lock();
+    let _ = out_lock.flush();
+    let _ = err_lock.flush();
     // Safety: the child only runs forja's setup and `body`, then _exits.
     let pid = unsafe { libc::fork() };
+    drop(err_lock);
+    drop(out_lock);
     if pid < 0 {
         return Err(Error::os(
             "starting a process (fork)",

@@ -93,7 +93,8 @@ impl History {
     pub fn query(&self, req: &Value) -> Vec<Value> {
         let kind = req["hist_access_type"].as_str().unwrap_or("tail");
         let output = req["output"].as_bool().unwrap_or(false);
-        let n = req["n"].as_u64().map(|n| n as usize);
+        // n: 0 or missing means "no limit" (the default for search).
+        let n = req["n"].as_u64().filter(|&n| n > 0).map(|n| n as usize);
         let row = |e: &Entry| {
             if output {
                 json!([e.session, e.line, [e.input, null]])
@@ -108,7 +109,7 @@ impl History {
                     s => s,
                 } as u64;
                 let start = req["start"].as_u64().unwrap_or(0);
-                let stop = req["stop"].as_u64();
+                let stop = req["stop"].as_u64().filter(|&s| s > 0);
                 self.entries
                     .iter()
                     .filter(|e| {

@@ -170,7 +170,7 @@ impl Router {
 
     fn frame_now(&mut self, f: Frame) {
         match f {
-            Frame::AttachOutput { .. } => {}
+            Frame::AttachOutput { .. } | Frame::Flusher { .. } => {}
             Frame::RunnerHello { pid, registry_fd } => {
                 if let Ok(mut r) = self.shared.registry.lock() {
                     *r = Some((pid, registry_fd));

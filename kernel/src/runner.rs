@@ -13,6 +13,7 @@ use crate::side_channel::{Frame, SOCKET_ENV};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ use std::time::Duration;
 pub const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
 
 const MARKER: &[u8] = b"EVCXR_";
+/// A frame `forja::display` writes on the runner's stdout (JSON, one line).
+const FRAME_MARKER: &[u8] = forja::display::STDOUT_FRAME_MARKER.as_bytes();
+/// Longest wait at the end of a cell for the cells' stdout to be flushed.
+const FLUSH_WAIT: Duration = Duration::from_millis(50);
 const EXECUTION_COMPLETE: &[u8] = b"EVCXR_EXECUTION_COMPLETE";
 const BEGIN_CONTENT: &[u8] = b"EVCXR_BEGIN_CONTENT";
 const END_CONTENT: &[u8] = b"EVCXR_END_CONTENT";
@@ -113,10 +118,12 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         send(&sink, &Frame::RunnerHello { pid, registry_fd });
     }
     let evcxr_out = std::fs::File::from(orig_out);
-    // SAFETY: setting O_NONBLOCK on our own read end.
+    // SAFETY: setting O_NONBLOCK on our own read ends.
     unsafe {
-        let flags = libc::fcntl(err_r.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(err_r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        for fd in [err_r.as_raw_fd(), out_r.as_raw_fd()] {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
     }
     let pump = Pump {
         sink,
@@ -124,6 +131,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         splitter: StdoutSplitter::new(),
         stderr: Some(std::fs::File::from(err_r)),
         err_carry: Vec::new(),
+        flusher: None,
     };
     std::thread::Builder::new()
         .name("forja-output-pump".into())
@@ -160,6 +168,8 @@ pub enum Piece {
     User(String),
     /// A whole control line for evcxr, with its newline.
     Control(Vec<u8>),
+    /// A side-channel frame written by forja (JSON, without marker and newline).
+    Frame(Vec<u8>),
 }
 
 impl Default for StdoutSplitter {
@@ -199,7 +209,13 @@ impl StdoutSplitter {
                 out.push(Piece::Control(line));
                 continue;
             }
-            match find(&self.pending, MARKER) {
+            let evcxr = find(&self.pending, MARKER);
+            let frame = find(&self.pending, FRAME_MARKER);
+            let first = match (evcxr, frame) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match first {
                 Some(i) => {
                     if i > 0 {
                         let text: Vec<u8> = self.pending.drain(..i).collect();
@@ -209,6 +225,12 @@ impl StdoutSplitter {
                         break;
                     };
                     let line: Vec<u8> = self.pending.drain(..=nl).collect();
+                    if frame == Some(i) {
+                        out.push(Piece::Frame(
+                            line[FRAME_MARKER.len()..line.len() - 1].to_vec(),
+                        ));
+                        continue;
+                    }
                     if line.starts_with(BEGIN_CONTENT) {
                         self.in_content = true;
                     }
@@ -239,15 +261,40 @@ impl StdoutSplitter {
     }
 }
 
+/// evcxr keeps only the part of an input prompt before its first `:`; swap
+/// the prompt's colons for U+2236 (∶) so the kernel can restore them.
+pub fn protect_prompt(line: Vec<u8>) -> Vec<u8> {
+    if !line.starts_with(b"EVCXR_INPUT_REQUEST") {
+        return line;
+    }
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return line;
+    };
+    let (head, prompt) = line.split_at(colon + 1);
+    let prompt = String::from_utf8_lossy(prompt).replace(':', PROMPT_COLON);
+    let mut out = head.to_vec();
+    out.extend_from_slice(prompt.as_bytes());
+    out
+}
+
+/// What a colon in an input prompt travels as (see [`protect_prompt`]).
+pub const PROMPT_COLON: &str = "\u{2236}";
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Length of the longest suffix of `buf` that is a proper prefix of the marker.
+/// Length of the longest suffix of `buf` that is a proper prefix of a marker.
 fn marker_prefix_suffix(buf: &[u8]) -> usize {
-    (1..MARKER.len())
-        .rev()
-        .find(|&k| buf.len() >= k && buf[buf.len() - k..] == MARKER[..k])
+    [MARKER, FRAME_MARKER]
+        .iter()
+        .map(|m| {
+            (1..m.len())
+                .rev()
+                .find(|&k| buf.len() >= k && buf[buf.len() - k..] == m[..k])
+                .unwrap_or(0)
+        })
+        .max()
         .unwrap_or(0)
 }
 
@@ -263,6 +310,8 @@ struct Pump {
     /// Non-blocking; `None` once closed.
     stderr: Option<std::fs::File>,
     err_carry: Vec<u8>,
+    /// The cells' stdout flusher, once forja announced it.
+    flusher: Option<&'static forja::display::FlushControl>,
 }
 
 impl Pump {
@@ -302,8 +351,50 @@ impl Pump {
         }
     }
 
-    fn emit(&mut self, piece: Piece) {
+    /// At the end of a cell: has the cells' stdout buffer flushed (a
+    /// `print!` without newline sits in it) and passes on what that wrote.
+    fn flush_cell_stdout(&mut self, stdout: &mut std::fs::File) {
+        let Some(ctl) = self.flusher else {
+            return;
+        };
+        let want = ctl.request.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        futex_wake(&ctl.request);
+        let deadline = std::time::Instant::now() + FLUSH_WAIT;
+        loop {
+            let done = ctl.done.load(Ordering::Acquire);
+            let finished = done.wrapping_sub(want) as i32 >= 0;
+            if finished || std::time::Instant::now() >= deadline {
+                break;
+            }
+            futex_wait(&ctl.done, done, Duration::from_millis(2));
+        }
+        self.read_available(stdout);
+    }
+
+    /// Reads and passes on what stdout holds now, without blocking.
+    fn read_available(&mut self, stdout: &mut std::fs::File) {
+        let mut buf = [0u8; 64 * 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for p in self.splitter.feed(&buf[..n]) {
+                self.emit(p, stdout);
+            }
+        }
+    }
+
+    fn emit(&mut self, piece: Piece, stdout: &mut std::fs::File) {
         match piece {
+            Piece::Frame(json) => match serde_json::from_slice::<Frame>(&json) {
+                Ok(Frame::Flusher { addr }) if addr != 0 => {
+                    // SAFETY: forja leaked this FlushControl in this process
+                    // for the process's lifetime.
+                    self.flusher = Some(unsafe { &*(addr as *const forja::display::FlushControl) });
+                }
+                Ok(frame) => send(&self.sink, &frame),
+                Err(e) => eprintln!("forja runner: bad frame on stdout: {e}"),
+            },
             Piece::User(text) => send(
                 &self.sink,
                 &Frame::Stream {
@@ -313,6 +404,9 @@ impl Pump {
                 },
             ),
             Piece::Control(line) => {
+                if line.starts_with(EXECUTION_COMPLETE) {
+                    self.flush_cell_stdout(stdout);
+                }
                 self.drain_stderr();
                 if line.starts_with(EXECUTION_COMPLETE) {
                     // Everything before the marker has been sent; tell the
@@ -321,6 +415,7 @@ impl Pump {
                 } else if line.starts_with(PANIC_NOTIFICATION) {
                     send(&self.sink, &Frame::Panic);
                 }
+                let line = protect_prompt(line);
                 let _ = self.evcxr_out.write_all(&line);
                 let _ = self.evcxr_out.flush();
             }
@@ -357,7 +452,7 @@ impl Pump {
             }
             if ready == 0 {
                 if let Some(p) = self.splitter.flush() {
-                    self.emit(p);
+                    self.emit(p, &mut stdout);
                 }
                 continue;
             }
@@ -366,19 +461,56 @@ impl Pump {
             }
             if fds[0].revents != 0 {
                 match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                     Ok(n) => {
                         for p in self.splitter.feed(&buf[..n]) {
-                            self.emit(p);
+                            self.emit(p, &mut stdout);
                         }
                     }
                 }
             }
         }
         if let Some(p) = self.splitter.flush() {
-            self.emit(p);
+            self.emit(p, &mut stdout);
         }
         self.drain_stderr();
+    }
+}
+
+fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: a valid, aligned u32 in this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: a valid, aligned u32 in this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
     }
 }
 
@@ -430,6 +562,19 @@ mod tests {
                 ctl("EVCXR_END_CONTENT\n"),
                 user("after"),
             ]
+        );
+    }
+
+    #[test]
+    fn prompt_colons_survive_evcxr() {
+        let l = protect_prompt(b"EVCXR_INPUT_REQUEST:City: \n".to_vec());
+        let l = String::from_utf8(l).unwrap();
+        // evcxr's own parsing: the second ':'-separated field.
+        let prompt = l.trim_end().split(':').nth(1).unwrap();
+        assert_eq!(prompt.replace(PROMPT_COLON, ":"), "City: ");
+        assert_eq!(
+            protect_prompt(b"EVCXR_EXECUTION_COMPLETE\n".to_vec()),
+            b"EVCXR_EXECUTION_COMPLETE\n"
         );
     }
 

@@ -100,7 +100,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
                         continue;
                     }
                 };
-                let Some(msg) = accept(raw, &mut control).await else {
+                let Some(msg) = accept(raw, &mut control, &iopub).await else {
                     continue;
                 };
                 handle_control(msg, &mut control, &iopub, &shared, &shutdown_tx).await;
@@ -126,7 +126,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
                         continue;
                     }
                 };
-                let Some(msg) = accept(raw, &mut shell).await else {
+                let Some(msg) = accept(raw, &mut shell, &shell_state.iopub).await else {
                     continue;
                 };
                 shell_state.handle(msg, &mut shell).await;
@@ -150,6 +150,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
 async fn accept<S: SocketSend>(
     raw: zeromq::ZmqMessage,
     conn: &mut Connection<S>,
+    iopub: &Iopub,
 ) -> Option<JupyterMessage> {
     match wire::decode_zmq(raw, &conn.mac) {
         Ok(m) => Some(m),
@@ -161,7 +162,17 @@ async fn accept<S: SocketSend>(
         }) => {
             eprintln!("forja-kernel: invalid {}: {reason}", header.msg_type);
             if let Some(reply) = wire::bad_content_reply(identities, *header, &reason) {
+                // The reply's parent is the request: wrap it in busy/idle too.
+                let request_like = {
+                    let mut m = reply.clone();
+                    if let Some(h) = reply.parent_header.clone() {
+                        m.header = h;
+                    }
+                    m
+                };
+                status(iopub, &request_like, "busy");
                 let _ = conn.send(reply).await;
+                status(iopub, &request_like, "idle");
             }
             None
         }

@@ -198,12 +198,17 @@ struct Session {
     warning: Option<String>,
     /// Output that does not come from the runner.
     frames: mpsc::UnboundedSender<Frame>,
+    /// forja was added to the session.
+    forja: bool,
 }
+
+/// Starts forja's stdout flusher in the runner (again after each restart).
+pub const FLUSHER_START: &str = "let _ = forja::display::start_output_flusher();";
 
 /// The code run once per session so forja works in every cell.
 pub fn forja_prelude(forja_dir: &std::path::Path) -> String {
     format!(
-        ":dep forja = {{ path = {:?} }}\nuse forja::prelude::*;",
+        ":dep forja = {{ path = {:?} }}\nuse forja::prelude::*;\n{FLUSHER_START}",
         forja_dir.display().to_string()
     )
 }
@@ -251,6 +256,7 @@ impl Session {
         let s = Session {
             ctx,
             shared,
+            forja: config.forja_dir.is_some() && warning.is_none(),
             warning,
             frames,
         };
@@ -382,7 +388,7 @@ impl Session {
             let (atx, arx) = std::sync::mpsc::channel();
             let _ = input.send(InputAsk {
                 parent: parent.clone(),
-                prompt,
+                prompt: prompt.replace(crate::runner::PROMPT_COLON, ":"),
                 password: is_password,
                 reply: atx,
             });
@@ -406,7 +412,12 @@ impl Session {
         );
         self.shared.executing.store(false, Ordering::SeqCst);
         let interrupted = self.shared.interrupted.swap(false, Ordering::SeqCst);
+        let old_runner = self.shared.runner_pid.load(Ordering::SeqCst);
         self.note_runner_pid();
+        if old_runner != self.shared.runner_pid.load(Ordering::SeqCst) && self.forja {
+            // A fresh runner: start its stdout flusher (nothing is re-run).
+            let _ = self.ctx.execute(FLUSHER_START);
+        }
         if interrupted {
             // Whatever the cell started is stopped; make sure of it.
             if let Some(r) = crate::interrupt::remote(&self.shared) {
@@ -544,7 +555,8 @@ impl Session {
     }
 
     fn inspect(&mut self, code: &str, cursor_pos: usize) -> Value {
-        let byte = crate::text::char_to_byte(code, cursor_pos);
+        // rust-analyzer's hover wants the end of the name under the cursor.
+        let byte = crate::text::end_of_word(code, crate::text::char_to_byte(code, cursor_pos));
         match self.ctx.hover_at(code, byte) {
             Ok((plain, _)) if plain == "No documentation found" || plain.is_empty() => {
                 json!({"status": "ok", "found": false, "data": {}, "metadata": {}})

@@ -41,6 +41,11 @@ pub enum Frame {
         /// The writer's forja process name.
         process: String,
     },
+    /// forja's stdout flusher in the runner (consumed by the runner's pump).
+    Flusher {
+        /// Address of its `forja::display::FlushControl`.
+        addr: usize,
+    },
     /// The runner started; its forja registry is fd `registry_fd` of `pid`.
     RunnerHello {
         /// The runner's pid.

@@ -64,11 +64,12 @@ pub fn decode_zmq(
         msg_type: header.msg_type.clone(),
         reason,
     };
-    let content: Value =
+    let mut content: Value =
         serde_json::from_slice(&raw.jparts[3]).map_err(|e| bad(format!("content: {e}")))?;
     if !content.is_object() {
         return Err(bad("content is not a JSON object".into()));
     }
+    fill_defaults(&header.msg_type, &mut content);
     let metadata: Value =
         serde_json::from_slice(&raw.jparts[2]).map_err(|e| bad(format!("metadata: {e}")))?;
     let content = JupyterMessageContent::from_type_and_content(&header.msg_type, content)
@@ -83,6 +84,53 @@ pub fn decode_zmq(
         buffers: raw.jparts[4..].to_vec(),
         channel: None,
     })
+}
+
+/// Fills in the fields the messaging spec makes optional (clients such as
+/// jupyter_client leave them out) with the spec's defaults, so the typed
+/// parse only rejects content that is really wrong.
+pub fn fill_defaults(msg_type: &str, content: &mut Value) {
+    let Some(obj) = content.as_object_mut() else {
+        return;
+    };
+    let mut default = |k: &str, v: Value| {
+        if obj.get(k).is_none_or(Value::is_null) {
+            obj.insert(k.to_owned(), v);
+        }
+    };
+    match msg_type {
+        "execute_request" => {
+            default("silent", json!(false));
+            default("store_history", json!(true));
+            default("user_expressions", json!({}));
+            default("allow_stdin", json!(true));
+            default("stop_on_error", json!(true));
+        }
+        "history_request" => {
+            default("output", json!(false));
+            default("raw", json!(true));
+            default("hist_access_type", json!("tail"));
+            default("n", json!(0));
+            default("pattern", json!("*"));
+            default("unique", json!(false));
+            default("start", json!(0));
+            default("stop", json!(i32::MAX));
+        }
+        "complete_request" | "inspect_request" => {
+            let len = obj
+                .get("code")
+                .and_then(Value::as_str)
+                .map_or(0, |c| c.chars().count());
+            if obj.get("cursor_pos").is_none_or(Value::is_null) {
+                obj.insert("cursor_pos".into(), json!(len));
+            }
+            if msg_type == "inspect_request" && obj.get("detail_level").is_none_or(Value::is_null) {
+                obj.insert("detail_level".into(), json!(0));
+            }
+        }
+        "shutdown_request" => default("restart", json!(false)),
+        _ => {}
+    }
 }
 
 /// Content built from JSON for any message type.
@@ -239,6 +287,38 @@ mod tests {
                 (0..n).map(|_| Bytes::from_static(b"<IDS|MSG>")).collect(),
                 &key(),
             );
+        }
+    }
+
+    #[test]
+    fn optional_fields_get_the_spec_defaults() {
+        let m = decode(
+            frames(
+                b"secret",
+                "history_request",
+                r#"{"hist_access_type":"search","pattern":"a*"}"#,
+            ),
+            &key(),
+        )
+        .unwrap();
+        assert_eq!(m.message_type(), "history_request");
+        let m = decode(
+            frames(b"secret", "execute_request", r#"{"code":"1"}"#),
+            &key(),
+        )
+        .unwrap();
+        match m.content {
+            JupyterMessageContent::ExecuteRequest(r) => assert!(r.store_history && !r.silent),
+            other => panic!("{other:?}"),
+        }
+        let m = decode(
+            frames(b"secret", "complete_request", r#"{"code":"ab"}"#),
+            &key(),
+        )
+        .unwrap();
+        match m.content {
+            JupyterMessageContent::CompleteRequest(r) => assert_eq!(r.cursor_pos, 2),
+            other => panic!("{other:?}"),
         }
     }
 
