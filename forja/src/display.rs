@@ -234,6 +234,28 @@ pub fn clear_output(wait: bool) -> Result<()> {
     Ok(())
 }
 
+/// Shows any `Debug` value as a notebook cell's result.
+///
+/// evcxr first compiles an expression cell as `(expr).evcxr_display()` and,
+/// when that does not type-check, compiles it again with `Debug`; with this
+/// trait in scope (the prelude brings it) the first compile succeeds, which
+/// saves a compile (~0.1 s) per cell. Types with their own rich display keep
+/// it: inherent methods win over trait methods.
+#[doc(hidden)]
+pub trait DebugDisplay {
+    /// Prints the value in evcxr's display protocol (`text/plain`).
+    fn evcxr_display(&self);
+}
+
+impl<T: std::fmt::Debug + ?Sized> DebugDisplay for T {
+    fn evcxr_display(&self) {
+        let text = format!("EVCXR_BEGIN_CONTENT text/plain\n{self:?}\nEVCXR_END_CONTENT\n");
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+}
+
 /// Shared between the output flusher thread and the kernel's output pump
 /// (both in the runner process, so plain memory): the pump asks for a flush at
 /// the end of every cell and waits (briefly) until it is done.

@@ -56,6 +56,8 @@ pub use value::{RawValue, Value, ValueGuard};
 pub mod prelude {
     pub use crate::array::{Array, RawArray};
     pub use crate::connection::{Connection, Pipe, Receiver, Sender};
+    #[doc(hidden)]
+    pub use crate::display::DebugDisplay as _;
     pub use crate::error::{Error, Result};
     pub use crate::interrupt::sleep;
     pub use crate::pool::{AsyncResult, Pool};

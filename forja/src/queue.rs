@@ -36,19 +36,28 @@ const HEADER: u64 = 8;
 /// Busy-wait rounds before sleeping on the futex (keeps a fast producer and
 /// consumer out of the kernel).
 const SPINS: u32 = 2000;
+/// Items whose frame fits in this many bytes are encoded on the stack.
+const SMALL_FRAME: usize = 128;
+/// Most `pause` instructions between two looks while spinning.
+const MAX_PAUSE: u32 = 16;
+
+// The shared state is laid out so that each side mostly writes cache lines
+// the other side does not read: the consumers' hot loop reads only the
+// `tail` line (and the ring's bytes), the producers' only the `head` line,
+// and both only read the rarely written `waiting` lines. Each side keeps its
+// last view of the other side's index on its own line and re-reads the
+// shared one only when that view says "full" (producers) or "empty"
+// (consumers).
 
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 struct ProducerSide {
     lock: LockWord,
-    /// Bytes published so far (monotonic).
-    tail: AtomicU64,
     /// Items published so far (counted before their bytes are visible).
+    /// Written only under `lock`.
     items_in: AtomicU64,
-    /// A producer sleeps waiting for room.
-    waiting: AtomicU32,
-    /// Futex word bumped by consumers when they free room.
-    space_seq: AtomicU32,
+    /// The consumers' `head` as last seen by a producer (under `lock`).
+    seen_head: AtomicU64,
     /// An item larger than the ring is partly published.
     partial: AtomicU32,
 }
@@ -57,16 +66,26 @@ struct ProducerSide {
 #[derive(Debug, Default)]
 struct ConsumerSide {
     lock: LockWord,
-    /// Bytes consumed so far (monotonic).
-    head: AtomicU64,
-    /// Items consumed so far.
+    /// Items consumed so far. Written only under `lock`.
     items_out: AtomicU64,
-    /// A consumer sleeps waiting for data.
-    waiting: AtomicU32,
-    /// Futex word bumped by producers when they publish.
-    data_seq: AtomicU32,
+    /// The producers' `tail` as last seen by a consumer (under `lock`).
+    seen_tail: AtomicU64,
     /// An item larger than the ring is partly consumed.
     partial: AtomicU32,
+}
+
+/// A monotonic byte index on a cache line of its own.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+struct Index(AtomicU64);
+
+/// A side's sleepers: announced in `waiting`, woken through the futex word
+/// `seq`. On a line of its own, written only around sleeps.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+struct Sleepers {
+    waiting: AtomicU32,
+    seq: AtomicU32,
 }
 
 #[repr(C, align(64))]
@@ -83,6 +102,14 @@ struct JoinSide {
 struct QueueState {
     prod: ProducerSide,
     cons: ConsumerSide,
+    /// Bytes published so far (monotonic).
+    tail: Index,
+    /// Bytes consumed so far (monotonic).
+    head: Index,
+    /// Producers waiting for room (woken by consumers).
+    prod_wait: Sleepers,
+    /// Consumers waiting for data (woken by producers).
+    cons_wait: Sleepers,
     join: JoinSide,
     /// 0: unbounded.
     maxsize: u64,
@@ -123,11 +150,17 @@ fn wait_for(
     deadline: Option<Instant>,
     on_timeout_slice: impl Fn() -> Result<()>,
 ) -> Result<bool> {
+    // Back off between looks, so a waiting side does not keep pulling the
+    // cache line the other side is about to write.
+    let mut pause = 1u32;
     for _ in 0..SPINS {
         if ready() {
             return Ok(true);
         }
-        std::hint::spin_loop();
+        for _ in 0..pause {
+            std::hint::spin_loop();
+        }
+        pause = (pause * 2).min(MAX_PAUSE);
     }
     loop {
         waiting.store(1, Ordering::SeqCst);
@@ -173,9 +206,39 @@ impl Ring {
     }
 
     fn used(&self) -> u64 {
-        let tail = self.shm.prod.tail.load(Ordering::SeqCst);
-        let head = self.shm.cons.head.load(Ordering::SeqCst);
+        let tail = self.shm.tail.0.load(Ordering::SeqCst);
+        let head = self.shm.head.0.load(Ordering::SeqCst);
         tail.wrapping_sub(head)
+    }
+
+    /// For a producer (holding the put lock): whether `need` bytes are free
+    /// after `tail`. Looks at the consumers' `head` only when the last view
+    /// of it says there is not enough room.
+    fn has_room(&self, need: u64) -> bool {
+        let p = &self.shm.prod;
+        let tail = self.shm.tail.0.load(Ordering::Relaxed);
+        let seen = p.seen_head.load(Ordering::Relaxed);
+        if self.cap() - tail.wrapping_sub(seen) >= need {
+            return true;
+        }
+        let head = self.shm.head.0.load(Ordering::SeqCst);
+        p.seen_head.store(head, Ordering::Relaxed);
+        self.cap() - tail.wrapping_sub(head) >= need
+    }
+
+    /// For a consumer (holding the get lock): whether `need` bytes are
+    /// published after `head`. Looks at the producers' `tail` only when the
+    /// last view of it says there is not enough.
+    fn has_data(&self, need: u64) -> bool {
+        let c = &self.shm.cons;
+        let head = self.shm.head.0.load(Ordering::Relaxed);
+        // The view may be older than `head` after a streamed item.
+        if c.seen_tail.load(Ordering::Relaxed).saturating_sub(head) >= need {
+            return true;
+        }
+        let tail = self.shm.tail.0.load(Ordering::SeqCst);
+        c.seen_tail.store(tail, Ordering::Relaxed);
+        tail.wrapping_sub(head) >= need
     }
 
     fn qsize(&self) -> u64 {
@@ -194,7 +257,9 @@ impl Ring {
         // that only this producer (holding the put lock) touches.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+            if first < data.len() {
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(first), base, data.len() - first);
+            }
         }
     }
 
@@ -224,32 +289,32 @@ impl Ring {
     }
 
     fn signal_consumer(&self) {
-        let c = &self.shm.cons;
+        let c = &self.shm.cons_wait;
         if c.waiting.load(Ordering::SeqCst) != 0 {
-            c.data_seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&c.data_seq, 1);
+            c.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&c.seq, 1);
         }
     }
 
     fn signal_producer(&self) {
-        let p = &self.shm.prod;
+        let p = &self.shm.prod_wait;
         if p.waiting.load(Ordering::SeqCst) != 0 {
-            p.space_seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&p.space_seq, 1);
+            p.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&p.seq, 1);
         }
     }
 
     fn publish(&self, tail: u64) {
-        self.shm.prod.tail.store(tail, Ordering::SeqCst);
+        self.shm.tail.0.store(tail, Ordering::SeqCst);
         self.signal_consumer();
     }
 
     fn wait_room(&self, need: u64, deadline: Option<Instant>) -> Result<bool> {
-        let p = &self.shm.prod;
+        let p = &self.shm.prod_wait;
         wait_for(
-            || self.cap() - self.used() >= need,
+            || self.has_room(need),
             &p.waiting,
-            &p.space_seq,
+            &p.seq,
             deadline,
             || self.check_consumer_alive(),
         )
@@ -260,22 +325,22 @@ impl Ring {
         if max == 0 {
             return Ok(true);
         }
-        let p = &self.shm.prod;
+        let p = &self.shm.prod_wait;
         wait_for(
             || self.qsize() < max,
             &p.waiting,
-            &p.space_seq,
+            &p.seq,
             deadline,
             || Ok(()),
         )
     }
 
     fn wait_data(&self, need: u64, deadline: Option<Instant>) -> Result<bool> {
-        let c = &self.shm.cons;
+        let c = &self.shm.cons_wait;
         wait_for(
-            || self.used() >= need,
+            || self.has_data(need),
             &c.waiting,
-            &c.data_seq,
+            &c.seq,
             deadline,
             || self.check_producer_alive(),
         )
@@ -323,33 +388,33 @@ impl Ring {
         }
     }
 
-    /// Puts one encoded item. `Ok(false)`: no room before the deadline.
-    fn put_bytes(&self, bytes: &[u8], deadline: Option<Instant>, joinable: bool) -> Result<bool> {
+    /// Puts one framed item (its length, 8 bytes, then its encoding).
+    /// `Ok(false)`: no room before the deadline.
+    fn put_frame(&self, frame: &[u8], deadline: Option<Instant>, joinable: bool) -> Result<bool> {
         let p = &self.shm.prod;
         match Self::take(&p.lock, &p.partial, deadline, "putting on a Queue") {
             Ok(()) => {}
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        let result = self.put_locked(bytes, deadline, joinable);
+        let result = self.put_locked(frame, deadline, joinable);
         p.lock.unlock();
         result
     }
 
-    fn put_locked(&self, bytes: &[u8], deadline: Option<Instant>, joinable: bool) -> Result<bool> {
+    fn put_locked(&self, whole: &[u8], deadline: Option<Instant>, joinable: bool) -> Result<bool> {
         let p = &self.shm.prod;
         if !self.wait_below_maxsize(deadline)? {
             return Ok(false);
         }
-        let frame = HEADER + bytes.len() as u64;
-        let len_bytes = (bytes.len() as u64).to_le_bytes();
-        let mut tail = p.tail.load(Ordering::Relaxed);
+        let frame = whole.len() as u64;
+        let (len_bytes, bytes) = whole.split_at(HEADER as usize);
+        let mut tail = self.shm.tail.0.load(Ordering::Relaxed);
         if frame <= self.cap() {
             if !self.wait_room(frame, deadline)? {
                 return Ok(false);
             }
-            self.write_at(tail, &len_bytes);
-            self.write_at(tail + HEADER, bytes);
+            self.write_at(tail, whole);
             self.count_in(joinable);
             self.publish(tail + frame);
             return Ok(true);
@@ -361,12 +426,12 @@ impl Ring {
         }
         p.partial.store(1, Ordering::SeqCst);
         self.count_in(joinable);
-        self.write_at(tail, &len_bytes);
+        self.write_at(tail, len_bytes);
         tail += HEADER;
         let mut rest = bytes;
         while !rest.is_empty() {
             // From our own tail: the header is written but not yet published.
-            let head = self.shm.cons.head.load(Ordering::SeqCst);
+            let head = self.shm.head.0.load(Ordering::SeqCst);
             let free = self.cap() - tail.wrapping_sub(head);
             if free == 0 {
                 self.publish(tail);
@@ -387,7 +452,9 @@ impl Ring {
         if joinable {
             self.shm.join.unfinished.fetch_add(1, Ordering::SeqCst);
         }
-        self.shm.prod.items_in.fetch_add(1, Ordering::SeqCst);
+        // Only the holder of the put lock writes it.
+        let items_in = &self.shm.prod.items_in;
+        items_in.store(items_in.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     /// Gets one item and decodes it. `Ok(None)`: nothing before the deadline.
@@ -416,7 +483,7 @@ impl Ring {
         if !self.wait_data(HEADER, deadline)? {
             return Ok(None);
         }
-        let head = c.head.load(Ordering::Relaxed);
+        let head = self.shm.head.0.load(Ordering::Relaxed);
         let mut len_bytes = [0u8; HEADER as usize];
         self.read_at(head, &mut len_bytes);
         let len = u64::from_le_bytes(len_bytes);
@@ -439,7 +506,7 @@ impl Ring {
         c.partial.store(1, Ordering::SeqCst);
         let mut buf = vec![0u8; len as usize];
         let mut pos = head + HEADER;
-        c.head.store(pos, Ordering::SeqCst);
+        self.shm.head.0.store(pos, Ordering::SeqCst);
         self.signal_producer();
         let mut got = 0usize;
         while got < buf.len() {
@@ -452,7 +519,7 @@ impl Ring {
             self.read_at(pos, &mut buf[got..got + n]);
             got += n;
             pos += n as u64;
-            c.head.store(pos, Ordering::SeqCst);
+            self.shm.head.0.store(pos, Ordering::SeqCst);
             self.signal_producer();
         }
         c.partial.store(0, Ordering::SeqCst);
@@ -461,9 +528,10 @@ impl Ring {
     }
 
     fn finish_get(&self, head: u64) {
-        let c = &self.shm.cons;
-        c.items_out.fetch_add(1, Ordering::SeqCst);
-        c.head.store(head, Ordering::SeqCst);
+        // Only the holder of the get lock writes it.
+        let items_out = &self.shm.cons.items_out;
+        items_out.store(items_out.load(Ordering::Relaxed) + 1, Ordering::Release);
+        self.shm.head.0.store(head, Ordering::SeqCst);
         self.signal_producer();
     }
 }
@@ -554,15 +622,30 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::QueueClosed { pid: pid() });
         }
-        let done = ENCODE_BUF.with(|buf| -> Result<bool> {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            let bytes = postcard::to_extend(item, std::mem::take(&mut *buf))
-                .map_err(|e| codec_error("encode", e))?;
-            let r = self.ring.put_bytes(&bytes, deadline, joinable);
-            *buf = bytes;
-            r
-        })?;
+        // A frame is the item's length (8 bytes) and its encoding, built in
+        // one buffer so it is copied into the ring at once: small items on
+        // the stack, larger ones in a reused per-thread buffer.
+        let mut small = [0u8; SMALL_FRAME];
+        let done = match postcard::to_slice(item, &mut small[HEADER as usize..]) {
+            Ok(payload) => {
+                let n = payload.len();
+                small[..HEADER as usize].copy_from_slice(&(n as u64).to_le_bytes());
+                self.ring
+                    .put_frame(&small[..HEADER as usize + n], deadline, joinable)?
+            }
+            Err(_) => ENCODE_BUF.with(|buf| -> Result<bool> {
+                let mut buf = buf.borrow_mut();
+                buf.clear();
+                buf.extend_from_slice(&[0; HEADER as usize]);
+                let mut frame = postcard::to_extend(item, std::mem::take(&mut *buf))
+                    .map_err(|e| codec_error("encode", e))?;
+                let n = (frame.len() - HEADER as usize) as u64;
+                frame[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
+                let r = self.ring.put_frame(&frame, deadline, joinable);
+                *buf = frame;
+                r
+            })?,
+        };
         if done {
             Ok(())
         } else {

@@ -1,130 +1,110 @@
-//! Scratch: times each phase of a forja session start and of some cells.
-//! usage: startup_trace [--settings ':opt 0;:linker mold'] [--no-seed] [--no-prelude] cell...
+//! Times each phase of a forja session start and of some cells, the way the
+//! kernel runs them (same seed, same prelude), without Jupyter in between.
+//! Prints wall time and the CPU used so far by this process (evcxr and its
+//! rust-analyzer) and by its finished children (cargo, rustc, the linker).
+//!
+//! ```text
+//! cargo build --release -p forja-kernel --example startup_trace
+//! target/release/examples/startup_trace [--no-seed] [--no-prelude] [--warm-up] CELL...
+//! ```
+//!
+//! `FORJA_CRATE_DIR`, `FORJA_PREBUILT` and `FORJA_LOCKFILE` work as for the
+//! kernel; `KEEP=1` keeps the session's work dir for inspection.
+
+use forja_kernel::build_cache;
 use std::time::Instant;
 
 fn cpu() -> String {
-    fn get(who: i32) -> f64 {
+    fn secs(who: i32) -> f64 {
+        // SAFETY: getrusage only writes the struct it is given.
         let mut r: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(who, &mut r) };
         let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
         t(r.ru_utime) + t(r.ru_stime)
     }
     format!(
-        "[cpu self {:.2} children {:.2}]",
-        get(libc::RUSAGE_SELF),
-        get(libc::RUSAGE_CHILDREN)
+        "[cpu self {:5.2} children {:5.2}]",
+        secs(libc::RUSAGE_SELF),
+        secs(libc::RUSAGE_CHILDREN)
     )
 }
 
 fn main() {
+    // This binary is also evcxr's runner, like forja-kernel.
     forja_kernel::runner::install_if_runner();
     evcxr::runtime_hook();
+
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut settings = Vec::new();
-    let mut seed = true;
-    let mut prelude = true;
-    while let Some(a) = args.first().cloned() {
-        match a.as_str() {
-            "--settings" => {
-                settings = args[1].split(';').map(str::to_owned).collect();
-                args.drain(..2);
-            }
-            "--no-seed" => {
-                seed = false;
-                args.remove(0);
-            }
-            "--no-prelude" => {
-                prelude = false;
-                args.remove(0);
-            }
-            _ => break,
-        }
-    }
-    let work = forja_kernel::paths::kernel_workdir().unwrap();
+    let flag = |args: &mut Vec<String>, name: &str| {
+        let found = args.iter().any(|a| a == name);
+        args.retain(|a| a != name);
+        found
+    };
+    let seed = !flag(&mut args, "--no-seed");
+    let prelude = !flag(&mut args, "--no-prelude");
+    let warm = flag(&mut args, "--warm-up");
+
+    let work = forja_kernel::paths::kernel_workdir().expect("creating a work dir");
     let crate_dir = work.join("evcxr");
+    // SAFETY: still single-threaded.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &crate_dir) };
-    let cfg = forja_kernel::paths::session_config(crate_dir.clone());
+    let config = forja_kernel::paths::session_config(crate_dir.clone());
+    std::fs::create_dir_all(&crate_dir).expect("creating the crate dir");
+
     let t = Instant::now();
-    std::fs::create_dir_all(&crate_dir).unwrap();
-    std::fs::copy(cfg.lockfile.as_ref().unwrap(), crate_dir.join("Cargo.lock")).unwrap();
-    if seed {
-        let n = forja_kernel::build_cache::seed(&cfg);
-        eprint!("{} ", cpu());
-        eprintln!(
-            "[trace] seed {:.3}s note={:?}",
-            t.elapsed().as_secs_f64(),
-            n
-        );
+    let seeding = seed.then(|| build_cache::start_seed(&config));
+    let (mut ctx, outputs) = evcxr::CommandContext::new().expect("starting evcxr");
+    let note = seeding.and_then(|s| s.finish());
+    // evcxr waits for these channels to drain at the end of each cell.
+    for rx in [outputs.stdout, outputs.stderr] {
+        std::thread::spawn(move || while rx.recv().is_ok() {});
     }
-    let t = Instant::now();
-    let (mut ctx, _out) = evcxr::CommandContext::new().unwrap();
-    eprint!("{} ", cpu());
-    eprintln!(
-        "[trace] CommandContext::new {:.3}s",
-        t.elapsed().as_secs_f64()
+    println!(
+        "{} seed + CommandContext::new {:.3} s{}",
+        cpu(),
+        t.elapsed().as_secs_f64(),
+        note.map(|n| format!(" — {}", n.trim())).unwrap_or_default()
     );
-    for s in &settings {
-        if s.is_empty() {
-            continue;
-        }
+
+    if prelude && let Some(dir) = config.forja_dir.clone() {
         let t = Instant::now();
-        let r = ctx.execute(s);
-        eprint!("{} ", cpu());
-        eprintln!(
-            "[trace] setting {s:?} {:.3}s {:?}",
-            t.elapsed().as_secs_f64(),
-            r.as_ref()
-                .map(|o| o.get("text/plain").map(str::to_owned))
-                .map_err(|e| e.to_string())
-        );
-    }
-    if prelude {
-        let dir = cfg.forja_dir.clone().unwrap();
-        let t = Instant::now();
-        let r = forja_kernel::build_cache::add_forja(
-            &cfg,
+        let r = build_cache::add_forja(
+            &config,
             &mut ctx,
             &forja_kernel::session::forja_prelude(&dir),
         );
-        eprint!("{} ", cpu());
-        eprintln!(
-            "[trace] prelude {:.3}s ok={} {:?}",
+        println!(
+            "{} prelude {:.3} s{}",
+            cpu(),
             t.elapsed().as_secs_f64(),
-            r.is_ok(),
-            r.as_ref().map(|o| &o.phases).map_err(|e| e.to_string())
+            r.err().map(|e| format!(" — ERROR {e}")).unwrap_or_default()
         );
     }
-    if std::env::var_os("WARM").is_some() {
-        let d = forja_kernel::build_cache::warm_up(&mut ctx);
-        eprint!("{} ", cpu());
-        eprintln!("[trace] warm {:.3}s", d.as_secs_f64());
+    if warm {
+        let d = build_cache::warm_up(&mut ctx);
+        println!("{} warm-up {:.3} s", cpu(), d.as_secs_f64());
     }
-    for c in &args {
+    for cell in &args {
         let t = Instant::now();
-        let r = ctx.execute(c);
-        let el = t.elapsed().as_secs_f64();
-        match r {
+        let r = ctx.execute(cell);
+        let took = t.elapsed().as_secs_f64();
+        let what = match r {
             Ok(o) => {
-                eprint!("{} ", cpu());
-                eprintln!(
-                    "[trace] cell {c:?} {el:.3}s -> {:?} phases {:?}",
-                    o.get("text/plain"),
-                    o.phases
-                        .iter()
-                        .map(|p| format!("{}={:.3}", p.name, p.duration.as_secs_f64()))
-                        .collect::<Vec<_>>()
-                )
+                let phases: Vec<String> = o
+                    .phases
+                    .iter()
+                    .map(|p| format!("{} {:.3}", p.name, p.duration.as_secs_f64()))
+                    .collect();
+                format!("{:?} [{}]", o.get("text/plain"), phases.join(", "))
             }
-            Err(e) => {
-                eprint!("{} ", cpu());
-                eprintln!("[trace] cell {c:?} {el:.3}s ERR {e}")
-            }
-        }
+            Err(e) => format!("ERROR {e}"),
+        };
+        println!("{} {cell:?} {took:.3} s → {what}", cpu());
     }
     drop(ctx);
-    if std::env::var_os("KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("KEEP").is_some() {
+        println!("kept {}", work.display());
     } else {
-        eprintln!("[trace] kept {}", work.display());
+        let _ = std::fs::remove_dir_all(&work);
     }
 }

@@ -27,11 +27,20 @@
 //!    parent of evcxr's crate dir), so every user compiles, and finds fresh,
 //!    the very same sources, with no registry and no network.
 //!
+//! Two more things a session needs to start fast and offline: evcxr's
+//! rust-analyzer resolves the standard library's own workspace with cargo,
+//! which for a user who never downloaded those crates fails offline (after
+//! ~12 s of retries) and leaves every `let` untyped, so the prebuild keeps a
+//! copy of those index entries and archives ([`snapshot_std_registry`]) that
+//! kernels add to the user's cargo home ([`seed_registry`]); and its first
+//! type inference costs ~2 s of CPU, which [`warm_up`] can pay while idle.
+//!
 //! Layout of the prebuilt dir (`forja-kernel prebuild`):
 //! `forja-prebuilt.json` (the [`Stamp`]), `.cargo/config.toml` (the patch),
 //! `crate/` (evcxr's crate dir: `Cargo.toml`, `Cargo.lock`, `src/`,
-//! `target/`); the vendored sources are in a sibling dir ([`vendor_dir`]),
-//! one immutable dir per crate version, shared by successive prebuilds.
+//! `target/`), `registry/` (the standard library's crates); the vendored
+//! sources are in a sibling dir ([`vendor_dir`]), one immutable dir per crate
+//! version, shared by successive prebuilds.
 
 use crate::session::Config;
 use serde::{Deserialize, Serialize};
@@ -584,8 +593,13 @@ pub fn seed_registry(seed: &Path, cargo_home: &Path) -> io::Result<usize> {
             } else {
                 let to = home.join("registry").join(&rel);
                 if !to.exists() {
-                    std::fs::create_dir_all(to.parent().unwrap_or(home))?;
-                    std::fs::copy(entry.path(), &to)?;
+                    // Copy then rename: a cargo reading it meanwhile (another
+                    // kernel starting) never sees half a file.
+                    let dir = to.parent().unwrap_or(home);
+                    std::fs::create_dir_all(dir)?;
+                    let tmp = dir.join(format!(".forja-seed-{}", std::process::id()));
+                    std::fs::copy(entry.path(), &tmp)?;
+                    std::fs::rename(&tmp, &to)?;
                     *n += 1;
                 }
             }

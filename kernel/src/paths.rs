@@ -27,7 +27,8 @@ pub fn lockfile() -> PathBuf {
     env_or("FORJA_LOCKFILE", || PathBuf::from("Cargo.lock"))
 }
 
-/// The prebuilt evcxr crate dir made by `forja-kernel prebuild` (`FORJA_PREBUILT`).
+/// The prebuilt forja build made by `forja-kernel prebuild` (`FORJA_PREBUILT`);
+/// see [`crate::build_cache`] for its layout.
 pub fn prebuilt() -> PathBuf {
     env_or("FORJA_PREBUILT", || PathBuf::from("target/forja-prebuilt"))
 }
@@ -56,12 +57,15 @@ pub fn path_with_toolchain_first() -> Option<std::ffi::OsString> {
     std::env::join_paths(dirs).ok()
 }
 
-/// A fresh private directory for this kernel process.
+/// A fresh private directory for this kernel process. First removes the
+/// ones left by this user's kernels that died without cleaning up (SIGKILL,
+/// a crash): each holds a copy of the prebuilt build, about 100 MB.
 pub fn kernel_workdir() -> std::io::Result<PathBuf> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
         .unwrap_or_else(std::env::temp_dir);
+    remove_dead_workdirs(&base);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -79,5 +83,75 @@ pub fn session_config(crate_dir: PathBuf) -> Config {
         lockfile: Some(lockfile()),
         crate_dir,
         prebuilt: Some(prebuilt()),
+    }
+}
+
+/// Removes the `forja-kernel-<pid>-…` dirs in `base` that belong to this
+/// user and whose kernel process no longer exists. A dir whose pid is alive
+/// (even if reused by another program) is kept.
+fn remove_dead_workdirs(base: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("forja-kernel-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if pid <= 0
+            || pid == std::process::id() as libc::pid_t
+            || !meta.is_dir()
+            || meta.uid() != me
+        {
+            continue;
+        }
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_kernels_dirs_are_removed_live_ones_kept() {
+        let base = std::env::temp_dir().join(format!("forja-paths-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        // A pid that is certainly dead: a child we started and reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let live = std::process::id();
+        for name in [
+            format!("forja-kernel-{dead}-abc"),
+            format!("forja-kernel-{live}-def"),
+            "forja-kernel-notapid-x".to_owned(),
+            "something-else".to_owned(),
+        ] {
+            std::fs::create_dir_all(base.join(&name).join("evcxr/target")).unwrap();
+        }
+        remove_dead_workdirs(&base);
+        assert!(!base.join(format!("forja-kernel-{dead}-abc")).exists());
+        assert!(base.join(format!("forja-kernel-{live}-def")).exists());
+        assert!(base.join("forja-kernel-notapid-x").exists());
+        assert!(base.join("something-else").exists());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

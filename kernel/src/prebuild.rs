@@ -7,8 +7,8 @@
 //! final one through an evcxr session set up exactly like a kernel's, checks
 //! with cargo that a kernel would reuse every unit, then renames it into
 //! place, so no kernel ever starts from half a build. When the existing build
-//! is still fresh it does nothing, so running it again (as `install.sh` does)
-//! is cheap.
+//! is still fresh it does nothing, and when only forja changed it starts from
+//! the existing build, so running it again (as `install.sh` does) is cheap.
 
 use crate::build_cache::{self, CARGO_CONFIG, CRATE, Stamp};
 use crate::session::Config;
@@ -65,6 +65,14 @@ pub fn run() -> Result<()> {
     let built = (|| {
         let vendor = build_cache::vendor_dir(&dir);
         vendor_dependencies(&scratch, &forja, &vendor)?;
+        // Same toolchain and same dependencies as the current build: start
+        // from it, so only what changed (usually forja itself) is compiled.
+        let same_deps = std::fs::read(scratch.join(CARGO_CONFIG)).ok()
+            == std::fs::read(dir.join(CARGO_CONFIG)).ok();
+        let old_target = dir.join(CRATE).join("target");
+        if !force && same_deps && Stamp::read(&dir) == Some(wanted.clone()) && old_target.is_dir() {
+            build_cache::copy_tree(&old_target, &scratch.join(CRATE).join("target"))?;
+        }
         build(&scratch.join(CRATE), &forja)?;
         // After the build: its rust-analyzer has fetched the crates it needs.
         let std_files = match build_cache::sysroot_lock() {

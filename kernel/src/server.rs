@@ -39,6 +39,10 @@ pub fn run(connection_file: PathBuf) -> Result<()> {
     // Set before any thread starts: the runner (and its children) inherit them.
     // SAFETY: still single-threaded here.
     unsafe {
+        // Call the toolchain directly rather than through rustup's proxies.
+        if let Some(path) = crate::paths::path_with_toolchain_first() {
+            std::env::set_var("PATH", path);
+        }
         std::env::set_var("FORJA_KERNEL_PID", std::process::id().to_string());
         std::env::set_var(side_channel::SOCKET_ENV, &socket_path);
         std::env::set_var("EVCXR_TMPDIR", workdir.join("evcxr"));

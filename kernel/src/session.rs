@@ -139,7 +139,8 @@ pub struct Config {
     pub lockfile: Option<PathBuf>,
     /// evcxr's crate directory.
     pub crate_dir: PathBuf,
-    /// A prebuilt evcxr target directory to start from (see `prebuild`).
+    /// The prebuilt forja build to start from (`forja-kernel prebuild`, see
+    /// `build_cache`); the crate dir's parent must be the session's own.
     pub prebuilt: Option<PathBuf>,
 }
 
@@ -163,6 +164,11 @@ pub fn spawn(
                     return;
                 }
             };
+            // rust-analyzer's first type inference (~2 s) happens now, not
+            // in the student's first cell — unless a request is waiting.
+            if rx.is_empty() {
+                crate::build_cache::warm_up(&mut s.ctx);
+            }
             shared.ready.store(true, Ordering::SeqCst);
             s.serve(rx, router, input);
         })
