@@ -49,6 +49,8 @@ pub(crate) struct ChildPlan {
     under_kernel: bool,
     runner_fds: Vec<i32>,
     socket: Option<(libc::sockaddr_un, libc::socklen_t)>,
+    /// The process's name as a JSON string (only when there is a socket).
+    process_json: String,
 }
 
 fn getpid() -> i32 {
@@ -85,8 +87,9 @@ fn socket_addr(path: &OsStr) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
 }
 
 impl ChildPlan {
-    /// Reads the kernel's variables (in the parent, before the fork).
-    pub(crate) fn capture() -> ChildPlan {
+    /// Reads the kernel's variables (in the parent, before the fork) for a
+    /// child named `process`.
+    pub(crate) fn capture(process: &str) -> ChildPlan {
         let kernel_pid = std::env::var(KERNEL_PID_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
@@ -98,10 +101,16 @@ impl ChildPlan {
             _ => Vec::new(),
         };
         let socket = std::env::var_os(KERNEL_SOCKET_ENV).and_then(|p| socket_addr(&p));
+        let process_json = if socket.is_some() {
+            serde_json::to_string(process).unwrap_or_else(|_| "\"?\"".to_owned())
+        } else {
+            String::new()
+        };
         ChildPlan {
             under_kernel: kernel_pid.is_some(),
             runner_fds,
             socket,
+            process_json,
         }
     }
 
@@ -141,21 +150,38 @@ impl ChildPlan {
     }
 
     /// In the child: points fds 1 and 2 at the kernel (see the module docs).
-    pub(crate) fn attach_output(&self, process: &str) {
+    /// (The header lines are built on the stack when they fit: the child
+    /// allocates nothing here.)
+    pub(crate) fn attach_output(&self) {
         let Some((addr, len)) = &self.socket else {
             return;
         };
         let pid = getpid();
-        let process = serde_json::to_string(process).unwrap_or_else(|_| "\"?\"".to_owned());
+        let process = &self.process_json;
         for (target, stream) in [(1, "stdout"), (2, "stderr")] {
             let Some(fd) = connect(addr, *len) else {
                 continue;
             };
-            let line = format!(
-                "{{\"type\":\"attach_output\",\"name\":\"{stream}\",\"pid\":{pid},\
-                 \"process\":{process}}}\n"
-            );
-            if !send_all(fd, line.as_bytes()) {
+            let mut small = [0u8; 512];
+            let mut cursor = std::io::Cursor::new(&mut small[..]);
+            let header = |w: &mut dyn Write| {
+                writeln!(
+                    w,
+                    "{{\"type\":\"attach_output\",\"name\":\"{stream}\",\"pid\":{pid},\
+                     \"process\":{process}}}"
+                )
+            };
+            let long;
+            let line: &[u8] = if header(&mut cursor).is_ok() {
+                let n = cursor.position() as usize;
+                &small[..n]
+            } else {
+                let mut v = Vec::new();
+                let _ = header(&mut v);
+                long = v;
+                &long
+            };
+            if !send_all(fd, line) {
                 // Safety: our own fd.
                 unsafe { libc::close(fd) };
                 continue;

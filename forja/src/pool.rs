@@ -56,8 +56,15 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Tasks in flight per worker: one running, one waiting in its socket.
-const MAX_OUTSTANDING: usize = 2;
+/// Tasks in flight per worker: at least one running and one waiting in its
+/// socket...
+const MIN_DEPTH: usize = 2;
+/// ...and more while its tasks are quick (see [`Worker::depth`]), up to this.
+const MAX_DEPTH: usize = 64;
+/// How much work (by the worker's recent pace) may wait in a worker's
+/// socket: enough to keep it busy between two visits of the parent, little
+/// enough that other workers never wait long for work it holds.
+const QUEUED_WORK: Duration = Duration::from_micros(500);
 
 // Frame kinds, parent -> worker.
 const TO_WORKER_TASK: u8 = 1;
@@ -66,6 +73,13 @@ const TO_WORKER_STOP: u8 = 2;
 const FROM_WORKER_READY: u8 = 1;
 const FROM_WORKER_RESULT: u8 = 2;
 const FROM_WORKER_INIT_FAILED: u8 = 3;
+// How a result frame's body is encoded (byte 13).
+/// `Vec<R>`: every task of the chunk returned.
+const RESULT_ALL_OK: u8 = 0;
+/// A message: the chunk could not run.
+const RESULT_FAILED: u8 = 1;
+/// `Vec<Result<R, String>>`: some tasks panicked.
+const RESULT_MIXED: u8 = 2;
 
 fn getpid() -> i32 {
     // Safety: no preconditions.
@@ -106,9 +120,11 @@ fn loaded_objects_stamp() -> u64 {
 }
 
 /// Runs one chunk of tasks in a worker: decodes the arguments, calls the
-/// task on each under `catch_unwind`, encodes `Vec<Result<R, String>>`.
+/// task on each under `catch_unwind`, appends the encoded results to `out`:
+/// `Vec<R>` when every task returned (`Ok(true)`, the usual case: no
+/// per-item tag), `Vec<Result<R, String>>` when some panicked (`Ok(false)`).
 type Trampoline =
-    unsafe fn(*const u8, &[u8], &mut Vec<u8>, fn() -> Option<String>) -> Result<(), String>;
+    unsafe fn(*const u8, &[u8], &mut Vec<u8>, fn() -> Option<String>) -> Result<bool, String>;
 
 /// # Safety
 /// `closure` points at the bytes of a valid `F` (copied from the parent).
@@ -117,7 +133,7 @@ unsafe fn run_chunk<F, A, R>(
     args: &[u8],
     out: &mut Vec<u8>,
     last_panic: fn() -> Option<String>,
-) -> Result<(), String>
+) -> Result<bool, String>
 where
     F: Fn(A) -> R + Copy,
     A: DeserializeOwned,
@@ -127,20 +143,38 @@ where
     let f: F = unsafe { std::ptr::read_unaligned(closure as *const F) };
     let items: Vec<A> =
         postcard::from_bytes(args).map_err(|e| format!("bad task arguments: {e}"))?;
-    let results: Vec<Result<R, String>> = items
-        .into_iter()
-        .map(|a| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))).map_err(|payload| {
-                let msg = last_panic().unwrap_or_else(|| panic_message(&*payload));
-                std::mem::forget(payload);
-                msg
-            })
+    let run = |a: A| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))).map_err(|payload| {
+            let msg = last_panic().unwrap_or_else(|| panic_message(&*payload));
+            std::mem::forget(payload);
+            msg
         })
-        .collect();
+    };
+    let mut ok: Vec<R> = Vec::with_capacity(items.len());
+    let mut items = items.into_iter();
+    let mut mixed: Option<Vec<Result<R, String>>> = None;
+    for a in items.by_ref() {
+        match run(a) {
+            Ok(r) => ok.push(r),
+            Err(msg) => {
+                let mut v: Vec<Result<R, String>> = ok.drain(..).map(Ok).collect();
+                v.push(Err(msg));
+                mixed = Some(v);
+                break;
+            }
+        }
+    }
     let taken = std::mem::take(out);
-    *out = postcard::to_extend(&results, taken)
-        .map_err(|e| format!("could not encode the results: {e}"))?;
-    Ok(())
+    let all_ok = mixed.is_none();
+    let encoded = match mixed {
+        None => postcard::to_extend(&ok, taken),
+        Some(mut v) => {
+            v.extend(items.map(run));
+            postcard::to_extend(&v, taken)
+        }
+    };
+    *out = encoded.map_err(|e| format!("could not encode the results: {e}"))?;
+    Ok(all_ok)
 }
 
 /// Why a chunk of tasks has no result.
@@ -198,7 +232,10 @@ enum ChunkOutcome {
     Pending,
     Done {
         bytes: Vec<u8>,
-        worker: String,
+        /// `bytes` is a `Vec<R>` (every task returned), not a
+        /// `Vec<Result<R, String>>`.
+        all_ok: bool,
+        worker: Arc<str>,
         pid: i32,
     },
     Failed(Fail),
@@ -226,14 +263,43 @@ struct Task {
 struct Worker {
     pid: i32,
     slot: usize,
-    name: String,
+    name: Arc<str>,
     io: FrameIo,
     stamp: u64,
     ready: bool,
     outstanding: VecDeque<(u64, usize)>,
+    /// Since when it has been busy without a result coming back.
+    busy_since: Instant,
+    /// Its recent time per task (an average), in ns; 0 before the first.
+    pace_ns: u64,
     /// Replaced by newer workers: gets no new tasks, stops when idle.
     retiring: bool,
     stop_sent: bool,
+}
+
+impl Worker {
+    /// How many tasks it may have in flight: [`MIN_DEPTH`], or as many as
+    /// take [`QUEUED_WORK`] at its recent pace (quick tasks: many per write
+    /// and per read, few trips through the parent's loop).
+    fn depth(&self) -> usize {
+        if self.pace_ns == 0 {
+            return MIN_DEPTH;
+        }
+        let n = QUEUED_WORK.as_nanos() as u64 / self.pace_ns;
+        (n as usize).clamp(MIN_DEPTH, MAX_DEPTH)
+    }
+
+    /// `n` results came back: updates its pace.
+    fn note_results(&mut self, n: usize) {
+        let now = Instant::now();
+        let per = (now.duration_since(self.busy_since).as_nanos() as u64 / n as u64).max(1);
+        self.pace_ns = if self.pace_ns == 0 {
+            per
+        } else {
+            (self.pace_ns * 3 + per) / 4
+        };
+        self.busy_since = now;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,11 +416,13 @@ impl PoolInner {
                 self.workers.push(Worker {
                     pid,
                     slot,
-                    name,
+                    name: name.into(),
                     io: ours,
                     stamp,
                     ready: false,
                     outstanding: VecDeque::new(),
+                    busy_since: Instant::now(),
+                    pace_ns: 0,
                     retiring: false,
                     stop_sent: false,
                 });
@@ -420,39 +488,51 @@ impl PoolInner {
     }
 
     /// Hands queued tasks to workers that have room, and stops idle retiring
-    /// workers.
+    /// workers. The frames for one worker go out with one write.
     fn dispatch(&mut self) {
         let mut dead = Vec::new();
-        let mut undelivered = Vec::new();
+        // Per worker: the tasks given to it in this round.
+        let mut sent: Vec<Vec<Task>> = self.workers.iter().map(|_| Vec::new()).collect();
         while let Some(task) = self.queue.front() {
             let best = self
                 .workers
                 .iter()
                 .enumerate()
-                .filter(|(i, w)| {
-                    !w.retiring
-                        && w.stamp >= task.stamp
-                        && w.outstanding.len() < MAX_OUTSTANDING
-                        && !dead.contains(i)
+                .filter(|(_, w)| {
+                    !w.retiring && w.stamp >= task.stamp && w.outstanding.len() < w.depth()
                 })
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
             let task = self.queue.pop_front().expect("front exists");
             let w = &mut self.workers[i];
+            if w.outstanding.is_empty() {
+                w.busy_since = Instant::now();
+            }
             let at = w.io.begin_frame();
             w.io.wbuf().extend_from_slice(&task.frame);
             w.io.end_frame(at);
             w.outstanding.push_back((task.job, task.chunk));
+            sent[i].push(task);
+        }
+        let mut undelivered = Vec::new();
+        for (i, tasks) in sent.into_iter().enumerate() {
+            if tasks.is_empty() {
+                continue;
+            }
+            let w = &mut self.workers[i];
             if w.io.write_some().is_err() {
-                // The worker is gone (killed while idle, say) and this task's
-                // frame never reached it whole, so it cannot have run: it
-                // goes back to the queue for another worker, not failed.
-                w.outstanding.pop_back();
-                undelivered.push(task);
+                // The worker is gone (killed while idle, say) and these
+                // tasks' frames never reached it whole, so they cannot have
+                // run: they go back to the queue for another worker, not
+                // failed.
+                let keep = w.outstanding.len() - tasks.len();
+                w.outstanding.truncate(keep);
+                undelivered.extend(tasks);
                 dead.push(i);
             }
         }
+        undelivered.sort_by_key(|t| (t.job, t.chunk));
         for task in undelivered.into_iter().rev() {
             self.queue.push_front(task);
         }
@@ -496,6 +576,7 @@ impl PoolInner {
                 Ok(g) => g,
                 Err(_) => return false,
             };
+            let before = w.outstanding.len();
             while let Some(range) = w.io.frame_ready() {
                 let payload = w.io.payload(range.clone());
                 match payload.first().copied().unwrap_or(0) {
@@ -512,18 +593,19 @@ impl PoolInner {
                         let chunk =
                             u32::from_le_bytes(payload[9..13].try_into().expect("4")) as usize;
                         let body = &payload[14..];
-                        let outcome = if payload[13] == 0 {
-                            ChunkOutcome::Done {
-                                bytes: body.to_vec(),
-                                worker: w.name.clone(),
-                                pid: w.pid,
-                            }
-                        } else {
+                        let outcome = if payload[13] == RESULT_FAILED {
                             ChunkOutcome::Failed(Fail::Message {
-                                worker: w.name.clone(),
+                                worker: w.name.to_string(),
                                 pid: w.pid,
                                 message: String::from_utf8_lossy(body).into_owned(),
                             })
+                        } else {
+                            ChunkOutcome::Done {
+                                bytes: body.to_vec(),
+                                all_ok: payload[13] == RESULT_ALL_OK,
+                                worker: w.name.clone(),
+                                pid: w.pid,
+                            }
                         };
                         if let Some(pos) = w.outstanding.iter().position(|&t| t == (job, chunk)) {
                             w.outstanding.remove(pos);
@@ -533,6 +615,10 @@ impl PoolInner {
                     _ => {}
                 }
                 w.io.consume(range);
+            }
+            let done = before - w.outstanding.len();
+            if done > 0 {
+                w.note_results(done);
             }
             let eof = w.io.at_eof();
             for (job, chunk, outcome) in results {
@@ -568,7 +654,7 @@ impl PoolInner {
         let fail = match (&self.broken, w.ready) {
             (Some(f @ Fail::InitFailed { .. }), false) => f.clone(),
             _ => Fail::Died {
-                worker: w.name.clone(),
+                worker: w.name.to_string(),
                 pid: w.pid,
                 how: how.clone(),
             },
@@ -772,17 +858,18 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
         out.clear();
         out.extend_from_slice(&header);
         out[0] = FROM_WORKER_RESULT;
-        out.push(0);
+        out.push(RESULT_ALL_OK);
         // Safety: the parent sent the address of `run_chunk::<F, A, R>`
         // instantiated for the closure whose bytes follow, and this worker
         // was forked after that code was loaded (the pool checks).
         let run: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
-        let mut body = Vec::new();
         // Safety: see above.
-        match unsafe { run(closure, args, &mut body, take_last_panic) } {
-            Ok(()) => out.extend_from_slice(&body),
+        match unsafe { run(closure, args, &mut out, take_last_panic) } {
+            Ok(true) => {}
+            Ok(false) => out[13] = RESULT_MIXED,
             Err(msg) => {
-                out[13] = 1;
+                out.truncate(14);
+                out[13] = RESULT_FAILED;
                 out.extend_from_slice(msg.as_bytes());
             }
         }
@@ -838,13 +925,26 @@ fn decode_chunk<R: DeserializeOwned>(outcome: &ChunkOutcome) -> Result<Vec<Resul
     match outcome {
         ChunkOutcome::Pending => unreachable!("decode of a pending chunk"),
         ChunkOutcome::Failed(f) => Err(f.to_error()),
-        ChunkOutcome::Done { bytes, worker, pid } => {
+        ChunkOutcome::Done {
+            bytes,
+            all_ok: true,
+            ..
+        } => {
+            let items: Vec<R> = codec::decode(bytes, "a pool result")?;
+            Ok(items.into_iter().map(Ok).collect())
+        }
+        ChunkOutcome::Done {
+            bytes,
+            all_ok: false,
+            worker,
+            pid,
+        } => {
             let items: Vec<Result<R, String>> = codec::decode(bytes, "a pool result")?;
             Ok(items
                 .into_iter()
                 .map(|r| {
                     r.map_err(|message| Error::TaskPanicked {
-                        worker: worker.clone(),
+                        worker: worker.to_string(),
                         worker_pid: *pid,
                         message,
                     })
@@ -854,12 +954,33 @@ fn decode_chunk<R: DeserializeOwned>(outcome: &ChunkOutcome) -> Result<Vec<Resul
     }
 }
 
+/// Appends the results of one finished chunk to `out`; the first failed
+/// item's error otherwise.
+fn decode_chunk_into<R: DeserializeOwned>(outcome: &ChunkOutcome, out: &mut Vec<R>) -> Result<()> {
+    if let ChunkOutcome::Done {
+        bytes,
+        all_ok: true,
+        ..
+    } = outcome
+    {
+        let items: Vec<R> = codec::decode(bytes, "a pool result")?;
+        if out.is_empty() && out.capacity() < items.len() {
+            *out = items;
+        } else {
+            out.extend(items);
+        }
+        return Ok(());
+    }
+    for item in decode_chunk::<R>(outcome)? {
+        out.push(item?);
+    }
+    Ok(())
+}
+
 fn decode_all<R: DeserializeOwned>(chunks: &[ChunkOutcome]) -> Result<Vec<R>> {
     let mut out = Vec::new();
     for c in chunks {
-        for item in decode_chunk::<R>(c)? {
-            out.push(item?);
-        }
+        decode_chunk_into(c, &mut out)?;
     }
     Ok(out)
 }
@@ -1160,7 +1281,24 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.map_async_with(f, items, chunksize)?.get()
+        let len = items.len();
+        let cs = chunksize.unwrap_or_else(|| auto_chunksize(len, self.size));
+        let job = self.submit(&f, &items, cs)?;
+        drop(items);
+        // Drops the job (whatever is still running) if we return early.
+        let _handle = AsyncResult::<Vec<R>> {
+            shared: self.shared.clone(),
+            job,
+            decode: decode_all::<R>,
+        };
+        // Decode each chunk as soon as it and those before it are in, while
+        // the workers run the rest.
+        let mut out = Vec::with_capacity(len);
+        for c in 0..len.div_ceil(cs) {
+            let outcome = take_chunk(&self.shared, job, Some(c))?;
+            decode_chunk_into(&outcome, &mut out)?;
+        }
+        Ok(out)
     }
 
     fn map_async_with<F, A, R>(

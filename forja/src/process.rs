@@ -52,11 +52,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-type Target = Box<dyn FnOnce() + Send + 'static>;
+/// The closure, wrapped so that the child can call it through `&mut`
+/// (calling a boxed `FnOnce` frees the box: a needless write to the heap,
+/// which costs a copied page in a child that is about to exit).
+type Target = Box<dyn FnMut() + Send + 'static>;
 
+/// This process's pid (cached; reset in every forked child).
 fn getpid() -> i32 {
-    // Safety: no preconditions.
-    unsafe { libc::getpid() }
+    crate::sync::futex::my_pid() as i32
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +141,14 @@ impl Process {
             identity,
             daemon: false,
             inner: Mutex::new(Inner {
-                target: Some(Box::new(target)),
+                target: Some({
+                    let mut once = Some(target);
+                    Box::new(move || {
+                        if let Some(f) = once.take() {
+                            f()
+                        }
+                    })
+                }),
                 state: State::New,
             }),
         }
@@ -248,7 +258,10 @@ impl Process {
             parent_name: reg.header().name(),
         };
         match fork_child(&setup, || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(target));
+            let mut target = target;
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut target));
+            // The child is about to exit: no need to free it.
+            std::mem::forget(target);
             match r {
                 Ok(()) => 0,
                 Err(payload) => {
@@ -352,10 +365,12 @@ impl Process {
         let Some((pid, _)) = self.running(what)? else {
             return Ok(true);
         };
-        if self.poll_exit().is_some() {
+        // A pidfd becomes readable when the child ends (at once if it has
+        // ended), so with one there is no need to ask waitpid first.
+        let pidfd = pidfd_open(pid);
+        if pidfd.is_none() && self.poll_exit().is_some() {
             return Ok(true);
         }
-        let pidfd = pidfd_open(pid);
         let mut nap = Duration::from_micros(200);
         loop {
             registry::check_interrupt()?;
@@ -552,7 +567,8 @@ where
         // Safety: fresh fds.
         unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
     };
-    let plan = ChildPlan::capture();
+    let plan = ChildPlan::capture(setup.name);
+    let self_page = reg.self_page();
     let fork_record = crate::timeline::before_fork();
     // Hold the stdout/stderr locks across the fork: another thread of this
     // process (the kernel's output flusher, or the user's) must not own them
@@ -573,7 +589,7 @@ where
         ));
     }
     if pid == 0 {
-        child_setup(setup, &plan);
+        child_setup(setup, &plan, self_page);
         if let Some((r, w)) = sync {
             drop(w);
             let kept_by_parent = read_fd_list(r.as_raw_fd());
@@ -582,7 +598,9 @@ where
                 // Safety: closing our inherited copy of an end the parent kept.
                 unsafe { libc::close(*fd) };
             }
-            if let Some(mine) = Registry::existing() {
+            // The child holds pipe ends: it needs its registry now, to
+            // record them (its own children must close those they do not take).
+            if let Ok(mine) = Registry::current() {
                 for fd in before.iter().filter(|fd| !kept_by_parent.contains(fd)) {
                     mine.register_end(*fd);
                 }
@@ -651,17 +669,24 @@ fn read_fd_list(fd: i32) -> Vec<i32> {
         .collect()
 }
 
-fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan) {
+/// Right after the fork, in the child. Kept lean (no allocation, few system
+/// calls): the child's registry is made only if it uses one (see the
+/// registry's docs); here it only records who it is.
+fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
     // First, while they are still open (so no fd made below can reuse
     // their numbers), the runner's private fds go.
     plan.close_runner_fds();
-    let _ = Registry::init_child(&SelfInfo {
-        name: setup.name,
-        identity: setup.identity,
-        parent_pid: setup.parent_pid,
-        parent_name: &setup.parent_name,
-        daemon: setup.daemon,
-    });
+    Registry::record_child(
+        self_page,
+        getpid(),
+        &SelfInfo {
+            name: setup.name,
+            identity: setup.identity,
+            parent_pid: setup.parent_pid,
+            parent_name: &setup.parent_name,
+            daemon: setup.daemon,
+        },
+    );
     plan.death_signal(setup.daemon, setup.parent_pid);
     // Safety: restoring default signal dispositions; replacing fd 0 with /dev/null.
     unsafe {
@@ -676,19 +701,23 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan) {
             libc::close(fd);
         }
     }
-    plan.attach_output(setup.name);
-    let name = setup.name.to_owned();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = panic_message(info.payload());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-            .unwrap_or_default();
-        let _ = std::io::stdout().flush();
-        // One write, so the message is never split by other output.
-        let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }));
+    plan.attach_output();
+    // A function item: boxing it allocates nothing.
+    std::panic::set_hook(Box::new(child_panic_hook));
+}
+
+/// The panic hook of a forja child: the message with the process's name and
+/// pid, in one write so other output never splits it.
+fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    let msg = panic_message(info.payload());
+    let at = info
+        .location()
+        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.name);
+    let _ = std::io::stdout().flush();
+    let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The text of a panic payload.
@@ -730,7 +759,7 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 pub fn exit(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    if Registry::existing().is_some_and(|r| r.header().is_child()) {
+    if registry::whoami().is_some_and(|me| me.is_child) {
         crate::timeline::process_exiting(code);
         // Safety: ending a forja child without unwinding into the parent's code.
         unsafe { libc::_exit(code) }
@@ -801,11 +830,11 @@ impl fmt::Display for ProcessInfo {
 /// ```
 pub fn current_process() -> ProcessInfo {
     let pid = getpid();
-    match Registry::existing() {
-        Some(reg) => ProcessInfo {
+    match registry::whoami() {
+        Some(me) => ProcessInfo {
             pid,
-            name: reg.header().name(),
-            daemon: reg.header().is_daemon(),
+            name: me.name,
+            daemon: me.daemon,
         },
         None => ProcessInfo {
             pid,
@@ -828,8 +857,7 @@ pub fn current_process() -> ProcessInfo {
 /// assert_eq!(p.exitcode(), Some(0));
 /// ```
 pub fn parent_process() -> Option<ProcessInfo> {
-    let reg = Registry::existing()?;
-    let (pid, name) = reg.header().parent()?;
+    let (pid, name) = registry::whoami()?.parent?;
     Some(ProcessInfo {
         pid,
         name,

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 const RING_BYTES: usize = 1 << 20;
 /// Bytes of the length that frames each item.
 const HEADER: u64 = 8;
-/// Busy-wait rounds before sleeping on the futex (keeps a fast producer and
-/// consumer out of the kernel).
+/// `pause` instructions spent busy-waiting before sleeping on the futex
+/// (keeps a fast producer and consumer out of the kernel without taking a
+/// CPU from a preempted peer for long).
 const SPINS: u32 = 2000;
 /// Items whose frame fits in this many bytes are encoded on the stack.
 const SMALL_FRAME: usize = 128;
@@ -153,34 +154,34 @@ fn wait_for(
     // Back off between looks, so a waiting side does not keep pulling the
     // cache line the other side is about to write.
     let mut pause = 1u32;
-    for _ in 0..SPINS {
+    let mut spent = 0u32;
+    while spent < SPINS {
         if ready() {
             return Ok(true);
         }
         for _ in 0..pause {
             std::hint::spin_loop();
         }
+        spent += pause;
         pause = (pause * 2).min(MAX_PAUSE);
     }
+    // The flag stays up until a waker takes it down (another process may
+    // sleep on it too): a flag left up costs the other side one needless
+    // wake-up, a flag taken down too early a sleeper that oversleeps.
     loop {
         waiting.store(1, Ordering::SeqCst);
         let s = seq.load(Ordering::SeqCst);
         if ready() {
-            waiting.store(0, Ordering::Relaxed);
             return Ok(true);
         }
         let slice = match deadline {
             None => futex::SLICE,
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(r) if !r.is_zero() => r.min(futex::SLICE),
-                _ => {
-                    waiting.store(0, Ordering::Relaxed);
-                    return Ok(false);
-                }
+                _ => return Ok(false),
             },
         };
         let woke = futex::wait(seq, s, slice);
-        waiting.store(0, Ordering::Relaxed);
         if woke == Woke::TimedOut {
             crate::interrupt::check()?;
             on_timeout_slice()?;
@@ -217,8 +218,10 @@ impl Ring {
     fn has_room(&self, need: u64) -> bool {
         let p = &self.shm.prod;
         let tail = self.shm.tail.0.load(Ordering::Relaxed);
+        // The view may be so old (after streamed items) that it is more
+        // than a ring behind: then it says nothing.
         let seen = p.seen_head.load(Ordering::Relaxed);
-        if self.cap() - tail.wrapping_sub(seen) >= need {
+        if self.cap().saturating_sub(tail.wrapping_sub(seen)) >= need {
             return true;
         }
         let head = self.shm.head.0.load(Ordering::SeqCst);
@@ -289,18 +292,21 @@ impl Ring {
     }
 
     fn signal_consumer(&self) {
-        let c = &self.shm.cons_wait;
-        if c.waiting.load(Ordering::SeqCst) != 0 {
-            c.seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&c.seq, 1);
-        }
+        Self::wake_sleepers(&self.shm.cons_wait);
     }
 
     fn signal_producer(&self) {
-        let p = &self.shm.prod_wait;
-        if p.waiting.load(Ordering::SeqCst) != 0 {
-            p.seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake(&p.seq, 1);
+        Self::wake_sleepers(&self.shm.prod_wait);
+    }
+
+    /// Wakes whoever announced a sleep on `side`. The flag is taken down
+    /// here, by the waker, so the next publications do not each make a
+    /// system call while the woken side is still getting up; every sleeper
+    /// is woken and announces itself again if it must sleep again.
+    fn wake_sleepers(side: &Sleepers) {
+        if side.waiting.load(Ordering::SeqCst) != 0 && side.waiting.swap(0, Ordering::SeqCst) != 0 {
+            side.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&side.seq, u32::MAX);
         }
     }
 

@@ -12,8 +12,13 @@
 //!
 //! **One registry per process, holding that process's own children.** A
 //! forked child inherits the parent's variable, sees that the pid in it is not
-//! its own and makes a fresh registry (forja does this right after the fork,
-//! recording the child's name and its parent).
+//! its own and makes a fresh registry on first use (its first pipe, child,
+//! blocking wait...). Until then nothing is made: right after the fork forja
+//! only writes who the child is (name, identity, parent, daemon) into a
+//! private, copy-on-write page that follows the parent's registry in the
+//! same `memfd`, which every copy of forja in the child finds through the
+//! inherited variable; the child's registry starts from it. So a child that
+//! never uses forja costs no more than a fork.
 //!
 //! Another process (the kernel) can map the same memory through
 //! `/proc/PID/fd/FD` with [`Remote::open`] to list children or raise the
@@ -45,8 +50,10 @@ pub const ENV: &str = "FORJA_REGISTRY";
 pub const MAX_CHILDREN_ENV: &str = "FORJA_MAX_CHILDREN";
 /// Default cap on live (unreaped) children per process.
 pub const DEFAULT_MAX_CHILDREN: u32 = 256;
-/// Layout version; bump it whenever [`Header`] or the slots change.
-pub const VERSION: u32 = 1;
+/// Layout version; bump it whenever [`Header`], the slots or the memfd's
+/// layout change (2: a private page after the shared part, where a forked
+/// child records who it is).
+pub const VERSION: u32 = 2;
 /// How many children the registry can track at once (the highest cap).
 pub const SLOTS: usize = 1024;
 /// Blocking waits wake at least this often to check the interrupt flag.
@@ -102,7 +109,7 @@ impl SharedName {
     }
 }
 
-/// The start of the registry mapping (layout [`VERSION`] 1).
+/// The start of the registry mapping (layout [`VERSION`] 2).
 #[repr(C)]
 pub struct Header {
     magic: u64,
@@ -154,6 +161,45 @@ struct Slot {
 }
 
 const MAP_LEN: usize = std::mem::size_of::<Header>() + SLOTS * std::mem::size_of::<Slot>();
+
+/// Who a forja child is, written by the child right after the fork (see the
+/// module docs). It lives in the page after the shared part of the parent's
+/// registry memfd, mapped privately (copy-on-write), so what a child writes
+/// there only that child sees.
+#[repr(C)]
+struct SelfPage {
+    /// The pid this page describes (0: nobody; a stale pid after a fork
+    /// that forja did not make).
+    pid: AtomicI32,
+    parent_pid: AtomicI32,
+    daemon: AtomicU32,
+    _pad: u32,
+    name: SharedName,
+    parent_name: SharedName,
+    identity: SharedName,
+}
+
+fn page_size() -> usize {
+    // Safety: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
+
+/// Bytes of the shared part of the memfd (whole pages); the private
+/// [`SelfPage`] follows.
+fn shared_len() -> usize {
+    MAP_LEN.div_ceil(page_size()) * page_size()
+}
+
+/// Who this process is, as far as forja knows (see [`whoami`]).
+pub(crate) struct Me {
+    pub name: String,
+    pub daemon: bool,
+    /// Started by forja (a `Process` or a pool worker).
+    pub is_child: bool,
+    /// The forja parent's pid and name.
+    pub parent: Option<(i32, String)>,
+}
 
 /// This process's registry (the mapping is never unmapped).
 pub(crate) struct Registry {
@@ -217,7 +263,8 @@ impl Registry {
         }
     }
 
-    /// The registry of the calling process, made on first use.
+    /// The registry of the calling process, made on first use (from what
+    /// the forking parent recorded, in a forja child).
     pub(crate) fn current() -> Result<Registry> {
         let pid = self_pid();
         if CACHED_PID.load(Ordering::Acquire) == pid {
@@ -228,16 +275,39 @@ impl Registry {
             cache(pid, addr);
             return Ok(Self::from_addr(addr));
         }
-        let addr = create(
-            pid,
-            &SelfInfo {
+        let inherited = inherited_page(pid);
+        let recorded = inherited.map(|(_, page)| {
+            (
+                page.name.load(),
+                page.identity.load(),
+                page.parent_pid.load(Ordering::Relaxed),
+                page.parent_name.load(),
+                page.daemon.load(Ordering::Relaxed) != 0,
+            )
+        });
+        let info = match &recorded {
+            Some((name, identity, parent_pid, parent_name, daemon)) => SelfInfo {
+                name,
+                identity,
+                parent_pid: *parent_pid,
+                parent_name,
+                daemon: *daemon,
+            },
+            None => SelfInfo {
                 name: "MainProcess",
                 identity: "",
                 parent_pid: 0,
                 parent_name: "",
                 daemon: false,
             },
-        )?;
+        };
+        let addr = create(pid, &info)?;
+        if let Some((fd, _)) = inherited {
+            // The parent's registry fd, inherited: a forja child does not
+            // keep it (its mapping stays, harmless).
+            // Safety: closing an fd we inherited and no longer use.
+            unsafe { libc::close(fd) };
+        }
         Ok(Self::from_addr(addr))
     }
 
@@ -252,16 +322,28 @@ impl Registry {
         Some(Self::from_addr(addr))
     }
 
-    /// In a freshly forked child: makes the child's own registry. The
-    /// parent's mapping stays mapped (harmless) but its fd is closed.
-    pub(crate) fn init_child(info: &SelfInfo<'_>) -> Result<()> {
-        if let Some(fd) = published_fd() {
-            // Safety: closing an fd we inherited and no longer use.
-            unsafe { libc::close(fd) };
-        }
-        let pid = getpid();
-        create(pid, info)?;
-        Ok(())
+    /// Where a child forked from this process records who it is: the
+    /// address of the private page after this registry (see [`SelfPage`]).
+    /// Taken in the parent, before the fork.
+    pub(crate) fn self_page(&self) -> usize {
+        self.header as *const Header as usize + shared_len()
+    }
+
+    /// In a freshly forked child, with the address [`self_page`] gave the
+    /// parent: records who the child is. Only atomic stores into the
+    /// child's own copy of that page: no allocation, no system call.
+    ///
+    /// [`self_page`]: Registry::self_page
+    pub(crate) fn record_child(self_page: usize, pid: i32, info: &SelfInfo<'_>) {
+        // Safety: the page was mapped (privately, writable) in the parent
+        // before the fork, so it is mapped here too; a SelfPage is atomics.
+        let page = unsafe { &*(self_page as *const SelfPage) };
+        page.parent_pid.store(info.parent_pid, Ordering::Relaxed);
+        page.daemon.store(u32::from(info.daemon), Ordering::Relaxed);
+        page.name.store(info.name);
+        page.parent_name.store(info.parent_name);
+        page.identity.store(info.identity);
+        page.pid.store(pid, Ordering::Release);
     }
 
     pub(crate) fn header(&self) -> &'static Header {
@@ -582,8 +664,46 @@ fn parse_env() -> Option<Published> {
     Some(Published { pid, fd, addr, ino })
 }
 
-fn published_fd() -> Option<i32> {
-    parse_env().map(|p| p.fd)
+/// In a forja child without a registry of its own yet: the inherited
+/// registry's fd and this child's [`SelfPage`] in it, if the parent recorded
+/// one for `pid`.
+fn inherited_page(pid: i32) -> Option<(i32, &'static SelfPage)> {
+    let p = parse_env()?;
+    if p.pid == pid || p.addr == 0 || fd_inode(p.fd) != Some(p.ino) {
+        return None;
+    }
+    // The fd is still the inherited memfd (close-on-exec: no exec since),
+    // so the parent's mapping, and the private page after it, are here.
+    let header = Registry::from_addr(p.addr).header;
+    if header.magic != MAGIC || header.version != VERSION {
+        return None;
+    }
+    // Safety: see above; the page holds only atomics.
+    let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
+    (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+}
+
+/// Who this process is: from its registry, or (in a forja child that has
+/// not made one yet) from what was recorded at the fork; `None` in a process
+/// forja did not start and that has no registry.
+pub(crate) fn whoami() -> Option<Me> {
+    if let Some(reg) = Registry::existing() {
+        let h = reg.header();
+        return Some(Me {
+            name: h.name(),
+            daemon: h.is_daemon(),
+            is_child: h.is_child(),
+            parent: h.parent(),
+        });
+    }
+    let (_, page) = inherited_page(getpid())?;
+    let parent_pid = page.parent_pid.load(Ordering::Relaxed);
+    Some(Me {
+        name: page.name.load(),
+        daemon: page.daemon.load(Ordering::Relaxed) != 0,
+        is_child: parent_pid != 0,
+        parent: (parent_pid != 0).then(|| (parent_pid, page.parent_name.load())),
+    })
 }
 
 fn fd_inode(fd: i32) -> Option<u64> {
@@ -635,16 +755,20 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
             std::io::Error::last_os_error(),
         ));
     }
-    // Safety: fd is ours; the mapping below is MAP_LEN bytes of it.
+    // The shared part, then one page mapped privately (see SelfPage).
+    let shared = shared_len();
+    let total = shared + page_size();
+    // Safety: fd is ours; the mappings below are `total` bytes of it, the
+    // second one replacing the last page of the first.
     let addr = unsafe {
-        if libc::ftruncate(fd, MAP_LEN as libc::off_t) != 0 {
+        if libc::ftruncate(fd, total as libc::off_t) != 0 {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
             return Err(Error::os("sizing the process registry", e));
         }
         let p = libc::mmap(
             std::ptr::null_mut(),
-            MAP_LEN,
+            total,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd,
@@ -652,6 +776,20 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
         );
         if p == libc::MAP_FAILED {
             let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(Error::os("mapping the process registry", e));
+        }
+        let q = libc::mmap(
+            (p as usize + shared) as *mut libc::c_void,
+            total - shared,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED,
+            fd,
+            shared as libc::off_t,
+        );
+        if q == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            libc::munmap(p, total);
             libc::close(fd);
             return Err(Error::os("mapping the process registry", e));
         }

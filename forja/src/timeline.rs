@@ -349,7 +349,14 @@ impl Shared {
         r.pid.store(pid, Ordering::Relaxed);
         r.parent.store(getpid(), Ordering::Relaxed);
         r.code.store(code, Ordering::Relaxed);
-        r.generation.store(self.generation(), Ordering::Relaxed);
+        // An exit record takes its generation from its start record (and a
+        // child ending need not touch the page that holds the counter).
+        let generation = if kind == KIND_EXIT {
+            0
+        } else {
+            self.generation()
+        };
+        r.generation.store(generation, Ordering::Relaxed);
         r.start_ns.store(start_ns, Ordering::Relaxed);
         r.end_ns.store(end_ns, Ordering::Relaxed);
         r.job.store(job, Ordering::Relaxed);

@@ -570,7 +570,7 @@ mod tests {
         let l = protect_prompt(b"EVCXR_INPUT_REQUEST:City: \n".to_vec());
         let l = String::from_utf8(l).unwrap();
         // evcxr's own parsing: the second ':'-separated field.
-        let prompt = l.trim_end().split(':').nth(1).unwrap();
+        let prompt = l.strip_suffix('\n').unwrap().split(':').nth(1).unwrap();
         assert_eq!(prompt.replace(PROMPT_COLON, ":"), "City: ");
         assert_eq!(
             protect_prompt(b"EVCXR_EXECUTION_COMPLETE\n".to_vec()),

@@ -105,7 +105,12 @@ thread_local! {
 
 extern "C" fn after_fork_in_child() {
     PID.store(0, Ordering::Relaxed);
-    let _ = TID.try_with(|t| t.set(0));
+    // Only written if set: a write would copy the page in the child.
+    let _ = TID.try_with(|t| {
+        if t.get() != 0 {
+            t.set(0)
+        }
+    });
 }
 
 fn register_atfork() {
