@@ -49,8 +49,32 @@ pub(crate) struct ChildPlan {
     under_kernel: bool,
     runner_fds: Vec<i32>,
     socket: Option<(libc::sockaddr_un, libc::socklen_t)>,
-    /// The process's name as a JSON string (only when there is a socket).
-    process_json: String,
+    /// The end of the header lines, from the process's name on (made in
+    /// the parent; only when there is a socket).
+    header_suffix: Vec<u8>,
+}
+
+/// The header lines up to the pid (see the module docs).
+const HEADER_STDOUT: &[u8] = b"{\"type\":\"attach_output\",\"name\":\"stdout\",\"pid\":";
+const HEADER_STDERR: &[u8] = b"{\"type\":\"attach_output\",\"name\":\"stderr\",\"pid\":";
+
+/// Writes `pid` in decimal at the end of `buf`; returns the digits.
+fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut n = pid.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if pid < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 fn getpid() -> i32 {
@@ -101,16 +125,17 @@ impl ChildPlan {
             _ => Vec::new(),
         };
         let socket = std::env::var_os(KERNEL_SOCKET_ENV).and_then(|p| socket_addr(&p));
-        let process_json = if socket.is_some() {
-            serde_json::to_string(process).unwrap_or_else(|_| "\"?\"".to_owned())
+        let header_suffix = if socket.is_some() {
+            let name = serde_json::to_string(process).unwrap_or_else(|_| "\"?\"".to_owned());
+            format!(",\"process\":{name}}}\n").into_bytes()
         } else {
-            String::new()
+            Vec::new()
         };
         ChildPlan {
             under_kernel: kernel_pid.is_some(),
             runner_fds,
             socket,
-            process_json,
+            header_suffix,
         }
     }
 
@@ -156,38 +181,35 @@ impl ChildPlan {
         let Some((addr, len)) = &self.socket else {
             return;
         };
-        let pid = getpid();
-        let process = &self.process_json;
-        for (target, stream) in [(1, "stdout"), (2, "stderr")] {
+        // The streams were flushed before the fork and nothing has written
+        // since; flush anyway, once, before they are replaced.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let mut digits = [0u8; 12];
+        let pid = format_pid(getpid(), &mut digits);
+        let suffix = &self.header_suffix;
+        for (target, prefix) in [(1, HEADER_STDOUT), (2, HEADER_STDERR)] {
             let Some(fd) = connect(addr, *len) else {
                 continue;
             };
+            // The header line, on the stack unless the name is very long.
+            let total = prefix.len() + pid.len() + suffix.len();
             let mut small = [0u8; 512];
-            let mut cursor = std::io::Cursor::new(&mut small[..]);
-            let header = |w: &mut dyn Write| {
-                writeln!(
-                    w,
-                    "{{\"type\":\"attach_output\",\"name\":\"{stream}\",\"pid\":{pid},\
-                     \"process\":{process}}}"
-                )
-            };
-            let long;
-            let line: &[u8] = if header(&mut cursor).is_ok() {
-                let n = cursor.position() as usize;
-                &small[..n]
+            let mut long = Vec::new();
+            let buf: &mut [u8] = if total <= small.len() {
+                &mut small[..total]
             } else {
-                let mut v = Vec::new();
-                let _ = header(&mut v);
-                long = v;
-                &long
+                long.resize(total, 0);
+                &mut long
             };
-            if !send_all(fd, line) {
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..prefix.len() + pid.len()].copy_from_slice(pid);
+            buf[prefix.len() + pid.len()..].copy_from_slice(suffix);
+            if !send_all(fd, buf) {
                 // Safety: our own fd.
                 unsafe { libc::close(fd) };
                 continue;
             }
-            let _ = std::io::stdout().flush();
-            let _ = std::io::stderr().flush();
             // Safety: dup2 onto a standard fd (the copy is not close-on-exec,
             // so a program the child execs writes there too), then close ours.
             unsafe {
@@ -278,7 +300,16 @@ fn send_all(fd: i32, mut bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_fd_list;
+    use super::{format_pid, parse_fd_list};
+
+    #[test]
+    fn pids_are_formatted_in_decimal() {
+        let mut buf = [0u8; 12];
+        assert_eq!(format_pid(0, &mut buf), b"0");
+        assert_eq!(format_pid(42, &mut buf), b"42");
+        assert_eq!(format_pid(i32::MAX, &mut buf), b"2147483647");
+        assert_eq!(format_pid(-7, &mut buf), b"-7");
+    }
 
     #[test]
     fn fd_lists_are_parsed_defensively() {

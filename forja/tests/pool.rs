@@ -271,7 +271,11 @@ fn initializer_runs_once_per_worker() {
                 .append(true)
                 .open(&p)
                 .unwrap();
-            writeln!(f, "{}", std::process::id()).unwrap();
+            // One write per line (O_APPEND keeps it whole): `writeln!` on a
+            // File writes the number and the newline separately, and the
+            // workers' initializers run at the same time.
+            f.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .unwrap();
         })
         .build()
         .unwrap();
