@@ -579,15 +579,17 @@ def doomed():
                 pass
 
 
-def _check_no_leftovers(kernel_pid: int, snapshot: list[psutil.Process], what: str):
-    forja = [p for p in snapshot if p.name() != "sleep"]
-    left = _wait_gone(forja)
+def _check_no_leftovers(kernel_pid: int, snapshot: list[tuple[psutil.Process, str]], what: str):
+    """`snapshot`: (process, name) taken before the kernel was stopped."""
+    # The runner and the forja tree (children and grandchildren).
+    left = _wait_gone([p for p, name in snapshot if name != "sleep"])
     assert left == [], f"forja processes left after {what}: {_describe(left)}"
+    # A process a cell started without forja (`sleep`, from a forja child).
+    left = _wait_gone([p for p, name in snapshot if name == "sleep"])
+    assert left == [], f"a plain command started by a cell was left after {what}: {_describe(left)}"
+    # Anything else that carries the kernel's mark (forked since the snapshot).
     left = _wait_gone(kernel_tagged(kernel_pid))
     assert left == [], f"processes of the kernel left after {what}: {_describe(left)}"
-    # Processes a cell started without forja (here `sleep` from a child).
-    left = _wait_gone([p for p in snapshot if p.name() == "sleep"])
-    assert left == [], f"plain commands started by a cell left after {what}: {_describe(left)}"
 
 
 def _doomed(doomed, how: str):
@@ -596,9 +598,8 @@ def _doomed(doomed, how: str):
     procs, everything = trees[how]
     assert len(procs) == 7 and all(_remains(p) for p in procs), _describe(procs)
     runner = _tracked([runner_pid(k)])
-    snapshot = everything + runner
-    print(f"\n{how}: {len(snapshot)} processes under the kernel: {_describe(snapshot)}")
-    return k, snapshot
+    print(f"\n{how}: {len(everything) + 1} processes under the kernel: {_describe(everything + runner)}")
+    return k, [(p, p.name()) for p in everything + runner]
 
 
 def test_no_leftovers_after_restart(doomed):
@@ -630,7 +631,16 @@ def test_no_leftovers_after_kernel_signal(doomed, sig: str):
     kernel_pid = k.pid
     os.kill(kernel_pid, signal.SIGTERM if sig == "sigterm" else signal.SIGKILL)
     k.km.provisioner.process.wait(timeout=HANG)
-    _check_no_leftovers(kernel_pid, snapshot, sig.upper())
+    try:
+        _check_no_leftovers(kernel_pid, snapshot, sig.upper())
+    finally:
+        # Whatever this test started and the kernel left behind.
+        for p in [p for p, _ in snapshot] + kernel_tagged(kernel_pid):
+            if _state(p) is not None:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
 
 
 # ---------------------------------------------------------------- 3. :procs and :kill

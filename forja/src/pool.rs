@@ -491,8 +491,9 @@ impl PoolInner {
     /// workers. The frames for one worker go out with one write.
     fn dispatch(&mut self) {
         let mut dead = Vec::new();
-        // Per worker: the tasks given to it in this round.
-        let mut sent: Vec<Vec<Task>> = self.workers.iter().map(|_| Vec::new()).collect();
+        // Per worker: the tasks given to it in this round (made on the
+        // first task: most calls find nothing to hand out).
+        let mut sent: Vec<Vec<Task>> = Vec::new();
         while let Some(task) = self.queue.front() {
             let best = self
                 .workers
@@ -513,6 +514,9 @@ impl PoolInner {
             w.io.wbuf().extend_from_slice(&task.frame);
             w.io.end_frame(at);
             w.outstanding.push_back((task.job, task.chunk));
+            if sent.is_empty() {
+                sent.resize_with(self.workers.len(), Vec::new);
+            }
             sent[i].push(task);
         }
         let mut undelivered = Vec::new();
