@@ -105,6 +105,16 @@ def _wait_gone(procs: list[psutil.Process], timeout: float = GONE) -> list[psuti
         time.sleep(0.1)
 
 
+def _wait_stopped(procs: list[psutil.Process], timeout: float = GONE) -> list[psutil.Process]:
+    """Waits until none runs (zombies count as stopped); returns those still running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if _state(p) not in (None, psutil.STATUS_ZOMBIE)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
 def _tracked(pids) -> list[psutil.Process]:
     out = []
     for pid in pids:
@@ -533,7 +543,7 @@ def test_interrupt_stops_cell_tree_but_not_earlier_cells_and_kill_all(clean: Ker
     ok(k, ":kill all")
     # Stopped: nothing runs; the children whose handles the variable still
     # holds may stay zombies until joined (as in Python), nothing else.
-    left = [p for p in _wait_gone(older) if _state(p) != psutil.STATUS_ZOMBIE]
+    left = _wait_stopped(older)
     assert left == [], f"running after :kill all: {_describe(left)}"
     ex = ok(k, f"{a}_tree.iter().map(|p| {{ p.join().unwrap(); p.exitcode() }}).collect::<Vec<_>>()")
     assert text_result(ex) == "[Some(-15), Some(-15)]", ex.dump()
@@ -670,16 +680,13 @@ def test_procs_lists_and_kill_stops(clean: Kernel):
         assert re.search(r"running|sleeping", row), row
     tracked = _tracked(pids)
 
-    def running(ps):
-        return [p for p in _wait_gone(ps) if _state(p) != psutil.STATUS_ZOMBIE]
-
     def row_of(text: str, pid: int) -> str | None:
         return next((line for line in text.splitlines() if re.match(rf"\s*{pid}\s", line)), None)
 
     ex = ok(k, f":kill {pids[0]}")
     assert str(pids[0]) in text_result(ex), ex.dump()
     # Stopped (its handle is held by a variable: a zombie until joined, as in Python).
-    assert running(tracked[:1]) == [], _describe(tracked[:1])
+    assert _wait_stopped(tracked[:1]) == [], _describe(tracked[:1])
     assert all(_remains(p) and _state(p) != psutil.STATUS_ZOMBIE for p in tracked[1:]), (
         f"`:kill PID` stopped others: {_describe(tracked)}"
     )
@@ -689,7 +696,7 @@ def test_procs_lists_and_kill_stops(clean: Kernel):
     assert bad.status == "error" and bad.error["ename"] == "KillError", bad.dump()
     assert psutil.pid_exists(1)
     ok(k, ":kill all")
-    assert running(tracked) == [], _describe(tracked)
+    assert _wait_stopped(tracked) == [], _describe(tracked)
     text = text_result(ok(k, ":procs"))
     for pid in pids:
         row = row_of(text, pid)
@@ -963,7 +970,12 @@ def test_forja_cells_work_offline_through_nbclient(tmp_path: Path):
         nb, km=km, timeout=300, startup_timeout=120, kernel_name="forja-offline"
     )
     t0 = time.monotonic()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # nbclient shuts down only kernels it made itself.
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     print(f"\noffline notebook (kernel start + 2 cells): {time.monotonic() - t0:.1f}s")
     out0 = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.output_type == "stream")
     assert "OFFLINE total=30" in out0, nb.cells[0].outputs

@@ -283,7 +283,16 @@ pub fn start_output_flusher() -> Result<()> {
     std::thread::Builder::new()
         .name("forja-stdout-flusher".into())
         .spawn(move || {
+            let mut last_reap = std::time::Instant::now();
             loop {
+                // Children whose handles were dropped (a cell that was
+                // interrupted, `:kill`) have no one else to reap them.
+                if last_reap.elapsed() >= std::time::Duration::from_millis(200) {
+                    last_reap = std::time::Instant::now();
+                    if let Some(reg) = crate::registry::Registry::existing() {
+                        reg.reap_dropped();
+                    }
+                }
                 let seen = ctl.request.load(Ordering::Acquire);
                 let _ = crate::sync::futex::wait(
                     &ctl.request,

@@ -692,7 +692,15 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
     unsafe {
         // A crash in the child is the child's: do not run handlers inherited
         // from the parent (evcxr's runner prints a backtrace and aborts).
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
+        // SIGTERM too: the kernel's runner handles it by stopping its whole
+        // process group, which must not happen for a child's `terminate()`.
+        for sig in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTERM,
+        ] {
             libc::signal(sig, libc::SIG_DFL);
         }
         let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);

@@ -509,6 +509,21 @@ impl Registry {
         }
     }
 
+    /// Reaps the ended children whose handles are gone (no one else will):
+    /// a child with a live handle stays a zombie until its handle reaps it.
+    pub(crate) fn reap_dropped(&self) {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.state.load(Ordering::Acquire) == RUNNING
+                && s.flags.load(Ordering::Acquire) & FLAG_HANDLE_DROPPED != 0
+            {
+                let pid = s.pid.load(Ordering::Acquire);
+                if pid > 0 {
+                    let _ = self.try_reap(i, pid);
+                }
+            }
+        }
+    }
+
     /// Reaps every child that has ended (exit codes stay for their handles).
     pub(crate) fn reap_all(&self) {
         for (i, s) in self.slots.iter().enumerate() {

@@ -51,6 +51,15 @@ pub fn install_if_runner() {
     }
 }
 
+/// SIGTERM in the runner (sent when the kernel dies): kill the runner's whole
+/// process group, itself included. Only async-signal-safe calls.
+extern "C" fn stop_group(_: libc::c_int) {
+    // SAFETY: kill is async-signal-safe.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+    }
+}
+
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -67,8 +76,11 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::setpgid(0, 0);
-        // Die with the kernel, even if it is killed with SIGKILL.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // Die with the kernel, even if it is killed with SIGKILL, and take
+        // the whole process group along (forja children die with their
+        // parents; this also stops plain commands a cell started).
+        libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
         if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
             .ok()
             .and_then(|p| p.parse::<i32>().ok())
