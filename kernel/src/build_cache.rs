@@ -821,6 +821,7 @@ mod tests {
             lockfile: None,
             crate_dir: base.join("work/evcxr"),
             prebuilt: Some(base.join("pre")),
+            child_outputs: Default::default(),
         }
     }
 

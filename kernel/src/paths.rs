@@ -83,6 +83,7 @@ pub fn session_config(crate_dir: PathBuf) -> Config {
         lockfile: Some(lockfile()),
         crate_dir,
         prebuilt: Some(prebuilt()),
+        child_outputs: Default::default(),
     }
 }
 

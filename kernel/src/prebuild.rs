@@ -176,6 +176,7 @@ fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
         lockfile: Some(crate::paths::lockfile()),
         crate_dir: crate_dir.to_path_buf(),
         prebuilt: None,
+        child_outputs: Default::default(),
     };
     // SAFETY: `prebuild` runs single-threaded up to here.
     unsafe { std::env::set_var("EVCXR_TMPDIR", crate_dir) };

@@ -53,12 +53,22 @@ pub fn install_if_runner() {
 
 /// SIGTERM in the runner (sent when the kernel dies): kill the runner's whole
 /// process group, itself included. Only async-signal-safe calls.
-extern "C" fn stop_group(_: libc::c_int) {
-    // SAFETY: kill is async-signal-safe.
+/// A process forked from the runner may still carry this handler for a
+/// moment (before forja resets it); there SIGTERM keeps its usual meaning.
+extern "C" fn stop_group(sig: libc::c_int) {
+    // SAFETY: getpid, kill, signal and raise are async-signal-safe.
     unsafe {
-        libc::kill(0, libc::SIGKILL);
+        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+            libc::kill(0, libc::SIGKILL);
+        } else {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
     }
 }
+
+/// The runner's pid, for [`stop_group`].
+static RUNNER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
@@ -79,6 +89,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         // Die with the kernel, even if it is killed with SIGKILL, and take
         // the whole process group along (forja children die with their
         // parents; this also stops plain commands a cell started).
+        RUNNER_PID.store(libc::getpid(), std::sync::atomic::Ordering::Relaxed);
         libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
         if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")

@@ -79,14 +79,16 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     });
 
     let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-    side_channel::listen(&socket_path, frames_tx.clone())?;
+    let child_outputs = side_channel::ChildOutputs::default();
+    side_channel::listen(&socket_path, frames_tx.clone(), child_outputs.clone())?;
     let shared = Arc::new(Shared::default());
     let (router_tx, router_rx) = mpsc::unbounded_channel();
     crate::output::spawn(iopub_tx.clone(), shared.clone(), frames_rx, router_rx);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     tokio::spawn(serve_stdin(stdin, input_rx));
 
-    let config = crate::paths::session_config(workdir.join("evcxr"));
+    let mut config = crate::paths::session_config(workdir.join("evcxr"));
+    config.child_outputs = child_outputs;
     let session = session::spawn(config, shared.clone(), router_tx, frames_tx, input_tx);
     crate::reaper::spawn_zombie_reaper(shared.runner_pid_handle());
 

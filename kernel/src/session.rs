@@ -133,6 +133,8 @@ impl Shared {
 
 /// Where the session finds things.
 pub struct Config {
+    /// The child-output readers, drained at each cell's end.
+    pub child_outputs: crate::side_channel::ChildOutputs,
     /// The forja crate to add to every session (`None`: do not add it).
     pub forja_dir: Option<PathBuf>,
     /// A Cargo.lock to seed evcxr's crate with, so versions match the workspace.
@@ -206,6 +208,8 @@ struct Session {
     frames: mpsc::UnboundedSender<Frame>,
     /// forja was added to the session.
     forja: bool,
+    /// The child-output readers.
+    child_outputs: crate::side_channel::ChildOutputs,
 }
 
 /// Starts forja's stdout flusher in the runner (again after each restart).
@@ -263,6 +267,7 @@ impl Session {
             ctx,
             shared,
             forja: config.forja_dir.is_some() && warning.is_none(),
+            child_outputs: config.child_outputs.clone(),
             warning,
             frames,
         };
@@ -437,6 +442,8 @@ impl Session {
             | Err(evcxr::Error::SubprocessTerminated(_)) => false,
             Err(_) => false,
         };
+        // What the cell's children wrote before the cell ended belongs to it.
+        self.child_outputs.drain(Duration::from_millis(300));
         let (tx, rx) = oneshot::channel();
         let _ = router.send(output::Command::End {
             seen,

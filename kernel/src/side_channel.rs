@@ -107,49 +107,132 @@ pub struct Origin {
 /// How long a child's partial last line waits for its end.
 const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// A request to a child-output reader: pass on everything already received,
+/// then answer.
+pub type DrainRequest = std::sync::mpsc::Sender<()>;
+
+/// The live child-output readers, so a cell's end can wait until what its
+/// children wrote before it ended has been passed on.
+#[derive(Clone, Default)]
+pub struct ChildOutputs {
+    readers: std::sync::Arc<std::sync::Mutex<Vec<mpsc::UnboundedSender<DrainRequest>>>>,
+}
+
+impl ChildOutputs {
+    fn add(&self) -> mpsc::UnboundedReceiver<DrainRequest> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut r) = self.readers.lock() {
+            r.retain(|t| !t.is_closed());
+            r.push(tx);
+        }
+        rx
+    }
+
+    /// Blocks (at most `timeout`) until every reader has passed on what it
+    /// had received. Frames sent before this returns precede anything sent
+    /// after it on the frame channel.
+    pub fn drain(&self, timeout: std::time::Duration) {
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+        let mut asked = 0;
+        if let Ok(mut r) = self.readers.lock() {
+            r.retain(|t| !t.is_closed());
+            for t in r.iter() {
+                if t.send(ack_tx.clone()).is_ok() {
+                    asked += 1;
+                }
+            }
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if ack_rx.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// Reads one child's raw output, sending whole lines (a partial line after
 /// [`PARTIAL_LINE_WAIT`] of silence), labelled with the child.
-async fn pump_raw<R: tokio::io::AsyncRead + Unpin>(
-    mut reader: R,
+async fn pump_raw(
+    stream: tokio::net::UnixStream,
+    mut pending: Vec<u8>,
     name: String,
     origin: Origin,
     tx: &mpsc::UnboundedSender<Frame>,
+    mut drains: mpsc::UnboundedReceiver<DrainRequest>,
 ) {
-    use tokio::io::AsyncReadExt;
-    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let send = |bytes: Vec<u8>| {
+        if bytes.is_empty() {
+            return;
+        }
         let _ = tx.send(Frame::Stream {
             name: name.clone(),
             text: String::from_utf8_lossy(&bytes).into_owned(),
             origin: Some(origin.clone()),
         });
     };
-    loop {
-        let read = if pending.is_empty() {
-            Ok(reader.read(&mut buf).await)
-        } else {
-            tokio::time::timeout(PARTIAL_LINE_WAIT, reader.read(&mut buf)).await
+    let whole_lines = |pending: &mut Vec<u8>| -> Vec<u8> {
+        match pending.iter().rposition(|&b| b == b'\n') {
+            Some(last_nl) => {
+                let rest = pending.split_off(last_nl + 1);
+                std::mem::replace(pending, rest)
+            }
+            None => Vec::new(),
+        }
+    };
+    send(whole_lines(&mut pending));
+    let mut eof = false;
+    while !eof {
+        let wait = async {
+            if pending.is_empty() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(PARTIAL_LINE_WAIT).await
+            }
         };
-        match read {
-            Err(_) => send(std::mem::take(&mut pending)),
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => {
-                pending.extend_from_slice(&buf[..n]);
-                if let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') {
-                    let rest = pending.split_off(last_nl + 1);
-                    send(std::mem::replace(&mut pending, rest));
+        tokio::select! {
+            r = stream.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                match stream.try_read(&mut buf) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        pending.extend_from_slice(&buf[..n]);
+                        send(whole_lines(&mut pending));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => eof = true,
                 }
             }
+            d = drains.recv() => {
+                // Everything already in the socket, lines and partial line.
+                loop {
+                    match stream.try_read(&mut buf) {
+                        Ok(0) => { eof = true; break; }
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Err(_) => break,
+                    }
+                }
+                send(std::mem::take(&mut pending));
+                if let Some(ack) = d {
+                    let _ = ack.send(());
+                }
+            }
+            _ = wait => send(std::mem::take(&mut pending)),
         }
     }
-    if !pending.is_empty() {
-        send(pending);
-    }
+    send(pending);
 }
 
 /// Binds the socket and forwards every frame received to `tx`.
-pub fn listen(path: &Path, tx: mpsc::UnboundedSender<Frame>) -> std::io::Result<()> {
+pub fn listen(
+    path: &Path,
+    tx: mpsc::UnboundedSender<Frame>,
+    children: ChildOutputs,
+) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path)?;
     tokio::spawn(async move {
@@ -158,6 +241,7 @@ pub fn listen(path: &Path, tx: mpsc::UnboundedSender<Frame>) -> std::io::Result<
                 continue;
             };
             let tx = tx.clone();
+            let children = children.clone();
             tokio::spawn(async move {
                 let mut reader = tokio::io::BufReader::new(stream);
                 let mut line = Vec::new();
@@ -171,7 +255,10 @@ pub fn listen(path: &Path, tx: mpsc::UnboundedSender<Frame>) -> std::io::Result<
                         Ok(_) => match serde_json::from_slice::<Frame>(&line) {
                             Ok(Frame::AttachOutput { name, pid, process }) => {
                                 let origin = Origin { pid, process };
-                                pump_raw(reader, name, origin, &tx).await;
+                                let drains = children.add();
+                                let buffered = reader.buffer().to_vec();
+                                let stream = reader.into_inner();
+                                pump_raw(stream, buffered, name, origin, &tx, drains).await;
                                 return;
                             }
                             Ok(frame) => {
