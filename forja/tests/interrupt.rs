@@ -3,31 +3,13 @@
 //! interrupted", and the cap on live children. Run with
 //! `cargo nextest run -p forja` (one test per process).
 
+mod common;
+
+use common::{proc_state, wait_for};
 use forja::prelude::*;
 use forja::registry::{self, ChildState, Remote};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
 
 fn is_interrupted<T: std::fmt::Debug>(r: Result<T>) -> bool {
     matches!(r, Err(Error::Interrupted { .. }))

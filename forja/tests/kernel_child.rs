@@ -4,35 +4,13 @@
 //! `FORJA_KERNEL_PID`; it listens on the socket) and a forja `Process` plays
 //! the runner. Run with `cargo nextest run -p forja` (one test per process).
 
+mod common;
+
+use common::{gone_or_zombie, proc_state, wait_for};
 use forja::prelude::*;
 use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
-
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-fn gone(pid: i32) -> bool {
-    matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
 
 fn is_open(fd: i32) -> bool {
     // Safety: fcntl only looks.
@@ -164,7 +142,7 @@ fn killing_the_runner_kills_the_whole_tree_under_the_kernel() {
     runner.join().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !gone(child) && !gone(grandchild),
+        !gone_or_zombie(child) && !gone_or_zombie(grandchild),
         "control: they died anyway"
     );
     // Safety: cleaning up the control's orphans.
@@ -175,12 +153,15 @@ fn killing_the_runner_kills_the_whole_tree_under_the_kernel() {
 
     pretend_to_be_the_kernel();
     let (runner, child, grandchild) = runner_with_a_tree();
-    assert!(!gone(child) && !gone(grandchild));
+    assert!(!gone_or_zombie(child) && !gone_or_zombie(grandchild));
     let t = Instant::now();
     runner.kill().unwrap();
     runner.join().unwrap();
     assert!(
-        wait_for(|| gone(child) && gone(grandchild), Duration::from_secs(10)),
+        wait_for(
+            || gone_or_zombie(child) && gone_or_zombie(grandchild),
+            Duration::from_secs(10)
+        ),
         "child {:?} or grandchild {:?} survived",
         proc_state(child),
         proc_state(grandchild)

@@ -1,33 +1,11 @@
 //! Process behaviour with real forks. Run with `cargo nextest run -p forja`
 //! (one test per process: forking from a threaded test harness is unsafe).
 
+mod common;
+
+use common::{gone_or_zombie, proc_state, wait_for};
 use forja::prelude::*;
 use std::time::{Duration, Instant};
-
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-fn gone_or_zombie(pid: i32) -> bool {
-    matches!(proc_state(pid), None | Some('Z') | Some('X'))
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    cond()
-}
 
 fn sleeper(secs: u64) -> Process {
     Process::new(move || std::thread::sleep(Duration::from_secs(secs)))
