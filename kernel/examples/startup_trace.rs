@@ -52,34 +52,34 @@ fn main() {
     std::fs::create_dir_all(&crate_dir).expect("creating the crate dir");
 
     let t = Instant::now();
-    let seeding = seed.then(|| build_cache::start_seed(&config));
-    let (mut ctx, outputs) = evcxr::CommandContext::new().expect("starting evcxr");
-    let note = seeding.and_then(|s| s.finish());
+    let note = if seed {
+        build_cache::start_seed(&config).finish()
+    } else {
+        None
+    };
+    println!(
+        "{} seed {:.3} s{}",
+        cpu(),
+        t.elapsed().as_secs_f64(),
+        note.map(|n| format!(" — {}", n.trim())).unwrap_or_default()
+    );
+    let t = Instant::now();
+    let (mut ctx, outputs) = match (prelude, config.forja_dir.clone()) {
+        (true, Some(dir)) => {
+            build_cache::start_with_forja(&config, &dir).expect("starting evcxr with forja")
+        }
+        _ => evcxr::CommandContext::new().expect("starting evcxr"),
+    };
     // evcxr waits for these channels to drain at the end of each cell.
     for rx in [outputs.stdout, outputs.stderr] {
         std::thread::spawn(move || while rx.recv().is_ok() {});
     }
     println!(
-        "{} seed + CommandContext::new {:.3} s{}",
+        "{} session start{} {:.3} s",
         cpu(),
+        if prelude { " with forja" } else { "" },
         t.elapsed().as_secs_f64(),
-        note.map(|n| format!(" — {}", n.trim())).unwrap_or_default()
     );
-
-    if prelude && let Some(dir) = config.forja_dir.clone() {
-        let t = Instant::now();
-        let r = build_cache::add_forja(
-            &config,
-            &mut ctx,
-            &forja_kernel::session::forja_prelude(&dir),
-        );
-        println!(
-            "{} prelude {:.3} s{}",
-            cpu(),
-            t.elapsed().as_secs_f64(),
-            r.err().map(|e| format!(" — ERROR {e}")).unwrap_or_default()
-        );
-    }
     if warm {
         let d = build_cache::warm_up(&mut ctx);
         println!("{} warm-up {:.3} s", cpu(), d.as_secs_f64());

@@ -33,7 +33,10 @@
 //! ~12 s of retries) and leaves every `let` untyped, so the prebuild keeps a
 //! copy of those index entries and archives ([`snapshot_std_registry`]) that
 //! kernels add to the user's cargo home ([`seed_registry`]); and its first
-//! type inference costs ~2 s of CPU, which [`warm_up`] can pay while idle.
+//! type inference costs ~2 s of CPU, which the patched evcxr (see
+//! `vendor/evcxr/FORJA_PATCHES.md`) pays on a second thread while the
+//! session's first compile runs, and [`start_with_forja`] starts the session
+//! with forja so rust-analyzer loads the crate graph only once.
 //!
 //! Layout of the prebuilt dir (`forja-kernel prebuild`):
 //! `forja-prebuilt.json` (the [`Stamp`]), `.cargo/config.toml` (the patch),
@@ -263,17 +266,23 @@ impl Seed {
     }
 }
 
-/// Adds forja to a session: puts back the lock file that cargo pruned in
-/// evcxr's first compile (the prebuilt one, else the workspace's), then runs
-/// `prelude` in offline mode, so a machine without network still gets forja
-/// from the vendored sources or the local crate cache; only if cargo says it
-/// needs the network does it try again online. Later cells run online again,
-/// so `:dep` of new crates keeps working.
-pub fn add_forja(
+/// The Rust code every forja session runs first: the prelude import (kept by
+/// evcxr for every later cell) and forja's stdout flusher in the runner.
+pub const FORJA_PRELUDE: &str =
+    "use forja::prelude::*;\nlet _ = forja::display::start_output_flusher();";
+
+/// Starts an evcxr session with forja in it from the very first compile, so
+/// rust-analyzer loads the crate graph once (a `:dep` after the start made it
+/// load everything again, ~1.2 s). Puts back the lock file first (the
+/// prebuilt one, else the workspace's: cargo would otherwise resolve forja's
+/// dependencies afresh), then starts in offline mode, so a machine without
+/// network still gets forja from the vendored sources or the local crate
+/// cache; only if cargo says it needs the network does it try again online.
+/// Later cells run online again, so `:dep` of new crates keeps working.
+pub fn start_with_forja(
     config: &Config,
-    ctx: &mut evcxr::CommandContext,
-    prelude: &str,
-) -> Result<evcxr::EvalOutputs, evcxr::Error> {
+    forja_dir: &Path,
+) -> Result<(evcxr::CommandContext, evcxr::EvalContextOutputs), evcxr::Error> {
     // The prebuilt lock names the vendored sources: only valid with the
     // cargo config that [`seed`] wrote if it used the prebuilt build.
     let seeded = config
@@ -291,12 +300,22 @@ pub fn add_forja(
     if let Some(lock) = lock {
         std::fs::copy(&lock, config.crate_dir.join("Cargo.lock"))?;
     }
-    let offline = ctx.execute(&format!(":offline 1\n{prelude}"));
+    let dep = format!("{{ path = {:?} }}", forja_dir.display().to_string());
+    let start = |offline: bool| {
+        evcxr::CommandContext::new_with_init(
+            |state| {
+                state.set_offline_mode(offline);
+                state.add_dep("forja", &dep)
+            },
+            FORJA_PRELUDE,
+        )
+    };
+    let (mut ctx, outputs) = match start(true) {
+        Err(e) if needs_network(&e.to_string()) => start(false)?,
+        other => other?,
+    };
     ctx.execute(":offline 0")?;
-    match offline {
-        Err(e) if needs_network(&e.to_string()) => ctx.execute(prelude),
-        other => other,
-    }
+    Ok((ctx, outputs))
 }
 
 /// Whether a cargo failure in offline mode means "this needs the network".
@@ -305,11 +324,11 @@ fn needs_network(message: &str) -> bool {
     m.contains("offline") || m.contains("no matching package") || m.contains("failed to download")
 }
 
-/// Gets evcxr's analyzer (rust-analyzer, which infers the type of every
-/// variable a cell defines) through its expensive first type inference
-/// (about 1.5–2 s of CPU), so that the first cell with a `let` does not pay
-/// it. Asks for completions only: nothing is compiled or run and the
-/// session's variables are untouched. Returns how long it took.
+/// Pays the first completion's one-off cost (rust-analyzer's import maps
+/// and the rest of the type-inference priming, ~0.5 s) while the kernel is
+/// idle, so the first Tab press answers at once. Asks for completions only:
+/// nothing is compiled or run and the session's variables are untouched.
+/// Returns how long it took.
 pub fn warm_up(ctx: &mut evcxr::CommandContext) -> Duration {
     let start = Instant::now();
     let code = "let forja_warm_up = 1u32; forja_warm_up.";

@@ -180,8 +180,7 @@ fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
     };
     // SAFETY: `prebuild` runs single-threaded up to here.
     unsafe { std::env::set_var("EVCXR_TMPDIR", crate_dir) };
-    let (mut ctx, _outputs) = evcxr::CommandContext::new().map_err(|e| anyhow!("{e}"))?;
-    build_cache::add_forja(&config, &mut ctx, &crate::session::forja_prelude(forja))
+    let (mut ctx, _outputs) = build_cache::start_with_forja(&config, forja)
         .map_err(|e| anyhow!("building forja: {e}"))?;
     ctx.execute("let _forja_check = forja::display::in_kernel();")
         .map_err(|e| anyhow!("running a forja cell: {e}"))?;

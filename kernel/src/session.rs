@@ -166,8 +166,8 @@ pub fn spawn(
                     return;
                 }
             };
-            // rust-analyzer's first type inference (~2 s) happens now, not
-            // in the student's first cell — unless a request is waiting.
+            // The first completion's one-off cost is paid now, not at the
+            // student's first Tab — unless a request is waiting.
             if rx.is_empty() {
                 crate::build_cache::warm_up(&mut s.ctx);
             }
@@ -212,16 +212,8 @@ struct Session {
     child_outputs: crate::side_channel::ChildOutputs,
 }
 
-/// Starts forja's stdout flusher in the runner (again after each restart).
+/// Restarts forja's stdout flusher in a fresh runner (see [`crate::build_cache::FORJA_PRELUDE`]).
 pub const FLUSHER_START: &str = "let _ = forja::display::start_output_flusher();";
-
-/// The code run once per session so forja works in every cell.
-pub fn forja_prelude(forja_dir: &std::path::Path) -> String {
-    format!(
-        ":dep forja = {{ path = {:?} }}\nuse forja::prelude::*;\n{FLUSHER_START}",
-        forja_dir.display().to_string()
-    )
-}
 
 impl Session {
     fn start(
@@ -235,11 +227,25 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        // Start from the prebuilt forja build (see build_cache), copied while
-        // evcxr starts; a note says why if it cannot be used.
-        let seed = crate::build_cache::start_seed(config);
-        let (mut ctx, outputs) = CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut warning = seed.finish();
+        // Start from the prebuilt forja build (see build_cache): the copy
+        // must be complete before the session's first compile, which
+        // already has forja.
+        let mut warning = crate::build_cache::start_seed(config).finish();
+        let started = match &config.forja_dir {
+            Some(dir) => crate::build_cache::start_with_forja(config, dir).map_err(|e| {
+                // Rust still works without forja; say why in the first cell.
+                warning = Some(format!(
+                    "{}forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n",
+                    warning.take().unwrap_or_default()
+                ));
+            }),
+            None => Err(()),
+        };
+        let forja = started.is_ok();
+        let (ctx, outputs) = match started {
+            Ok(started) => started,
+            Err(()) => CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?,
+        };
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
             let frames = frames.clone();
@@ -254,19 +260,10 @@ impl Session {
                 }
             });
         }
-        if let Some(dir) = &config.forja_dir
-            && let Err(e) = crate::build_cache::add_forja(config, &mut ctx, &forja_prelude(dir))
-        {
-            // Rust still works without forja; say why in the first cell.
-            warning = Some(format!(
-                "{}forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n",
-                warning.unwrap_or_default()
-            ));
-        }
         let s = Session {
             ctx,
             shared,
-            forja: config.forja_dir.is_some() && warning.is_none(),
+            forja,
             child_outputs: config.child_outputs.clone(),
             warning,
             frames,

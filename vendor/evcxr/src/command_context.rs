@@ -47,6 +47,18 @@ impl CommandContext {
         Ok((command_context, eval_context_outputs))
     }
 
+    /// forja patch: a session whose state `init` adjusts (dependencies, offline
+    /// mode...) before `first_code` is evaluated in it; see
+    /// [`EvalContext::new_with_init`].
+    pub fn new_with_init(
+        init: impl FnOnce(&mut crate::ContextState) -> Result<(), Error>,
+        first_code: &str,
+    ) -> Result<(CommandContext, EvalContextOutputs), Error> {
+        let (eval_context, eval_context_outputs) = EvalContext::new_with_init(init, first_code)?;
+        let command_context = CommandContext::with_eval_context(eval_context);
+        Ok((command_context, eval_context_outputs))
+    }
+
     pub fn with_eval_context(eval_context: EvalContext) -> CommandContext {
         CommandContext {
             print_timings: false,

@@ -417,7 +417,35 @@ impl EvalContext {
     }
 
     pub fn with_subprocess_command(
+        subprocess_command: std::process::Command,
+    ) -> Result<(EvalContext, EvalContextOutputs), Error> {
+        Self::with_subprocess_command_and_init(subprocess_command, |_| Ok(()), "42")
+    }
+
+    /// forja patch: like [`EvalContext::new`], but `init` adjusts the session's state
+    /// (dependencies, offline mode...) and `first_code` is evaluated in it before the
+    /// context is returned, instead of upstream's `42`. A session that needs its
+    /// dependencies from the start thus loads rust-analyzer's view of the crate graph
+    /// once, instead of loading it for an empty crate and again after a `:dep`.
+    pub fn new_with_init(
+        init: impl FnOnce(&mut ContextState) -> Result<(), Error>,
+        first_code: &str,
+    ) -> Result<(EvalContext, EvalContextOutputs), Error> {
+        fix_path();
+        let current_exe = std::env::current_exe()?;
+        Self::with_subprocess_command_and_init(
+            std::process::Command::new(current_exe),
+            init,
+            first_code,
+        )
+    }
+
+    /// forja patch: [`EvalContext::with_subprocess_command`] with the `init` and
+    /// `first_code` of [`EvalContext::new_with_init`].
+    pub fn with_subprocess_command_and_init(
         mut subprocess_command: std::process::Command,
+        init: impl FnOnce(&mut ContextState) -> Result<(), Error>,
+        first_code: &str,
     ) -> Result<(EvalContext, EvalContextOutputs), Error> {
         let parsed_config = toml_parse::ConfigToml::find_then_parse()?;
         let tmpdir_var = parsed_config.get_tmp_dir()?;
@@ -447,12 +475,19 @@ impl EvalContext {
             stdout: stdout_receiver,
             stderr: stderr_receiver,
         };
-        if context.committed_state.linker() == "lld" && context.eval("42").is_err() {
+        let mut state = context.state();
+        if let Err(error) = init(&mut state) {
+            drop(context);
+            return Err(error);
+        }
+        if context.committed_state.linker() == "lld"
+            && context.eval_with_state(first_code, state.clone()).is_err()
+        {
             context.committed_state.set_linker("system".to_owned());
         } else {
             // We need to eval something anyway, otherwise rust-analyzer crashes when trying to get
             // completions. Not 100% sure. Just writing Cargo.toml isn't sufficient.
-            if let Err(error) = context.eval("42") {
+            if let Err(error) = context.eval_with_state(first_code, state) {
                 drop(context);
                 let mut stderr = String::new();
                 while let Ok(line) = outputs.stderr.recv() {

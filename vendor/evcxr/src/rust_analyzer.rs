@@ -55,6 +55,69 @@ pub(crate) struct RustAnalyzer {
     source_file: AbsPathBuf,
     source_file_id: FileId,
     current_source: String,
+    /// forja patch: the background priming started by the last (re)load.
+    primer: Option<Primer>,
+}
+
+/// forja patch: computes, on a second thread, what rust-analyzer's first type
+/// inference needs from every crate the session's crate depends on (its name
+/// resolution and its trait impls: about 2 s of CPU for std and forja's
+/// dependencies), while evcxr compiles and starts the runner. The next
+/// `set_source` works through what is left on its own thread too, then
+/// joins: nothing is cancelled half-done and the work is never done twice.
+struct Primer {
+    queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<ra_ap_base_db::Crate>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Primer {
+    fn start(db: &ra_ap_ide_db::RootDatabase, own_file: FileId) -> Primer {
+        let all = ra_ap_base_db::all_crates(db);
+        let own = all.iter().copied().find(|k| k.data(db).root_file_id == own_file);
+        let needed: std::collections::HashSet<ra_ap_base_db::Crate> = own
+            .map(|own| own.transitive_deps(db).into_iter().filter(|k| *k != own).collect())
+            .unwrap_or_default();
+        // all_crates is in topological order: dependencies first.
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(
+            all.iter().copied().filter(|k| needed.contains(k)).collect(),
+        ));
+        let db = db.clone();
+        let q = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("evcxr-primer".into())
+            .spawn(move || Primer::drain(&db, &q))
+            .ok();
+        Primer { queue, thread }
+    }
+
+    fn drain(
+        db: &ra_ap_ide_db::RootDatabase,
+        queue: &std::sync::Mutex<std::collections::VecDeque<ra_ap_base_db::Crate>>,
+    ) {
+        loop {
+            let next = match queue.lock() {
+                Ok(mut q) => q.pop_front(),
+                Err(_) => None,
+            };
+            let Some(krate) = next else { break };
+            let primed = ra_ap_base_db::salsa::Cancelled::catch(|| {
+                ra_hir::attach_db(db, || {
+                    let _ = ra_hir::crate_def_map(db, krate);
+                    let _ = ra_hir::TraitImpls::for_crate(db, krate);
+                })
+            });
+            if primed.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn finish(mut self, db: &ra_ap_ide_db::RootDatabase) {
+        Primer::drain(db, &self.queue);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +168,7 @@ impl RustAnalyzer {
             source_file,
             source_file_id,
             current_source: String::new(),
+            primer: None,
         })
     }
 
@@ -127,12 +191,24 @@ impl RustAnalyzer {
                 self.cargo_toml_filename()
             )
         })?);
-        if cargo_toml != self.last_cargo_toml {
+        // forja patch: the primer holds a handle on the database, which
+        // apply_change would otherwise have to cancel.
+        if let Some(primer) = self.primer.take() {
+            primer.finish(self.analysis_host.raw_database());
+        }
+        let reloaded = cargo_toml != self.last_cargo_toml;
+        if reloaded {
             self.load_cargo_toml(&mut change)?;
             self.last_cargo_toml = cargo_toml;
         }
 
         self.analysis_host.apply_change(change);
+        if reloaded {
+            self.primer = Some(Primer::start(
+                self.analysis_host.raw_database(),
+                self.source_file_id,
+            ));
+        }
         Ok(())
     }
 
@@ -263,11 +339,37 @@ impl RustAnalyzer {
             }
             change.change_file(file_id, new_contents);
         }
+        // forja patch: only evcxr's own crate changes from one cell to the
+        // next, so every other root (the sysroot, dependencies, path
+        // dependencies too) is a library. Library files get high durability,
+        // which lets salsa skip re-verifying everything derived from them
+        // after each cell's edit of src/lib.rs (upstream puts all files in one
+        // local root, so each cell re-verified the whole dependency graph).
+        let roots = workspace.to_roots();
+        let mut builder = ra_vfs::file_set::FileSetConfig::builder();
+        for root in &roots {
+            builder.add_file_set(
+                root.include
+                    .iter()
+                    .cloned()
+                    .map(ra_vfs::VfsPath::from)
+                    .collect(),
+            );
+        }
+        let own_dir = self.root_directory.clone();
+        let is_own = |root: &ra_ap_project_model::PackageRoot| {
+            root.include.iter().any(|dir| own_dir.starts_with(dir) || dir.starts_with(&own_dir))
+        };
         change.set_roots(
-            ra_vfs::file_set::FileSetConfig::default()
+            builder
+                .build()
                 .partition(&self.vfs)
                 .into_iter()
-                .map(SourceRoot::new_local)
+                .enumerate()
+                .map(|(i, files)| match roots.get(i) {
+                    Some(root) if !is_own(root) => SourceRoot::new_library(files),
+                    _ => SourceRoot::new_local(files),
+                })
                 .collect(),
         );
         let (crate_graph, _) = workspace.to_crate_graph(
