@@ -93,6 +93,16 @@ pub fn run() -> Result<()> {
         build_cache::make_readable_by_all(&scratch)?;
         build_cache::make_readable_by_all(&vendor)?;
         let f = build_cache::verify(&scratch).context("checking the new build")?;
+        if f.rebuilt.is_empty() && !f.fresh.is_empty() {
+            // Drop what the previous build left that this one does not use,
+            // then make sure cargo still finds everything fresh.
+            let target = scratch.join(CRATE).join("target");
+            let removed = build_cache::prune_stale_units(&target, &f.used)?;
+            if removed > 0 {
+                println!("removed {removed} stale files and dirs from the previous build");
+            }
+        }
+        let f = build_cache::verify(&scratch).context("checking the new build")?;
         if !f.rebuilt.is_empty() || f.fresh.is_empty() {
             bail!(
                 "a kernel copying this build would still recompile {:?}; \

@@ -100,13 +100,19 @@ impl Primer {
                 Err(_) => None,
             };
             let Some(krate) = next else { break };
-            let primed = ra_ap_base_db::salsa::Cancelled::catch(|| {
+            // Priming is only a head start: a cancellation (the database
+            // is changing) or a rust-analyzer panic stops it, and whatever
+            // was not primed is computed when a cell needs it, as upstream.
+            let primed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 ra_hir::attach_db(db, || {
                     let _ = ra_hir::crate_def_map(db, krate);
                     let _ = ra_hir::TraitImpls::for_crate(db, krate);
                 })
-            });
+            }));
             if primed.is_err() {
+                if let Ok(mut q) = queue.lock() {
+                    q.clear();
+                }
                 break;
             }
         }
