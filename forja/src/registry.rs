@@ -761,41 +761,22 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
 
 /// Makes and publishes a fresh registry for `pid`.
 fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
-    let name = c"forja-registry";
-    // Safety: memfd_create with a valid C string.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::os(
-            "making the process registry (memfd_create)",
-            std::io::Error::last_os_error(),
-        ));
-    }
     // The shared part, then one page mapped privately (see SelfPage).
     let shared = shared_len();
     let total = shared + page_size();
-    // Safety: fd is ours; the mappings below are `total` bytes of it, the
-    // second one replacing the last page of the first.
-    let addr = unsafe {
-        if libc::ftruncate(fd, total as libc::off_t) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os("sizing the process registry", e));
-        }
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            total,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os("mapping the process registry", e));
-        }
+    let (fd, addr) = crate::shm::memfd_mapping(
+        c"forja-registry",
+        total,
+        &crate::shm::MemfdSteps {
+            make: "making the process registry (memfd_create)",
+            size: "sizing the process registry",
+            map: "mapping the process registry",
+        },
+    )?;
+    // Safety: `addr` maps `total` bytes of fd; this replaces its last page.
+    unsafe {
         let q = libc::mmap(
-            (p as usize + shared) as *mut libc::c_void,
+            (addr + shared) as *mut libc::c_void,
             total - shared,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_FIXED,
@@ -804,12 +785,11 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
         );
         if q == libc::MAP_FAILED {
             let e = std::io::Error::last_os_error();
-            libc::munmap(p, total);
+            libc::munmap(addr as *mut libc::c_void, total);
             libc::close(fd);
             return Err(Error::os("mapping the process registry", e));
         }
-        p as usize
-    };
+    }
     let max = std::env::var(MAX_CHILDREN_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())

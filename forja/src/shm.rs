@@ -388,3 +388,52 @@ pub(crate) unsafe fn racy_store<T: Shareable>(p: *mut T, value: T) {
         off += chunk;
     }
 }
+
+/// What [`memfd_mapping`] says in its errors: the step that failed.
+pub(crate) struct MemfdSteps {
+    /// `memfd_create` failed.
+    pub make: &'static str,
+    /// `ftruncate` failed.
+    pub size: &'static str,
+    /// `mmap` failed.
+    pub map: &'static str,
+}
+
+/// A fresh memfd named `name`, `len` bytes long, mapped `MAP_SHARED`
+/// read-write: the per-process tables (the registry, the timeline) that
+/// every cell's copy of forja, and every child, finds through the fd or
+/// address published in the environment. Returns the fd (close-on-exec) and
+/// the address; on error nothing is left open or mapped.
+pub(crate) fn memfd_mapping(
+    name: &std::ffi::CStr,
+    len: usize,
+    steps: &MemfdSteps,
+) -> Result<(libc::c_int, usize)> {
+    // Safety: memfd_create with a valid C string.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::os(steps.make, std::io::Error::last_os_error()));
+    }
+    // Safety: fd is ours; we map `len` bytes of it after sizing it so.
+    unsafe {
+        if libc::ftruncate(fd, len as libc::off_t) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(Error::os(steps.size, e));
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(Error::os(steps.map, e));
+        }
+        Ok((fd, p as usize))
+    }
+}

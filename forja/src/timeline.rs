@@ -234,37 +234,15 @@ fn find_published() -> Result<Option<usize>> {
 }
 
 fn create() -> Result<usize> {
-    let cname = c"forja-timeline";
-    // Safety: memfd_create with a valid C string.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::os(
-            "making the timeline (memfd_create)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // Safety: fd is ours; we map MAP_LEN bytes of it.
-    let addr = unsafe {
-        if libc::ftruncate(fd, MAP_LEN as libc::off_t) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os("sizing the timeline", e));
-        }
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            MAP_LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os("mapping the timeline", e));
-        }
-        p as usize
-    };
+    let (fd, addr) = crate::shm::memfd_mapping(
+        c"forja-timeline",
+        MAP_LEN,
+        &crate::shm::MemfdSteps {
+            make: "making the timeline (memfd_create)",
+            size: "sizing the timeline",
+            map: "mapping the timeline",
+        },
+    )?;
     let generation_addr = crate::registry::generation_counter()
         .map(|g| g as *const AtomicU64 as u64)
         .unwrap_or(0);
