@@ -26,6 +26,11 @@ pub fn runtime_hook() {
     if std::env::var(EVCXR_IS_RUNTIME_VAR).is_ok() {
         Runtime::new().run_loop();
     }
+    // forja patch: cargo runs us as RUSTC_WORKSPACE_WRAPPER to record how it
+    // compiles the session's crate (see module::FastRustc).
+    if let Some(record) = std::env::var_os(crate::module::RECORD_RUSTC_ENV) {
+        crate::module::record_and_run_rustc(record);
+    }
     if std::env::var(WRAP_RUSTC_ENV).is_ok() {
         crate::module::wrap_rustc();
     }

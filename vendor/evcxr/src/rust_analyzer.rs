@@ -73,9 +73,17 @@ struct Primer {
 impl Primer {
     fn start(db: &ra_ap_ide_db::RootDatabase, own_file: FileId) -> Primer {
         let all = ra_ap_base_db::all_crates(db);
-        let own = all.iter().copied().find(|k| k.data(db).root_file_id == own_file);
+        let own = all
+            .iter()
+            .copied()
+            .find(|k| k.data(db).root_file_id == own_file);
         let needed: std::collections::HashSet<ra_ap_base_db::Crate> = own
-            .map(|own| own.transitive_deps(db).into_iter().filter(|k| *k != own).collect())
+            .map(|own| {
+                own.transitive_deps(db)
+                    .into_iter()
+                    .filter(|k| *k != own)
+                    .collect()
+            })
             .unwrap_or_default();
         // all_crates is in topological order: dependencies first.
         let queue = std::sync::Arc::new(std::sync::Mutex::new(
@@ -364,7 +372,9 @@ impl RustAnalyzer {
         }
         let own_dir = self.root_directory.clone();
         let is_own = |root: &ra_ap_project_model::PackageRoot| {
-            root.include.iter().any(|dir| own_dir.starts_with(dir) || dir.starts_with(&own_dir))
+            root.include
+                .iter()
+                .any(|dir| own_dir.starts_with(dir) || dir.starts_with(&own_dir))
         };
         change.set_roots(
             builder
