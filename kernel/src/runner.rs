@@ -67,7 +67,23 @@ extern "C" fn stop_group(sig: libc::c_int) {
     }
 }
 
-/// The runner's pid, for [`stop_group`].
+/// The runner's normal exit (evcxr's runner exits when its stdin closes: the
+/// kernel dropped the session, or died): kill the runner's whole process
+/// group too. When the kernel is killed, its end of that pipe closes before
+/// the kernel's death signal reaches the runner, so the runner may well exit
+/// this way first, and the death signal never arrives; its forja children
+/// then die with it (their own death signal), but not a plain command a
+/// child started. A forked child that calls `exit` must not do this.
+extern "C" fn stop_group_at_exit() {
+    // SAFETY: getpid and kill are plain syscalls.
+    unsafe {
+        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+            libc::kill(0, libc::SIGKILL);
+        }
+    }
+}
+
+/// The runner's pid, for [`stop_group`] and [`stop_group_at_exit`].
 static RUNNER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -91,6 +107,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         // parents; this also stops plain commands a cell started).
         RUNNER_PID.store(libc::getpid(), std::sync::atomic::Ordering::Relaxed);
         libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
+        libc::atexit(stop_group_at_exit);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
         if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
             .ok()
