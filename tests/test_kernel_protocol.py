@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -166,6 +167,29 @@ def test_compile_error_is_readable(kernel: Kernel):
     assert ex.result is None
     # The failed cell defined nothing and broke nothing.
     assert kernel.execute("1 + 1").result["data"]["text/plain"] == "2"
+
+
+def test_cells_survive_their_build_files_vanishing(fresh_kernel: Kernel):
+    """A cleaner that empties old files under /tmp (systemd-tmpfiles) can
+    remove a long-running kernel's compiled forja. Cells then compile through
+    cargo again, which rebuilds it, instead of failing: the kernel runs rustc
+    directly between cells only while everything it used is still there."""
+    k = fresh_kernel
+    assert k.execute("let kept: u32 = 41;").status == "ok"
+    assert k.execute("kept + 1").result["data"]["text/plain"] == "42"
+    work = [d for d in Path(tempfile.gettempdir()).glob(f"forja-kernel-{k.pid}-*") if d.is_dir()]
+    assert len(work) == 1, work
+    libs = list(work[0].glob("evcxr/target/*/debug/deps/libforja-*"))
+    assert libs, "no compiled forja in the kernel's work dir"
+    for lib in libs:
+        lib.unlink()
+    ex = k.execute("kept + forja::cpu_count() as u32 - forja::cpu_count() as u32 + 2", timeout=300)
+    assert ex.status == "ok", ex.dump()
+    assert ex.result["data"]["text/plain"] == "43", ex.dump()
+    # Errors in the cell are still reported as errors, and the next cell runs.
+    bad = k.execute('let wrong: u32 = "x";')
+    assert bad.status == "error" and "mismatched types" in strip_ansi(bad.dump()), bad.dump()
+    assert k.execute("kept + 3").result["data"]["text/plain"] == "44"
 
 
 def test_panic_is_an_error_and_earlier_variables_survive(kernel: Kernel):
