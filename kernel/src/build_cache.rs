@@ -504,19 +504,25 @@ fn patched_paths(config: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The profile dirs of a target dir: `debug` holds host artefacts (build
+/// scripts, proc macros); evcxr's `--target <host>` puts the rest under
+/// `<triple>/debug`.
+fn profile_dirs(target: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut dirs = vec![target.join("debug")];
+    for entry in std::fs::read_dir(target)? {
+        let path = entry?.path().join("debug");
+        if path.is_dir() {
+            dirs.push(path);
+        }
+    }
+    Ok(dirs)
+}
+
 /// Removes from a prebuilt target dir what only the prebuild session itself
 /// could use: the `ctx` crate's outputs (their hash includes the crate dir's
 /// path, so no other session reuses them) and evcxr's per-cell libraries.
 pub fn prune_session_outputs(target: &Path) -> io::Result<()> {
-    // `debug` holds host artefacts (build scripts, proc macros); evcxr's
-    // `--target <host>` puts the rest under `<triple>/debug`.
-    let mut profile_dirs = vec![target.join("debug")];
-    for entry in std::fs::read_dir(target)? {
-        let path = entry?.path().join("debug");
-        if path.is_dir() {
-            profile_dirs.push(path);
-        }
-    }
+    let profile_dirs = profile_dirs(target)?;
     for profile_dir in profile_dirs {
         let Ok(entries) = std::fs::read_dir(&profile_dir) else {
             continue;
@@ -738,13 +744,7 @@ pub fn prune_stale_units(
     used: &std::collections::HashSet<String>,
 ) -> io::Result<usize> {
     let mut removed = 0;
-    let mut profile_dirs = vec![target.join("debug")];
-    for entry in std::fs::read_dir(target)? {
-        let path = entry?.path().join("debug");
-        if path.is_dir() {
-            profile_dirs.push(path);
-        }
-    }
+    let profile_dirs = profile_dirs(target)?;
     for profile_dir in profile_dirs {
         for sub in ["deps", ".fingerprint", "build"] {
             let Ok(entries) = std::fs::read_dir(profile_dir.join(sub)) else {
