@@ -266,10 +266,18 @@ impl Seed {
     }
 }
 
+macro_rules! flusher_start {
+    () => {
+        "let _ = forja::display::start_output_flusher();"
+    };
+}
+
+/// Starts forja's stdout flusher in the runner (again in each fresh runner).
+pub const FLUSHER_START: &str = flusher_start!();
+
 /// The Rust code every forja session runs first: the prelude import (kept by
-/// evcxr for every later cell) and forja's stdout flusher in the runner.
-pub const FORJA_PRELUDE: &str =
-    "use forja::prelude::*;\nlet _ = forja::display::start_output_flusher();";
+/// evcxr for every later cell) and [`FLUSHER_START`].
+pub const FORJA_PRELUDE: &str = concat!("use forja::prelude::*;\n", flusher_start!());
 
 /// Starts an evcxr session with forja in it from the very first compile, so
 /// rust-analyzer loads the crate graph once (a `:dep` after the start made it

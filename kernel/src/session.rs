@@ -212,9 +212,6 @@ struct Session {
     child_outputs: crate::side_channel::ChildOutputs,
 }
 
-/// Restarts forja's stdout flusher in a fresh runner (see [`crate::build_cache::FORJA_PRELUDE`]).
-pub const FLUSHER_START: &str = "let _ = forja::display::start_output_flusher();";
-
 impl Session {
     fn start(
         config: &Config,
@@ -424,7 +421,7 @@ impl Session {
         self.note_runner_pid();
         if old_runner != self.shared.runner_pid.load(Ordering::SeqCst) && self.forja {
             // A fresh runner: start its stdout flusher (nothing is re-run).
-            let _ = self.ctx.execute(FLUSHER_START);
+            let _ = self.ctx.execute(crate::build_cache::FLUSHER_START);
         }
         if interrupted {
             // Whatever the cell started is stopped; make sure of it.
