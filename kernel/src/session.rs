@@ -219,7 +219,9 @@ impl Session {
         frames: mpsc::UnboundedSender<Frame>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.crate_dir)?;
-        if let Some(lock) = &config.lockfile
+        // (With forja, start_with_forja puts the right lock file in place.)
+        if config.forja_dir.is_none()
+            && let Some(lock) = &config.lockfile
             && lock.exists()
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
