@@ -216,6 +216,18 @@ def describe(pids, table) -> str:
     return ", ".join(f"{p} {table[p][2]!r} state {table[p][1]} ppid {table[p][0]}" for p in pids if p in table)
 
 
+def kill_and_fail(pids, table, what: str) -> None:
+    """Kills the processes a test found left over (so they do not outlive it)
+    and fails, describing them as they were."""
+    detail = describe(pids, table)
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    raise AssertionError(f"{what}: {detail}")
+
+
 def wait_until(cond, seconds: float):
     deadline = time.monotonic() + seconds
     while True:
@@ -319,15 +331,9 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
             runner = runner_of(kernel_pid)
             clean_tree = wait_until(lambda: not left_behind(kernel_pid, runner), GRACE)
             if not clean_tree:
-                table = proc_table()
-                pids = left_behind(kernel_pid, runner)
-                detail = describe(pids, table)
-                for p in pids:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                raise AssertionError(f"{path.name}: processes left behind by the notebook: {detail}")
+                kill_and_fail(
+                    left_behind(kernel_pid, runner), proc_table(),
+                    f"{path.name}: processes left behind by the notebook")
             tree = set(descendants(kernel_pid))
         elapsed = time.monotonic() - start
         # After shutdown: nothing of the kernel's tree is still running, and
@@ -341,14 +347,8 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
             return not alive_leftovers()[0]
 
         if not wait_until(clean, GRACE):
-            pids, table = alive_leftovers()
-            detail = describe(pids, table)
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            raise AssertionError(f"{path.name}: processes still running after the kernel shut down: {detail}")
+            kill_and_fail(*alive_leftovers(),
+                          f"{path.name}: processes still running after the kernel shut down")
     finally:
         set_subreaper(False)
         reap_adopted(before)
