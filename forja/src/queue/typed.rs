@@ -1,0 +1,300 @@
+//! [`Queue`]: typed items over the byte ring — each item encoded with
+//! `postcard` (the same format as forja's pipes) and framed by its length.
+
+use super::pid;
+use super::ring::{HEADER, Ring};
+use crate::error::{Error, Result};
+use crate::sync::futex::deadline_after;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bytes in a queue's ring buffer.
+const RING_BYTES: usize = 1 << 20;
+/// Items whose frame fits in this many bytes are encoded on the stack.
+const SMALL_FRAME: usize = 128;
+
+thread_local! {
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn codec_error(action: &'static str, e: postcard::Error) -> Error {
+    Error::Message {
+        action,
+        what: "a queue",
+        pid: pid(),
+        message: e.to_string(),
+    }
+}
+
+/// A multi-producer, multi-consumer queue shared by processes forked after
+/// it was made.
+///
+/// ```
+/// use forja::prelude::*;
+///
+/// let q: Queue<(u32, String)> = Queue::new().unwrap();
+/// q.put(&(1, "uno".into())).unwrap();
+/// assert_eq!(q.qsize(), 1);
+/// assert_eq!(q.get().unwrap(), (1, "uno".into()));
+/// assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
+/// ```
+pub struct Queue<T> {
+    pub(super) ring: Ring,
+    closed: Arc<AtomicBool>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            ring: self.ring.clone(),
+            closed: self.closed.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.ring.qsize())
+            .field("maxsize", &self.ring.maxsize())
+            .finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// An unbounded queue.
+    ///
+    /// ```
+    /// let q = forja::Queue::<i64>::new().unwrap();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn new() -> Result<Queue<T>> {
+        Self::build(0, RING_BYTES)
+    }
+
+    /// A queue holding at most `maxsize` items: `put` waits while it is full
+    /// (`maxsize` 0 means unbounded, as in Python).
+    ///
+    /// ```
+    /// let q = forja::Queue::with_maxsize(1).unwrap();
+    /// q.put(&1u8).unwrap();
+    /// assert!(q.is_full());
+    /// assert!(matches!(q.try_put(&2), Err(forja::Error::Full { .. })));
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        Self::build(maxsize as u64, RING_BYTES)
+    }
+
+    /// A queue whose ring buffer has `bytes` bytes (rounded up to a power of
+    /// two, at least 64) instead of 1 MiB; larger items still pass, streamed.
+    ///
+    /// ```
+    /// let q = forja::Queue::with_buffer_bytes(64).unwrap();
+    /// q.put(&vec![7u8; 10]).unwrap();
+    /// assert_eq!(q.get().unwrap(), vec![7u8; 10]);
+    /// ```
+    pub fn with_buffer_bytes(bytes: usize) -> Result<Queue<T>> {
+        Self::build(0, bytes)
+    }
+
+    fn build(maxsize: u64, bytes: usize) -> Result<Queue<T>> {
+        Ok(Queue {
+            ring: Ring::new(maxsize, bytes)?,
+            closed: Arc::new(AtomicBool::new(false)),
+            _t: PhantomData,
+        })
+    }
+
+    pub(super) fn put_until(
+        &self,
+        item: &T,
+        deadline: Option<Instant>,
+        joinable: bool,
+    ) -> Result<()> {
+        crate::interrupt::check()?;
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::QueueClosed { pid: pid() });
+        }
+        // A frame is the item's length (8 bytes) and its encoding, built in
+        // one buffer so it is copied into the ring at once: small items on
+        // the stack, larger ones in a reused per-thread buffer.
+        let mut small = [0u8; SMALL_FRAME];
+        let done = match postcard::to_slice(item, &mut small[HEADER as usize..]) {
+            Ok(payload) => {
+                let n = payload.len();
+                small[..HEADER as usize].copy_from_slice(&(n as u64).to_le_bytes());
+                self.ring
+                    .put_frame(&small[..HEADER as usize + n], deadline, joinable)?
+            }
+            Err(_) => ENCODE_BUF.with(|buf| -> Result<bool> {
+                let mut buf = buf.borrow_mut();
+                buf.clear();
+                buf.extend_from_slice(&[0; HEADER as usize]);
+                let mut frame = postcard::to_extend(item, std::mem::take(&mut *buf))
+                    .map_err(|e| codec_error("encode", e))?;
+                let n = (frame.len() - HEADER as usize) as u64;
+                frame[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
+                let r = self.ring.put_frame(&frame, deadline, joinable);
+                *buf = frame;
+                r
+            })?,
+        };
+        if done {
+            Ok(())
+        } else {
+            Err(Error::Full { pid: pid() })
+        }
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        crate::interrupt::check()?;
+        self.ring
+            .get_with(deadline, |bytes| {
+                postcard::from_bytes(bytes).map_err(|e| codec_error("decode", e))
+            })?
+            .ok_or(Error::Empty { pid: pid() })
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// ```
+    /// let q = forja::Queue::new().unwrap();
+    /// q.put(&[1.0f32, 2.0]).unwrap();
+    /// ```
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.put_until(item, None, false)
+    }
+
+    /// Like [`put`](Queue::put), giving up with [`Error::Full`] after
+    /// `timeout`.
+    ///
+    /// ```
+    /// let q = forja::Queue::with_maxsize(1).unwrap();
+    /// q.put(&'a').unwrap();
+    /// let r = q.put_timeout(&'b', std::time::Duration::from_millis(5));
+    /// assert!(matches!(r, Err(forja::Error::Full { .. })));
+    /// ```
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        self.put_until(item, deadline_after(timeout), false)
+    }
+
+    /// Puts `item` only if there is room right now, else [`Error::Full`].
+    ///
+    /// ```
+    /// let q = forja::Queue::new().unwrap();
+    /// q.try_put(&5u16).unwrap();
+    /// ```
+    pub fn try_put(&self, item: &T) -> Result<()> {
+        self.put_until(item, Some(Instant::now()), false)
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty.
+    ///
+    /// ```
+    /// let q = forja::Queue::new().unwrap();
+    /// q.put(&true).unwrap();
+    /// assert!(q.get().unwrap());
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Like [`get`](Queue::get), giving up with [`Error::Empty`] after
+    /// `timeout`.
+    ///
+    /// ```
+    /// let q = forja::Queue::<u8>::new().unwrap();
+    /// let r = q.get_timeout(std::time::Duration::from_millis(5));
+    /// assert!(matches!(r, Err(forja::Error::Empty { .. })));
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(deadline_after(timeout))
+    }
+
+    /// Takes an item only if one is there right now, else [`Error::Empty`].
+    ///
+    /// ```
+    /// let q = forja::Queue::<u8>::new().unwrap();
+    /// assert!(q.try_get().is_err());
+    /// ```
+    pub fn try_get(&self) -> Result<T> {
+        self.get_until(Some(Instant::now()))
+    }
+
+    /// How many items are in the queue right now (a snapshot: other
+    /// processes may change it the next moment).
+    ///
+    /// ```
+    /// let q = forja::Queue::new().unwrap();
+    /// q.put(&1u8).unwrap();
+    /// q.put(&2u8).unwrap();
+    /// assert_eq!(q.qsize(), 2);
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.ring.qsize() as usize
+    }
+
+    /// Whether the queue is empty right now.
+    ///
+    /// ```
+    /// assert!(forja::Queue::<u8>::new().unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.ring.qsize() == 0
+    }
+
+    /// Whether the queue holds `maxsize` items right now (never for an
+    /// unbounded queue).
+    ///
+    /// ```
+    /// assert!(!forja::Queue::<u8>::new().unwrap().is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        let max = self.ring.maxsize();
+        max > 0 && self.ring.qsize() >= max
+    }
+
+    /// The `maxsize` given at creation (0: unbounded).
+    ///
+    /// ```
+    /// assert_eq!(forja::Queue::<u8>::with_maxsize(3).unwrap().maxsize(), 3);
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.ring.maxsize() as usize
+    }
+
+    /// Declares that this process will put no more items through this handle
+    /// (and its clones): a later `put` is [`Error::QueueClosed`]. Other
+    /// processes are not affected and items already put stay available, as in
+    /// Python.
+    ///
+    /// ```
+    /// let q = forja::Queue::new().unwrap();
+    /// q.put(&1u8).unwrap();
+    /// q.close();
+    /// assert!(matches!(q.put(&2), Err(forja::Error::QueueClosed { .. })));
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// ```
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`close`](Queue::close) was called on this handle (or a clone).
+    ///
+    /// ```
+    /// let q = forja::Queue::<u8>::new().unwrap();
+    /// assert!(!q.is_closed());
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
