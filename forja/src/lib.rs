@@ -22,6 +22,7 @@ mod codec;
 pub mod connection;
 pub mod display;
 pub mod error;
+mod fork;
 mod interrupt;
 mod kernel_child;
 pub mod pool;

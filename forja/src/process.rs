@@ -43,11 +43,14 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::kernel_child::ChildPlan;
-use crate::registry::{self, Registry, STATUS_UNKNOWN, SelfInfo};
+use crate::fork::{self, pidfd_open};
+// The fork mechanics live in `fork.rs`; re-exported here for the pool, which
+// still imports them from this module.
+pub(crate) use crate::fork::{ChildSetup, fork_child, panic_message};
+use crate::registry::{self, Registry, STATUS_UNKNOWN};
 use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,7 +61,7 @@ use std::time::{Duration, Instant};
 type Target = Box<dyn FnMut() + Send + 'static>;
 
 /// This process's pid (cached; reset in every forked child).
-fn getpid() -> i32 {
+pub(crate) fn getpid() -> i32 {
     crate::sync::futex::my_pid() as i32
 }
 
@@ -386,7 +389,7 @@ impl Process {
                         revents: 0,
                     };
                     let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
-                    // Safety: one valid pollfd.
+                    // SAFETY: one valid pollfd.
                     unsafe { libc::poll(&mut pfd, 1, ms) };
                 }
                 None => {
@@ -440,7 +443,7 @@ impl Process {
         if self.poll_exit().is_some() {
             return Ok(()); // already ended: nothing to do, as in Python
         }
-        // Safety: kill on our own, unreaped child (its pid cannot be reused).
+        // SAFETY: kill on our own, unreaped child (its pid cannot be reused).
         if unsafe { libc::kill(pid, sig) } != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ESRCH) {
@@ -527,232 +530,6 @@ impl fmt::Display for Process {
     }
 }
 
-/// What a child needs to set itself up right after the fork.
-pub(crate) struct ChildSetup<'a> {
-    pub name: &'a str,
-    pub identity: &'a str,
-    pub daemon: bool,
-    pub parent_pid: i32,
-    pub parent_name: String,
-}
-
-/// Forks. In the child: sets it up (own registry, death signal for daemons,
-/// stdin from /dev/null, panic message with name and pid), runs `body`,
-/// flushes and `_exit`s with its code — never returns. In the parent: drops
-/// `body` (and so everything it captured) and returns the child's pid.
-///
-/// Pipe ends: the child closes its inherited copies of every forja pipe end
-/// that the parent still holds once `body` is dropped — that is, every end
-/// the closure did not take. So a child sees end of file when the parent
-/// drops its end, and the parent when the child's end goes. To know which
-/// ends the closure took, the child waits for one short message from the
-/// parent (only when this process has pipe ends at all).
-pub(crate) fn fork_child<B>(setup: &ChildSetup<'_>, body: B) -> Result<i32>
-where
-    B: FnOnce() -> i32,
-{
-    let reg = Registry::current()?;
-    let before = reg.ends();
-    let sync = if before.is_empty() {
-        None
-    } else {
-        let mut fds = [0; 2];
-        // Safety: pipe2 fills two fds, which we own from here on.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(Error::os(
-                "starting a process (pipe2)",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // Safety: fresh fds.
-        unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
-    };
-    let plan = ChildPlan::capture(setup.name);
-    let self_page = reg.self_page();
-    let fork_record = crate::timeline::before_fork();
-    // Hold the stdout/stderr locks across the fork: another thread of this
-    // process (the kernel's output flusher, or the user's) must not own them
-    // in the child, where that thread does not exist. The forking thread owns
-    // them on both sides and releases them right after.
-    let mut out_lock = std::io::stdout().lock();
-    let mut err_lock = std::io::stderr().lock();
-    let _ = out_lock.flush();
-    let _ = err_lock.flush();
-    // Safety: the child only runs forja's setup and `body`, then _exits.
-    let pid = unsafe { libc::fork() };
-    drop(err_lock);
-    drop(out_lock);
-    if pid < 0 {
-        return Err(Error::os(
-            "starting a process (fork)",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    if pid == 0 {
-        child_setup(setup, &plan, self_page);
-        if let Some((r, w)) = sync {
-            drop(w);
-            let kept_by_parent = read_fd_list(r.as_raw_fd());
-            drop(r);
-            for fd in &kept_by_parent {
-                // Safety: closing our inherited copy of an end the parent kept.
-                unsafe { libc::close(*fd) };
-            }
-            // The child holds pipe ends: it needs its registry now, to
-            // record them (its own children must close those they do not take).
-            if let Ok(mine) = Registry::current() {
-                for fd in before.iter().filter(|fd| !kept_by_parent.contains(fd)) {
-                    mine.register_end(*fd);
-                }
-            }
-        }
-        let code = body();
-        crate::timeline::process_exiting(code);
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        // Safety: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) }
-    }
-    crate::timeline::process_started(fork_record, pid, setup.name);
-    drop(body);
-    if let Some((r, w)) = sync {
-        drop(r);
-        let after = reg.ends();
-        let kept: Vec<i32> = before.into_iter().filter(|fd| after.contains(fd)).collect();
-        write_fd_list(w.as_raw_fd(), &kept);
-    }
-    Ok(pid)
-}
-
-fn write_fd_list(fd: i32, list: &[i32]) {
-    let mut buf = Vec::with_capacity(4 + 4 * list.len());
-    buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
-    for f in list {
-        buf.extend_from_slice(&f.to_le_bytes());
-    }
-    let mut off = 0;
-    while off < buf.len() {
-        // Safety: writing from a live buffer.
-        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
-        }
-        off += n as usize;
-    }
-}
-
-fn read_fd_list(fd: i32) -> Vec<i32> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        // Safety: reading into a live buffer.
-        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n as usize]);
-    }
-    if buf.len() < 4 {
-        return Vec::new();
-    }
-    let count = u32::from_le_bytes(buf[..4].try_into().expect("4")) as usize;
-    buf[4..]
-        .chunks_exact(4)
-        .take(count)
-        .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
-        .collect()
-}
-
-/// Right after the fork, in the child. Kept lean (no allocation, few system
-/// calls): the child's registry is made only if it uses one (see the
-/// registry's docs); here it only records who it is.
-fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
-    // First, while they are still open (so no fd made below can reuse
-    // their numbers), the runner's private fds go.
-    plan.close_runner_fds();
-    Registry::record_child(
-        self_page,
-        getpid(),
-        &SelfInfo {
-            name: setup.name,
-            identity: setup.identity,
-            parent_pid: setup.parent_pid,
-            parent_name: &setup.parent_name,
-            daemon: setup.daemon,
-        },
-    );
-    plan.death_signal(setup.daemon, setup.parent_pid);
-    // Safety: restoring default signal dispositions; replacing fd 0 with /dev/null.
-    unsafe {
-        // A crash in the child is the child's: do not run handlers inherited
-        // from the parent (evcxr's runner prints a backtrace and aborts).
-        // SIGTERM too: the kernel's runner handles it by stopping its whole
-        // process group, which must not happen for a child's `terminate()`.
-        for sig in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGILL,
-            libc::SIGFPE,
-            libc::SIGTERM,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            libc::dup2(fd, 0);
-            libc::close(fd);
-        }
-    }
-    plan.attach_output();
-    // A function item: boxing it allocates nothing.
-    std::panic::set_hook(Box::new(child_panic_hook));
-}
-
-/// The panic hook of a forja child: the message with the process's name and
-/// pid, in one write so other output never splits it.
-fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
-    let msg = panic_message(info.payload());
-    let at = info
-        .location()
-        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-        .unwrap_or_default();
-    let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.name);
-    let _ = std::io::stdout().flush();
-    let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any> (a panic without a message)".to_owned()
-    }
-}
-
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    #[cfg(target_os = "linux")]
-    {
-        // Safety: the pidfd_open system call; the fd returned is ours.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd >= 0 {
-            // Safety: a fresh fd.
-            return Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-        }
-    }
-    let _ = pid;
-    None
-}
-
 /// Ends the calling process with `code` (like Python's `sys.exit(code)` in
 /// a child). In a process started by forja it flushes stdout and stderr and
 /// ends at once (`_exit`): destructors do not run. Elsewhere (the main
@@ -768,9 +545,7 @@ pub fn exit(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     if registry::whoami().is_some_and(|me| me.is_child) {
-        crate::timeline::process_exiting(code);
-        // Safety: ending a forja child without unwinding into the parent's code.
-        unsafe { libc::_exit(code) }
+        fork::exit_child(code)
     }
     std::process::exit(code)
 }

@@ -1,0 +1,245 @@
+//! Fork mechanics apart from the [`Process`](crate::Process) object (as
+//! CPython's `popen_fork.py`): the fork itself, what the child does before it
+//! runs its body (identity, death signal, signals, stdin, panic hook, which
+//! inherited pipe ends to close), how a child ends, and pidfds.
+//!
+//! Used by `Process::start` and by the pool's workers.
+
+use crate::error::{Error, Result};
+use crate::kernel_child::ChildPlan;
+use crate::process::getpid;
+use crate::registry::{self, Registry, SelfInfo};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// What a child needs to set itself up right after the fork.
+pub(crate) struct ChildSetup<'a> {
+    pub name: &'a str,
+    pub identity: &'a str,
+    pub daemon: bool,
+    pub parent_pid: i32,
+    pub parent_name: String,
+}
+
+/// Forks. In the child: sets it up (own registry, death signal for daemons,
+/// stdin from /dev/null, panic message with name and pid), runs `body`,
+/// flushes and `_exit`s with its code — never returns. In the parent: drops
+/// `body` (and so everything it captured) and returns the child's pid.
+///
+/// Pipe ends: the child closes its inherited copies of every forja pipe end
+/// that the parent still holds once `body` is dropped — that is, every end
+/// the closure did not take. So a child sees end of file when the parent
+/// drops its end, and the parent when the child's end goes. To know which
+/// ends the closure took, the child waits for one short message from the
+/// parent (only when this process has pipe ends at all).
+pub(crate) fn fork_child<B>(setup: &ChildSetup<'_>, body: B) -> Result<i32>
+where
+    B: FnOnce() -> i32,
+{
+    let reg = Registry::current()?;
+    let before = reg.ends();
+    let sync = if before.is_empty() {
+        None
+    } else {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fds, which we own from here on.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(Error::os(
+                "starting a process (pipe2)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fresh fds.
+        unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+    };
+    let plan = ChildPlan::capture(setup.name);
+    let self_page = reg.self_page();
+    let fork_record = crate::timeline::before_fork();
+    // Hold the stdout/stderr locks across the fork: another thread of this
+    // process (the kernel's output flusher, or the user's) must not own them
+    // in the child, where that thread does not exist. The forking thread owns
+    // them on both sides and releases them right after.
+    let mut out_lock = std::io::stdout().lock();
+    let mut err_lock = std::io::stderr().lock();
+    let _ = out_lock.flush();
+    let _ = err_lock.flush();
+    // SAFETY: the child only runs forja's setup and `body`, then _exits.
+    let pid = unsafe { libc::fork() };
+    drop(err_lock);
+    drop(out_lock);
+    if pid < 0 {
+        return Err(Error::os(
+            "starting a process (fork)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        child_setup(setup, &plan, self_page);
+        if let Some((r, w)) = sync {
+            drop(w);
+            let kept_by_parent = read_fd_list(r.as_raw_fd());
+            drop(r);
+            for fd in &kept_by_parent {
+                // SAFETY: closing our inherited copy of an end the parent kept.
+                unsafe { libc::close(*fd) };
+            }
+            // The child holds pipe ends: it needs its registry now, to
+            // record them (its own children must close those they do not take).
+            if let Ok(mine) = Registry::current() {
+                for fd in before.iter().filter(|fd| !kept_by_parent.contains(fd)) {
+                    mine.register_end(*fd);
+                }
+            }
+        }
+        exit_child(body())
+    }
+    crate::timeline::process_started(fork_record, pid, setup.name);
+    drop(body);
+    if let Some((r, w)) = sync {
+        drop(r);
+        let after = reg.ends();
+        let kept: Vec<i32> = before.into_iter().filter(|fd| after.contains(fd)).collect();
+        write_fd_list(w.as_raw_fd(), &kept);
+    }
+    Ok(pid)
+}
+
+fn write_fd_list(fd: i32, list: &[i32]) {
+    let mut buf = Vec::with_capacity(4 + 4 * list.len());
+    buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    for f in list {
+        buf.extend_from_slice(&f.to_le_bytes());
+    }
+    let mut off = 0;
+    while off < buf.len() {
+        // SAFETY: writing from a live buffer.
+        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
+        if n <= 0 {
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+fn read_fd_list(fd: i32) -> Vec<i32> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a live buffer.
+        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n as usize]);
+    }
+    if buf.len() < 4 {
+        return Vec::new();
+    }
+    let count = u32::from_le_bytes(buf[..4].try_into().expect("4")) as usize;
+    buf[4..]
+        .chunks_exact(4)
+        .take(count)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+        .collect()
+}
+
+/// Right after the fork, in the child. Kept lean (no allocation, few system
+/// calls): the child's registry is made only if it uses one (see the
+/// registry's docs); here it only records who it is.
+fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
+    // First, while they are still open (so no fd made below can reuse
+    // their numbers), the runner's private fds go.
+    plan.close_runner_fds();
+    Registry::record_child(
+        self_page,
+        getpid(),
+        &SelfInfo {
+            name: setup.name,
+            identity: setup.identity,
+            parent_pid: setup.parent_pid,
+            parent_name: &setup.parent_name,
+            daemon: setup.daemon,
+        },
+    );
+    plan.death_signal(setup.daemon, setup.parent_pid);
+    // SAFETY: restoring default signal dispositions; replacing fd 0 with /dev/null.
+    unsafe {
+        // A crash in the child is the child's: do not run handlers inherited
+        // from the parent (evcxr's runner prints a backtrace and aborts).
+        // SIGTERM too: the kernel's runner handles it by stopping its whole
+        // process group, which must not happen for a child's `terminate()`.
+        for sig in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGTERM,
+        ] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::close(fd);
+        }
+    }
+    plan.attach_output();
+    // A function item: boxing it allocates nothing.
+    std::panic::set_hook(Box::new(child_panic_hook));
+}
+
+/// The panic hook of a forja child: the message with the process's name and
+/// pid, in one write so other output never splits it.
+fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
+    let msg = panic_message(info.payload());
+    let at = info
+        .location()
+        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.name);
+    let _ = std::io::stdout().flush();
+    let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic without a message)".to_owned()
+    }
+}
+
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: the pidfd_open system call; the fd returned is ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            // SAFETY: a fresh fd.
+            return Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+    }
+    let _ = pid;
+    None
+}
+
+/// Ends a forja child with `code`: records its exit on the timeline, flushes
+/// stdout and stderr and `_exit`s, so none of the parent's exit handlers or
+/// destructors run in it.
+pub(crate) fn exit_child(code: i32) -> ! {
+    crate::timeline::process_exiting(code);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: ends the child without running the parent's exit handlers.
+    unsafe { libc::_exit(code) }
+}
