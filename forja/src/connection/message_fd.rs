@@ -1,0 +1,367 @@
+//! Length-prefixed messages over one non-blocking fd: each message goes on
+//! the wire as an 8-byte length and its payload; reads and writes are
+//! buffered, so many small messages cost one system call.
+
+use super::{os_err, pid};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::registry;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io;
+use std::ops::Range;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Bytes of the length prefix of every message.
+const HEADER: usize = 8;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Waits until `fd` is ready for `events` or `deadline` passes, waking every
+/// [`registry::POLL_INTERVAL`] to check the interrupt flag. `Ok(false)` on
+/// the deadline.
+fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Result<bool> {
+    loop {
+        registry::check_interrupt()?;
+        let mut slice = registry::POLL_INTERVAL;
+        if let Some(d) = deadline {
+            let now = Instant::now();
+            if now >= d {
+                // One last non-blocking look.
+                slice = Duration::ZERO;
+            } else {
+                slice = slice.min(d - now);
+            }
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Error::os("waiting on a pipe (poll)", e));
+        }
+        if r > 0 {
+            return Ok(true);
+        }
+        if let Some(d) = deadline
+            && Instant::now() >= d
+        {
+            return Ok(false);
+        }
+    }
+}
+
+/// Length-prefixed messages over one non-blocking fd, with a read and a
+/// write buffer. A message on the wire (a "frame" in the method names) is
+/// its 8-byte length, then its payload.
+pub(crate) struct MessageFd {
+    fd: OwnedFd,
+    is_socket: bool,
+    /// Received bytes; `rbuf[rpos..]` is not consumed yet.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Bytes to send; `wbuf[wpos..]` is not written yet.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    eof: bool,
+}
+
+impl MessageFd {
+    pub(crate) fn new(fd: OwnedFd, is_socket: bool) -> Result<MessageFd> {
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            {
+                return Err(os_err("making a pipe non-blocking"));
+            }
+        }
+        if let Ok(reg) = registry::Registry::current() {
+            reg.register_end(fd.as_raw_fd());
+        }
+        Ok(MessageFd {
+            fd,
+            is_socket,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            eof: false,
+        })
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// A new `MessageFd` on a duplicate of the fd (close-on-exec), with empty
+    /// buffers.
+    pub(crate) fn try_clone(&self) -> Result<MessageFd> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::os("duplicating a pipe end", e))?;
+        MessageFd::new(fd, self.is_socket)
+    }
+
+    /// The payload range of a complete frame at the front of the buffer.
+    pub(crate) fn frame_ready(&self) -> Option<Range<usize>> {
+        let avail = &self.rbuf[self.rpos..];
+        if avail.len() < HEADER {
+            return None;
+        }
+        let len = u64::from_le_bytes(avail[..HEADER].try_into().expect("8 bytes")) as usize;
+        let start = self.rpos + HEADER;
+        (avail.len() - HEADER >= len).then(|| start..start + len)
+    }
+
+    /// Drops the frame whose payload is `payload` from the buffer.
+    pub(crate) fn consume(&mut self, payload: Range<usize>) {
+        self.rpos = payload.end;
+        if self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+    }
+
+    pub(crate) fn payload(&self, range: Range<usize>) -> &[u8] {
+        &self.rbuf[range]
+    }
+
+    /// Whether the peer has closed and every complete frame was taken.
+    pub(crate) fn at_eof(&self) -> bool {
+        self.eof && self.frame_ready().is_none()
+    }
+
+    /// One non-blocking read. `Ok(true)` if bytes arrived, `Ok(false)` if
+    /// none are there yet; sets `eof` at end of file.
+    pub(crate) fn read_some(&mut self) -> Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        // Make room: move unread bytes to the front, then reserve what the
+        // frame being received still needs (at least READ_CHUNK).
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos.., 0);
+            self.rbuf.truncate(self.rbuf.len() - self.rpos);
+            self.rpos = 0;
+        }
+        let mut want = READ_CHUNK;
+        if self.rbuf.len() >= HEADER {
+            let len = u64::from_le_bytes(self.rbuf[..HEADER].try_into().expect("8 bytes")) as usize;
+            want = want.max((HEADER + len).saturating_sub(self.rbuf.len()));
+        }
+        self.rbuf.reserve(want);
+        let spare = self.rbuf.spare_capacity_mut();
+        loop {
+            // SAFETY: reading into the Vec's spare capacity, at most its length.
+            let n =
+                unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+            if n > 0 {
+                // SAFETY: the kernel initialised n bytes of the spare capacity.
+                unsafe { self.rbuf.set_len(self.rbuf.len() + n as usize) };
+                return Ok(true);
+            }
+            if n == 0 {
+                self.eof = true;
+                return Ok(false);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(false),
+                // A socket whose peer vanished mid-stream.
+                Some(libc::ECONNRESET) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                _ => return Err(Error::os("reading from a pipe", e)),
+            }
+        }
+    }
+
+    /// Waits for a complete frame. `Ok(None)` on the deadline.
+    pub(crate) fn recv_frame(
+        &mut self,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> Result<Option<Range<usize>>> {
+        registry::check_interrupt()?;
+        loop {
+            if let Some(r) = self.frame_ready() {
+                return Ok(Some(r));
+            }
+            if self.eof {
+                return Err(Error::Eof { what, pid: pid() });
+            }
+            // Wait first, then read: in a request/response exchange the data
+            // is rarely there yet, so this saves a read that would find none.
+            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
+                return Ok(None);
+            }
+            self.read_some()?;
+        }
+    }
+
+    /// Starts a frame in the write buffer; returns where its length goes.
+    pub(crate) fn begin_frame(&mut self) -> usize {
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        let at = self.wbuf.len();
+        self.wbuf.extend_from_slice(&[0; HEADER]);
+        at
+    }
+
+    /// The write buffer, to append a frame's payload to.
+    pub(crate) fn wbuf(&mut self) -> &mut Vec<u8> {
+        &mut self.wbuf
+    }
+
+    /// Writes the length of the frame begun at `at`.
+    pub(crate) fn end_frame(&mut self, at: usize) {
+        let len = (self.wbuf.len() - at - HEADER) as u64;
+        self.wbuf[at..at + HEADER].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Drops a frame begun at `at` (its encoding failed).
+    pub(crate) fn abort_frame(&mut self, at: usize) {
+        self.wbuf.truncate(at);
+    }
+
+    /// Whether bytes wait to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// Writes what it can without blocking. `Ok(true)` when all is written.
+    pub(crate) fn write_some(&mut self) -> Result<bool> {
+        while self.wpos < self.wbuf.len() {
+            let rest = &self.wbuf[self.wpos..];
+            // SAFETY: writing from a live slice.
+            let n = unsafe {
+                if self.is_socket {
+                    libc::send(
+                        self.fd.as_raw_fd(),
+                        rest.as_ptr().cast(),
+                        rest.len(),
+                        libc::MSG_NOSIGNAL,
+                    )
+                } else {
+                    libc::write(self.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len())
+                }
+            };
+            if n >= 0 {
+                self.wpos += n as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return Ok(false),
+                Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+                    self.wbuf.clear();
+                    self.wpos = 0;
+                    return Err(Error::BrokenPipe { pid: pid() });
+                }
+                _ => return Err(Error::os("writing to a pipe", e)),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Ok(true)
+    }
+
+    /// Writes everything buffered, waiting for room as needed.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        while !self.write_some()? {
+            wait_fd(self.raw_fd(), libc::POLLOUT, None)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one frame made of `bytes`.
+    pub(crate) fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let at = self.begin_frame();
+        self.wbuf.extend_from_slice(bytes);
+        self.end_frame(at);
+        self.flush()
+    }
+
+    /// Sends one frame holding `value` encoded.
+    pub(crate) fn send_value<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        what: &'static str,
+    ) -> Result<()> {
+        let at = self.begin_frame();
+        if let Err(e) = codec::encode_into(&mut self.wbuf, value, what) {
+            self.abort_frame(at);
+            return Err(e);
+        }
+        self.end_frame(at);
+        self.flush()
+    }
+
+    /// Receives one message and decodes it as a `T`, waiting for it;
+    /// [`Error::Timeout`] at the deadline.
+    pub(crate) fn recv_value<T: DeserializeOwned>(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<T> {
+        let range = self.recv_or_timeout(deadline)?;
+        let value = codec::decode(self.payload(range.clone()), "a pipe");
+        self.consume(range);
+        value
+    }
+
+    /// Receives one message as raw bytes, waiting for it;
+    /// [`Error::Timeout`] at the deadline.
+    pub(crate) fn recv_bytes(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>> {
+        let range = self.recv_or_timeout(deadline)?;
+        let bytes = self.payload(range.clone()).to_vec();
+        self.consume(range);
+        Ok(bytes)
+    }
+
+    fn recv_or_timeout(&mut self, deadline: Option<Instant>) -> Result<Range<usize>> {
+        self.recv_frame(deadline, "a pipe")?.ok_or(Error::Timeout {
+            what: "receiving from a pipe",
+            pid: pid(),
+        })
+    }
+
+    /// Whether a frame can be received without waiting (or EOF is there).
+    pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
+        registry::check_interrupt()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.frame_ready().is_some() || self.eof {
+                return Ok(true);
+            }
+            if self.read_some()? || self.eof {
+                continue;
+            }
+            if !wait_fd(self.raw_fd(), libc::POLLIN, Some(deadline))? {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+impl Drop for MessageFd {
+    fn drop(&mut self) {
+        if let Some(reg) = registry::Registry::existing() {
+            reg.unregister_end(self.fd.as_raw_fd());
+        }
+    }
+}
