@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// A result that will be ready later: from [`Pool::apply_async`] and
-/// [`Pool::map_async`].
+/// A result that will be ready later: from [`Pool::apply_async`](super::Pool::apply_async) and
+/// [`Pool::map_async`](super::Pool::map_async).
 ///
 /// [`get`](Self::get) may be called more than once (each call decodes the
 /// result again). Dropping it discards the result.
@@ -157,7 +157,7 @@ fn abandon(shared: &Shared, job: u64) {
     }
 }
 
-/// The iterator of [`Pool::imap`]: results in input order, each as soon as
+/// The iterator of [`Pool::imap`](super::Pool::imap): results in input order, each as soon as
 /// it is ready. Each item is a `Result` (a panic in that task, a dead
 /// worker...).
 ///
@@ -262,7 +262,7 @@ impl<R> fmt::Debug for Imap<R> {
     }
 }
 
-/// The iterator of [`Pool::imap_unordered`]: results as they finish.
+/// The iterator of [`Pool::imap_unordered`](super::Pool::imap_unordered): results as they finish.
 ///
 /// ```
 /// let pool = forja::Pool::new(2).unwrap();
