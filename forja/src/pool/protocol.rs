@@ -7,8 +7,8 @@
 //! - task: `TO_WORKER_TASK`, job (u64 LE, bytes 1..9), chunk (u32 LE,
 //!   9..13), trampoline address (u64 LE, 13..21), closure size (u32 LE,
 //!   21..25), the closure's bytes, the encoded arguments. Laid out by
-//!   [`task_frame`](super::task::task_frame); job and chunk are filled in
-//!   when the task is queued.
+//!   `task::task_frame`; job and chunk are filled in when the task is
+//!   queued.
 //! - stop: `TO_WORKER_STOP` alone.
 //!
 //! Worker -> parent:
