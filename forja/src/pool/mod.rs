@@ -280,7 +280,16 @@ impl Pool {
     pub fn chunksize(&self, chunksize: usize) -> WithChunksize<'_> {
         WithChunksize {
             pool: self,
-            chunksize: chunksize.max(1),
+            chunksize: Some(chunksize.max(1)),
+        }
+    }
+
+    /// The view with each call's default chunksize: `Pool`'s own `map`,
+    /// `imap`... go through it.
+    fn default_chunksize(&self) -> WithChunksize<'_> {
+        WithChunksize {
+            pool: self,
+            chunksize: None,
         }
     }
 
@@ -292,71 +301,6 @@ impl Pool {
     {
         let frames = chunk_frames(f, items, chunksize)?;
         lock(&self.shared).submit(frames)
-    }
-
-    fn map_with<F, A, R>(&self, f: F, items: Vec<A>, chunksize: Option<usize>) -> Result<Vec<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let len = items.len();
-        let cs = chunksize.unwrap_or_else(|| auto_chunksize(len, self.size));
-        let job = self.submit(&f, &items, cs)?;
-        drop(items);
-        // Drops the job (whatever is still running) if we return early.
-        let _handle = AsyncResult::<Vec<R>>::new(self.shared.clone(), job, decode_all::<R>);
-        // Decode each chunk as soon as it and those before it are in, while
-        // the workers run the rest.
-        let mut out = Vec::with_capacity(len);
-        for c in 0..len.div_ceil(cs) {
-            let outcome = take_chunk(&self.shared, job, Some(c))?;
-            decode_chunk_into(&outcome, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    fn map_async_with<F, A, R>(
-        &self,
-        f: F,
-        items: Vec<A>,
-        chunksize: Option<usize>,
-    ) -> Result<AsyncResult<Vec<R>>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let cs = chunksize.unwrap_or_else(|| auto_chunksize(items.len(), self.size));
-        let job = self.submit(&f, &items, cs)?;
-        Ok(AsyncResult::new(self.shared.clone(), job, decode_all::<R>))
-    }
-
-    fn imap_with<F, A, R>(&self, f: F, items: Vec<A>, chunksize: usize) -> Result<Imap<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let n = items.len().div_ceil(chunksize.max(1));
-        let job = self.submit(&f, &items, chunksize)?;
-        Ok(Imap::new(self.shared.clone(), job, n))
-    }
-
-    fn imap_unordered_with<F, A, R>(
-        &self,
-        f: F,
-        items: Vec<A>,
-        chunksize: usize,
-    ) -> Result<ImapUnordered<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let n = items.len().div_ceil(chunksize.max(1));
-        let job = self.submit(&f, &items, chunksize)?;
-        Ok(ImapUnordered::new(self.shared.clone(), job, n))
     }
 
     /// Applies `f` to every item in the workers; results in input order.
@@ -376,7 +320,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.map_with(f, items.into_iter().collect(), None)
+        self.default_chunksize().map(f, items)
     }
 
     /// Like [`map`](Self::map), but calls `f` with each tuple spread into
@@ -446,7 +390,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.map_async_with(f, items.into_iter().collect(), None)
+        self.default_chunksize().map_async(f, items)
     }
 
     /// Like [`map`](Self::map), but an iterator that yields each result (in
@@ -467,7 +411,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.imap_with(f, items.into_iter().collect(), 1)
+        self.default_chunksize().imap(f, items)
     }
 
     /// Like [`imap`](Self::imap), but yields results in the order they
@@ -490,7 +434,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.imap_unordered_with(f, items.into_iter().collect(), 1)
+        self.default_chunksize().imap_unordered(f, items)
     }
 
     /// Takes no more tasks; those already submitted still run. Then
@@ -585,10 +529,12 @@ impl fmt::Debug for Pool {
 /// let v: Vec<i32> = pool.chunksize(10).imap(|x: i32| x, 0..25).unwrap().map(|r| r.unwrap()).collect();
 /// assert_eq!(v, (0..25).collect::<Vec<_>>());
 /// ```
-#[derive(Debug)]
 pub struct WithChunksize<'a> {
     pool: &'a Pool,
-    chunksize: usize,
+    /// `None`: each call's default (as in Python: `ceil(len / (4 ×
+    /// workers))` for `map` and `map_async`, 1 for `imap` and
+    /// `imap_unordered`).
+    chunksize: Option<usize>,
 }
 
 impl WithChunksize<'_> {
@@ -605,8 +551,24 @@ impl WithChunksize<'_> {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.pool
-            .map_with(f, items.into_iter().collect(), Some(self.chunksize))
+        let pool = self.pool;
+        let items: Vec<A> = items.into_iter().collect();
+        let len = items.len();
+        let cs = self
+            .chunksize
+            .unwrap_or_else(|| auto_chunksize(len, pool.size));
+        let job = pool.submit(&f, &items, cs)?;
+        drop(items);
+        // Drops the job (whatever is still running) if we return early.
+        let _handle = AsyncResult::<Vec<R>>::new(pool.shared.clone(), job, decode_all::<R>);
+        // Decode each chunk as soon as it and those before it are in, while
+        // the workers run the rest.
+        let mut out = Vec::with_capacity(len);
+        for c in 0..len.div_ceil(cs) {
+            let outcome = take_chunk(&pool.shared, job, Some(c))?;
+            decode_chunk_into(&outcome, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// [`Pool::map_async`] with this chunksize.
@@ -622,8 +584,16 @@ impl WithChunksize<'_> {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.pool
-            .map_async_with(f, items.into_iter().collect(), Some(self.chunksize))
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = self
+            .chunksize
+            .unwrap_or_else(|| auto_chunksize(items.len(), self.pool.size));
+        let job = self.pool.submit(&f, &items, cs)?;
+        Ok(AsyncResult::new(
+            self.pool.shared.clone(),
+            job,
+            decode_all::<R>,
+        ))
     }
 
     /// [`Pool::starmap`] with this chunksize.
@@ -655,8 +625,14 @@ impl WithChunksize<'_> {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.pool
-            .imap_with(f, items.into_iter().collect(), self.chunksize)
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = self.chunksize.unwrap_or(1);
+        let job = self.pool.submit(&f, &items, cs)?;
+        Ok(Imap::new(
+            self.pool.shared.clone(),
+            job,
+            items.len().div_ceil(cs),
+        ))
     }
 
     /// [`Pool::imap_unordered`] with this chunksize.
@@ -672,7 +648,25 @@ impl WithChunksize<'_> {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.pool
-            .imap_unordered_with(f, items.into_iter().collect(), self.chunksize)
+        let items: Vec<A> = items.into_iter().collect();
+        let cs = self.chunksize.unwrap_or(1);
+        let job = self.pool.submit(&f, &items, cs)?;
+        Ok(ImapUnordered::new(
+            self.pool.shared.clone(),
+            job,
+            items.len().div_ceil(cs),
+        ))
+    }
+}
+
+impl fmt::Debug for WithChunksize<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("WithChunksize");
+        d.field("pool", &self.pool);
+        match self.chunksize {
+            Some(n) => d.field("chunksize", &n),
+            None => d.field("chunksize", &"default"),
+        };
+        d.finish()
     }
 }
