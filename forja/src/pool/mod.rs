@@ -64,7 +64,7 @@ use task::{chunk_frames, loaded_objects_stamp};
 use worker::Initializer;
 
 fn getpid() -> i32 {
-    // Safety: no preconditions.
+    // SAFETY: no preconditions.
     unsafe { libc::getpid() }
 }
 

@@ -411,7 +411,7 @@ impl PoolInner {
             })
             .collect();
         let ms = max_wait.as_micros().div_ceil(1000) as libc::c_int;
-        // Safety: a valid array of pollfds.
+        // SAFETY: a valid array of pollfds.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
@@ -451,7 +451,7 @@ impl PoolInner {
             return;
         }
         for w in &self.workers {
-            // Safety: signalling our own unreaped child.
+            // SAFETY: signalling our own unreaped child.
             unsafe { libc::kill(w.pid, libc::SIGTERM) };
         }
         // After an interrupt there is no grace period: the cell must end
@@ -466,7 +466,7 @@ impl PoolInner {
         for w in &workers {
             let left = deadline.saturating_duration_since(Instant::now());
             if reap_soon(w.slot, w.pid, left).is_none() {
-                // Safety: as above; SIGKILL cannot be ignored.
+                // SAFETY: as above; SIGKILL cannot be ignored.
                 unsafe { libc::kill(w.pid, libc::SIGKILL) };
                 reap_soon(w.slot, w.pid, Duration::from_secs(2));
             }

@@ -21,7 +21,7 @@ pub(super) fn loaded_objects_stamp() -> u64 {
         size: usize,
         data: *mut libc::c_void,
     ) -> libc::c_int {
-        // Safety: data is our Acc; info is valid for `size` bytes.
+        // SAFETY: data is our Acc; info is valid for `size` bytes.
         unsafe {
             let acc = &mut *(data as *mut Acc);
             let need = std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs);
@@ -37,7 +37,7 @@ pub(super) fn loaded_objects_stamp() -> u64 {
         adds: None,
         count: 0,
     };
-    // Safety: the callback only touches `acc`.
+    // SAFETY: the callback only touches `acc`.
     unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut Acc as *mut libc::c_void) };
     acc.adds.unwrap_or(acc.count)
 }
@@ -62,7 +62,7 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    // Safety: F is Copy, so a bitwise copy of its bytes is a valid F.
+    // SAFETY: F is Copy, so a bitwise copy of its bytes is a valid F.
     let f: F = unsafe { std::ptr::read_unaligned(closure as *const F) };
     let items: Vec<A> =
         postcard::from_bytes(args).map_err(|e| format!("bad task arguments: {e}"))?;
@@ -117,7 +117,7 @@ where
     frame.extend_from_slice(&(size as u32).to_le_bytes());
     let at = frame.len();
     frame.reserve(size);
-    // Safety: copies the closure's bytes (F is Copy: no ownership moves).
+    // SAFETY: copies the closure's bytes (F is Copy: no ownership moves).
     // They are only read back as an F, in the worker.
     unsafe {
         std::ptr::copy_nonoverlapping(f as *const F as *const u8, frame.as_mut_ptr().add(at), size);

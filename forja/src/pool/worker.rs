@@ -80,7 +80,7 @@ impl Worker {
         let reg = Registry::current()?;
         let (identity, name) = next_identity("ForkPoolWorker");
         let mut fds = [0; 2];
-        // Safety: socketpair fills two fds.
+        // SAFETY: socketpair fills two fds.
         if unsafe {
             libc::socketpair(
                 libc::AF_UNIX,
@@ -95,7 +95,7 @@ impl Worker {
                 std::io::Error::last_os_error(),
             ));
         }
-        // Safety: fresh fds, ours.
+        // SAFETY: fresh fds, ours.
         let (ours, theirs) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // Registered as a pipe end before the fork, so the worker closes it.
@@ -216,11 +216,11 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
         out.extend_from_slice(&header);
         out[0] = FROM_WORKER_RESULT;
         out.push(RESULT_ALL_OK);
-        // Safety: the parent sent the address of `run_chunk::<F, A, R>`
+        // SAFETY: the parent sent the address of `run_chunk::<F, A, R>`
         // instantiated for the closure whose bytes follow, and this worker
         // was forked after that code was loaded (the pool checks).
         let run: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
-        // Safety: see above.
+        // SAFETY: see above.
         match unsafe { run(closure, args, &mut out, take_last_panic) } {
             Ok(true) => {}
             Ok(false) => out[13] = RESULT_MIXED,
