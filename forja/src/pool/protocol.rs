@@ -1,0 +1,34 @@
+//! The frames between the pool and a worker: their kinds and byte layouts.
+//!
+//! Every message is one frame on the worker's socket (see
+//! [`FrameIo`](crate::connection::FrameIo)); its first byte is its kind.
+//!
+//! Parent -> worker:
+//! - task: `TO_WORKER_TASK`, job (u64 LE, bytes 1..9), chunk (u32 LE,
+//!   9..13), trampoline address (u64 LE, 13..21), closure size (u32 LE,
+//!   21..25), the closure's bytes, the encoded arguments. Laid out by
+//!   `task::task_frame`; job and chunk are filled in when the task is
+//!   queued.
+//! - stop: `TO_WORKER_STOP` alone.
+//!
+//! Worker -> parent:
+//! - ready: `FROM_WORKER_READY` alone, once its initializer has run.
+//! - initializer failed: `FROM_WORKER_INIT_FAILED`, then a UTF-8 message.
+//! - result: `FROM_WORKER_RESULT`, the task's job and chunk (bytes 1..13,
+//!   copied from the task), one of the `RESULT_*` encodings (byte 13), the
+//!   body.
+
+// Frame kinds, parent -> worker.
+pub(super) const TO_WORKER_TASK: u8 = 1;
+pub(super) const TO_WORKER_STOP: u8 = 2;
+// Frame kinds, worker -> parent.
+pub(super) const FROM_WORKER_READY: u8 = 1;
+pub(super) const FROM_WORKER_RESULT: u8 = 2;
+pub(super) const FROM_WORKER_INIT_FAILED: u8 = 3;
+// How a result frame's body is encoded (byte 13).
+/// `Vec<R>`: every task of the chunk returned.
+pub(super) const RESULT_ALL_OK: u8 = 0;
+/// A message: the chunk could not run.
+pub(super) const RESULT_FAILED: u8 = 1;
+/// `Vec<Result<R, String>>`: some tasks panicked.
+pub(super) const RESULT_MIXED: u8 = 2;

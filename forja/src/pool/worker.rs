@@ -1,0 +1,239 @@
+//! A pool worker: forking it, the parent's handle on it (its socket, its
+//! tasks in flight, its pace), reaping it, and the loop it runs.
+
+use super::getpid;
+use super::protocol::{
+    FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
+    RESULT_MIXED, TO_WORKER_TASK,
+};
+use super::task::Trampoline;
+use crate::connection::FrameIo;
+use crate::error::{Error, Result};
+use crate::process::{ChildSetup, fork_child, next_identity, panic_message};
+use crate::registry::Registry;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Tasks in flight per worker: at least one running and one waiting in its
+/// socket...
+const MIN_DEPTH: usize = 2;
+/// ...and more while its tasks are quick (see [`Worker::depth`]), up to this.
+const MAX_DEPTH: usize = 64;
+/// How much work (by the worker's recent pace) may wait in a worker's
+/// socket: enough to keep it busy between two visits of the parent, little
+/// enough that other workers never wait long for work it holds.
+const QUEUED_WORK: Duration = Duration::from_micros(500);
+
+/// What each worker runs once, when it starts.
+pub(super) type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// The parent's handle on one worker.
+pub(super) struct Worker {
+    pub(super) pid: i32,
+    pub(super) slot: usize,
+    pub(super) name: Arc<str>,
+    pub(super) io: FrameIo,
+    /// Loader stamp when it was forked: it has the code of tasks submitted
+    /// at or before it.
+    pub(super) stamp: u64,
+    pub(super) ready: bool,
+    pub(super) outstanding: VecDeque<(u64, usize)>,
+    /// Since when it has been busy without a result coming back.
+    pub(super) busy_since: Instant,
+    /// Its recent time per task (an average), in ns; 0 before the first.
+    pace_ns: u64,
+    /// Replaced by newer workers: gets no new tasks, stops when idle.
+    pub(super) retiring: bool,
+    pub(super) stop_sent: bool,
+}
+
+impl Worker {
+    /// How many tasks it may have in flight: [`MIN_DEPTH`], or as many as
+    /// take [`QUEUED_WORK`] at its recent pace (quick tasks: many per write
+    /// and per read, few trips through the parent's loop).
+    pub(super) fn depth(&self) -> usize {
+        if self.pace_ns == 0 {
+            return MIN_DEPTH;
+        }
+        let n = QUEUED_WORK.as_nanos() as u64 / self.pace_ns;
+        (n as usize).clamp(MIN_DEPTH, MAX_DEPTH)
+    }
+
+    /// `n` results came back: updates its pace.
+    pub(super) fn note_results(&mut self, n: usize) {
+        let now = Instant::now();
+        let per = (now.duration_since(self.busy_since).as_nanos() as u64 / n as u64).max(1);
+        self.pace_ns = if self.pace_ns == 0 {
+            per
+        } else {
+            (self.pace_ns * 3 + per) / 4
+        };
+        self.busy_since = now;
+    }
+
+    /// Forks a worker that will have the code of `stamp`; it runs `init`
+    /// first.
+    pub(super) fn spawn(init: Option<Initializer>, stamp: u64) -> Result<Worker> {
+        let reg = Registry::current()?;
+        let (identity, name) = next_identity("ForkPoolWorker");
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two fds.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return Err(Error::os(
+                "making a pool worker's socket",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fresh fds, ours.
+        let (ours, theirs) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // Registered as a pipe end before the fork, so the worker closes it.
+        let ours = FrameIo::new(ours, true)?;
+        let slot = reg.reserve(&name, true, true)?;
+        let setup = ChildSetup {
+            name: &name,
+            identity: &identity,
+            daemon: true,
+            parent_pid: getpid(),
+            parent_name: reg.header().name(),
+        };
+        // The worker closes its copies of every pipe end and of the other
+        // workers' sockets (fork_child does it: they are registered ends).
+        let result = fork_child(&setup, move || worker_main(theirs, init));
+        match result {
+            Ok(pid) => {
+                reg.publish(slot, pid);
+                Ok(Worker {
+                    pid,
+                    slot,
+                    name: name.into(),
+                    io: ours,
+                    stamp,
+                    ready: false,
+                    outstanding: VecDeque::new(),
+                    busy_since: Instant::now(),
+                    pace_ns: 0,
+                    retiring: false,
+                    stop_sent: false,
+                })
+            }
+            Err(e) => {
+                reg.unreserve(slot);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Reaps `pid` within `within`; its exit code, or `None` if it still runs.
+pub(super) fn reap_soon(slot: usize, pid: i32, within: Duration) -> Option<i32> {
+    let reg = Registry::current().ok()?;
+    let deadline = Instant::now() + within;
+    let mut nap = Duration::from_micros(50);
+    loop {
+        if let Some(code) = reg.try_reap(slot, pid) {
+            reg.release(slot, pid);
+            return Some(code);
+        }
+        if Instant::now() >= deadline {
+            reg.handle_dropped(slot, pid);
+            return None;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(10));
+    }
+}
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn take_last_panic() -> Option<String> {
+    LAST_PANIC.with(|p| p.borrow_mut().take())
+}
+
+/// The worker's life: initializer, then tasks until told to stop.
+fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
+    // Panics in tasks are reported to the parent, not printed here.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" (at {}:{}:{})", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+    }));
+    let Ok(mut io) = FrameIo::new(fd, true) else {
+        return 1;
+    };
+    if let Some(init) = init
+        && let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init()))
+    {
+        let msg = take_last_panic().unwrap_or_else(|| panic_message(&*payload));
+        std::mem::forget(payload);
+        let at = io.begin_frame();
+        io.wbuf().push(FROM_WORKER_INIT_FAILED);
+        io.wbuf()
+            .extend_from_slice(format!("the initializer panicked: {msg}").as_bytes());
+        io.end_frame(at);
+        let _ = io.flush();
+        return 1;
+    }
+    if io.send_bytes(&[FROM_WORKER_READY]).is_err() {
+        return 0;
+    }
+    let mut out = Vec::new();
+    loop {
+        let range = match io.recv_frame(None, "the pool") {
+            Ok(Some(r)) => r,
+            _ => return 0, // the parent is gone or closed our socket
+        };
+        let task = io.payload(range.clone());
+        if task.first() != Some(&TO_WORKER_TASK) || task.len() < 25 {
+            return 0; // a stop
+        }
+        let header: [u8; 13] = task[..13].try_into().expect("13");
+        let tramp = u64::from_le_bytes(task[13..21].try_into().expect("8")) as usize;
+        let clen = u32::from_le_bytes(task[21..25].try_into().expect("4")) as usize;
+        let closure = task[25..25 + clen].as_ptr();
+        let args = &task[25 + clen..];
+        let span = crate::timeline::task_begin(
+            u64::from_le_bytes(header[1..9].try_into().expect("8")),
+            u32::from_le_bytes(header[9..13].try_into().expect("4")).into(),
+        );
+        out.clear();
+        out.extend_from_slice(&header);
+        out[0] = FROM_WORKER_RESULT;
+        out.push(RESULT_ALL_OK);
+        // SAFETY: the parent sent the address of `run_chunk::<F, A, R>`
+        // instantiated for the closure whose bytes follow, and this worker
+        // was forked after that code was loaded (the pool checks).
+        let run: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
+        // SAFETY: see above.
+        match unsafe { run(closure, args, &mut out, take_last_panic) } {
+            Ok(true) => {}
+            Ok(false) => out[13] = RESULT_MIXED,
+            Err(msg) => {
+                out.truncate(14);
+                out[13] = RESULT_FAILED;
+                out.extend_from_slice(msg.as_bytes());
+            }
+        }
+        io.consume(range);
+        crate::timeline::task_end(span);
+        if io.send_bytes(&out).is_err() {
+            return 0;
+        }
+    }
+}
