@@ -54,8 +54,7 @@ pub fn main(tests: &[Test]) -> ! {
             .iter()
             .map(|t| {
                 let name = t.name;
-                Trial::test(name, move || in_a_child(name, nocapture))
-                    .with_ignored_flag(t.ignored)
+                Trial::test(name, move || in_a_child(name, nocapture)).with_ignored_flag(t.ignored)
             })
             .collect()
     };
