@@ -468,8 +468,9 @@ def shortest_path(succ: dict[Path_, list[Path_]], start: Path_, goal: Path_, all
     return []
 
 
-def cycles(edges: dict[tuple[Path_, Path_], list]) -> list[list[Path_]]:
-    """A few cycles that together use every edge lying on some cycle.
+def cycles(edges: dict[tuple[Path_, Path_], list]) -> list[tuple[list[Path_], list[list[Path_]]]]:
+    """Each group of modules that import each other, with a few cycles that
+    together use every edge inside the group.
 
     Each is the shortest cycle through an edge not yet shown, so a star of
     two-way imports reads as its 2-cycles and a ring as the ring.
@@ -478,11 +479,12 @@ def cycles(edges: dict[tuple[Path_, Path_], list]) -> list[list[Path_]]:
     for a, b in sorted(edges):
         succ.setdefault(a, []).append(b)
     nodes = sorted({n for e in edges for n in e})
-    out: list[list[Path_]] = []
+    out: list[tuple[list[Path_], list[list[Path_]]]] = []
     for comp in strongly_connected(nodes, succ):
         if len(comp) < 2:
             continue
         members = set(comp)
+        found: list[list[Path_]] = []
         shown: set[tuple[Path_, Path_]] = set()
         for a, b in sorted(e for e in edges if e[0] in members and e[1] in members):
             if (a, b) in shown:
@@ -495,9 +497,10 @@ def cycles(edges: dict[tuple[Path_, Path_], list]) -> list[list[Path_]]:
             ring = ring[k:] + ring[:k]
             cyc = ring + [ring[0]]
             shown.update(zip(cyc, cyc[1:]))
-            if cyc not in out:
-                out.append(cyc)
-    return out
+            if cyc not in found:
+                found.append(cyc)
+        out.append((sorted(comp), found))
+    return sorted(out)
 
 
 # ---------------------------------------------------------------------------
@@ -551,13 +554,18 @@ def check(src_dirs: list[Path], base: Path) -> list[str]:
         for root in roots:
             crate = Crate(src, root)
             edges = crate.edges()
-            for cyc in cycles(edges):
-                lines = [f"import cycle in {rel(root)}: " + " -> ".join(name(n) for n in cyc)]
-                for a, b in zip(cyc, cyc[1:]):
-                    where = edges[(a, b)]
-                    shown = ", ".join(f"{rel(f)}:{ln}" for f, ln in where[:6])
-                    more = f" and {len(where) - 6} more" if len(where) > 6 else ""
-                    lines.append(f"    {name(a)} -> {name(b)}: {shown}{more}")
+            for group, cycs in cycles(edges):
+                lines = [
+                    f"import cycle in {rel(root)} among {len(group)} modules "
+                    f"({', '.join(name(n) for n in group)}); every edge below is on a cycle:"
+                ]
+                for cyc in cycs:
+                    lines.append("  " + " -> ".join(name(n) for n in cyc))
+                    for a, b in zip(cyc, cyc[1:]):
+                        where = edges[(a, b)]
+                        shown = ", ".join(f"{rel(f)}:{ln}" for f, ln in where[:6])
+                        more = f" and {len(where) - 6} more" if len(where) > 6 else ""
+                        lines.append(f"      {name(a)} -> {name(b)}: {shown}{more}")
                 problems.append("\n".join(lines))
         for f in sorted(src.rglob("*.rs")):
             raw = f.read_text(encoding="utf-8")
