@@ -17,6 +17,14 @@ phase "format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked -p forja --all-targets -- -D warnings
 
+phase "module graph and file sizes"
+python3 tools/check_modules.py
+# forja/tests/*.rs are `harness = false` (common/harness.rs): a #[test] there never runs.
+if grep -n '^\s*#\[test\]' forja/tests/*.rs; then
+  echo "forja/tests: list tests in common::tests! at the end of the file, not with #[test]" >&2
+  exit 1
+fi
+
 phase "kernel unit tests (release profile: reuses the release build)"
 cargo test --release --locked -p forja-kernel
 

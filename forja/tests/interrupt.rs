@@ -24,7 +24,6 @@ fn fd_inode(fd: i32) -> Option<u64> {
 /// What the "runner" process reports back to the test, as plain numbers.
 type Report = (String, u64);
 
-#[test]
 fn remote_interrupt_stops_blocked_calls_in_another_process() {
     // The "runner": publishes its registry, then blocks in join() on a child
     // that never ends, then (after the test clears the flag) in Queue::get.
@@ -133,7 +132,6 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
     assert_eq!(runner.exitcode(), Some(0));
 }
 
-#[test]
 fn remote_refuses_what_is_not_a_registry() {
     let me = std::process::id() as i32;
     let f = std::fs::File::open("/proc/self/stat").unwrap();
@@ -153,7 +151,6 @@ fn remote_refuses_what_is_not_a_registry() {
     p.join().unwrap();
 }
 
-#[test]
 fn ensure_publishes_a_close_on_exec_registry_that_children_do_not_keep() {
     let (pid, fd) = registry::ensure().unwrap();
     assert_eq!(pid, std::process::id() as i32);
@@ -192,7 +189,6 @@ fn ensure_publishes_a_close_on_exec_registry_that_children_do_not_keep() {
     assert!(!keeps_parents, "the child kept its parent's registry memfd");
 }
 
-#[test]
 fn sleep_sleeps_and_is_cut_short_by_an_interrupt() {
     let t = Instant::now();
     forja::sleep(Duration::from_millis(150)).unwrap();
@@ -224,7 +220,6 @@ fn square(x: u32) -> u32 {
     x * x
 }
 
-#[test]
 fn every_call_fails_at_once_after_an_interrupt_and_drops_do_not_block() {
     // Everything is ready: none of these calls would have to wait.
     let q = Queue::<u32>::new().unwrap();
@@ -306,7 +301,6 @@ fn every_call_fails_at_once_after_an_interrupt_and_drops_do_not_block() {
     registry::clear_interrupt().unwrap();
 }
 
-#[test]
 fn a_fork_bomb_stops_at_the_default_cap_with_advice() {
     assert_eq!(
         registry::max_children().unwrap(),
@@ -368,7 +362,6 @@ fn slow(ms: u64) -> u64 {
     ms
 }
 
-#[test]
 fn every_blocking_wait_wakes_soon_after_an_interrupt() {
     let lock = Lock::new().unwrap();
     let held = lock.acquire().unwrap();
@@ -464,4 +457,15 @@ fn every_blocking_wait_wakes_soon_after_an_interrupt() {
     registry::clear_interrupt().unwrap();
     child.kill().unwrap();
     child.join().unwrap();
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+common::tests! {
+    remote_interrupt_stops_blocked_calls_in_another_process,
+    remote_refuses_what_is_not_a_registry,
+    ensure_publishes_a_close_on_exec_registry_that_children_do_not_keep,
+    sleep_sleeps_and_is_cut_short_by_an_interrupt,
+    every_call_fails_at_once_after_an_interrupt_and_drops_do_not_block,
+    a_fork_bomb_stops_at_the_default_cap_with_advice,
+    every_blocking_wait_wakes_soon_after_an_interrupt,
 }

@@ -47,7 +47,6 @@ fn open_inodes() -> Vec<u64> {
         .collect()
 }
 
-#[test]
 fn children_of_the_runner_close_its_private_fds_and_only_they() {
     pretend_to_be_the_kernel();
     let (rx, tx) = Pipe::one_way::<Vec<bool>>().unwrap();
@@ -133,7 +132,6 @@ fn runner_with_a_tree() -> (Process, i32, i32) {
     (runner, child, grandchild)
 }
 
-#[test]
 fn killing_the_runner_kills_the_whole_tree_under_the_kernel() {
     // Control first: outside the kernel, non-daemon children outlive a
     // killed parent (so the check below can fail).
@@ -194,7 +192,6 @@ fn collect(listener: &UnixListener, count: usize) -> Vec<(serde_json::Value, Str
     out
 }
 
-#[test]
 fn child_output_goes_to_the_kernel_socket_with_a_header() {
     let dir = std::env::temp_dir().join(format!("forja-attach-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -255,7 +252,6 @@ fn child_output_goes_to_the_kernel_socket_with_a_header() {
     assert_eq!(text, "");
 }
 
-#[test]
 fn without_a_reachable_socket_the_child_keeps_its_inherited_output() {
     let (rx, tx) = Pipe::one_way::<String>().unwrap();
     let runner = Process::new(move || {
@@ -280,4 +276,12 @@ fn without_a_reachable_socket_the_child_keeps_its_inherited_output() {
     runner.start().unwrap();
     assert_eq!(rx.recv().unwrap(), "por la tubería\n");
     runner.join().unwrap();
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+common::tests! {
+    children_of_the_runner_close_its_private_fds_and_only_they,
+    killing_the_runner_kills_the_whole_tree_under_the_kernel,
+    child_output_goes_to_the_kernel_socket_with_a_header,
+    without_a_reachable_socket_the_child_keeps_its_inherited_output,
 }

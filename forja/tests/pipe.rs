@@ -11,7 +11,6 @@ struct Point {
     label: String,
 }
 
-#[test]
 fn duplex_round_trip_with_a_child() {
     let (here, there) = Pipe::new::<Point>().unwrap();
     let p = Process::new(move || {
@@ -38,7 +37,6 @@ fn duplex_round_trip_with_a_child() {
     assert_eq!(p.exitcode(), Some(0));
 }
 
-#[test]
 fn one_way_keeps_order_of_many_messages() {
     let (rx, tx) = Pipe::one_way::<u32>().unwrap();
     let p = Process::new(move || {
@@ -62,7 +60,6 @@ fn one_way_keeps_order_of_many_messages() {
     p.join().unwrap();
 }
 
-#[test]
 fn eof_once_the_writer_moved_into_a_child_is_gone_without_manual_close() {
     let (rx, tx) = Pipe::one_way::<String>().unwrap();
     let p = Process::new(move || tx.send(&"only one".to_string()).unwrap());
@@ -73,7 +70,6 @@ fn eof_once_the_writer_moved_into_a_child_is_gone_without_manual_close() {
     p.join().unwrap();
 }
 
-#[test]
 fn eof_after_the_writer_child_is_killed() {
     let (here, there) = Pipe::new::<u8>().unwrap();
     let p = Process::new(move || {
@@ -92,7 +88,6 @@ fn eof_after_the_writer_child_is_killed() {
     assert_eq!(p.exitcode(), Some(-9));
 }
 
-#[test]
 fn ten_megabyte_messages_both_ways() {
     let (here, there) = Pipe::new::<Vec<u8>>().unwrap();
     let p = Process::new(move || {
@@ -109,7 +104,6 @@ fn ten_megabyte_messages_both_ways() {
     assert!(back.iter().rev().eq(big.iter()));
 }
 
-#[test]
 fn large_messages_mixed_with_small_ones_stay_framed() {
     let (rx, tx) = Pipe::one_way::<Vec<u64>>().unwrap();
     let p = Process::new(move || {
@@ -127,7 +121,6 @@ fn large_messages_mixed_with_small_ones_stay_framed() {
     p.join().unwrap();
 }
 
-#[test]
 fn recv_timeout_and_poll() {
     let (a, b) = Pipe::new::<i32>().unwrap();
     assert!(!a.poll(Duration::ZERO).unwrap());
@@ -146,7 +139,6 @@ fn recv_timeout_and_poll() {
     assert!(matches!(a.recv(), Err(Error::Eof { .. })));
 }
 
-#[test]
 fn bytes_travel_raw() {
     let (rx, tx) = Pipe::one_way::<()>().unwrap();
     tx.send_bytes(b"").unwrap();
@@ -155,7 +147,6 @@ fn bytes_travel_raw() {
     assert_eq!(rx.recv_bytes().unwrap(), vec![0, 255, 10]);
 }
 
-#[test]
 fn sending_to_a_closed_pipe_is_broken_pipe() {
     let (a, b) = Pipe::new::<u8>().unwrap();
     b.close();
@@ -166,7 +157,6 @@ fn sending_to_a_closed_pipe_is_broken_pipe() {
     assert!(matches!(tx.send(&1), Err(Error::BrokenPipe { .. })));
 }
 
-#[test]
 fn a_wrong_message_type_is_a_decode_error() {
     let (rx, tx) = Pipe::one_way::<String>().unwrap();
     tx.send_bytes(&[0xff, 0xff, 0xff]).unwrap();
@@ -186,7 +176,6 @@ fn a_wrong_message_type_is_a_decode_error() {
     assert_eq!(rx.recv().unwrap(), "ok");
 }
 
-#[test]
 fn interrupt_stops_a_blocked_recv() {
     let (rx, _tx) = Pipe::one_way::<u8>().unwrap();
     let t = std::thread::spawn(|| {
@@ -201,7 +190,6 @@ fn interrupt_stops_a_blocked_recv() {
     forja::registry::clear_interrupt().unwrap();
 }
 
-#[test]
 fn ends_are_close_on_exec() {
     use std::os::fd::AsRawFd;
     let (a, b) = Pipe::new::<u8>().unwrap();
@@ -212,7 +200,6 @@ fn ends_are_close_on_exec() {
     }
 }
 
-#[test]
 fn many_children_write_through_cloned_senders() {
     let (rx, tx) = Pipe::one_way::<(u32, u32)>().unwrap();
     let writers: Vec<Process> = (0..4u32)
@@ -251,7 +238,6 @@ fn many_children_write_through_cloned_senders() {
     }
 }
 
-#[test]
 fn a_cloned_duplex_end_talks_to_the_same_peer() {
     let (a, b) = Pipe::new::<i32>().unwrap();
     let b2 = b.try_clone().unwrap();
@@ -266,7 +252,6 @@ fn a_cloned_duplex_end_talks_to_the_same_peer() {
     assert!(matches!(a.recv(), Err(Error::Eof { .. })));
 }
 
-#[test]
 fn child_sees_eof_when_the_parent_drops_the_sender_it_kept() {
     // The child inherits every fd at the fork; forja closes in the child the
     // pipe ends its closure did not take, so this cannot hang.
@@ -286,4 +271,24 @@ fn child_sees_eof_when_the_parent_drops_the_sender_it_kept() {
     drop(tx);
     assert_eq!(done_rx.recv_timeout(Duration::from_secs(30)).unwrap(), 10);
     p.join().unwrap();
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    duplex_round_trip_with_a_child,
+    one_way_keeps_order_of_many_messages,
+    eof_once_the_writer_moved_into_a_child_is_gone_without_manual_close,
+    eof_after_the_writer_child_is_killed,
+    ten_megabyte_messages_both_ways,
+    large_messages_mixed_with_small_ones_stay_framed,
+    recv_timeout_and_poll,
+    bytes_travel_raw,
+    sending_to_a_closed_pipe_is_broken_pipe,
+    a_wrong_message_type_is_a_decode_error,
+    interrupt_stops_a_blocked_recv,
+    ends_are_close_on_exec,
+    many_children_write_through_cloned_senders,
+    a_cloned_duplex_end_talks_to_the_same_peer,
+    child_sees_eof_when_the_parent_drops_the_sender_it_kept,
 }

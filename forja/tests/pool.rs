@@ -25,7 +25,6 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
 fn map_keeps_input_order_with_any_chunksize() {
     let pool = Pool::new(2).unwrap();
     let expected: Vec<u64> = (0..1000).map(square).collect();
@@ -36,7 +35,6 @@ fn map_keeps_input_order_with_any_chunksize() {
     assert_eq!(pool.map(square, Vec::new()).unwrap(), Vec::<u64>::new());
 }
 
-#[test]
 fn closures_with_copy_captures_work() {
     let pool = Pool::new(2).unwrap();
     let offset = 1000u64;
@@ -45,7 +43,6 @@ fn closures_with_copy_captures_work() {
     assert_eq!(got, (0..10).map(|x| x * 3 + 1000).collect::<Vec<_>>());
 }
 
-#[test]
 fn tasks_run_in_the_workers_not_here() {
     let pool = Pool::new(2).unwrap();
     let pids: HashSet<i32> = pool
@@ -66,7 +63,6 @@ fn tasks_run_in_the_workers_not_here() {
     );
 }
 
-#[test]
 fn imap_yields_in_input_order_even_when_later_tasks_finish_first() {
     let pool = Pool::new(2).unwrap();
     let it = pool
@@ -86,7 +82,6 @@ fn imap_yields_in_input_order_even_when_later_tasks_finish_first() {
     assert_eq!(got, (0..10).collect::<Vec<_>>());
 }
 
-#[test]
 fn imap_is_lazy_about_results() {
     let pool = Pool::new(2).unwrap();
     let mut it = pool.imap(square, 0..4).unwrap();
@@ -97,7 +92,6 @@ fn imap_is_lazy_about_results() {
     assert_eq!(rest, vec![1, 4, 9]);
 }
 
-#[test]
 fn imap_unordered_gives_the_same_multiset() {
     let pool = Pool::new(2).unwrap();
     let mut got: Vec<u64> = pool
@@ -112,7 +106,6 @@ fn imap_unordered_gives_the_same_multiset() {
     assert_eq!(got, expected);
 }
 
-#[test]
 fn starmap_spreads_tuples_into_arguments() {
     let pool = Pool::new(2).unwrap();
     assert_eq!(
@@ -130,7 +123,6 @@ fn starmap_spreads_tuples_into_arguments() {
     );
 }
 
-#[test]
 fn apply_async_results_come_back_for_each_call() {
     let pool = Pool::new(2).unwrap();
     let pending: Vec<AsyncResult<u64>> = (0..50)
@@ -147,7 +139,6 @@ fn apply_async_results_come_back_for_each_call() {
     assert_eq!(m.get().unwrap(), (0..10).map(square).collect::<Vec<_>>());
 }
 
-#[test]
 fn get_timeout_and_ready_while_running() {
     let pool = Pool::new(1).unwrap();
     let r = pool
@@ -168,7 +159,6 @@ fn get_timeout_and_ready_while_running() {
     assert_eq!(r.get_timeout(Duration::from_secs(30)).unwrap(), 300);
 }
 
-#[test]
 fn a_panicking_task_is_an_err_and_the_worker_survives() {
     let pool = Pool::new(2).unwrap();
     let before: HashSet<i32> = pool.worker_pids().into_iter().collect();
@@ -208,7 +198,6 @@ fn a_panicking_task_is_an_err_and_the_worker_survives() {
     assert_eq!(pool.worker_starts(), 2);
 }
 
-#[test]
 fn a_killed_worker_gives_an_error_not_a_hang() {
     let pool = Pool::new(2).unwrap();
     let started = Instant::now();
@@ -246,7 +235,6 @@ fn a_killed_worker_gives_an_error_not_a_hang() {
     assert!(pool.worker_starts() >= 3);
 }
 
-#[test]
 fn a_task_that_exits_kills_only_its_worker() {
     let pool = Pool::new(2).unwrap();
     let e = pool
@@ -257,7 +245,6 @@ fn a_task_that_exits_kills_only_its_worker() {
     assert_eq!(pool.apply(square, 3).unwrap(), 9);
 }
 
-#[test]
 fn initializer_runs_once_per_worker() {
     let path = std::env::temp_dir().join(format!("forja-init-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
@@ -290,7 +277,6 @@ fn initializer_runs_once_per_worker() {
     );
 }
 
-#[test]
 fn a_failing_initializer_is_reported() {
     let pool = Pool::builder()
         .processes(2)
@@ -302,7 +288,6 @@ fn a_failing_initializer_is_reported() {
     assert!(e.to_string().contains("no config file"), "{e}");
 }
 
-#[test]
 fn close_join_and_terminate() {
     let pool = Pool::new(2).unwrap();
     assert!(matches!(pool.join(), Err(Error::PoolStillOpen { .. })));
@@ -352,7 +337,6 @@ fn close_join_and_terminate() {
     pool.join().unwrap();
 }
 
-#[test]
 fn dropping_the_pool_terminates_its_workers() {
     let pool = Pool::new(2).unwrap();
     let pids = pool.worker_pids();
@@ -364,7 +348,6 @@ fn dropping_the_pool_terminates_its_workers() {
     assert!(active_children().is_empty());
 }
 
-#[test]
 fn workers_are_listed_as_children() {
     let pool = Pool::new(2).unwrap();
     let kids = active_children();
@@ -375,7 +358,6 @@ fn workers_are_listed_as_children() {
     }
 }
 
-#[test]
 fn code_loaded_after_the_fork_makes_the_pool_refork() {
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.map(square, 0..4).unwrap(), vec![0, 1, 4, 9]);
@@ -413,7 +395,6 @@ fn code_loaded_after_the_fork_makes_the_pool_refork() {
     }
 }
 
-#[test]
 fn interrupt_stops_a_blocked_map() {
     let pool = Pool::new(2).unwrap();
     let t = std::thread::spawn(|| {
@@ -436,12 +417,10 @@ fn interrupt_stops_a_blocked_map() {
     forja::registry::clear_interrupt().unwrap();
 }
 
-#[test]
 fn zero_workers_is_an_error() {
     assert!(matches!(Pool::new(0), Err(Error::InvalidArgument { .. })));
 }
 
-#[test]
 fn large_arguments_and_results() {
     let pool = Pool::new(2).unwrap();
     let inputs: Vec<Vec<u32>> = (0..4).map(|i| vec![i; 1_000_000]).collect();
@@ -455,4 +434,30 @@ fn large_arguments_and_results() {
     assert_eq!(sums, vec![0, 1_000_000, 2_000_000, 3_000_000]);
     let big = pool.apply(|n: usize| vec![1u8; n], 5_000_000).unwrap();
     assert_eq!(big.len(), 5_000_000);
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    map_keeps_input_order_with_any_chunksize,
+    closures_with_copy_captures_work,
+    tasks_run_in_the_workers_not_here,
+    imap_yields_in_input_order_even_when_later_tasks_finish_first,
+    imap_is_lazy_about_results,
+    imap_unordered_gives_the_same_multiset,
+    starmap_spreads_tuples_into_arguments,
+    apply_async_results_come_back_for_each_call,
+    get_timeout_and_ready_while_running,
+    a_panicking_task_is_an_err_and_the_worker_survives,
+    a_killed_worker_gives_an_error_not_a_hang,
+    a_task_that_exits_kills_only_its_worker,
+    initializer_runs_once_per_worker,
+    a_failing_initializer_is_reported,
+    close_join_and_terminate,
+    dropping_the_pool_terminates_its_workers,
+    workers_are_listed_as_children,
+    code_loaded_after_the_fork_makes_the_pool_refork,
+    interrupt_stops_a_blocked_map,
+    zero_workers_is_an_error,
+    large_arguments_and_results,
 }

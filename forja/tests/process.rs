@@ -11,7 +11,6 @@ fn sleeper(secs: u64) -> Process {
     Process::new(move || std::thread::sleep(Duration::from_secs(secs)))
 }
 
-#[test]
 fn exit_code_zero_after_normal_return() {
     let p = Process::new(|| {});
     assert_eq!(p.exitcode(), None);
@@ -21,7 +20,6 @@ fn exit_code_zero_after_normal_return() {
     assert!(!p.is_alive());
 }
 
-#[test]
 fn panic_gives_exit_code_one_and_a_message_with_name_and_pid() {
     let (rx, tx) = Pipe::one_way::<()>().unwrap();
     let p = Process::new(move || {
@@ -56,7 +54,6 @@ fn panic_gives_exit_code_one_and_a_message_with_name_and_pid() {
     assert!(text.contains("boom 42"), "stderr was: {text:?}");
 }
 
-#[test]
 fn forja_exit_sets_the_exit_code() {
     let p = Process::new(|| {
         forja::exit(3);
@@ -66,7 +63,6 @@ fn forja_exit_sets_the_exit_code() {
     assert_eq!(p.exitcode(), Some(3));
 }
 
-#[test]
 fn kill_gives_minus_nine_and_terminate_minus_fifteen() {
     let k = sleeper(60);
     let t = sleeper(60);
@@ -85,7 +81,6 @@ fn kill_gives_minus_nine_and_terminate_minus_fifteen() {
     t.terminate().unwrap();
 }
 
-#[test]
 fn finished_child_is_a_zombie_until_joined() {
     let p = Process::new(|| {});
     p.start().unwrap();
@@ -99,7 +94,6 @@ fn finished_child_is_a_zombie_until_joined() {
     assert_eq!(proc_state(pid), None, "join must reap the zombie");
 }
 
-#[test]
 fn is_alive_reaps_a_finished_child() {
     let p = Process::new(|| {});
     p.start().unwrap();
@@ -109,7 +103,6 @@ fn is_alive_reaps_a_finished_child() {
     assert_eq!(p.exitcode(), Some(0));
 }
 
-#[test]
 fn starting_twice_and_joining_unstarted_are_errors() {
     let p = Process::new(|| {});
     assert!(matches!(p.join(), Err(Error::ProcessNotStarted { .. })));
@@ -132,7 +125,6 @@ fn starting_twice_and_joining_unstarted_are_errors() {
     assert!(matches!(p.start(), Err(Error::AlreadyStarted { .. })));
 }
 
-#[test]
 fn join_timeout_reports_whether_it_finished() {
     let p = sleeper(60);
     p.start().unwrap();
@@ -143,7 +135,6 @@ fn join_timeout_reports_whether_it_finished() {
     assert_eq!(p.exitcode(), Some(-15));
 }
 
-#[test]
 fn default_names_count_up_like_python() {
     let a = Process::new(|| {});
     let b = Process::new(|| {});
@@ -153,7 +144,6 @@ fn default_names_count_up_like_python() {
     assert_eq!(Process::new(|| {}).with_name("mine").name(), "mine");
 }
 
-#[test]
 fn child_knows_its_name_pid_and_parent() {
     let (rx, tx) = Pipe::one_way::<(String, i32, String, i32, String)>().unwrap();
     let p = Process::new(move || {
@@ -186,7 +176,6 @@ fn child_knows_its_name_pid_and_parent() {
     assert!(parent_process().is_none());
 }
 
-#[test]
 fn child_stdin_is_dev_null() {
     let (rx, tx) = Pipe::one_way::<(usize, String)>().unwrap();
     let p = Process::new(move || {
@@ -203,7 +192,6 @@ fn child_stdin_is_dev_null() {
     assert_eq!(target, "/dev/null");
 }
 
-#[test]
 fn child_sees_a_copy_of_captured_data() {
     let (rx, tx) = Pipe::one_way::<u64>().unwrap();
     let data: Vec<u64> = (1..=100).collect();
@@ -213,7 +201,6 @@ fn child_sees_a_copy_of_captured_data() {
     p.join().unwrap();
 }
 
-#[test]
 fn active_children_lists_running_ones_and_reaps_the_rest() {
     let quick = Process::new(|| {});
     let slow = sleeper(60);
@@ -238,7 +225,6 @@ fn active_children_lists_running_ones_and_reaps_the_rest() {
     assert!(!active_children().iter().any(|c| c.pid() == spid));
 }
 
-#[test]
 fn drop_never_blocks_and_a_dropped_child_is_reaped_later() {
     let p = sleeper(60);
     p.start().unwrap();
@@ -254,7 +240,6 @@ fn drop_never_blocks_and_a_dropped_child_is_reaped_later() {
     ));
 }
 
-#[test]
 fn fork_cap_gives_a_clear_error() {
     forja::registry::set_max_children(3).unwrap();
     let procs: Vec<Process> = (0..3).map(|_| sleeper(60)).collect();
@@ -275,7 +260,6 @@ fn fork_cap_gives_a_clear_error() {
     }
 }
 
-#[test]
 fn a_fork_bomb_stops_at_the_cap() {
     forja::registry::set_max_children(16).unwrap();
     let mut started = Vec::new();
@@ -297,7 +281,6 @@ fn a_fork_bomb_stops_at_the_cap() {
     }
 }
 
-#[test]
 fn daemon_is_terminated_when_its_parent_exits() {
     // The middle process starts a daemon and a non-daemon, reports both pids
     // and exits; the daemon must die with it, the other must not.
@@ -326,7 +309,6 @@ fn daemon_is_terminated_when_its_parent_exits() {
     unsafe { libc::kill(normal, libc::SIGKILL) };
 }
 
-#[test]
 fn daemon_is_terminated_even_when_its_parent_is_killed() {
     let (rx, tx) = Pipe::one_way::<i32>().unwrap();
     let middle = Process::new(move || {
@@ -342,7 +324,6 @@ fn daemon_is_terminated_even_when_its_parent_is_killed() {
     assert!(wait_for(|| gone_or_zombie(daemon), Duration::from_secs(10)));
 }
 
-#[test]
 fn interrupt_stops_a_blocked_join() {
     let p = sleeper(60);
     p.start().unwrap();
@@ -366,7 +347,6 @@ fn interrupt_stops_a_blocked_join() {
     assert_eq!(p.exitcode(), Some(-9));
 }
 
-#[test]
 fn processes_can_be_kept_in_a_vec_and_used_by_reference() {
     let procs: Vec<Process> = (0..4)
         .map(|i| Process::new(move || forja::exit(i)))
@@ -381,7 +361,6 @@ fn processes_can_be_kept_in_a_vec_and_used_by_reference() {
     assert_eq!(codes, vec![0, 1, 2, 3]);
 }
 
-#[test]
 fn display_reads_like_python() {
     let p = Process::new(|| {}).with_name("w").daemon(true);
     assert_eq!(p.to_string(), "<Process name='w' initial daemon>");
@@ -394,7 +373,32 @@ fn display_reads_like_python() {
     );
 }
 
-#[test]
 fn cpu_count_is_positive() {
     assert!(cpu_count() >= 1);
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+common::tests! {
+    exit_code_zero_after_normal_return,
+    panic_gives_exit_code_one_and_a_message_with_name_and_pid,
+    forja_exit_sets_the_exit_code,
+    kill_gives_minus_nine_and_terminate_minus_fifteen,
+    finished_child_is_a_zombie_until_joined,
+    is_alive_reaps_a_finished_child,
+    starting_twice_and_joining_unstarted_are_errors,
+    join_timeout_reports_whether_it_finished,
+    default_names_count_up_like_python,
+    child_knows_its_name_pid_and_parent,
+    child_stdin_is_dev_null,
+    child_sees_a_copy_of_captured_data,
+    active_children_lists_running_ones_and_reaps_the_rest,
+    drop_never_blocks_and_a_dropped_child_is_reaped_later,
+    fork_cap_gives_a_clear_error,
+    a_fork_bomb_stops_at_the_cap,
+    daemon_is_terminated_when_its_parent_exits,
+    daemon_is_terminated_even_when_its_parent_is_killed,
+    interrupt_stops_a_blocked_join,
+    processes_can_be_kept_in_a_vec_and_used_by_reference,
+    display_reads_like_python,
+    cpu_count_is_positive,
 }

@@ -17,7 +17,6 @@ fn join_all_ok(children: Vec<Process>) {
     }
 }
 
-#[test]
 fn fifo_in_one_process_with_sizes() {
     let q = Queue::new().unwrap();
     assert!(q.is_empty());
@@ -32,7 +31,6 @@ fn fifo_in_one_process_with_sizes() {
     assert!(matches!(q.try_get(), Err(Error::Empty { .. })));
 }
 
-#[test]
 fn maxsize_full_and_timeouts() {
     let q = Queue::with_maxsize(2).unwrap();
     q.put(&"a".to_string()).unwrap();
@@ -60,7 +58,6 @@ fn maxsize_full_and_timeouts() {
     assert!(start.elapsed() >= Duration::from_millis(30));
 }
 
-#[test]
 fn close_stops_puts_from_this_handle_only() {
     let q = Queue::new().unwrap();
     let q2 = q.clone();
@@ -74,7 +71,6 @@ fn close_stops_puts_from_this_handle_only() {
     assert_eq!(got, vec![1, 5]);
 }
 
-#[test]
 fn four_producers_four_consumers_exact_multiset() {
     const PRODUCERS: u64 = 4;
     const CONSUMERS: usize = 4;
@@ -124,7 +120,6 @@ fn four_producers_four_consumers_exact_multiset() {
     assert!(q.is_empty());
 }
 
-#[test]
 fn each_producers_items_arrive_in_order() {
     let q: Queue<(u32, u32)> = Queue::with_maxsize(16).unwrap();
     let producers = (0..3u32)
@@ -148,7 +143,6 @@ fn each_producers_items_arrive_in_order() {
     assert_eq!(next, [5_000; 3]);
 }
 
-#[test]
 fn items_larger_than_the_ring_pass_whole() {
     // 3 MiB through a 1 MiB ring, across processes, both directions of waiting.
     let q: Queue<Vec<u8>> = Queue::new().unwrap();
@@ -166,7 +160,6 @@ fn items_larger_than_the_ring_pass_whole() {
     join_all_ok(vec![producer]);
 }
 
-#[test]
 fn mixed_sizes_through_a_tiny_ring_many_to_many() {
     // A 64-byte ring forces most items to be streamed in pieces while other
     // producers and consumers wait their turn.
@@ -210,7 +203,6 @@ fn mixed_sizes_through_a_tiny_ring_many_to_many() {
     assert_eq!(sums.to_vec().unwrap().iter().sum::<u64>(), expected);
 }
 
-#[test]
 fn joinable_queue_join_waits_for_every_task_done() {
     const ITEMS: u32 = 200;
     let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
@@ -247,7 +239,6 @@ fn joinable_queue_join_waits_for_every_task_done() {
     assert!(matches!(err, Error::TooManyTaskDone { .. }));
 }
 
-#[test]
 fn joinable_queue_join_times_out_while_tasks_remain() {
     let q: JoinableQueue<u8> = JoinableQueue::new().unwrap();
     q.put(&1).unwrap();
@@ -261,7 +252,6 @@ fn joinable_queue_join_times_out_while_tasks_remain() {
     q.join_timeout(Duration::from_secs(10)).unwrap();
 }
 
-#[test]
 fn simple_queue_across_processes() {
     let q: SimpleQueue<String> = SimpleQueue::new().unwrap();
     let q2 = q.clone();
@@ -277,7 +267,6 @@ fn simple_queue_across_processes() {
     assert!(q.is_empty());
 }
 
-#[test]
 fn a_killed_consumer_between_items_loses_nothing() {
     // A consumer blocked in get() (holding the consumer lock) is killed: the
     // next consumer takes over and still gets every item.
@@ -297,4 +286,20 @@ fn a_killed_consumer_between_items_loses_nothing() {
     for i in 0..10 {
         assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), i);
     }
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    fifo_in_one_process_with_sizes,
+    maxsize_full_and_timeouts,
+    close_stops_puts_from_this_handle_only,
+    four_producers_four_consumers_exact_multiset,
+    each_producers_items_arrive_in_order,
+    items_larger_than_the_ring_pass_whole,
+    mixed_sizes_through_a_tiny_ring_many_to_many,
+    joinable_queue_join_waits_for_every_task_done,
+    joinable_queue_join_times_out_while_tasks_remain,
+    simple_queue_across_processes,
+    a_killed_consumer_between_items_loses_nothing,
 }

@@ -30,7 +30,6 @@ struct Particle {
 // Safety: repr(C), shareable fields, no padding (NoUninit checks), zero valid.
 unsafe impl Shareable for Particle {}
 
-#[test]
 fn value_written_by_child_is_seen_by_parent() {
     let v = Value::new(0i64).unwrap();
     let flag = Value::new(false).unwrap();
@@ -46,7 +45,6 @@ fn value_written_by_child_is_seen_by_parent() {
     assert_eq!(letter.load().unwrap(), 'ñ');
 }
 
-#[test]
 fn value_of_a_repr_c_struct() {
     let p = Value::new(Particle {
         pos: [0.0, 0.0],
@@ -65,7 +63,6 @@ fn value_of_a_repr_c_struct() {
     assert_eq!((got.id, got.alive), (1, 0));
 }
 
-#[test]
 fn value_locked_increments_sum_exactly() {
     const N: u64 = 4;
     const M: u64 = 25_000;
@@ -84,7 +81,6 @@ fn value_locked_increments_sum_exactly() {
     assert_eq!(v.load().unwrap(), N * M);
 }
 
-#[test]
 fn raw_value_without_a_lock_loses_updates() {
     // The race shows reliably when every process starts together (a Barrier)
     // and keeps doing unsynchronised read-then-write increments for a while
@@ -125,7 +121,6 @@ fn raw_value_without_a_lock_loses_updates() {
     panic!("no update was lost in 5 tries: the race did not show");
 }
 
-#[test]
 fn array_children_fill_their_slots() {
     const N: usize = 6;
     let a = Array::<u64>::zeroed(N).unwrap();
@@ -139,7 +134,6 @@ fn array_children_fill_their_slots() {
     assert_eq!(a.to_vec().unwrap(), vec![10, 20, 30, 40, 50, 60]);
 }
 
-#[test]
 fn array_locked_increments_sum_exactly() {
     const N: u32 = 3;
     const M: u32 = 10_000;
@@ -161,7 +155,6 @@ fn array_locked_increments_sum_exactly() {
     assert_eq!(a.to_vec().unwrap(), vec![N * M / 4; 4]);
 }
 
-#[test]
 fn array_bounds_are_errors_not_panics() {
     let a = Array::from_slice(&[1u8, 2, 3]).unwrap();
     assert!(matches!(a.load(3), Err(Error::InvalidArgument { .. })));
@@ -174,7 +167,6 @@ fn array_bounds_are_errors_not_panics() {
     assert!(empty.to_vec().unwrap().is_empty());
 }
 
-#[test]
 fn raw_array_is_shared_too() {
     let r = RawArray::from_fn(8, |i| i as i32).unwrap();
     let r2 = r.clone();
@@ -186,7 +178,6 @@ fn raw_array_is_shared_too() {
     assert_eq!(r.to_vec(), vec![0, -1, -2, -3, -4, -5, -6, -7]);
 }
 
-#[test]
 fn value_guard_timeout_while_another_process_holds_it() {
     let v = Value::new(1u8).unwrap();
     let _g = v.get_lock().unwrap();
@@ -197,7 +188,6 @@ fn value_guard_timeout_while_another_process_holds_it() {
     })]);
 }
 
-#[test]
 fn shm_region_and_shared_mem_are_shared_across_fork() {
     let region = SharedRegion::new(4096).unwrap();
     let mem = SharedMem::new([0u32; 4]).unwrap();
@@ -215,4 +205,19 @@ fn shm_region_and_shared_mem_are_shared_across_fork() {
     })]);
     assert_eq!(unsafe { *(private as *const u32) }, 0);
     drop(unsafe { Box::from_raw(private as *mut u32) });
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    value_written_by_child_is_seen_by_parent,
+    value_of_a_repr_c_struct,
+    value_locked_increments_sum_exactly,
+    raw_value_without_a_lock_loses_updates,
+    array_children_fill_their_slots,
+    array_locked_increments_sum_exactly,
+    array_bounds_are_errors_not_panics,
+    raw_array_is_shared_too,
+    value_guard_timeout_while_another_process_holds_it,
+    shm_region_and_shared_mem_are_shared_across_fork,
 }

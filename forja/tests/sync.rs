@@ -20,7 +20,6 @@ fn join_all_ok(children: Vec<Process>) {
     }
 }
 
-#[test]
 fn locked_increments_from_n_processes_sum_exactly() {
     const N: u64 = 4;
     const M: u64 = 20_000;
@@ -42,7 +41,6 @@ fn locked_increments_from_n_processes_sum_exactly() {
     assert!(!lock.is_locked());
 }
 
-#[test]
 fn lock_blocks_other_processes_and_times_out() {
     let lock = Lock::new().unwrap();
     let _held = lock.acquire().unwrap();
@@ -58,7 +56,6 @@ fn lock_blocks_other_processes_and_times_out() {
     join_all_ok(vec![child]);
 }
 
-#[test]
 fn another_process_may_release_a_lock() {
     let lock = Lock::new().unwrap();
     lock.acquire().unwrap().forget();
@@ -70,7 +67,6 @@ fn another_process_may_release_a_lock() {
     assert!(matches!(lock.release(), Err(Error::NotHeld { .. })));
 }
 
-#[test]
 fn releasing_a_free_lock_is_an_error() {
     let lock = Lock::new().unwrap();
     let err = lock.release().unwrap_err();
@@ -78,7 +74,6 @@ fn releasing_a_free_lock_is_an_error() {
     assert!(err.to_string().contains("not held"), "{err}");
 }
 
-#[test]
 fn lock_holder_killed_mid_critical_section_is_reported_and_recoverable() {
     let lock = Lock::new().unwrap();
     let balance = Value::new([100i64, 0]).unwrap(); // an invariant: sum is 100
@@ -129,7 +124,6 @@ fn lock_holder_killed_mid_critical_section_is_reported_and_recoverable() {
     assert_eq!(child.exitcode(), Some(-9));
 }
 
-#[test]
 fn value_lock_holder_killed_then_recover() {
     let v = Value::new(0u32).unwrap();
     let holding = Event::new().unwrap();
@@ -151,7 +145,6 @@ fn value_lock_holder_killed_then_recover() {
     assert_eq!(v.load().unwrap(), 7);
 }
 
-#[test]
 fn rlock_is_reentrant_and_excludes_other_processes() {
     let rlock = RLock::new().unwrap();
     let g1 = rlock.acquire().unwrap();
@@ -174,7 +167,6 @@ fn rlock_is_reentrant_and_excludes_other_processes() {
     join_all_ok(vec![spawn(move || drop(r3.acquire().unwrap()))]);
 }
 
-#[test]
 fn rlock_counter_from_processes() {
     const N: u32 = 3;
     const M: u32 = 5_000;
@@ -196,7 +188,6 @@ fn rlock_counter_from_processes() {
     assert_eq!(counter.load(), N * M);
 }
 
-#[test]
 fn semaphore_limits_concurrency() {
     const UNITS: u32 = 2;
     let sem = Semaphore::new(UNITS).unwrap();
@@ -230,7 +221,6 @@ fn semaphore_limits_concurrency() {
     assert_eq!(sem.value(), UNITS);
 }
 
-#[test]
 fn semaphore_release_and_timeout() {
     let sem = Semaphore::new(0).unwrap();
     assert!(sem.try_acquire().is_none());
@@ -249,7 +239,6 @@ fn semaphore_release_and_timeout() {
     assert_eq!(sem.value(), 2);
 }
 
-#[test]
 fn bounded_semaphore_rejects_extra_release() {
     let sem = BoundedSemaphore::new(2).unwrap();
     let err = sem.release().unwrap_err();
@@ -264,7 +253,6 @@ fn bounded_semaphore_rejects_extra_release() {
     assert_eq!(sem.value(), 2);
 }
 
-#[test]
 fn event_releases_every_waiter() {
     let ev = Event::new().unwrap();
     let passed = Value::new(0u32).unwrap();
@@ -287,7 +275,6 @@ fn event_releases_every_waiter() {
     assert!(!ev.wait_timeout(Duration::from_millis(20)).unwrap());
 }
 
-#[test]
 fn condition_hands_out_tokens_to_waiters() {
     const WAITERS: u32 = 4;
     const PER: u32 = 25;
@@ -318,7 +305,6 @@ fn condition_hands_out_tokens_to_waiters() {
     assert_eq!(taken.load().unwrap(), WAITERS * PER);
 }
 
-#[test]
 fn condition_notify_all_and_timeout() {
     let cond = Condition::new().unwrap();
     let go = RawValue::new(false).unwrap();
@@ -347,7 +333,6 @@ fn condition_notify_all_and_timeout() {
     assert!(cond.lock().is_locked()); // held again after the wait
 }
 
-#[test]
 fn barrier_synchronises_rounds() {
     const N: usize = 4;
     const ROUNDS: u32 = 20;
@@ -376,7 +361,6 @@ fn barrier_synchronises_rounds() {
     assert_eq!(barrier.n_waiting(), 0);
 }
 
-#[test]
 fn barrier_timeout_breaks_it_for_everyone_until_reset() {
     let barrier = Barrier::new(3).unwrap();
     let b2 = barrier.clone();
@@ -405,7 +389,6 @@ fn barrier_timeout_breaks_it_for_everyone_until_reset() {
     join_all_ok(children);
 }
 
-#[test]
 fn barrier_abort_wakes_waiters() {
     let barrier = Barrier::new(2).unwrap();
     let b2 = barrier.clone();
@@ -420,7 +403,6 @@ fn barrier_abort_wakes_waiters() {
     assert!(Barrier::new(0).is_err());
 }
 
-#[test]
 fn failed_try_acquire_changes_nothing() {
     let lock = Lock::new().unwrap();
     let _held = lock.acquire().unwrap();
@@ -433,4 +415,27 @@ fn failed_try_acquire_changes_nothing() {
     let _unit = bounded.acquire().unwrap();
     assert!(bounded.try_acquire().is_none());
     assert_eq!(bounded.value(), 0);
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    locked_increments_from_n_processes_sum_exactly,
+    lock_blocks_other_processes_and_times_out,
+    another_process_may_release_a_lock,
+    releasing_a_free_lock_is_an_error,
+    lock_holder_killed_mid_critical_section_is_reported_and_recoverable,
+    value_lock_holder_killed_then_recover,
+    rlock_is_reentrant_and_excludes_other_processes,
+    rlock_counter_from_processes,
+    semaphore_limits_concurrency,
+    semaphore_release_and_timeout,
+    bounded_semaphore_rejects_extra_release,
+    event_releases_every_waiter,
+    condition_hands_out_tokens_to_waiters,
+    condition_notify_all_and_timeout,
+    barrier_synchronises_rounds,
+    barrier_timeout_breaks_it_for_everyone_until_reset,
+    barrier_abort_wakes_waiters,
+    failed_try_acquire_changes_nothing,
 }

@@ -20,7 +20,6 @@ fn overlaps(a: &Lane, b: &Lane) -> bool {
     a0 < b1 && b0 < a1
 }
 
-#[test]
 fn sequential_processes_do_not_overlap() {
     timeline::reset().unwrap();
     for i in 0..3 {
@@ -46,7 +45,6 @@ fn sequential_processes_do_not_overlap() {
     assert_eq!(t.max_parallel_processes(), 1);
 }
 
-#[test]
 fn parallel_processes_overlap() {
     timeline::reset().unwrap();
     let n = 3usize;
@@ -81,7 +79,6 @@ fn parallel_processes_overlap() {
     assert_eq!(t.max_parallel_processes(), n);
 }
 
-#[test]
 fn exit_codes_and_signals_are_recorded() {
     timeline::reset().unwrap();
     let forever = || loop {
@@ -126,7 +123,6 @@ fn exit_codes_and_signals_are_recorded() {
     );
 }
 
-#[test]
 fn the_end_is_when_the_child_ended_not_when_it_was_joined() {
     timeline::reset().unwrap();
     let p = Process::new(|| {}).with_name("quick");
@@ -158,7 +154,6 @@ fn busy(ms: u64) -> u64 {
     ms
 }
 
-#[test]
 fn pool_tasks_are_recorded_per_worker() {
     timeline::reset().unwrap();
     let pool = Pool::new(2).unwrap();
@@ -205,7 +200,6 @@ fn pool_tasks_are_recorded_per_worker() {
     assert!(t.to_string().contains("10 pool tasks"), "{t}");
 }
 
-#[test]
 fn generations_select_what_a_cell_ran() {
     timeline::reset().unwrap();
     forja::registry::set_generation(5).unwrap();
@@ -242,7 +236,6 @@ fn generations_select_what_a_cell_ran() {
     assert_eq!(Timeline::all().lanes().len(), 3);
 }
 
-#[test]
 fn grandchildren_record_into_the_same_timeline() {
     timeline::reset().unwrap();
     let parent = Process::new(|| {
@@ -266,7 +259,6 @@ fn grandchildren_record_into_the_same_timeline() {
     );
 }
 
-#[test]
 fn recording_can_be_turned_off() {
     timeline::reset().unwrap();
     timeline::set_recording(false).unwrap();
@@ -374,7 +366,6 @@ fn check_xml(doc: &str) -> Result<usize, String> {
     Ok(elements)
 }
 
-#[test]
 fn the_xml_checker_rejects_broken_documents() {
     assert!(check_xml("<svg><g></g></svg>").is_ok());
     assert!(check_xml("<svg><g></svg>").is_err());
@@ -393,7 +384,6 @@ fn lane_pids(svg: &str) -> Vec<i32> {
         .collect()
 }
 
-#[test]
 fn svg_is_well_formed_with_one_lane_per_process() {
     timeline::reset().unwrap();
     let names = ["plain", "a <tricky> & \"quoted\" 'name'", "ñandú-ü"];
@@ -458,7 +448,6 @@ fn svg_is_well_formed_with_one_lane_per_process() {
     assert!(lane_pids(&empty.svg()).is_empty());
 }
 
-#[test]
 fn many_tasks_stay_a_light_picture() {
     timeline::reset().unwrap();
     let pool = Pool::new(2).unwrap();
@@ -520,7 +509,6 @@ fn blocks(out: &str) -> HashMap<String, String> {
     map
 }
 
-#[test]
 fn display_of_each_handle_type() {
     let p = Process::new(|| forja::exit(4)).with_name("shown");
     assert!(p.to_string().contains("initial"));
@@ -573,7 +561,6 @@ fn display_of_each_handle_type() {
     pool.join().unwrap();
 }
 
-#[test]
 fn evcxr_display_prints_html_and_text() {
     let out = stdout_of(|| {
         let p = Process::new(|| {}).with_name("<p&>");
@@ -632,8 +619,6 @@ fn evcxr_display_prints_html_and_text() {
 
 /// Not a test: what recording costs. Run with
 /// `cargo nextest run -p forja --release --run-ignored only recording_overhead --no-capture`.
-#[test]
-#[ignore]
 fn recording_overhead() {
     fn median(mut v: Vec<f64>) -> f64 {
         v.sort_by(|a, b| a.total_cmp(b));
@@ -676,7 +661,6 @@ fn recording_overhead() {
 
 // ---- live progress of a long map, through a fake kernel side channel ----
 
-#[test]
 fn a_long_map_shows_live_progress_in_the_kernel() {
     use std::io::BufRead;
     use std::os::unix::net::UnixListener;
@@ -768,4 +752,24 @@ fn a_long_map_shows_live_progress_in_the_kernel() {
     check_xml(svg).unwrap();
     assert_eq!(lane_pids(svg).len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Each test runs in a process of its own, under cargo test too (common/harness.rs).
+mod common;
+common::tests! {
+    sequential_processes_do_not_overlap,
+    parallel_processes_overlap,
+    exit_codes_and_signals_are_recorded,
+    the_end_is_when_the_child_ended_not_when_it_was_joined,
+    pool_tasks_are_recorded_per_worker,
+    generations_select_what_a_cell_ran,
+    grandchildren_record_into_the_same_timeline,
+    recording_can_be_turned_off,
+    the_xml_checker_rejects_broken_documents,
+    svg_is_well_formed_with_one_lane_per_process,
+    many_tasks_stay_a_light_picture,
+    display_of_each_handle_type,
+    evcxr_display_prints_html_and_text,
+    #[ignore] recording_overhead,
+    a_long_map_shows_live_progress_in_the_kernel,
 }

@@ -31,3 +31,6 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, limit: Duration) -> bool {
     }
     cond()
 }
+
+pub mod harness;
+pub(crate) use harness::tests;
