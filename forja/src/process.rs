@@ -43,10 +43,10 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::fork::{self, pidfd_open};
+use crate::fork::{self, ChildSetup, fork_child, pidfd_open};
 // The fork mechanics live in `fork.rs`; re-exported here for the pool, which
 // still imports them from this module.
-pub(crate) use crate::fork::{ChildSetup, fork_child, panic_message};
+
 use crate::registry::{self, Registry, STATUS_UNKNOWN};
 use std::fmt;
 use std::io::Write;

@@ -60,7 +60,7 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Resul
 }
 
 /// Length-prefixed messages over one non-blocking fd, with a read and a
-/// write buffer. A message on the wire (a "frame" in the method names) is
+/// write buffer. A message on the wire is
 /// its 8-byte length, then its payload.
 pub(crate) struct MessageFd {
     fd: OwnedFd,
@@ -112,8 +112,8 @@ impl MessageFd {
         MessageFd::new(fd, self.is_socket)
     }
 
-    /// The payload range of a complete frame at the front of the buffer.
-    pub(crate) fn frame_ready(&self) -> Option<Range<usize>> {
+    /// The payload range of a complete message at the front of the buffer.
+    pub(crate) fn message_ready(&self) -> Option<Range<usize>> {
         let avail = &self.rbuf[self.rpos..];
         if avail.len() < HEADER {
             return None;
@@ -123,7 +123,7 @@ impl MessageFd {
         (avail.len() - HEADER >= len).then(|| start..start + len)
     }
 
-    /// Drops the frame whose payload is `payload` from the buffer.
+    /// Drops the message whose payload is `payload` from the buffer.
     pub(crate) fn consume(&mut self, payload: Range<usize>) {
         self.rpos = payload.end;
         if self.rpos == self.rbuf.len() {
@@ -136,9 +136,9 @@ impl MessageFd {
         &self.rbuf[range]
     }
 
-    /// Whether the peer has closed and every complete frame was taken.
+    /// Whether the peer has closed and every complete message was taken.
     pub(crate) fn at_eof(&self) -> bool {
-        self.eof && self.frame_ready().is_none()
+        self.eof && self.message_ready().is_none()
     }
 
     /// One non-blocking read. `Ok(true)` if bytes arrived, `Ok(false)` if
@@ -148,7 +148,7 @@ impl MessageFd {
             return Ok(false);
         }
         // Make room: move unread bytes to the front, then reserve what the
-        // frame being received still needs (at least READ_CHUNK).
+        // message being received still needs (at least READ_CHUNK).
         if self.rpos > 0 {
             self.rbuf.copy_within(self.rpos.., 0);
             self.rbuf.truncate(self.rbuf.len() - self.rpos);
@@ -188,15 +188,15 @@ impl MessageFd {
         }
     }
 
-    /// Waits for a complete frame. `Ok(None)` on the deadline.
-    pub(crate) fn recv_frame(
+    /// Waits for a complete message. `Ok(None)` on the deadline.
+    pub(crate) fn recv_message(
         &mut self,
         deadline: Option<Instant>,
         what: &'static str,
     ) -> Result<Option<Range<usize>>> {
         registry::check_interrupt()?;
         loop {
-            if let Some(r) = self.frame_ready() {
+            if let Some(r) = self.message_ready() {
                 return Ok(Some(r));
             }
             if self.eof {
@@ -211,8 +211,8 @@ impl MessageFd {
         }
     }
 
-    /// Starts a frame in the write buffer; returns where its length goes.
-    pub(crate) fn begin_frame(&mut self) -> usize {
+    /// Starts a message in the write buffer; returns where its length goes.
+    pub(crate) fn begin_message(&mut self) -> usize {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
@@ -222,19 +222,19 @@ impl MessageFd {
         at
     }
 
-    /// The write buffer, to append a frame's payload to.
+    /// The write buffer, to append a message's payload to.
     pub(crate) fn wbuf(&mut self) -> &mut Vec<u8> {
         &mut self.wbuf
     }
 
-    /// Writes the length of the frame begun at `at`.
-    pub(crate) fn end_frame(&mut self, at: usize) {
+    /// Writes the length of the message begun at `at`.
+    pub(crate) fn end_message(&mut self, at: usize) {
         let len = (self.wbuf.len() - at - HEADER) as u64;
         self.wbuf[at..at + HEADER].copy_from_slice(&len.to_le_bytes());
     }
 
-    /// Drops a frame begun at `at` (its encoding failed).
-    pub(crate) fn abort_frame(&mut self, at: usize) {
+    /// Drops a message begun at `at` (its encoding failed).
+    pub(crate) fn abort_message(&mut self, at: usize) {
         self.wbuf.truncate(at);
     }
 
@@ -289,26 +289,26 @@ impl MessageFd {
         Ok(())
     }
 
-    /// Sends one frame made of `bytes`.
+    /// Sends one message made of `bytes`.
     pub(crate) fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let at = self.begin_frame();
+        let at = self.begin_message();
         self.wbuf.extend_from_slice(bytes);
-        self.end_frame(at);
+        self.end_message(at);
         self.flush()
     }
 
-    /// Sends one frame holding `value` encoded.
+    /// Sends one message holding `value` encoded.
     pub(crate) fn send_value<T: Serialize + ?Sized>(
         &mut self,
         value: &T,
         what: &'static str,
     ) -> Result<()> {
-        let at = self.begin_frame();
+        let at = self.begin_message();
         if let Err(e) = codec::encode_into(&mut self.wbuf, value, what) {
-            self.abort_frame(at);
+            self.abort_message(at);
             return Err(e);
         }
-        self.end_frame(at);
+        self.end_message(at);
         self.flush()
     }
 
@@ -334,18 +334,19 @@ impl MessageFd {
     }
 
     fn recv_or_timeout(&mut self, deadline: Option<Instant>) -> Result<Range<usize>> {
-        self.recv_frame(deadline, "a pipe")?.ok_or(Error::Timeout {
-            what: "receiving from a pipe",
-            pid: pid(),
-        })
+        self.recv_message(deadline, "a pipe")?
+            .ok_or(Error::Timeout {
+                what: "receiving from a pipe",
+                pid: pid(),
+            })
     }
 
-    /// Whether a frame can be received without waiting (or EOF is there).
+    /// Whether a message can be received without waiting (or EOF is there).
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
         registry::check_interrupt()?;
         let deadline = Instant::now() + timeout;
         loop {
-            if self.frame_ready().is_some() || self.eof {
+            if self.message_ready().is_some() || self.eof {
                 return Ok(true);
             }
             if self.read_some()? || self.eof {

@@ -29,8 +29,6 @@
 mod message_fd;
 
 pub(crate) use message_fd::MessageFd;
-// The pool still names it by its old name.
-pub(crate) use message_fd::MessageFd as FrameIo;
 
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -60,7 +60,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use task::{chunk_frames, loaded_objects_stamp};
+use task::{chunk_messages, loaded_objects_stamp};
 use worker::Initializer;
 
 fn getpid() -> i32 {
@@ -299,8 +299,8 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let frames = chunk_frames(f, items, chunksize)?;
-        lock(&self.shared).submit(frames)
+        let messages = chunk_messages(f, items, chunksize)?;
+        lock(&self.shared).submit(messages)
     }
 
     /// Applies `f` to every item in the workers; results in input order.

@@ -1,13 +1,13 @@
-//! The frames between the pool and a worker: their kinds and byte layouts.
+//! The messages between the pool and a worker: their kinds and byte layouts.
 //!
-//! Every message is one frame on the worker's socket (see
-//! [`FrameIo`](crate::connection::FrameIo)); its first byte is its kind.
+//! Each travels as one length-prefixed message on the worker's socket (see
+//! [`MessageFd`](crate::connection::MessageFd)); its first byte is its kind.
 //!
 //! Parent -> worker:
 //! - task: `TO_WORKER_TASK`, job (u64 LE, bytes 1..9), chunk (u32 LE,
 //!   9..13), trampoline address (u64 LE, 13..21), closure size (u32 LE,
 //!   21..25), the closure's bytes, the encoded arguments. Laid out by
-//!   `task::task_frame`; job and chunk are filled in when the task is
+//!   `task::task_message`; job and chunk are filled in when the task is
 //!   queued.
 //! - stop: `TO_WORKER_STOP` alone.
 //!
@@ -18,17 +18,17 @@
 //!   copied from the task), one of the `RESULT_*` encodings (byte 13), the
 //!   body.
 
-// Frame kinds, parent -> worker.
+// Message kinds, parent -> worker.
 pub(super) const TO_WORKER_TASK: u8 = 1;
 pub(super) const TO_WORKER_STOP: u8 = 2;
-// Frame kinds, worker -> parent.
+// Message kinds, worker -> parent.
 pub(super) const FROM_WORKER_READY: u8 = 1;
 pub(super) const FROM_WORKER_RESULT: u8 = 2;
 pub(super) const FROM_WORKER_INIT_FAILED: u8 = 3;
-// How a result frame's body is encoded (byte 13).
+// How a result message's body is encoded (byte 13).
 /// `Vec<R>`: every task of the chunk returned.
 pub(super) const RESULT_ALL_OK: u8 = 0;
-/// A message: the chunk could not run.
+/// A text: why the chunk could not run.
 pub(super) const RESULT_FAILED: u8 = 1;
 /// `Vec<Result<R, String>>`: some tasks panicked.
 pub(super) const RESULT_MIXED: u8 = 2;

@@ -35,7 +35,7 @@ pub(super) struct Task {
     /// Loader stamp when it was submitted: only workers forked at or after
     /// it have its code.
     stamp: u64,
-    frame: Vec<u8>,
+    message: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,22 +153,22 @@ impl PoolInner {
         Ok(())
     }
 
-    pub(super) fn submit(&mut self, frames: Vec<Vec<u8>>) -> Result<u64> {
+    pub(super) fn submit(&mut self, messages: Vec<Vec<u8>>) -> Result<u64> {
         self.check_usable()?;
         registry::check_interrupt()?;
         let stamp = loaded_objects_stamp();
         self.ensure_workers(stamp)?;
         let job = self.next_job;
         self.next_job += 1;
-        let n = frames.len();
-        for (chunk, mut frame) in frames.into_iter().enumerate() {
-            frame[1..9].copy_from_slice(&job.to_le_bytes());
-            frame[9..13].copy_from_slice(&(chunk as u32).to_le_bytes());
+        let n = messages.len();
+        for (chunk, mut message) in messages.into_iter().enumerate() {
+            message[1..9].copy_from_slice(&job.to_le_bytes());
+            message[9..13].copy_from_slice(&(chunk as u32).to_le_bytes());
             self.queue.push_back(Task {
                 job,
                 chunk,
                 stamp,
-                frame,
+                message,
             });
         }
         self.jobs.insert(
@@ -185,7 +185,7 @@ impl PoolInner {
     }
 
     /// Hands queued tasks to workers that have room, and stops idle retiring
-    /// workers. The frames for one worker go out with one write.
+    /// workers. The messages for one worker go out with one write.
     pub(super) fn dispatch(&mut self) {
         let mut dead = Vec::new();
         // Per worker: the tasks given to it in this round (made on the
@@ -207,9 +207,9 @@ impl PoolInner {
             if w.outstanding.is_empty() {
                 w.busy_since = Instant::now();
             }
-            let at = w.io.begin_frame();
-            w.io.wbuf().extend_from_slice(&task.frame);
-            w.io.end_frame(at);
+            let at = w.io.begin_message();
+            w.io.wbuf().extend_from_slice(&task.message);
+            w.io.end_message(at);
             w.outstanding.push_back((task.job, task.chunk));
             if sent.is_empty() {
                 sent.resize_with(self.workers.len(), Vec::new);
@@ -224,7 +224,7 @@ impl PoolInner {
             let w = &mut self.workers[i];
             if w.io.write_some().is_err() {
                 // The worker is gone (killed while idle, say) and these
-                // tasks' frames never reached it whole, so they cannot have
+                // tasks' messages never reached it whole, so they cannot have
                 // run: they go back to the queue for another worker, not
                 // failed.
                 let keep = w.outstanding.len() - tasks.len();
@@ -239,9 +239,9 @@ impl PoolInner {
         }
         for w in &mut self.workers {
             if w.retiring && !w.stop_sent && w.outstanding.is_empty() {
-                let at = w.io.begin_frame();
+                let at = w.io.begin_message();
                 w.io.wbuf().push(TO_WORKER_STOP);
-                w.io.end_frame(at);
+                w.io.end_message(at);
                 w.stop_sent = true;
                 let _ = w.io.write_some();
             }
@@ -278,7 +278,7 @@ impl PoolInner {
                 Err(_) => return false,
             };
             let before = w.outstanding.len();
-            while let Some(range) = w.io.frame_ready() {
+            while let Some(range) = w.io.message_ready() {
                 let payload = w.io.payload(range.clone());
                 match payload.first().copied().unwrap_or(0) {
                     FROM_WORKER_READY => w.ready = true,

@@ -5,7 +5,7 @@
 use super::protocol::TO_WORKER_TASK;
 use crate::codec;
 use crate::error::Result;
-use crate::process::panic_message;
+use crate::fork::panic_message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -100,9 +100,9 @@ where
     Ok(all_ok)
 }
 
-/// Lays out a task frame: kind, job and chunk (filled in at submit),
+/// Lays out a task message: kind, job and chunk (filled in at submit),
 /// trampoline, closure bytes, encoded arguments.
-fn task_frame<F, A, R>(f: &F, args: &[A]) -> Result<Vec<u8>>
+fn task_message<F, A, R>(f: &F, args: &[A]) -> Result<Vec<u8>>
 where
     F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned,
@@ -110,25 +110,29 @@ where
 {
     let tramp: Trampoline = run_chunk::<F, A, R>;
     let size = std::mem::size_of::<F>();
-    let mut frame = Vec::with_capacity(32 + size);
-    frame.push(TO_WORKER_TASK);
-    frame.extend_from_slice(&[0; 12]);
-    frame.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
-    frame.extend_from_slice(&(size as u32).to_le_bytes());
-    let at = frame.len();
-    frame.reserve(size);
+    let mut message = Vec::with_capacity(32 + size);
+    message.push(TO_WORKER_TASK);
+    message.extend_from_slice(&[0; 12]);
+    message.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
+    message.extend_from_slice(&(size as u32).to_le_bytes());
+    let at = message.len();
+    message.reserve(size);
     // SAFETY: copies the closure's bytes (F is Copy: no ownership moves).
     // They are only read back as an F, in the worker.
     unsafe {
-        std::ptr::copy_nonoverlapping(f as *const F as *const u8, frame.as_mut_ptr().add(at), size);
-        frame.set_len(at + size);
+        std::ptr::copy_nonoverlapping(
+            f as *const F as *const u8,
+            message.as_mut_ptr().add(at),
+            size,
+        );
+        message.set_len(at + size);
     }
-    codec::encode_into(&mut frame, args, "a pool task")?;
-    Ok(frame)
+    codec::encode_into(&mut message, args, "a pool task")?;
+    Ok(message)
 }
 
-/// The task frames of `items`, `chunksize` items per frame.
-pub(super) fn chunk_frames<F, A, R>(f: &F, items: &[A], chunksize: usize) -> Result<Vec<Vec<u8>>>
+/// The task messages of `items`, `chunksize` items per message.
+pub(super) fn chunk_messages<F, A, R>(f: &F, items: &[A], chunksize: usize) -> Result<Vec<Vec<u8>>>
 where
     F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned,
@@ -136,6 +140,6 @@ where
 {
     items
         .chunks(chunksize.max(1))
-        .map(|c| task_frame(f, c))
+        .map(|c| task_message(f, c))
         .collect()
 }

@@ -7,9 +7,10 @@ use super::protocol::{
     RESULT_MIXED, TO_WORKER_TASK,
 };
 use super::task::Trampoline;
-use crate::connection::FrameIo;
+use crate::connection::MessageFd;
 use crate::error::{Error, Result};
-use crate::process::{ChildSetup, fork_child, next_identity, panic_message};
+use crate::fork::{ChildSetup, fork_child, panic_message};
+use crate::process::next_identity;
 use crate::registry::Registry;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -35,7 +36,7 @@ pub(super) struct Worker {
     pub(super) pid: i32,
     pub(super) slot: usize,
     pub(super) name: Arc<str>,
-    pub(super) io: FrameIo,
+    pub(super) io: MessageFd,
     /// Loader stamp when it was forked: it has the code of tasks submitted
     /// at or before it.
     pub(super) stamp: u64,
@@ -99,7 +100,7 @@ impl Worker {
         let (ours, theirs) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // Registered as a pipe end before the fork, so the worker closes it.
-        let ours = FrameIo::new(ours, true)?;
+        let ours = MessageFd::new(ours, true)?;
         let slot = reg.reserve(&name, true, true)?;
         let setup = ChildSetup {
             name: &name,
@@ -174,7 +175,7 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
             .unwrap_or_default();
         LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
     }));
-    let Ok(mut io) = FrameIo::new(fd, true) else {
+    let Ok(mut io) = MessageFd::new(fd, true) else {
         return 1;
     };
     if let Some(init) = init
@@ -182,11 +183,11 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
     {
         let msg = take_last_panic().unwrap_or_else(|| panic_message(&*payload));
         std::mem::forget(payload);
-        let at = io.begin_frame();
+        let at = io.begin_message();
         io.wbuf().push(FROM_WORKER_INIT_FAILED);
         io.wbuf()
             .extend_from_slice(format!("the initializer panicked: {msg}").as_bytes());
-        io.end_frame(at);
+        io.end_message(at);
         let _ = io.flush();
         return 1;
     }
@@ -195,7 +196,7 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
     }
     let mut out = Vec::new();
     loop {
-        let range = match io.recv_frame(None, "the pool") {
+        let range = match io.recv_message(None, "the pool") {
             Ok(Some(r)) => r,
             _ => return 0, // the parent is gone or closed our socket
         };
