@@ -15,6 +15,24 @@
 //! p.join().unwrap();
 //! assert_eq!(p.exitcode(), Some(0));
 //! ```
+//!
+//! One job per module (how they fit together: `ARCHITECTURE.md` at the
+//! repository root):
+//!
+//! - [`array`](mod@array): [`Array`] and [`RawArray`], a fixed-length array of plain data in shared memory.
+//! - [`connection`]: [`Pipe`], [`Connection`], [`Sender`] and [`Receiver`], messages between processes.
+//! - [`display`]: rich output that appears, updates and clears while a cell runs.
+//! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
+//! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
+//! - [`process`]: [`Process`], a closure run in a forked child, and who-am-I functions.
+//! - [`queue`]: [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] between processes.
+//! - [`registry`]: this process's children, name, cap on children and interrupt flag.
+//! - [`rich`]: notebook displays of forja's handles, plain text elsewhere.
+//! - [`shm`]: the shared-memory layer, and the [`Shareable`] types that may live in it.
+//! - [`sync`]: [`Lock`], [`RLock`], semaphores, [`Event`], [`Condition`] and [`Barrier`] between processes.
+//! - [`timeline`](mod@timeline): what ran and when, drawn as a Gantt chart by [`timeline()`].
+//! - [`value`]: [`Value`] and [`RawValue`], one plain-data value in shared memory.
+//! - [`prelude`]: everything a notebook cell usually needs.
 #![warn(missing_docs)]
 
 pub mod array;
@@ -70,4 +88,26 @@ pub mod prelude {
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
     pub use crate::timeline::{Timeline, timeline};
     pub use crate::value::{RawValue, Value};
+}
+
+#[cfg(test)]
+mod tests {
+    /// The module list in the crate doc is checked against the `pub mod`
+    /// lines, so it cannot go stale.
+    #[test]
+    fn the_doc_lists_every_public_module_once() {
+        let source = include_str!("lib.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("pub mod ")?;
+                rest.strip_suffix(';').or(rest.strip_suffix(" {"))
+            })
+            .collect();
+        let listed: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! - [`")?.split_once("`]").map(|(m, _)| m))
+            .collect();
+        assert_eq!(listed, declared);
+    }
 }
