@@ -174,7 +174,13 @@ impl<T: Shareable> Value<T> {
     /// ```
     /// let v = forja::Value::new(0u8).unwrap();
     /// let _g = v.get_lock().unwrap();
-    /// assert!(v.get_lock_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         // Another thread (or process) waits, then gives up.
+    ///         let r = v.get_lock_timeout(std::time::Duration::from_millis(5));
+    ///         assert!(matches!(r, Err(forja::Error::Timeout { .. })));
+    ///     });
+    /// });
     /// ```
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
         self.guard_until(deadline_after(timeout))

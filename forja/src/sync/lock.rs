@@ -143,9 +143,10 @@ impl Lock {
     /// ```
     /// use std::time::Duration;
     /// let lock = forja::Lock::new().unwrap();
-    /// let _held = lock.acquire().unwrap();
+    /// lock.acquire_no_guard().unwrap(); // held until someone releases it
     /// let again = lock.acquire_timeout(Duration::from_millis(10));
     /// assert!(matches!(again, Err(forja::Error::Timeout { .. })));
+    /// # lock.release().unwrap();
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         let me = guard_id();
