@@ -81,12 +81,13 @@ impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Value<T> {
     }
 }
 
-/// What `{:?}` shows instead of a `Value`'s or `Array`'s data that cannot be
-/// read.
+/// What `{:?}` and the displays show instead of a `Value`'s or `Array`'s
+/// data when taking its lock failed with `e`.
 pub(crate) fn unavailable(e: &Error) -> &'static str {
     match e {
         Error::WouldDeadlock { .. } => "<held by this thread>",
         Error::LockOwnerDied { .. } => "<holder died: call recover()>",
+        Error::Timeout { .. } => "<locked>",
         _ => "<lock unavailable>",
     }
 }
