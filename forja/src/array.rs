@@ -5,6 +5,10 @@
 //! `Array` has one lock for the whole array: [`get_lock`](Array::get_lock)
 //! gives `&mut [T]`. `RawArray` has none, for race-condition demos.
 //!
+//! The lock is not re-entrant: `load`, `store`, `to_vec`, `get_lock` or
+//! `{:?}` on an `Array` whose guard this thread holds is
+//! [`Error::WouldDeadlock`] at once; read and write through the guard.
+//!
 //! ```
 //! let a = forja::Array::from_slice(&[1i32, 2, 3]).unwrap();
 //! a.get_lock().unwrap()[0] = 10;
@@ -14,12 +18,14 @@
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
 use crate::sync::futex::{deadline_after, my_pid};
-use crate::sync::raw_lock::{LockWord, lock_or_report};
+use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 const WHAT: &str = "an Array's lock";
+const HINT: &str = "use the guard you hold instead of the Array: `let mut g = a.get_lock()?; \
+                    g[i] += 1;` (not `a.store(i, a.load(i)? + 1)`), or drop the guard first";
 
 #[repr(C)]
 #[derive(Debug)]
@@ -39,12 +45,12 @@ fn make<T: Shareable>(len: usize, fill: impl FnMut(usize) -> T) -> Result<ShmBox
         lock: LockWord::new(),
         len,
     };
-    // Safety: atomics plus a constant; the elements are trailing bytes.
+    // SAFETY: atomics plus a constant; the elements are trailing bytes.
     let shm = unsafe { ShmBox::new(header, bytes, align_of::<T>())? };
     let data = shm.trailing_ptr().cast::<T>();
     let mut fill = fill;
     for i in 0..len {
-        // Safety: in bounds and aligned; nobody else sees it yet.
+        // SAFETY: in bounds and aligned; nobody else sees it yet.
         unsafe { data.add(i).write(fill(i)) };
     }
     Ok(shm)
@@ -83,7 +89,7 @@ impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.get_lock() {
             Ok(g) => f.debug_tuple("Array").field(&&*g).finish(),
-            Err(_) => f.write_str("Array(<lock unavailable>)"),
+            Err(e) => write!(f, "Array({})", crate::value::unavailable(&e)),
         }
     }
 }
@@ -96,9 +102,21 @@ impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Array<T> {
 /// a.get_lock().unwrap().sort();
 /// assert_eq!(a.to_vec().unwrap(), vec![1, 2, 3]);
 /// ```
+///
+/// It belongs to the thread that took it, so it cannot be sent to another
+/// thread (error E0277, "`*const ()` cannot be sent between threads safely"):
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let a = forja::Array::from_elem(0u8, 2).unwrap();
+/// send(a.get_lock().unwrap());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: Shareable> {
     array: &'a Array<T>,
+    /// The owner id in the lock word: this thread, through a guard.
+    me: u32,
+    _not_send: NotSend,
 }
 
 impl<T: Shareable> Array<T> {
@@ -166,15 +184,27 @@ impl<T: Shareable> Array<T> {
         self.shm.len == 0
     }
 
+    fn guard(&self, me: u32) -> ArrayGuard<'_, T> {
+        ArrayGuard {
+            array: self,
+            me,
+            _not_send: NotSend::default(),
+        }
+    }
+
+    #[inline]
     fn guard_until(&self, deadline: Option<Instant>) -> Result<ArrayGuard<'_, T>> {
-        lock_or_report(&self.shm.lock, my_pid(), deadline, WHAT)?;
-        Ok(ArrayGuard { array: self })
+        let me = guard_id();
+        lock_or_report(&self.shm.lock, me, deadline, WHAT, HINT)?;
+        Ok(self.guard(me))
     }
 
     /// Waits for the lock and returns a guard giving `&mut [T]`.
     ///
-    /// If a process died holding it, this process takes it over and gets
-    /// [`Error::LockOwnerDied`]; call [`recover`](Array::recover) for the guard.
+    /// If this thread holds the guard already, this is
+    /// [`Error::WouldDeadlock`] at once: use that guard. If a process died
+    /// holding it, this is [`Error::LockOwnerDied`] until someone calls
+    /// [`recover`](Array::recover).
     ///
     /// ```
     /// let a = forja::Array::from_elem(1u32, 3).unwrap();
@@ -197,16 +227,17 @@ impl<T: Shareable> Array<T> {
         self.guard_until(deadline_after(timeout))
     }
 
-    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
-    /// process took over.
+    /// After [`Error::LockOwnerDied`], takes the lock whose holder died and
+    /// gives its guard: check or repair the elements, then drop it.
     ///
     /// ```
     /// let a = forja::Array::from_elem(0u8, 1).unwrap();
     /// assert!(a.recover().is_err()); // nobody died
     /// ```
     pub fn recover(&self) -> Result<ArrayGuard<'_, T>> {
-        match self.shm.lock.take_recovery(my_pid()) {
-            Some(_) => Ok(ArrayGuard { array: self }),
+        let me = guard_id();
+        match self.shm.lock.recover(me) {
+            Some(_) => Ok(self.guard(me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
                 pid: my_pid() as i32,
@@ -251,13 +282,30 @@ impl<T: Shareable> Array<T> {
     pub fn to_vec(&self) -> Result<Vec<T>> {
         Ok(self.get_lock()?.to_vec())
     }
+
+    /// Whether the calling thread holds this array's guard (then `load`,
+    /// `store`, `to_vec` and `get_lock` are [`Error::WouldDeadlock`]).
+    ///
+    /// ```
+    /// let a = forja::Array::from_elem(0u8, 2).unwrap();
+    /// let g = a.get_lock().unwrap();
+    /// assert!(a.is_held_by_current_thread());
+    /// assert_eq!(format!("{a:?}"), "Array(<held by this thread>)");
+    /// drop(g);
+    /// assert!(!a.is_held_by_current_thread());
+    /// ```
+    pub fn is_held_by_current_thread(&self) -> bool {
+        self.shm.lock.held_by_my_guard()
+    }
 }
 
 impl<T: Shareable> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
         let shm = &self.array.shm;
-        // Safety: we hold the lock; len elements were written in `make`.
+        // SAFETY: we hold the lock, and this thread cannot take it again
+        // (WouldDeadlock), so no other reference to the elements is live;
+        // len elements were written in `make`.
         unsafe { std::slice::from_raw_parts(shm.trailing_ptr().cast::<T>(), shm.len) }
     }
 }
@@ -265,14 +313,14 @@ impl<T: Shareable> Deref for ArrayGuard<'_, T> {
 impl<T: Shareable> DerefMut for ArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
         let shm = &self.array.shm;
-        // Safety: we hold the lock.
+        // SAFETY: as in `deref`; `&mut self` makes this borrow unique.
         unsafe { std::slice::from_raw_parts_mut(shm.trailing_ptr().cast::<T>(), shm.len) }
     }
 }
 
 impl<T: Shareable> Drop for ArrayGuard<'_, T> {
     fn drop(&mut self) {
-        self.array.shm.lock.unlock_if_owner(my_pid());
+        self.array.shm.lock.unlock_if_owner(self.me);
     }
 }
 
@@ -380,7 +428,7 @@ impl<T: Shareable> RawArray<T> {
 
     fn ptr(&self, index: usize) -> Result<*mut T> {
         if index < self.shm.len {
-            // Safety: in bounds.
+            // SAFETY: in bounds.
             Ok(unsafe { self.shm.trailing_ptr().cast::<T>().add(index) })
         } else {
             Err(out_of_bounds(index, self.shm.len))
@@ -395,7 +443,7 @@ impl<T: Shareable> RawArray<T> {
     /// assert!(a.load(1).is_err());
     /// ```
     pub fn load(&self, index: usize) -> Result<T> {
-        // Safety: valid, aligned, mapped while `self` lives.
+        // SAFETY: valid, aligned, mapped while `self` lives.
         Ok(unsafe { racy_load(self.ptr(index)?) })
     }
 
@@ -407,7 +455,7 @@ impl<T: Shareable> RawArray<T> {
     /// assert_eq!(a.load(0).unwrap(), 8);
     /// ```
     pub fn store(&self, index: usize, value: T) -> Result<()> {
-        // Safety: valid, aligned, mapped while `self` lives.
+        // SAFETY: valid, aligned, mapped while `self` lives.
         unsafe { racy_store(self.ptr(index)?, value) };
         Ok(())
     }
@@ -419,7 +467,7 @@ impl<T: Shareable> RawArray<T> {
     /// ```
     pub fn to_vec(&self) -> Vec<T> {
         let base = self.shm.trailing_ptr().cast::<T>();
-        // Safety: every index is in bounds.
+        // SAFETY: every index is in bounds.
         (0..self.shm.len)
             .map(|i| unsafe { racy_load(base.add(i)) })
             .collect()

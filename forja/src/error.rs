@@ -220,24 +220,46 @@ pub enum Error {
         /// The process that tried to get.
         pid: i32,
     },
-    /// A process died while holding a lock; the caller now holds it instead.
+    /// A lock's holder died without releasing it. Nobody holds the lock now:
+    /// every acquire gets this error until someone calls `recover()` on it.
     #[error(
-        "process {pid} died while holding {what}; process {by} now holds it instead. \
-         The data it protects may be half-updated: call .recover() on it to get its \
-         guard, check or repair the data, then drop the guard"
+        "process or thread {pid} died while holding {what}, so the data it protects may be \
+         half-updated (seen by process {by}). Nobody holds the lock now, and every acquire \
+         gets this error until someone calls .recover() on it: that gives the guard, so \
+         check or repair the data, then drop the guard to make the lock usable again"
     )]
     LockOwnerDied {
         /// Which lock.
         what: &'static str,
-        /// The process (or thread, for an `RLock`) that died holding it.
+        /// The process (or thread) that died holding it.
         pid: i32,
-        /// The process that holds it now (the one that got this error).
+        /// The process that got this error.
         by: i32,
     },
-    /// `recover()` without a take-over from a dead owner.
+    /// A thread asked for a lock it already holds through a live guard.
+    /// Forja's `Lock` and the locks of `Value`, `Array` and `Condition` are
+    /// not re-entrant (Python's `Value` and `Condition` default to an RLock),
+    /// so waiting would wait forever.
     #[error(
-        "process {pid} called recover() on {what}, but it did not take that lock over \
-         from a dead process; use acquire() instead"
+        "thread {tid} of process {pid} already holds {what} through a guard it has not \
+         dropped, and that lock is not re-entrant, so waiting for it would wait forever: \
+         {hint}"
+    )]
+    WouldDeadlock {
+        /// Which lock.
+        what: &'static str,
+        /// The calling process.
+        pid: i32,
+        /// The calling thread (its kernel thread id; the pid for the main
+        /// thread).
+        tid: i32,
+        /// What to write instead.
+        hint: &'static str,
+    },
+    /// `recover()` on a lock whose owner did not die.
+    #[error(
+        "process {pid} called recover() on {what}, but no holder of it died without \
+         releasing it (or someone recovered it already); use acquire() instead"
     )]
     NothingToRecover {
         /// Which lock.

@@ -12,16 +12,35 @@
 //! *counter.get_lock().unwrap() += 1;
 //! assert_eq!(counter.load().unwrap(), 1);
 //! ```
+//!
+//! Python's `with v.get_lock(): v.value += 1` becomes a block with a guard
+//! that you use *instead of* the value: the lock is not re-entrant, so
+//! [`load`](Value::load), [`store`](Value::store), `get_lock` or `{:?}` on
+//! the same `Value` while this thread holds its guard is
+//! [`Error::WouldDeadlock`] at once, not a hang.
+//!
+//! ```
+//! let v = forja::Value::new(0u64).unwrap();
+//! {
+//!     let mut g = v.get_lock().unwrap();
+//!     *g += 1; // not v.store(v.load()? + 1)
+//!     assert!(matches!(v.load(), Err(forja::Error::WouldDeadlock { .. })));
+//!     assert_eq!(format!("{v:?}"), "Value(<held by this thread>)");
+//! }
+//! assert_eq!(v.load().unwrap(), 1);
+//! ```
 
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
 use crate::sync::futex::{deadline_after, my_pid};
-use crate::sync::raw_lock::{LockWord, lock_or_report};
+use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 const WHAT: &str = "a Value's lock";
+const HINT: &str = "use the guard you hold instead of the Value: `let mut g = v.get_lock()?; \
+                    *g += 1;` (not `v.store(v.load()? + 1)`), or drop the guard first";
 
 #[repr(C)]
 struct ValueCell<T> {
@@ -29,7 +48,7 @@ struct ValueCell<T> {
     value: UnsafeCell<T>,
 }
 
-// Safety: `value` is only reached through a guard holding `lock`.
+// SAFETY: `value` is only reached through a guard holding `lock`.
 unsafe impl<T: Shareable> Sync for ValueCell<T> {}
 
 /// A `T` in shared memory with its own lock.
@@ -52,11 +71,24 @@ impl<T: Shareable> Clone for Value<T> {
 }
 
 impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Value<T> {
+    /// `Value(42)`; `Value(<held by this thread>)` while this thread holds
+    /// its guard (reading then could alias the guard's `&mut T`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.load() {
             Ok(v) => f.debug_tuple("Value").field(&v).finish(),
-            Err(_) => f.write_str("Value(<lock unavailable>)"),
+            Err(e) => write!(f, "Value({})", unavailable(&e)),
         }
+    }
+}
+
+/// What `{:?}` and the displays show instead of a `Value`'s or `Array`'s
+/// data when taking its lock failed with `e`.
+pub(crate) fn unavailable(e: &Error) -> &'static str {
+    match e {
+        Error::WouldDeadlock { .. } => "<held by this thread>",
+        Error::LockOwnerDied { .. } => "<holder died: call recover()>",
+        Error::Timeout { .. } => "<locked>",
+        _ => "<lock unavailable>",
     }
 }
 
@@ -70,9 +102,21 @@ impl<T: Shareable + std::fmt::Debug> std::fmt::Debug for Value<T> {
 /// drop(g);
 /// assert_eq!(v.load().unwrap(), [0, 0, 9, 0]);
 /// ```
+///
+/// It belongs to the thread that took it, so it cannot be sent to another
+/// thread (error E0277, "`*const ()` cannot be sent between threads safely"):
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let v = forja::Value::new(0u8).unwrap();
+/// send(v.get_lock().unwrap());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: Shareable> {
     cell: &'a ValueCell<T>,
+    /// The owner id in the lock word: this thread, through a guard.
+    me: u32,
+    _not_send: NotSend,
 }
 
 impl<T: Shareable> Value<T> {
@@ -87,21 +131,33 @@ impl<T: Shareable> Value<T> {
             lock: LockWord::new(),
             value: UnsafeCell::new(value),
         };
-        // Safety: a lock word and plain data guarded by it.
+        // SAFETY: a lock word and plain data guarded by it.
         Ok(Value {
             cell: unsafe { ShmBox::new(cell, 0, 1)? },
         })
     }
 
+    fn guard(&self, me: u32) -> ValueGuard<'_, T> {
+        ValueGuard {
+            cell: &self.cell,
+            me,
+            _not_send: NotSend::default(),
+        }
+    }
+
+    #[inline]
     fn guard_until(&self, deadline: Option<Instant>) -> Result<ValueGuard<'_, T>> {
-        lock_or_report(&self.cell.lock, my_pid(), deadline, WHAT)?;
-        Ok(ValueGuard { cell: &self.cell })
+        let me = guard_id();
+        lock_or_report(&self.cell.lock, me, deadline, WHAT, HINT)?;
+        Ok(self.guard(me))
     }
 
     /// Waits for the lock and returns a guard giving `&mut T`.
     ///
-    /// If a process died holding it, this process takes it over and gets
-    /// [`Error::LockOwnerDied`]; call [`recover`](Value::recover) for the guard.
+    /// If this thread holds the guard already, this is
+    /// [`Error::WouldDeadlock`] at once: use that guard. If a process died
+    /// holding it, this is [`Error::LockOwnerDied`] until someone calls
+    /// [`recover`](Value::recover).
     ///
     /// ```
     /// let v = forja::Value::new(10i32).unwrap();
@@ -119,22 +175,29 @@ impl<T: Shareable> Value<T> {
     /// ```
     /// let v = forja::Value::new(0u8).unwrap();
     /// let _g = v.get_lock().unwrap();
-    /// assert!(v.get_lock_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         // Another thread (or process) waits, then gives up.
+    ///         let r = v.get_lock_timeout(std::time::Duration::from_millis(5));
+    ///         assert!(matches!(r, Err(forja::Error::Timeout { .. })));
+    ///     });
+    /// });
     /// ```
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
         self.guard_until(deadline_after(timeout))
     }
 
-    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
-    /// process took over: check or repair the value, then drop it.
+    /// After [`Error::LockOwnerDied`], takes the lock whose holder died and
+    /// gives its guard: check or repair the value, then drop it.
     ///
     /// ```
     /// let v = forja::Value::new(0u8).unwrap();
     /// assert!(v.recover().is_err()); // nobody died
     /// ```
     pub fn recover(&self) -> Result<ValueGuard<'_, T>> {
-        match self.cell.lock.take_recovery(my_pid()) {
-            Some(_) => Ok(ValueGuard { cell: &self.cell }),
+        let me = guard_id();
+        match self.cell.lock.recover(me) {
+            Some(_) => Ok(self.guard(me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
                 pid: my_pid() as i32,
@@ -142,7 +205,8 @@ impl<T: Shareable> Value<T> {
         }
     }
 
-    /// Reads the value under the lock.
+    /// Reads the value under the lock ([`Error::WouldDeadlock`] if this
+    /// thread holds its guard: read through the guard).
     ///
     /// ```
     /// assert_eq!(forja::Value::new('ñ').unwrap().load().unwrap(), 'ñ');
@@ -151,7 +215,8 @@ impl<T: Shareable> Value<T> {
         Ok(*self.get_lock()?)
     }
 
-    /// Writes the value under the lock.
+    /// Writes the value under the lock ([`Error::WouldDeadlock`] if this
+    /// thread holds its guard: write through the guard).
     ///
     /// ```
     /// let v = forja::Value::new(0u16).unwrap();
@@ -162,13 +227,28 @@ impl<T: Shareable> Value<T> {
         *self.get_lock()? = value;
         Ok(())
     }
+
+    /// Whether the calling thread holds this value's guard (then `load`,
+    /// `store` and `get_lock` are [`Error::WouldDeadlock`]).
+    ///
+    /// ```
+    /// let v = forja::Value::new(0u8).unwrap();
+    /// let g = v.get_lock().unwrap();
+    /// assert!(v.is_held_by_current_thread());
+    /// drop(g);
+    /// assert!(!v.is_held_by_current_thread());
+    /// ```
+    pub fn is_held_by_current_thread(&self) -> bool {
+        self.cell.lock.held_by_my_guard()
+    }
 }
 
 impl<T: Shareable> Deref for ValueGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // Safety: we hold the lock.
+        // SAFETY: we hold the lock, and this thread cannot take it again
+        // (WouldDeadlock), so no other reference to the value is live.
         unsafe { &*self.cell.value.get() }
     }
 }
@@ -176,7 +256,7 @@ impl<T: Shareable> Deref for ValueGuard<'_, T> {
 impl<T: Shareable> DerefMut for ValueGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // Safety: we hold the lock.
+        // SAFETY: as in `deref`; `&mut self` makes this borrow unique.
         unsafe { &mut *self.cell.value.get() }
     }
 }
@@ -184,7 +264,7 @@ impl<T: Shareable> DerefMut for ValueGuard<'_, T> {
 impl<T: Shareable> Drop for ValueGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.cell.lock.unlock_if_owner(my_pid());
+        self.cell.lock.unlock_if_owner(self.me);
     }
 }
 
@@ -199,7 +279,7 @@ struct RawCell<T> {
     value: UnsafeCell<T>,
 }
 
-// Safety: only reached through racy_load/racy_store (relaxed atomics).
+// SAFETY: only reached through racy_load/racy_store (relaxed atomics).
 unsafe impl<T: Shareable> Sync for RawCell<T> {}
 
 /// A `T` in shared memory *without* a lock, for race-condition demos
@@ -248,7 +328,7 @@ impl<T: Shareable> RawValue<T> {
         let cell = RawCell {
             value: UnsafeCell::new(value),
         };
-        // Safety: accessed only with racy_load/racy_store.
+        // SAFETY: accessed only with racy_load/racy_store.
         Ok(RawValue {
             cell: unsafe { ShmBox::new(cell, 0, 1)? },
         })
@@ -261,7 +341,7 @@ impl<T: Shareable> RawValue<T> {
     /// ```
     #[inline]
     pub fn load(&self) -> T {
-        // Safety: valid, aligned, mapped while `self` lives.
+        // SAFETY: valid, aligned, mapped while `self` lives.
         unsafe { racy_load(self.cell.value.get()) }
     }
 
@@ -274,7 +354,7 @@ impl<T: Shareable> RawValue<T> {
     /// ```
     #[inline]
     pub fn store(&self, value: T) {
-        // Safety: valid, aligned, mapped while `self` lives.
+        // SAFETY: valid, aligned, mapped while `self` lives.
         unsafe { racy_store(self.cell.value.get(), value) }
     }
 }

@@ -8,13 +8,15 @@
 
 use super::futex::{self, SLICE, deadline_after, my_pid};
 use super::lock::Lock;
-use super::raw_lock::lock_or_report;
+use super::raw_lock::{NotSend, guard_id, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const WHAT: &str = "a Condition's lock";
+const HINT: &str = "wait and notify through the guard you hold, or drop it before acquiring \
+                    again (a Condition's lock is a Lock, not an RLock as in Python)";
 
 /// Bookkeeping changed only while holding the condition's lock (except
 /// `seq`, the futex word sleepers watch).
@@ -53,6 +55,20 @@ pub struct Condition {
 pub struct ConditionGuard<'a> {
     cond: &'a Condition,
     held: bool,
+    /// The owner id in the lock word: this thread, through a guard.
+    me: u32,
+    _not_send: NotSend,
+}
+
+impl<'a> ConditionGuard<'a> {
+    fn new(cond: &'a Condition, me: u32) -> Self {
+        ConditionGuard {
+            cond,
+            held: true,
+            me,
+            _not_send: NotSend::default(),
+        }
+    }
 }
 
 impl Condition {
@@ -75,7 +91,7 @@ impl Condition {
     /// assert!(lock.is_locked());
     /// ```
     pub fn with_lock(lock: &Lock) -> Result<Condition> {
-        // Safety: atomics.
+        // SAFETY: atomics.
         let state = unsafe { ShmBox::new(CondState::default(), 0, 1)? };
         Ok(Condition {
             lock: lock.clone(),
@@ -100,11 +116,9 @@ impl Condition {
     /// let _g = cond.acquire().unwrap();
     /// ```
     pub fn acquire(&self) -> Result<ConditionGuard<'_>> {
-        lock_or_report(self.lock.word(), my_pid(), None, WHAT)?;
-        Ok(ConditionGuard {
-            cond: self,
-            held: true,
-        })
+        let me = guard_id();
+        lock_or_report(self.lock.word(), me, None, WHAT, HINT)?;
+        Ok(ConditionGuard::new(self, me))
     }
 
     /// Like [`acquire`](Condition::acquire), giving up with
@@ -115,26 +129,22 @@ impl Condition {
     /// let _g = cond.acquire_timeout(std::time::Duration::from_millis(5)).unwrap();
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<ConditionGuard<'_>> {
-        lock_or_report(self.lock.word(), my_pid(), deadline_after(timeout), WHAT)?;
-        Ok(ConditionGuard {
-            cond: self,
-            held: true,
-        })
+        let me = guard_id();
+        lock_or_report(self.lock.word(), me, deadline_after(timeout), WHAT, HINT)?;
+        Ok(ConditionGuard::new(self, me))
     }
 
-    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
-    /// process took over.
+    /// After [`Error::LockOwnerDied`], takes the lock whose holder died and
+    /// gives its guard; check the shared state, then drop it.
     ///
     /// ```
     /// let cond = forja::Condition::new().unwrap();
     /// assert!(cond.recover().is_err()); // nobody died
     /// ```
     pub fn recover(&self) -> Result<ConditionGuard<'_>> {
-        match self.lock.word().take_recovery(my_pid()) {
-            Some(_) => Ok(ConditionGuard {
-                cond: self,
-                held: true,
-            }),
+        let me = guard_id();
+        match self.lock.word().recover(me) {
+            Some(_) => Ok(ConditionGuard::new(self, me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
                 pid: my_pid() as i32,
@@ -148,7 +158,7 @@ impl ConditionGuard<'_> {
         crate::interrupt::check()?;
         let st = &*self.cond.state;
         let word = self.cond.lock.word();
-        let me = my_pid();
+        let me = self.me;
         st.waiters.fetch_add(1, Ordering::Relaxed);
         loop {
             let seq = st.seq.load(Ordering::Relaxed);
@@ -164,10 +174,11 @@ impl ConditionGuard<'_> {
                 Some(s) if !s.is_zero() => futex::wait(&st.seq, seq, s) == futex::Woke::TimedOut,
                 _ => true,
             };
-            let relocked = lock_or_report(word, me, None, WHAT);
-            self.held = matches!(relocked, Ok(()) | Err(Error::LockOwnerDied { .. }));
+            let relocked = lock_or_report(word, me, None, WHAT, HINT);
+            self.held = relocked.is_ok();
             if !self.held {
-                // Interrupted before getting the lock back.
+                // Interrupted, or the lock's holder died meanwhile
+                // (LockOwnerDied: nobody holds it until recover()).
                 st.waiters.fetch_sub(1, Ordering::Relaxed);
                 return relocked.map(|_| false);
             }
@@ -183,9 +194,8 @@ impl ConditionGuard<'_> {
             } else {
                 None
             };
-            if expired || interrupted.is_some() || relocked.is_err() {
+            if expired || interrupted.is_some() {
                 st.waiters.fetch_sub(1, Ordering::Relaxed);
-                relocked?;
                 return match interrupted {
                     Some(e) => Err(e),
                     None => Ok(false),
@@ -300,7 +310,7 @@ impl ConditionGuard<'_> {
 impl Drop for ConditionGuard<'_> {
     fn drop(&mut self) {
         if self.held {
-            self.cond.lock.word().unlock_if_owner(my_pid());
+            self.cond.lock.word().unlock_if_owner(self.me);
         }
     }
 }

@@ -148,6 +148,23 @@ pub(crate) fn my_tid() -> u32 {
     })
 }
 
+/// The pid of the process thread `tid` belongs to (`tid` itself if that
+/// cannot be read, for instance because the thread ended).
+pub(crate) fn pid_of_thread(tid: u32) -> u32 {
+    if tid == my_tid() {
+        return my_pid();
+    }
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Tgid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(tid)
+}
+
 /// `true` when the process (or thread) `id` no longer runs: it does not
 /// exist, or it is a zombie waiting to be reaped.
 pub(crate) fn is_dead(id: u32) -> bool {

@@ -3,17 +3,24 @@
 //!
 //! The lock lives in shared memory made when it is created, so create it
 //! before forking the processes that use it. A free lock is taken with one
-//! compare-and-swap; a contended one sleeps on a futex. If the holder dies,
-//! the next acquirer takes the lock over and gets
-//! [`Error::LockOwnerDied`](crate::Error::LockOwnerDied) instead of hanging.
+//! compare-and-swap; a contended one sleeps on a futex.
+//!
+//! Two things never hang, unlike in Python: a thread asking again for a lock
+//! it holds through a live guard gets
+//! [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) at once, and if the
+//! holder dies every acquirer gets
+//! [`Error::LockOwnerDied`](crate::Error::LockOwnerDied) until someone calls
+//! [`Lock::recover`] (the states are drawn in `raw_lock.rs`'s module docs).
 
 use super::futex::{deadline_after, my_pid};
-use super::raw_lock::{LockWord, lock_or_report};
+use super::raw_lock::{LockWord, NotSend, Released, guard_id, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::time::Duration;
 
 const WHAT: &str = "a Lock";
+const HINT: &str = "drop the guard before acquiring again (a block `{ let _g = lock.acquire()?; \
+                    ... }` ends it), or use an RLock if this thread must take it again";
 
 /// A lock shared by processes forked after it was made.
 ///
@@ -44,10 +51,33 @@ pub struct Lock {
 /// drop(guard);
 /// assert!(!lock.is_locked());
 /// ```
+///
+/// The guard belongs to the thread that took it, so it cannot be sent to
+/// another thread (the compiler says error E0277, "`*const ()` cannot be sent
+/// between threads safely"):
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let lock = forja::Lock::new().unwrap();
+/// send(lock.acquire().unwrap());
+/// ```
 #[derive(Debug)]
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,
+    /// The owner id in the lock word: this thread, through a guard.
+    me: u32,
+    _not_send: NotSend,
+}
+
+impl<'a> LockGuard<'a> {
+    fn new(lock: &'a Lock, me: u32) -> Self {
+        LockGuard {
+            lock,
+            me,
+            _not_send: NotSend::default(),
+        }
+    }
 }
 
 impl Lock {
@@ -58,7 +88,7 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// ```
     pub fn new() -> Result<Lock> {
-        // Safety: LockWord is made of atomics.
+        // SAFETY: LockWord is made of atomics.
         let word = unsafe { ShmBox::new(LockWord::new(), 0, 1)? };
         Ok(Lock { word })
     }
@@ -67,21 +97,44 @@ impl Lock {
         &self.word
     }
 
-    /// Waits until the lock is free and takes it.
+    /// Waits until the lock is free and takes it (Python's `with lock:`).
     ///
-    /// If its holder died, this process takes it over and gets
-    /// [`Error::LockOwnerDied`]; call [`recover`](Lock::recover) for the guard.
+    /// If this thread already holds it through a live guard, this is
+    /// [`Error::WouldDeadlock`] at once. If its holder died, this is
+    /// [`Error::LockOwnerDied`] until someone calls
+    /// [`recover`](Lock::recover); nobody holds the lock meanwhile.
     ///
     /// ```
     /// let lock = forja::Lock::new().unwrap();
     /// let guard = lock.acquire().unwrap();
     /// assert_eq!(lock.owner(), Some(std::process::id() as i32));
+    /// // Again from the same thread: an error, not a hang.
+    /// assert!(matches!(lock.acquire(), Err(forja::Error::WouldDeadlock { .. })));
     /// # drop(guard);
     /// ```
     #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
-        lock_or_report(&self.word, my_pid(), None, WHAT)?;
-        Ok(LockGuard { lock: self })
+        let me = guard_id();
+        lock_or_report(&self.word, me, None, WHAT, HINT)?;
+        Ok(LockGuard::new(self, me))
+    }
+
+    /// Takes the lock without a guard, as Python's `lock.acquire()` outside
+    /// a `with`: it stays held by this process until some process calls
+    /// [`release`](Lock::release) — a signal from one process to another.
+    /// Like Python, asking again from the same thread waits (until another
+    /// process releases it), unless this thread holds it through a live
+    /// guard, which is [`Error::WouldDeadlock`].
+    ///
+    /// ```
+    /// let lock = forja::Lock::new().unwrap();
+    /// lock.acquire_no_guard().unwrap();
+    /// assert!(lock.is_locked());
+    /// lock.release().unwrap(); // any process may do this
+    /// assert!(!lock.is_locked());
+    /// ```
+    pub fn acquire_no_guard(&self) -> Result<()> {
+        lock_or_report(&self.word, my_pid(), None, WHAT, HINT)
     }
 
     /// Like [`acquire`](Lock::acquire), giving up with
@@ -90,13 +143,15 @@ impl Lock {
     /// ```
     /// use std::time::Duration;
     /// let lock = forja::Lock::new().unwrap();
-    /// let _held = lock.acquire().unwrap();
+    /// lock.acquire_no_guard().unwrap(); // held until someone releases it
     /// let again = lock.acquire_timeout(Duration::from_millis(10));
     /// assert!(matches!(again, Err(forja::Error::Timeout { .. })));
+    /// # lock.release().unwrap();
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        lock_or_report(&self.word, my_pid(), deadline_after(timeout), WHAT)?;
-        Ok(LockGuard { lock: self })
+        let me = guard_id();
+        lock_or_report(&self.word, me, deadline_after(timeout), WHAT, HINT)?;
+        Ok(LockGuard::new(self, me))
     }
 
     /// Takes the lock only if it is free right now.
@@ -108,13 +163,13 @@ impl Lock {
     /// assert!(lock.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.word
-            .try_lock(my_pid())
-            .then(|| LockGuard { lock: self })
+        let me = guard_id();
+        self.word.try_lock(me).then(|| LockGuard::new(self, me))
     }
 
     /// Releases the lock, whichever process holds it (as Python allows).
-    /// Releasing a free lock is [`Error::NotHeld`].
+    /// Releasing a free lock is [`Error::NotHeld`]; releasing one whose
+    /// holder died is [`Error::LockOwnerDied`] (use [`recover`](Lock::recover)).
     ///
     /// ```
     /// let lock = forja::Lock::new().unwrap();
@@ -123,18 +178,23 @@ impl Lock {
     /// assert!(lock.release().is_err()); // not held any more
     /// ```
     pub fn release(&self) -> Result<()> {
-        if self.word.unlock() {
-            Ok(())
-        } else {
-            Err(Error::NotHeld {
+        match self.word.release() {
+            Released::Yes => Ok(()),
+            Released::NotHeld => Err(Error::NotHeld {
                 what: WHAT,
                 pid: my_pid() as i32,
-            })
+            }),
+            Released::OwnerDied(dead) => Err(Error::LockOwnerDied {
+                what: WHAT,
+                pid: dead as i32,
+                by: my_pid() as i32,
+            }),
         }
     }
 
-    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
-    /// process took over. Check (or repair) the protected data, then drop it.
+    /// After [`Error::LockOwnerDied`], takes the lock whose holder died and
+    /// gives its guard (any process may call it). Check or repair the
+    /// protected data, then drop the guard: the lock works normally again.
     ///
     /// ```
     /// let lock = forja::Lock::new().unwrap();
@@ -142,8 +202,9 @@ impl Lock {
     /// assert!(matches!(lock.recover(), Err(forja::Error::NothingToRecover { .. })));
     /// ```
     pub fn recover(&self) -> Result<LockGuard<'_>> {
-        match self.word.take_recovery(my_pid()) {
-            Some(_) => Ok(LockGuard { lock: self }),
+        let me = guard_id();
+        match self.word.recover(me) {
+            Some(_) => Ok(LockGuard::new(self, me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
                 pid: my_pid() as i32,
@@ -151,24 +212,40 @@ impl Lock {
         }
     }
 
-    /// Whether some process holds the lock right now.
+    /// Whether the lock is taken right now (by some process, or left by a
+    /// holder that died and not recovered yet).
     ///
     /// ```
     /// let lock = forja::Lock::new().unwrap();
     /// assert!(!lock.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.word.owner().is_some()
+        self.word.is_locked()
     }
 
-    /// The pid of the process holding the lock, if any.
+    /// The pid of the process holding the lock, if any (`None` also after
+    /// its holder died, until [`recover`](Lock::recover)).
     ///
     /// ```
     /// let lock = forja::Lock::new().unwrap();
     /// assert_eq!(lock.owner(), None);
     /// ```
     pub fn owner(&self) -> Option<i32> {
-        self.word.owner().map(|p| p as i32)
+        self.word.owner_pid().map(|p| p as i32)
+    }
+
+    /// Whether the calling thread holds the lock through a live guard (then
+    /// acquiring it again would be [`Error::WouldDeadlock`]).
+    ///
+    /// ```
+    /// let lock = forja::Lock::new().unwrap();
+    /// let g = lock.acquire().unwrap();
+    /// assert!(lock.is_held_by_current_thread());
+    /// drop(g);
+    /// assert!(!lock.is_held_by_current_thread());
+    /// ```
+    pub fn is_held_by_current_thread(&self) -> bool {
+        self.word.held_by_my_guard()
     }
 }
 
@@ -182,7 +259,11 @@ impl LockGuard<'_> {
     /// assert!(lock.is_locked());
     /// lock.release().unwrap();
     /// ```
+    ///
+    /// The lock then belongs to this process rather than to this thread, as
+    /// after [`Lock::acquire_no_guard`].
     pub fn forget(self) {
+        self.lock.word.hand_over(self.me, my_pid());
         std::mem::forget(self);
     }
 }
@@ -192,6 +273,6 @@ impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         // If another process released it meanwhile (Python allows that) and
         // someone else took it, leave it alone.
-        self.lock.word.unlock_if_owner(my_pid());
+        self.lock.word.unlock_if_owner(self.me);
     }
 }

@@ -6,6 +6,14 @@
 //! create it *before* forking the processes that use it, then pass clones
 //! (or just use the same variable) in the children.
 //!
+//! A guard belongs to the thread that took it (guards are `!Send`): that
+//! thread asking again for the same `Lock`, `Value`, `Array` or `Condition`
+//! gets [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) at once instead
+//! of waiting for itself forever; other threads and processes wait as
+//! usual. A holder that dies leaves the lock to nobody: every acquirer gets
+//! [`Error::LockOwnerDied`](crate::Error::LockOwnerDied) until someone calls
+//! `recover()` (the states are drawn in `raw_lock.rs`).
+//!
 //! ```
 //! use forja::prelude::*;
 //! let lock = Lock::new().unwrap();

@@ -1,22 +1,87 @@
-//! The lock word every mutual-exclusion primitive is built on.
+//! The lock word every mutual-exclusion primitive is built on: who holds it,
+//! and what happens when the holder is the caller itself or has died.
 //!
-//! One `AtomicU32` in shared memory holds `0` (free) or the owner's id (a pid
-//! or a thread id) with the top bit set when someone sleeps on it — the
-//! classic three-state futex mutex, with the owner's identity in place of the
-//! "locked" state so a dead owner can be recognised. Taking a free lock is a
-//! single compare-and-swap; a contended one sleeps on the futex in slices of
+//! One `AtomicU32` in shared memory holds `0` (free) or the owner's id, with
+//! the top bit set when someone sleeps on it — the classic three-state futex
+//! mutex, with the owner's identity in place of the "locked" state so a dead
+//! owner can be recognised. Taking a free lock is a single compare-and-swap; a
+//! contended one sleeps on the futex in slices of
 //! [`SLICE`](super::futex::SLICE), checking the interrupt flag and whether the
 //! owner died after each slice.
+//!
+//! # Owner ids
+//!
+//! | stored id | who holds it | taken by |
+//! |---|---|---|
+//! | `tid \| GUARDED` | one thread, through a live guard | `Lock::acquire`, `Value::get_lock`, `Array::get_lock`, `Condition::acquire`, every `recover()` |
+//! | `pid` | a process, with no guard | `Lock::acquire_no_guard`, `LockGuard::forget`, the queue's and barrier's internal locks |
+//! | `tid` | one thread, re-entrantly | `RLock` |
+//!
+//! Thread ids and pids share one number space (below 2²², Linux's largest
+//! `pid_max`), so a dead thread and a dead process are recognised alike.
+//! Recording the thread for guards is what lets forja tell a self-deadlock
+//! from an honest wait: a thread asking again for a lock it holds through a
+//! live guard gets [`Error::WouldDeadlock`] at once (otherwise it would wait
+//! for itself forever, and letting it in would make two live `&mut` to the
+//! same data), while another thread of the same process, or the same thread
+//! after a guard-free acquire, blocks as in Python.
+//!
+//! # Owner died (user-facing locks)
+//!
+//! ```text
+//!             acquire                         drop guard / release()
+//!   FREE ─────────────────────▶ HELD(owner) ─────────────────────────▶ FREE
+//!                                   │
+//!                                   │ an acquirer finds `owner` dead
+//!                                   ▼
+//!                          DIED(owner), held by no one
+//!                          every acquire, try_acquire and release():
+//!                          Err(LockOwnerDied) at once (waiters are woken)
+//!                                   │
+//!                                   │ recover(), by anyone
+//!                                   ▼
+//!                          HELD(recoverer), with a guard ──drop──▶ FREE
+//! ```
+//!
+//! This is pthread's `EOWNERDEAD` adapted: the lock is never handed silently
+//! to whoever noticed the death, so a `?` on `LockOwnerDied` leaves nobody
+//! holding it, and it stays unusable (`ENOTRECOVERABLE`-like) until someone
+//! calls `recover()`, checks or repairs the data, and drops the guard.
+//! The queue's and barrier's internal locks instead take a dead owner's lock
+//! over ([`LockWord::lock`] returns [`Acquired::FromDead`]) and repair their
+//! own state.
 
-use super::futex::{self, Woke};
+use super::futex::{self, Woke, my_pid, my_tid};
 use crate::error::{Error, Result};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 const WAITERS: u32 = 1 << 31;
+/// Set in an owner id that is a thread holding the lock through a guard.
+const GUARDED: u32 = 1 << 30;
+/// The bits of an owner id proper (a pid or a tid).
+const ID: u32 = GUARDED - 1;
+/// The id part of the state "owner died, not recovered" (no pid is this big).
+const DIED: u32 = ID;
 const SPINS: u32 = 64;
 
-/// How an acquisition went.
+/// The owner id of a guard held by the calling thread.
+#[inline]
+pub(crate) fn guard_id() -> u32 {
+    my_tid() | GUARDED
+}
+
+/// Makes a guard `!Send` (it is tied to the thread whose id is in the lock
+/// word) while keeping it `Sync`, as `std::sync::MutexGuard` is.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NotSend(PhantomData<*const ()>);
+
+// SAFETY: `NotSend` holds no data; sharing `&NotSend` between threads is
+// harmless. It exists only to take `Send` away from the guards.
+unsafe impl Sync for NotSend {}
+
+/// How an acquisition went (for the internal locks that take over).
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub(crate) enum Acquired {
     /// Normally.
@@ -25,30 +90,72 @@ pub(crate) enum Acquired {
     FromDead(u32),
 }
 
+/// What to do when the owner turns out to be dead.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum OnDeath {
+    /// Take the lock over (internal locks).
+    TakeOver,
+    /// Mark it DIED and report (user-facing locks).
+    Report,
+}
+
+/// What [`LockWord::release`] did.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum Released {
+    /// It was held; now it is free.
+    Yes,
+    /// It was free already.
+    NotHeld,
+    /// Its owner died and nobody recovered it: left as it is.
+    OwnerDied(u32),
+}
+
 /// A lock word in shared memory (see the module docs).
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct LockWord {
     state: AtomicU32,
-    /// Pid/tid of the dead owner this lock was taken over from, until the
-    /// new owner recovers it (0 = none).
-    recovered_from: AtomicU32,
+    /// The dead owner's id: while the state is DIED, or (internal locks)
+    /// after a take-over until [`take_recovery`](Self::take_recovery).
+    dead_owner: AtomicU32,
 }
 
 impl LockWord {
     pub(crate) const fn new() -> Self {
         LockWord {
             state: AtomicU32::new(0),
-            recovered_from: AtomicU32::new(0),
+            dead_owner: AtomicU32::new(0),
         }
     }
 
-    /// The owner's id, if held.
+    /// The owner's id (a pid or a tid), if held by someone alive or not yet
+    /// found dead; `None` if free or DIED.
     pub(crate) fn owner(&self) -> Option<u32> {
-        match self.state.load(Ordering::Relaxed) & !WAITERS {
-            0 => None,
+        match self.state.load(Ordering::Relaxed) & ID {
+            0 | DIED => None,
             id => Some(id),
         }
+    }
+
+    /// The pid of the process holding it, if any (a guard records a thread:
+    /// this finds its process).
+    pub(crate) fn owner_pid(&self) -> Option<u32> {
+        let s = self.state.load(Ordering::Relaxed) & !WAITERS;
+        match s & ID {
+            0 | DIED => None,
+            id if s & GUARDED != 0 => Some(futex::pid_of_thread(id)),
+            id => Some(id),
+        }
+    }
+
+    /// Whether anyone holds it, or it is DIED (not free either way).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !WAITERS != 0
+    }
+
+    /// Whether the calling thread holds it through a live guard.
+    pub(crate) fn held_by_my_guard(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !WAITERS == guard_id()
     }
 
     /// One compare-and-swap: takes the lock if it is free.
@@ -59,7 +166,8 @@ impl LockWord {
             .is_ok()
     }
 
-    /// Takes the lock for `me`, waiting until `deadline` (`None`: forever).
+    /// Takes the lock for `me`, waiting until `deadline` (`None`: forever),
+    /// taking it over if its owner died (internal locks).
     #[inline]
     pub(crate) fn lock(
         &self,
@@ -70,7 +178,7 @@ impl LockWord {
         if self.try_lock(me) {
             return Ok(Acquired::Clean);
         }
-        self.lock_slow(me, deadline, what)
+        self.lock_slow(me, deadline, what, OnDeath::TakeOver)
     }
 
     #[cold]
@@ -79,6 +187,7 @@ impl LockWord {
         me: u32,
         deadline: Option<Instant>,
         what: &'static str,
+        on_death: OnDeath,
     ) -> Result<Acquired> {
         for _ in 0..SPINS {
             std::hint::spin_loop();
@@ -100,6 +209,9 @@ impl LockWord {
                 }
                 continue;
             }
+            if s & ID == DIED {
+                return Err(owner_died(what, self.dead_owner.load(Ordering::Relaxed)));
+            }
             if s & WAITERS == 0
                 && self
                     .state
@@ -111,29 +223,50 @@ impl LockWord {
             let slice = futex::slice_until(deadline, what)?;
             if futex::wait(&self.state, s | WAITERS, slice) == Woke::TimedOut {
                 crate::interrupt::check()?;
-                let owner = s & !WAITERS;
+                let owner = s & ID;
                 if futex::is_dead(owner)
-                    && self
-                        .state
-                        .compare_exchange(
-                            s | WAITERS,
-                            me | WAITERS,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
+                    && let Some(acquired) = self.after_death(s | WAITERS, owner, me, on_death)
                 {
-                    self.recovered_from.store(owner, Ordering::Relaxed);
-                    return Ok(Acquired::FromDead(owner));
+                    return acquired.map_err(|dead| owner_died(what, dead));
                 }
             }
         }
     }
 
-    /// Releases the lock whoever holds it; `false` if it was not held.
+    /// `owner` (state `s`) is dead: take over, or mark the lock DIED and wake
+    /// every waiter. `None` if the state changed meanwhile (look again).
+    #[cold]
+    fn after_death(
+        &self,
+        s: u32,
+        owner: u32,
+        me: u32,
+        on_death: OnDeath,
+    ) -> Option<Result<Acquired, u32>> {
+        let new = match on_death {
+            OnDeath::TakeOver => me | WAITERS,
+            OnDeath::Report => DIED | WAITERS,
+        };
+        // Written first: whoever sees DIED (or takes over) reads it after.
+        self.dead_owner.store(owner, Ordering::Relaxed);
+        self.state
+            .compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        Some(match on_death {
+            OnDeath::TakeOver => Ok(Acquired::FromDead(owner)),
+            OnDeath::Report => {
+                futex::wake(&self.state, u32::MAX);
+                Err(owner)
+            }
+        })
+    }
+
+    /// Releases an internal lock whoever holds it; `false` if it was free.
     #[inline]
     pub(crate) fn unlock(&self) -> bool {
-        self.clear_recovery();
+        if self.dead_owner.load(Ordering::Relaxed) != 0 {
+            self.dead_owner.store(0, Ordering::Relaxed);
+        }
         let prev = self.state.swap(0, Ordering::Release);
         if prev & WAITERS != 0 {
             futex::wake(&self.state, 1);
@@ -141,10 +274,35 @@ impl LockWord {
         prev != 0
     }
 
+    /// Releases a user-facing lock whoever holds it (Python's `release()`),
+    /// but never a DIED one: that needs `recover()`.
+    pub(crate) fn release(&self) -> Released {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & !WAITERS == 0 {
+                return Released::NotHeld;
+            }
+            if s & ID == DIED {
+                return Released::OwnerDied(self.dead_owner.load(Ordering::Relaxed));
+            }
+            match self
+                .state
+                .compare_exchange(s, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if s & WAITERS != 0 {
+                        futex::wake(&self.state, 1);
+                    }
+                    return Released::Yes;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
     /// Releases the lock if `me` holds it; `false` (and no change) otherwise.
     #[inline]
     pub(crate) fn unlock_if_owner(&self, me: u32) -> bool {
-        self.clear_recovery();
         match self
             .state
             .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
@@ -159,38 +317,75 @@ impl LockWord {
         }
     }
 
-    #[inline]
-    fn clear_recovery(&self) {
-        if self.recovered_from.load(Ordering::Relaxed) != 0 {
-            self.recovered_from.store(0, Ordering::Relaxed);
+    /// Hands the lock from owner `from` to owner `to`, keeping the waiters
+    /// bit; `false` (and no change) if `from` does not hold it.
+    pub(crate) fn hand_over(&self, from: u32, to: u32) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & !WAITERS == from {
+            match self.state.compare_exchange(
+                s,
+                to | (s & WAITERS),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
         }
+        false
     }
 
-    /// If `me` took this lock over from a dead owner and has not recovered it
-    /// yet, marks it recovered and returns the dead owner's id.
+    /// Takes a DIED lock for `me` (`recover()`); returns the dead owner, or
+    /// `None` (and no change) if the lock is not DIED.
+    pub(crate) fn recover(&self, me: u32) -> Option<u32> {
+        let mut s = self.state.load(Ordering::Acquire);
+        while s & ID == DIED {
+            let dead = self.dead_owner.load(Ordering::Relaxed);
+            match self.state.compare_exchange(
+                s,
+                me | (s & WAITERS),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(dead),
+                Err(now) => s = now,
+            }
+        }
+        None
+    }
+
+    /// If `me` took this internal lock over from a dead owner and has not
+    /// recovered it yet, marks it recovered and returns the dead owner's id.
     pub(crate) fn take_recovery(&self, me: u32) -> Option<u32> {
         if self.owner() != Some(me) {
             return None;
         }
-        match self.recovered_from.swap(0, Ordering::Relaxed) {
+        match self.dead_owner.swap(0, Ordering::Relaxed) {
             0 => None,
             dead => Some(dead),
         }
     }
+}
 
-    /// Whether a recovery is pending for `me`.
-    pub(crate) fn recovery_pending(&self, me: u32) -> bool {
-        self.owner() == Some(me) && self.recovered_from.load(Ordering::Relaxed) != 0
+fn owner_died(what: &'static str, dead: u32) -> Error {
+    Error::LockOwnerDied {
+        what,
+        pid: dead as i32,
+        by: my_pid() as i32,
     }
 }
 
-/// Takes `word` for `me`, turning a take-over from a dead owner into
-/// `Error::LockOwnerDied` (the lock is then held by `me`, recovery pending).
+/// Takes a user-facing lock for `me`: `Err(WouldDeadlock)` at once if the
+/// calling thread already holds it through a live guard (`hint` says what to
+/// do instead), `Err(LockOwnerDied)` if its owner died and nobody called
+/// `recover()` yet (the module docs draw the states).
+#[inline]
 pub(crate) fn lock_or_report(
     word: &LockWord,
     me: u32,
     deadline: Option<Instant>,
     what: &'static str,
+    hint: &'static str,
 ) -> Result<()> {
     // Every acquire (Lock, RLock, Condition, Value, Array) fails at once
     // after an interrupt.
@@ -198,16 +393,30 @@ pub(crate) fn lock_or_report(
     if word.try_lock(me) {
         return Ok(());
     }
-    if word.recovery_pending(me) {
-        word.take_recovery(me);
-        return Ok(());
+    lock_contended(word, me, deadline, what, hint)
+}
+
+#[cold]
+fn lock_contended(
+    word: &LockWord,
+    me: u32,
+    deadline: Option<Instant>,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<()> {
+    if word.held_by_my_guard() {
+        return Err(would_deadlock(what, hint));
     }
-    match word.lock(me, deadline, what)? {
-        Acquired::Clean => Ok(()),
-        Acquired::FromDead(pid) => Err(Error::LockOwnerDied {
-            what,
-            pid: pid as i32,
-            by: me as i32,
-        }),
+    word.lock_slow(me, deadline, what, OnDeath::Report)
+        .map(|_| ())
+}
+
+/// The error for a thread asking for a lock it holds through a live guard.
+pub(crate) fn would_deadlock(what: &'static str, hint: &'static str) -> Error {
+    Error::WouldDeadlock {
+        what,
+        pid: my_pid() as i32,
+        tid: my_tid() as i32,
+        hint,
     }
 }

@@ -6,13 +6,15 @@
 //! id, which for a single-threaded process is its pid).
 
 use super::futex::{deadline_after, my_tid};
-use super::raw_lock::{LockWord, lock_or_report};
+use super::raw_lock::{LockWord, NotSend, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const WHAT: &str = "an RLock";
+/// Never shown: an RLock's owner id is a plain tid, never a guard's.
+const HINT: &str = "";
 
 #[derive(Debug, Default)]
 #[repr(C)]
@@ -46,10 +48,30 @@ pub struct RLock {
 /// drop(g);
 /// assert_eq!(rlock.depth(), 0);
 /// ```
+///
+/// The lock belongs to the thread that took it, so the guard cannot be sent
+/// to another thread (error E0277, "`*const ()` cannot be sent between
+/// threads safely"):
+///
+/// ```compile_fail,E0277
+/// fn send<T: Send>(_: T) {}
+/// let rlock = forja::RLock::new().unwrap();
+/// send(rlock.acquire().unwrap());
+/// ```
 #[derive(Debug)]
 #[must_use = "the acquisition is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     rlock: &'a RLock,
+    _not_send: NotSend,
+}
+
+impl<'a> RLockGuard<'a> {
+    fn new(rlock: &'a RLock) -> Self {
+        RLockGuard {
+            rlock,
+            _not_send: NotSend::default(),
+        }
+    }
 }
 
 impl RLock {
@@ -59,35 +81,26 @@ impl RLock {
     /// assert!(!forja::RLock::new().unwrap().is_locked());
     /// ```
     pub fn new() -> Result<RLock> {
-        // Safety: made of atomics.
+        // SAFETY: made of atomics.
         let state = unsafe { ShmBox::new(RLockState::default(), 0, 1)? };
         Ok(RLock { state })
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
         let me = my_tid();
-        if self.state.word.owner() == Some(me) && !self.state.word.recovery_pending(me) {
+        if self.state.word.owner() == Some(me) {
             self.state.depth.fetch_add(1, Ordering::Relaxed);
-            return Ok(RLockGuard { rlock: self });
+            return Ok(RLockGuard::new(self));
         }
-        match lock_or_report(&self.state.word, me, deadline, WHAT) {
-            Ok(()) => {
-                self.state.depth.store(1, Ordering::Relaxed);
-                Ok(RLockGuard { rlock: self })
-            }
-            Err(e) => {
-                if matches!(e, Error::LockOwnerDied { .. }) {
-                    self.state.depth.store(0, Ordering::Relaxed);
-                }
-                Err(e)
-            }
-        }
+        lock_or_report(&self.state.word, me, deadline, WHAT, HINT)?;
+        self.state.depth.store(1, Ordering::Relaxed);
+        Ok(RLockGuard::new(self))
     }
 
     /// Takes the lock (again, if this thread already holds it).
     ///
-    /// If its holder died, this thread takes it over and gets
-    /// [`Error::LockOwnerDied`]; call [`recover`](RLock::recover) for the guard.
+    /// If its holder died, this is [`Error::LockOwnerDied`] until someone
+    /// calls [`recover`](RLock::recover); nobody holds it meanwhile.
     ///
     /// ```
     /// let rlock = forja::RLock::new().unwrap();
@@ -134,8 +147,8 @@ impl RLock {
         Ok(())
     }
 
-    /// After [`Error::LockOwnerDied`], gives the guard of the lock this
-    /// thread took over.
+    /// After [`Error::LockOwnerDied`], takes the lock whose holder died and
+    /// gives its guard (depth 1).
     ///
     /// ```
     /// let rlock = forja::RLock::new().unwrap();
@@ -143,10 +156,10 @@ impl RLock {
     /// ```
     pub fn recover(&self) -> Result<RLockGuard<'_>> {
         let me = my_tid();
-        match self.state.word.take_recovery(me) {
+        match self.state.word.recover(me) {
             Some(_) => {
                 self.state.depth.store(1, Ordering::Relaxed);
-                Ok(RLockGuard { rlock: self })
+                Ok(RLockGuard::new(self))
             }
             None => Err(Error::NothingToRecover {
                 what: WHAT,
@@ -161,7 +174,7 @@ impl RLock {
     /// assert!(!forja::RLock::new().unwrap().is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        self.state.word.owner().is_some()
+        self.state.word.is_locked()
     }
 
     /// How many times the calling thread holds the lock (0 if it does not).
