@@ -26,7 +26,6 @@ fn is_owner_died<T: std::fmt::Debug>(r: Result<T>) -> bool {
     matches!(r, Err(Error::LockOwnerDied { .. }))
 }
 
-#[test]
 fn four_processes_ten_thousand_guarded_increments_each_are_exact() {
     const N: u64 = 4;
     const M: u64 = 10_000;
@@ -46,7 +45,6 @@ fn four_processes_ten_thousand_guarded_increments_each_are_exact() {
     assert_eq!(v.load().unwrap(), N * M);
 }
 
-#[test]
 fn load_while_holding_the_guard_is_would_deadlock_at_once() {
     let v = Value::new(5u32).unwrap();
     let mut g = v.get_lock().unwrap();
@@ -82,7 +80,6 @@ fn load_while_holding_the_guard_is_would_deadlock_at_once() {
     assert_eq!(a.to_vec().unwrap(), vec![1, 2]);
 }
 
-#[test]
 fn debug_and_display_of_a_held_value_do_not_hang() {
     let v = Value::new(42i64).unwrap();
     let a = Array::from_slice(&[1u8, 2]).unwrap();
@@ -105,7 +102,6 @@ fn debug_and_display_of_a_held_value_do_not_hang() {
     assert_eq!(format!("{a:?}"), "Array([1, 2])");
 }
 
-#[test]
 fn reacquiring_a_lock_through_a_live_guard_is_would_deadlock() {
     let lock = Lock::new().unwrap();
     let g = lock.acquire().unwrap();
@@ -133,7 +129,6 @@ fn reacquiring_a_lock_through_a_live_guard_is_would_deadlock() {
     drop(lock.acquire().unwrap());
 }
 
-#[test]
 fn a_guard_free_lock_released_by_a_child_lets_the_parent_take_it_again() {
     // Python: lock.acquire(); ...; lock.acquire() blocks until another
     // process calls lock.release() — a signal, not a deadlock.
@@ -168,7 +163,6 @@ fn a_guard_free_lock_released_by_a_child_lets_the_parent_take_it_again() {
     join_ok(&child);
 }
 
-#[test]
 fn another_thread_of_the_same_process_blocks_normally() {
     let v = Value::new(0u32).unwrap();
     let lock = Lock::new().unwrap();
@@ -194,7 +188,6 @@ fn another_thread_of_the_same_process_blocks_normally() {
     assert_eq!(v.load().unwrap(), 1);
 }
 
-#[test]
 fn rlock_stays_reentrant_and_other_threads_wait() {
     let rlock = RLock::new().unwrap();
     let outer = rlock.acquire().unwrap();
@@ -212,7 +205,6 @@ fn rlock_stays_reentrant_and_other_threads_wait() {
     assert!(!rlock.is_locked());
 }
 
-#[test]
 fn after_the_holder_is_killed_every_acquirer_gets_owner_died_until_recover() {
     let lock = Lock::new().unwrap();
     let holding = Event::new().unwrap();
@@ -268,7 +260,6 @@ fn after_the_holder_is_killed_every_acquirer_gets_owner_died_until_recover() {
     join_ok(&spawn(move || drop(l5.acquire().unwrap())));
 }
 
-#[test]
 fn a_value_whose_holder_died_stays_unusable_until_recover() {
     let v = Value::new(0u32).unwrap();
     let holding = Event::new().unwrap();
@@ -295,7 +286,6 @@ fn a_value_whose_holder_died_stays_unusable_until_recover() {
     assert_eq!(v.load().unwrap(), 8);
 }
 
-#[test]
 fn an_rlock_whose_holder_died_stays_unusable_until_recover() {
     let rlock = RLock::new().unwrap();
     let holding = Event::new().unwrap();
@@ -319,4 +309,20 @@ fn an_rlock_whose_holder_died_stays_unusable_until_recover() {
     assert_eq!(rlock.depth(), 2);
     drop((again, g));
     assert!(!rlock.is_locked());
+}
+
+mod common;
+
+// Each test runs in a process of its own (see common/harness.rs).
+common::tests! {
+    four_processes_ten_thousand_guarded_increments_each_are_exact,
+    load_while_holding_the_guard_is_would_deadlock_at_once,
+    debug_and_display_of_a_held_value_do_not_hang,
+    reacquiring_a_lock_through_a_live_guard_is_would_deadlock,
+    a_guard_free_lock_released_by_a_child_lets_the_parent_take_it_again,
+    another_thread_of_the_same_process_blocks_normally,
+    rlock_stays_reentrant_and_other_threads_wait,
+    after_the_holder_is_killed_every_acquirer_gets_owner_died_until_recover,
+    a_value_whose_holder_died_stays_unusable_until_recover,
+    an_rlock_whose_holder_died_stays_unusable_until_recover,
 }
