@@ -437,3 +437,40 @@ pub(crate) fn memfd_mapping(
         Ok((fd, p as usize))
     }
 }
+
+/// A short string (at most `8 * WORDS` bytes, cut at a character boundary)
+/// stored as atomics, so a reader in another process never races the
+/// writer: names in the registry and the timeline.
+#[repr(transparent)]
+pub(crate) struct AtomicName<const WORDS: usize>([std::sync::atomic::AtomicU64; WORDS]);
+
+impl<const WORDS: usize> AtomicName<WORDS> {
+    /// Stores `name`, cut to fit.
+    pub(crate) fn store(&self, name: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut bytes = [0u8; 8];
+        let mut len = name.len().min(8 * WORDS);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let name = &name.as_bytes()[..len];
+        for (i, word) in self.0.iter().enumerate() {
+            bytes.fill(0);
+            let chunk = name.get(i * 8..).unwrap_or_default();
+            let n = chunk.len().min(8);
+            bytes[..n].copy_from_slice(&chunk[..n]);
+            word.store(u64::from_le_bytes(bytes), Relaxed);
+        }
+    }
+
+    /// The stored name (up to the first NUL byte).
+    pub(crate) fn load(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut bytes = Vec::with_capacity(8 * WORDS);
+        for word in &self.0 {
+            bytes.extend_from_slice(&word.load(Relaxed).to_le_bytes());
+        }
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    }
+}
