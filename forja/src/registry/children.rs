@@ -110,7 +110,7 @@ impl Registry {
     fn reap_locked(&self, s: &Slot, pid: i32) -> Option<i32> {
         let mut status = 0;
         let r = loop {
-            // Safety: plain waitpid on our own child.
+            // SAFETY: plain waitpid on our own child.
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
@@ -248,7 +248,6 @@ fn is_zombie(pid: i32) -> bool {
         Err(_) => false,
     }
 }
-
 
 /// Turns a `waitpid` status into Python's `exitcode`.
 pub(crate) fn decode_status(status: i32) -> i32 {

@@ -3,8 +3,7 @@
 //! parent recorded, in a forja child) and publishing it in [`ENV`].
 
 use super::layout::{
-    Header, MAGIC, SelfPage, Slot, header_and_slots, now_ns, page_size, shared_len,
-    slots_match,
+    Header, MAGIC, SelfPage, Slot, header_and_slots, now_ns, page_size, shared_len, slots_match,
 };
 use super::published::{self, Published};
 use super::{DEFAULT_MAX_CHILDREN, ENV, MAX_CHILDREN_ENV, SLOTS, VERSION};

@@ -65,13 +65,13 @@ mod remote;
 
 use std::time::Duration;
 
-pub use children::{ChildRecord, ChildState, children};
 pub(crate) use children::STATUS_UNKNOWN;
+pub use children::{ChildRecord, ChildState, children};
+pub(crate) use control::generation_counter;
 pub use control::{
     check_interrupt, clear_interrupt, generation, interrupted, max_children, request_interrupt,
     set_generation, set_max_children,
 };
-pub(crate) use control::generation_counter;
 pub(crate) use identity::whoami;
 pub use layout::Header;
 pub use mapping::ensure;

@@ -32,10 +32,10 @@ pub struct Remote {
     pid: i32,
 }
 
-// Safety: the mapping is only accessed through atomics (and fields written
+// SAFETY: the mapping is only accessed through atomics (and fields written
 // once before the registry was published).
 unsafe impl Send for Remote {}
-// Safety: as above.
+// SAFETY: as above.
 unsafe impl Sync for Remote {}
 
 impl Remote {
@@ -66,7 +66,7 @@ impl Remote {
                 "it is {len} bytes, not a registry of {MAP_LEN} bytes"
             )));
         }
-        // Safety: mapping MAP_LEN bytes of a file at least that long; the
+        // SAFETY: mapping MAP_LEN bytes of a file at least that long; the
         // mapping outlives the fd.
         let p = unsafe {
             libc::mmap(
@@ -258,10 +258,10 @@ impl Remote {
         }
         #[cfg(target_os = "linux")]
         {
-            // Safety: pidfd_open; the fd returned is ours.
+            // SAFETY: pidfd_open; the fd returned is ours.
             let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
             if fd >= 0 {
-                // Safety: a fresh fd.
+                // SAFETY: a fresh fd.
                 let fd = unsafe {
                     <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
                 };
@@ -270,7 +270,7 @@ impl Remote {
                 if !reg.holds_unreaped(pid) {
                     return Ok(false);
                 }
-                // Safety: pidfd_send_signal on our pidfd, no siginfo.
+                // SAFETY: pidfd_send_signal on our pidfd, no siginfo.
                 let r = unsafe {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
@@ -283,7 +283,7 @@ impl Remote {
                 return signal_result(r == 0);
             }
         }
-        // Safety: plain kill; the pid is an unreaped child of the owner, so
+        // SAFETY: plain kill; the pid is an unreaped child of the owner, so
         // it cannot have been reused.
         let r = unsafe { libc::kill(pid, signal) };
         signal_result(r == 0)
@@ -304,7 +304,7 @@ fn signal_result(sent: bool) -> Result<bool> {
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        // Safety: unmapping our own mapping; no reference into it outlives
+        // SAFETY: unmapping our own mapping; no reference into it outlives
         // the methods that made one.
         unsafe { libc::munmap(self.addr as *mut libc::c_void, MAP_LEN) };
     }

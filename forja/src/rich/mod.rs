@@ -20,9 +20,9 @@ pub(crate) mod protocol;
 pub use progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
 
 use crate::{Array, JoinableQueue, Pool, Process, Queue, RawArray, RawValue, Shareable, Value};
+use protocol::{emit, xml_escape};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use protocol::{emit, xml_escape};
 use std::fmt::{self, Debug, Write as _};
 use std::time::Duration;
 
