@@ -273,7 +273,7 @@ unsafe impl<T: Sync> Sync for ShmBox<T> {}
 ///
 /// For your own struct, make it `#[repr(C)]` of shareable fields with no
 /// padding, derive `bytemuck::NoUninit` (forja re-exports
-/// [`bytemuck`](crate::bytemuck)) and promise the rest with `unsafe impl`:
+/// [`bytemuck`]) and promise the rest with `unsafe impl`:
 ///
 /// ```
 /// use forja::bytemuck::NoUninit;

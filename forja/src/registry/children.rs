@@ -274,7 +274,7 @@ pub enum ChildState {
     Reaped,
 }
 
-/// A child as the registry sees it (see [`children`] and [`Remote::children`]).
+/// A child as the registry sees it (see [`children`] and [`Remote::children`](super::Remote::children)).
 ///
 /// ```
 /// use forja::registry::ChildState;

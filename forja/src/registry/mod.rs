@@ -39,6 +39,7 @@
 //! use forja::registry;
 //! assert!(!registry::interrupted());
 //! assert!(registry::max_children().unwrap() >= 1);
+//! ```
 //!
 //! # Files
 //!

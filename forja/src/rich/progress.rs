@@ -9,7 +9,7 @@ pub const PROGRESS_AFTER: Duration = Duration::from_secs(1);
 /// The progress display is updated at most this often.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
-/// The live progress display of a [`Pool`]'s long waits (`map`, `starmap`,
+/// The live progress display of a [`Pool`](crate::Pool)'s long waits (`map`, `starmap`,
 /// `imap`, `AsyncResult::get`...): in the forja kernel, once work has been
 /// pending for [`PROGRESS_AFTER`], an HTML progress bar "k / n tasks,
 /// elapsed" appears, is updated at most every [`PROGRESS_EVERY`] and shows

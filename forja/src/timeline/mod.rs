@@ -1,5 +1,5 @@
 //! What ran, and when: a record of every process forja started (pid, name,
-//! start, end, exit code, kernel cell) and of every task a [`Pool`] worker
+//! start, end, exit code, kernel cell) and of every task a [`Pool`](crate::Pool) worker
 //! ran, drawn as a Gantt chart by [`timeline()`].
 //!
 //! ```

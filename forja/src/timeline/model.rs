@@ -58,7 +58,7 @@ impl Lane {
 
 /// What ran: the processes and pool tasks of the current kernel cell (or,
 /// outside the kernel, of the whole program since it started or since
-/// [`reset`]). Made by [`timeline()`]; draws itself as an SVG Gantt chart
+/// [`reset`](super::reset)). Made by [`timeline()`](super::timeline()); draws itself as an SVG Gantt chart
 /// ([`svg`](Timeline::svg)), prints as a text table (`Display`).
 ///
 /// ```
@@ -92,7 +92,7 @@ struct LaneBuild {
 }
 
 impl Timeline {
-    /// Everything recorded since the program started or since [`reset`],
+    /// Everything recorded since the program started or since [`reset`](super::reset),
     /// whatever the generation.
     ///
     /// ```
@@ -104,7 +104,7 @@ impl Timeline {
     }
 
     /// What was started (and the pool tasks run) in generation `generation`
-    /// (a kernel cell), since the last [`reset`].
+    /// (a kernel cell), since the last [`reset`](super::reset).
     ///
     /// ```
     /// let t = forja::Timeline::of_generation(0);
@@ -293,7 +293,7 @@ impl Timeline {
     }
 
     /// How many events were overwritten before they could be shown (more
-    /// than [`CAPACITY`] since the last [`reset`]).
+    /// than [`CAPACITY`](super::CAPACITY) since the last [`reset`](super::reset)).
     ///
     /// ```
     /// assert_eq!(forja::timeline().lost_events(), 0);
