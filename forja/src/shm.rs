@@ -474,3 +474,21 @@ impl<const WORDS: usize> AtomicName<WORDS> {
         String::from_utf8_lossy(&bytes[..len]).into_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AtomicName;
+
+    #[test]
+    fn names_are_cut_at_a_character_boundary() {
+        let name: AtomicName<2> = AtomicName(Default::default());
+        name.store("Process-1");
+        assert_eq!(name.load(), "Process-1");
+        name.store("abcdefghijklmnopqrs");
+        assert_eq!(name.load(), "abcdefghijklmnop");
+        name.store("aaaaaaaaaaaaaaañ"); // ñ would straddle the end
+        assert_eq!(name.load(), "aaaaaaaaaaaaaaa");
+        name.store("");
+        assert_eq!(name.load(), "");
+    }
+}
