@@ -72,7 +72,7 @@ pub fn in_kernel() -> bool {
     std::env::var_os(SOCKET_ENV).is_some()
 }
 
-/// The prefix of a frame written on the runner's stdout (see [`send_frame`]).
+/// The prefix of a frame written on the runner's stdout (see `send_frame`).
 pub const STDOUT_FRAME_MARKER: &str = "FORJA_FRAME ";
 
 /// Whether this process is the kernel's runner (the process running cells),

@@ -78,7 +78,7 @@ fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
 }
 
 fn getpid() -> i32 {
-    // Safety: no preconditions.
+    // SAFETY: no preconditions.
     unsafe { libc::getpid() }
 }
 
@@ -97,7 +97,7 @@ pub(crate) fn parse_fd_list(text: &str) -> Vec<i32> {
 
 fn socket_addr(path: &OsStr) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
     let bytes = path.as_bytes();
-    // Safety: sockaddr_un is plain data; all zeroes is valid.
+    // SAFETY: sockaddr_un is plain data; all zeroes is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
         return None;
@@ -118,7 +118,7 @@ impl ChildPlan {
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
             .filter(|&p| p > 0);
-        // Safety: no preconditions.
+        // SAFETY: no preconditions.
         let parent_is_kernel = kernel_pid.is_none_or(|k| unsafe { libc::getppid() } == k);
         let runner_fds = match std::env::var(RUNNER_FDS_ENV) {
             Ok(v) if parent_is_kernel => parse_fd_list(&v),
@@ -142,7 +142,7 @@ impl ChildPlan {
     /// In the child: closes the runner's private fds.
     pub(crate) fn close_runner_fds(&self) {
         for &fd in &self.runner_fds {
-            // Safety: closing inherited fds this child must not keep.
+            // SAFETY: closing inherited fds this child must not keep.
             unsafe { libc::close(fd) };
         }
     }
@@ -159,7 +159,7 @@ impl ChildPlan {
             return;
         };
         #[cfg(target_os = "linux")]
-        // Safety: plain prctl/getppid/raise/_exit calls.
+        // SAFETY: plain prctl/getppid/raise/_exit calls.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, sig);
             if libc::getppid() != parent_pid {
@@ -206,11 +206,11 @@ impl ChildPlan {
             buf[prefix.len()..prefix.len() + pid.len()].copy_from_slice(pid);
             buf[prefix.len() + pid.len()..].copy_from_slice(suffix);
             if !send_all(fd, buf) {
-                // Safety: our own fd.
+                // SAFETY: our own fd.
                 unsafe { libc::close(fd) };
                 continue;
             }
-            // Safety: dup2 onto a standard fd (the copy is not close-on-exec,
+            // SAFETY: dup2 onto a standard fd (the copy is not close-on-exec,
             // so a program the child execs writes there too), then close ours.
             unsafe {
                 libc::dup2(fd, target);
@@ -222,7 +222,7 @@ impl ChildPlan {
 
 /// A blocking connection to the kernel's socket, or `None`.
 fn connect(addr: &libc::sockaddr_un, len: libc::socklen_t) -> Option<i32> {
-    // Safety: socket/connect/fcntl/close on our own fd with a valid address.
+    // SAFETY: socket/connect/fcntl/close on our own fd with a valid address.
     unsafe {
         let fd = libc::socket(
             libc::AF_UNIX,
@@ -285,7 +285,7 @@ fn connect(addr: &libc::sockaddr_un, len: libc::socklen_t) -> Option<i32> {
 
 fn send_all(fd: i32, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
-        // Safety: sending from a live slice.
+        // SAFETY: sending from a live slice.
         let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
         if n < 0 {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {

@@ -12,7 +12,7 @@
 //! use forja::shm::SharedMem;
 //!
 //! let counter = SharedMem::new(41u64).unwrap();
-//! // Safety: no other process touches it while we do.
+//! // SAFETY: no other process touches it while we do.
 //! unsafe { *counter.as_ptr() += 1 };
 //! assert_eq!(unsafe { *counter.as_ptr() }, 42);
 //! ```
@@ -32,7 +32,7 @@ struct Mapping {
     len: usize,
 }
 
-// Safety: the mapping is plain memory; what lives in it decides how it may be
+// SAFETY: the mapping is plain memory; what lives in it decides how it may be
 // used, and every typed user below only hands out shared access through
 // atomics or a lock.
 unsafe impl Send for Mapping {}
@@ -40,7 +40,7 @@ unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // Safety: ptr/len come from mmap and nobody in this process holds a
+        // SAFETY: ptr/len come from mmap and nobody in this process holds a
         // reference any more (we are the last Arc).
         let _ = unsafe { munmap(self.ptr.cast(), self.len) };
     }
@@ -69,7 +69,7 @@ impl SharedRegion {
     /// ```
     pub fn new(len: usize) -> Result<Self> {
         let size = NonZeroUsize::new(len.max(1)).expect("max(1) is non-zero");
-        // Safety: a fresh anonymous mapping aliases nothing.
+        // SAFETY: a fresh anonymous mapping aliases nothing.
         let ptr = unsafe {
             mmap_anonymous(
                 None,
@@ -155,7 +155,7 @@ impl<T: bytemuck::Pod> SharedMem<T> {
     pub fn new(value: T) -> Result<Self> {
         let region = SharedRegion::new(size_of::<T>())?;
         // mmap returns page-aligned memory, enough for any Pod type.
-        // Safety: fresh, large enough and aligned.
+        // SAFETY: fresh, large enough and aligned.
         unsafe { region.as_ptr().cast::<T>().write(value) };
         Ok(SharedMem {
             region,
@@ -217,7 +217,7 @@ impl<T> ShmBox<T> {
     /// Maps `header` followed by `trailing_len` zeroed bytes aligned to
     /// `trailing_align` (at most a page).
     ///
-    /// Safety: `T` must be usable through `&T` from several processes at
+    /// SAFETY: `T` must be usable through `&T` from several processes at
     /// once (atomics / `UnsafeCell` guarded by a lock in shared memory), must
     /// not own process-local resources (its `Drop` never runs).
     pub(crate) unsafe fn new(
@@ -232,7 +232,7 @@ impl<T> ShmBox<T> {
             .checked_add(trailing_len)
             .ok_or_else(|| Error::os("sizing shared memory", std::io::Error::other("too large")))?;
         let region = SharedRegion::new(total)?;
-        // Safety: fresh, page-aligned, large enough.
+        // SAFETY: fresh, page-aligned, large enough.
         unsafe { region.as_ptr().cast::<T>().write(header) };
         Ok(ShmBox {
             region,
@@ -244,7 +244,7 @@ impl<T> ShmBox<T> {
 
     /// The trailing bytes.
     pub(crate) fn trailing_ptr(&self) -> *mut u8 {
-        // Safety: within the mapping.
+        // SAFETY: within the mapping.
         unsafe { self.region.as_ptr().add(self.trailing_offset) }
     }
 }
@@ -252,13 +252,13 @@ impl<T> ShmBox<T> {
 impl<T> Deref for ShmBox<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // Safety: written in `new`, lives as long as the mapping, and `T` is
+        // SAFETY: written in `new`, lives as long as the mapping, and `T` is
         // built for shared access (see `new`).
         unsafe { &*self.region.as_ptr().cast::<T>() }
     }
 }
 
-// Safety: the header is built for concurrent access from several processes,
+// SAFETY: the header is built for concurrent access from several processes,
 // so from several threads too.
 unsafe impl<T: Sync> Send for ShmBox<T> {}
 unsafe impl<T: Sync> Sync for ShmBox<T> {}
@@ -273,7 +273,7 @@ unsafe impl<T: Sync> Sync for ShmBox<T> {}
 ///
 /// For your own struct, make it `#[repr(C)]` of shareable fields with no
 /// padding, derive `bytemuck::NoUninit` (forja re-exports
-/// [`bytemuck`](crate::bytemuck)) and promise the rest with `unsafe impl`:
+/// [`bytemuck`]) and promise the rest with `unsafe impl`:
 ///
 /// ```
 /// use forja::bytemuck::NoUninit;
@@ -283,7 +283,7 @@ unsafe impl<T: Sync> Sync for ShmBox<T> {}
 /// #[repr(C)]
 /// struct Point { x: f64, y: f64 }
 ///
-/// // Safety: repr(C), fields are shareable, no padding (NoUninit checks it),
+/// // SAFETY: repr(C), fields are shareable, no padding (NoUninit checks it),
 /// // and all-zero bytes are a valid Point.
 /// unsafe impl forja::Shareable for Point {}
 ///
@@ -321,7 +321,7 @@ macro_rules! shareable {
 shareable!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char
 );
-// Safety: an array of shareable elements is shareable.
+// SAFETY: an array of shareable elements is shareable.
 unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] where [T; N]: bytemuck::NoUninit {}
 
 /// Reads a `T` from shared memory that other processes may write at the same
@@ -330,7 +330,7 @@ unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] where [T; N]: byt
 /// Each chunk is one atomic load, so no field with a validity rule (`bool`,
 /// `char`) can be torn; wider plain numbers may mix two writes.
 ///
-/// Safety: `p` points to a valid, aligned `T` in memory that stays mapped.
+/// SAFETY: `p` points to a valid, aligned `T` in memory that stays mapped.
 pub(crate) unsafe fn racy_load<T: Shareable>(p: *const T) -> T {
     use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
     let mut out = std::mem::MaybeUninit::<T>::uninit();
@@ -359,13 +359,13 @@ pub(crate) unsafe fn racy_load<T: Shareable>(p: *const T) -> T {
         }
         off += chunk;
     }
-    // Safety: every byte was copied from valid `T`s, chunk-wise (see above).
+    // SAFETY: every byte was copied from valid `T`s, chunk-wise (see above).
     unsafe { out.assume_init() }
 }
 
 /// Writes a `T` the way [`racy_load`] reads it.
 ///
-/// Safety: `p` points to a valid, aligned `T` in memory that stays mapped.
+/// SAFETY: `p` points to a valid, aligned `T` in memory that stays mapped.
 pub(crate) unsafe fn racy_store<T: Shareable>(p: *mut T, value: T) {
     use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
     let src = bytemuck::bytes_of(&value).as_ptr();
@@ -373,7 +373,7 @@ pub(crate) unsafe fn racy_store<T: Shareable>(p: *mut T, value: T) {
     let chunk = align_of::<T>().min(8);
     let mut off = 0;
     while off < size_of::<T>() {
-        // Safety: as in racy_load; `src` is a local, so unaligned reads.
+        // SAFETY: as in racy_load; `src` is a local, so unaligned reads.
         unsafe {
             match chunk {
                 8 => AtomicU64::from_ptr(dst.add(off).cast())
@@ -409,12 +409,12 @@ pub(crate) fn memfd_mapping(
     len: usize,
     steps: &MemfdSteps,
 ) -> Result<(libc::c_int, usize)> {
-    // Safety: memfd_create with a valid C string.
+    // SAFETY: memfd_create with a valid C string.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(Error::os(steps.make, std::io::Error::last_os_error()));
     }
-    // Safety: fd is ours; we map `len` bytes of it after sizing it so.
+    // SAFETY: fd is ours; we map `len` bytes of it after sizing it so.
     unsafe {
         if libc::ftruncate(fd, len as libc::off_t) != 0 {
             let e = std::io::Error::last_os_error();
@@ -435,5 +435,60 @@ pub(crate) fn memfd_mapping(
             return Err(Error::os(steps.map, e));
         }
         Ok((fd, p as usize))
+    }
+}
+
+/// A short string (at most `8 * WORDS` bytes, cut at a character boundary)
+/// stored as atomics, so a reader in another process never races the
+/// writer: names in the registry and the timeline.
+#[repr(transparent)]
+pub(crate) struct AtomicName<const WORDS: usize>([std::sync::atomic::AtomicU64; WORDS]);
+
+impl<const WORDS: usize> AtomicName<WORDS> {
+    /// Stores `name`, cut to fit.
+    pub(crate) fn store(&self, name: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut bytes = [0u8; 8];
+        let mut len = name.len().min(8 * WORDS);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let name = &name.as_bytes()[..len];
+        for (i, word) in self.0.iter().enumerate() {
+            bytes.fill(0);
+            let chunk = name.get(i * 8..).unwrap_or_default();
+            let n = chunk.len().min(8);
+            bytes[..n].copy_from_slice(&chunk[..n]);
+            word.store(u64::from_le_bytes(bytes), Relaxed);
+        }
+    }
+
+    /// The stored name (up to the first NUL byte).
+    pub(crate) fn load(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut bytes = Vec::with_capacity(8 * WORDS);
+        for word in &self.0 {
+            bytes.extend_from_slice(&word.load(Relaxed).to_le_bytes());
+        }
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AtomicName;
+
+    #[test]
+    fn names_are_cut_at_a_character_boundary() {
+        let name: AtomicName<2> = AtomicName(Default::default());
+        name.store("Process-1");
+        assert_eq!(name.load(), "Process-1");
+        name.store("abcdefghijklmnopqrs");
+        assert_eq!(name.load(), "abcdefghijklmnop");
+        name.store("aaaaaaaaaaaaaaañ"); // ñ would straddle the end
+        assert_eq!(name.load(), "aaaaaaaaaaaaaaa");
+        name.store("");
+        assert_eq!(name.load(), "");
     }
 }

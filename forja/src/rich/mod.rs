@@ -14,36 +14,23 @@
 //! assert_eq!(q.to_string(), "<Queue qsize=0 maxsize=4 open>");
 //! ```
 
-use crate::display::{self, DisplayHandle};
-use crate::timeline::xml_escape;
+mod progress;
+pub(crate) mod protocol;
+
+pub use progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
+
 use crate::{Array, JoinableQueue, Pool, Process, Queue, RawArray, RawValue, Shareable, Value};
+use protocol::{emit, xml_escape};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::{self, Debug, Write as _};
-use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a display waits for a `Value`'s or `Array`'s lock before it
 /// shows "locked" instead (a display must never hang a cell).
 const LOCK_WAIT: Duration = Duration::from_millis(100);
 /// Arrays longer than this are shown as their first and last items.
 const ARRAY_SHOWN: usize = 16;
-
-/// Prints content blocks the way evcxr reads a cell's final value.
-pub(crate) fn emit(parts: &[(&str, String)]) {
-    let mut out = String::new();
-    for (mime, body) in parts {
-        // A line that is exactly the end marker would end the block early.
-        let body = body.replace("EVCXR_END_CONTENT", "EVCXR_END_CONTENT\u{200b}");
-        let _ = write!(
-            out,
-            "EVCXR_BEGIN_CONTENT {mime}\n{body}\nEVCXR_END_CONTENT\n"
-        );
-    }
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes());
-    let _ = stdout.flush();
-}
 
 fn emit_html(text: String, html: String) {
     emit(&[("text/plain", text), ("text/html", html)]);
@@ -420,182 +407,6 @@ impl Pool {
     }
 }
 
-// ---- live progress of pool waits ----
-
-/// How long a pool wait runs before the progress display appears.
-pub const PROGRESS_AFTER: Duration = Duration::from_secs(1);
-/// The progress display is updated at most this often.
-pub const PROGRESS_EVERY: Duration = Duration::from_millis(200);
-
-/// The live progress display of a [`Pool`]'s long waits (`map`, `starmap`,
-/// `imap`, `AsyncResult::get`...): in the forja kernel, once work has been
-/// pending for [`PROGRESS_AFTER`], an HTML progress bar "k / n tasks,
-/// elapsed" appears, is updated at most every [`PROGRESS_EVERY`] and shows
-/// the total time when the work is done. Outside the kernel it shows nothing.
-/// A task is one message to a worker: one chunk of a `map`.
-///
-/// The pool drives it; this type is public only so that it can be named.
-///
-/// ```
-/// let mut p = forja::rich::Progress::default();
-/// p.tick([(1u64, 4usize, 2usize)].into_iter()); // job 1: 2 of 4 tasks done
-/// assert!(!p.is_shown()); // not yet a second, and not in the kernel
-/// ```
-#[derive(Default)]
-pub struct Progress {
-    /// Since when work has been pending (no display yet).
-    pending_since: Option<Instant>,
-    /// Whether this process is in the kernel (looked up once).
-    in_kernel: Option<bool>,
-    shown: Option<Shown>,
-}
-
-struct Shown {
-    handle: DisplayHandle,
-    since: Instant,
-    /// Jobs followed: (id, tasks).
-    jobs: Vec<(u64, usize)>,
-    last_update: Instant,
-    last: (usize, usize),
-}
-
-impl fmt::Debug for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Progress")
-            .field("shown", &self.shown.is_some())
-            .finish()
-    }
-}
-
-fn progress_html(done: usize, total: usize, elapsed: Duration, finished: Option<&str>) -> String {
-    let secs = elapsed.as_secs_f64();
-    let tail = match finished {
-        Some(how) => format!("{how} in {secs:.1} s"),
-        None => format!("{secs:.1} s"),
-    };
-    format!(
-        "<div class=\"forja-progress\" style=\"font-family:monospace\">\
-         <progress value=\"{done}\" max=\"{}\" style=\"width:300px\"></progress> \
-         {done} / {total} tasks, {tail}</div>",
-        total.max(1)
-    )
-}
-
-impl Progress {
-    /// Whether the display is showing.
-    ///
-    /// ```
-    /// assert!(!forja::rich::Progress::default().is_shown());
-    /// ```
-    pub fn is_shown(&self) -> bool {
-        self.shown.is_some()
-    }
-
-    /// Looks at the pool's jobs, as `(job id, tasks, tasks done)`, and
-    /// shows or updates the display if it is time to.
-    ///
-    /// ```
-    /// let mut p = forja::rich::Progress::default();
-    /// p.tick(std::iter::empty());
-    /// ```
-    pub fn tick(&mut self, jobs: impl Iterator<Item = (u64, usize, usize)>) {
-        if let Some(shown) = &mut self.shown {
-            let (mut done, mut total) = (0, 0);
-            let mut seen = vec![false; shown.jobs.len()];
-            for (id, n, d) in jobs {
-                match shown.jobs.iter().position(|&(j, _)| j == id) {
-                    Some(i) => {
-                        seen[i] = true;
-                        done += d;
-                        total += n;
-                    }
-                    None if d < n => {
-                        // New work while the display shows: follow it too.
-                        shown.jobs.push((id, n));
-                        seen.push(true);
-                        done += d;
-                        total += n;
-                    }
-                    None => {}
-                }
-            }
-            // Jobs collected and gone: they are done.
-            for (i, &(_, n)) in shown.jobs.iter().enumerate() {
-                if !seen[i] {
-                    done += n;
-                    total += n;
-                }
-            }
-            let now = Instant::now();
-            if done >= total {
-                let _ = shown.handle.update(progress_html(
-                    done,
-                    total,
-                    now - shown.since,
-                    Some("done"),
-                ));
-                self.shown = None;
-                self.pending_since = None;
-            } else if now - shown.last_update >= PROGRESS_EVERY && shown.last != (done, total) {
-                let _ = shown
-                    .handle
-                    .update(progress_html(done, total, now - shown.since, None));
-                shown.last_update = now;
-                shown.last = (done, total);
-            }
-            return;
-        }
-        // Cheap path: is anything pending? (no allocation, no system call)
-        let Some(since) = self.pending_since else {
-            if jobs.into_iter().any(|(_, n, d)| d < n) {
-                self.pending_since = Some(Instant::now());
-            }
-            return;
-        };
-        let now = Instant::now();
-        let due =
-            now - since >= PROGRESS_AFTER && *self.in_kernel.get_or_insert_with(display::in_kernel);
-        if !due {
-            if !jobs.into_iter().any(|(_, n, d)| d < n) {
-                self.pending_since = None;
-            }
-            return;
-        }
-        let snapshot: Vec<(u64, usize, usize)> = jobs.filter(|&(_, n, d)| d < n).collect();
-        if snapshot.is_empty() {
-            self.pending_since = None;
-            return;
-        }
-        let done = snapshot.iter().map(|j| j.2).sum();
-        let total = snapshot.iter().map(|j| j.1).sum();
-        if let Ok(handle) = display::html(progress_html(done, total, now - since, None)) {
-            self.shown = Some(Shown {
-                handle,
-                since,
-                jobs: snapshot.iter().map(|&(id, n, _)| (id, n)).collect(),
-                last_update: now,
-                last: (done, total),
-            });
-        }
-    }
-}
-
-impl Drop for Progress {
-    /// A display still showing (the pool was terminated, the wait
-    /// interrupted) says that it stopped.
-    fn drop(&mut self) {
-        if let Some(shown) = self.shown.take() {
-            let (done, total) = shown.last;
-            let _ = shown.handle.update(progress_html(
-                done,
-                total,
-                shown.since.elapsed(),
-                Some("stopped"),
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,12 +429,5 @@ mod tests {
         let items: Vec<u32> = (0..100).collect();
         let t = array_text("Array", Some(&items), 100);
         assert!(t.contains("0, 1") && t.contains("…") && t.ends_with("99])"));
-    }
-
-    #[test]
-    fn progress_html_is_well_formed() {
-        let h = progress_html(3, 10, Duration::from_millis(1500), None);
-        assert!(h.contains("3 / 10 tasks, 1.5 s"));
-        assert!(progress_html(10, 10, Duration::from_secs(2), Some("done")).contains("done in"));
     }
 }

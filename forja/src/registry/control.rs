@@ -1,0 +1,150 @@
+//! The registry's controls: the interrupt flag, the cap on live children and
+//! the generation (the kernel's cell number). Each is implemented once, on
+//! [`Registry`]; the free functions act on this process's registry and
+//! [`Remote`](super::Remote)'s methods on another process's.
+
+use super::SLOTS;
+use super::mapping::{Registry, cached_header, self_pid};
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+impl Registry {
+    /// Raises (`true`) or lowers the interrupt flag.
+    pub(super) fn set_interrupt(&self, raised: bool) {
+        self.header
+            .interrupt
+            .store(u32::from(raised), Ordering::SeqCst);
+    }
+
+    /// Whether the interrupt flag is raised.
+    pub(super) fn interrupt_raised(&self) -> bool {
+        self.header.interrupt.load(Ordering::SeqCst) != 0
+    }
+
+    /// The cap on live children.
+    pub(super) fn max_children(&self) -> u32 {
+        self.header.max_children.load(Ordering::Relaxed)
+    }
+
+    /// Changes the cap on live children (clamped to `1..=SLOTS`).
+    pub(super) fn set_max_children(&self, limit: u32) {
+        self.header
+            .max_children
+            .store(limit.clamp(1, SLOTS as u32), Ordering::Relaxed);
+    }
+
+    /// The generation recorded with children started now.
+    pub(super) fn generation(&self) -> u64 {
+        self.header.generation.load(Ordering::SeqCst)
+    }
+
+    /// Sets the generation recorded with children started from now on.
+    pub(super) fn set_generation(&self, generation: u64) {
+        self.header.generation.store(generation, Ordering::SeqCst);
+    }
+}
+
+/// Whether the interrupt flag is raised for this process. Cheap (a few
+/// atomic loads once the registry exists; it makes the registry on first use).
+///
+/// ```
+/// assert!(!forja::registry::interrupted());
+/// ```
+#[inline]
+pub fn interrupted() -> bool {
+    if let Some(header) = cached_header() {
+        return header.interrupt.load(Ordering::Relaxed) != 0;
+    }
+    Registry::current()
+        .map(|r| r.interrupt_raised())
+        .unwrap_or(false)
+}
+
+/// `Err(Error::Interrupted)` if the interrupt flag is raised.
+///
+/// ```
+/// forja::registry::check_interrupt().unwrap();
+/// ```
+#[inline]
+pub fn check_interrupt() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted { pid: self_pid() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Raises the interrupt flag: blocking forja calls in this process return
+/// `Error::Interrupted` within [`POLL_INTERVAL`](super::POLL_INTERVAL), and
+/// every forja call fails until [`clear_interrupt`]. Only an atomic store, so
+/// a signal handler may call it once the registry exists.
+///
+/// ```
+/// use forja::registry;
+/// registry::request_interrupt().unwrap();
+/// assert!(registry::interrupted());
+/// registry::clear_interrupt().unwrap();
+/// assert!(!registry::interrupted());
+/// ```
+pub fn request_interrupt() -> Result<()> {
+    Registry::current()?.set_interrupt(true);
+    Ok(())
+}
+
+/// Lowers the interrupt flag (the kernel does this when a new cell starts).
+///
+/// ```
+/// forja::registry::clear_interrupt().unwrap();
+/// ```
+pub fn clear_interrupt() -> Result<()> {
+    Registry::current()?.set_interrupt(false);
+    Ok(())
+}
+
+/// The cap on live children of this process.
+///
+/// ```
+/// assert!(forja::registry::max_children().unwrap() <= forja::registry::SLOTS as u32);
+/// ```
+pub fn max_children() -> Result<u32> {
+    Ok(Registry::current()?.max_children())
+}
+
+/// Changes the cap on live children (clamped to `1..=SLOTS`).
+///
+/// ```
+/// let old = forja::registry::max_children().unwrap();
+/// forja::registry::set_max_children(8).unwrap();
+/// assert_eq!(forja::registry::max_children().unwrap(), 8);
+/// forja::registry::set_max_children(old).unwrap();
+/// ```
+pub fn set_max_children(limit: u32) -> Result<()> {
+    Registry::current()?.set_max_children(limit);
+    Ok(())
+}
+
+/// The generation counter itself: the timeline keeps its address so that
+/// forked children, which inherit this mapping, read the current cell.
+pub(crate) fn generation_counter() -> Result<&'static AtomicU64> {
+    Ok(&Registry::current()?.header.generation)
+}
+
+/// The current generation (the kernel sets it to the cell number).
+///
+/// ```
+/// forja::registry::set_generation(7).unwrap();
+/// assert_eq!(forja::registry::generation().unwrap(), 7);
+/// ```
+pub fn generation() -> Result<u64> {
+    Ok(Registry::current()?.generation())
+}
+
+/// Sets the generation recorded with children started from now on.
+///
+/// ```
+/// forja::registry::set_generation(1).unwrap();
+/// ```
+pub fn set_generation(generation: u64) -> Result<()> {
+    Registry::current()?.set_generation(generation);
+    Ok(())
+}

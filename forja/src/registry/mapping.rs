@@ -1,0 +1,266 @@
+//! Finding or making this process's registry: the [`Registry`] handle, the
+//! per-copy cache of its address, making a fresh one (from what the forking
+//! parent recorded, in a forja child) and publishing it in [`ENV`].
+
+use super::layout::{
+    Header, MAGIC, SelfPage, Slot, header_and_slots, now_ns, page_size, shared_len, slots_match,
+};
+use super::published::{self, Published};
+use super::{DEFAULT_MAX_CHILDREN, ENV, MAX_CHILDREN_ENV, SLOTS, VERSION};
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+/// This process's registry (the mapping is never unmapped).
+pub(crate) struct Registry {
+    pub(super) header: &'static Header,
+    pub(super) slots: &'static [Slot],
+}
+
+// Per-copy cache of the lookup: (pid, address).
+static CACHED_PID: AtomicI32 = AtomicI32::new(0);
+static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(super) fn getpid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// This process's pid, cached (reset in a forked child): cheaper than the
+/// `getpid` system call on the hot paths that check the interrupt flag.
+#[inline]
+pub(super) fn self_pid() -> i32 {
+    crate::sync::futex::my_pid() as i32
+}
+
+pub(super) fn reg_err(message: impl Into<String>) -> Error {
+    Error::Registry {
+        pid: getpid(),
+        message: message.into(),
+    }
+}
+
+/// What a freshly made registry says about its own process.
+pub(crate) struct SelfInfo<'a> {
+    pub name: &'a str,
+    pub identity: &'a str,
+    pub parent_pid: i32,
+    pub parent_name: &'a str,
+    pub daemon: bool,
+}
+
+/// This process's registry header if this copy of forja has already found
+/// it: a few atomic loads, for the hot path of the interrupt check.
+#[inline]
+pub(super) fn cached_header() -> Option<&'static Header> {
+    if CACHED_PID.load(Ordering::Acquire) != self_pid() {
+        return None;
+    }
+    // SAFETY: the cached address is this process's registry mapping, never
+    // unmapped.
+    Some(unsafe { &*(CACHED_ADDR.load(Ordering::Acquire) as *const Header) })
+}
+
+impl Registry {
+    /// The registry mapped at `addr`.
+    pub(super) fn from_addr(addr: usize) -> Registry {
+        // SAFETY: addr is a live mapping of MAP_LEN bytes laid out as a
+        // Header followed by SLOTS slots (checked by the callers), and the
+        // mapping is never unmapped (a `Remote` unmaps only when dropped,
+        // after its methods' borrows end), so 'static is sound.
+        let (header, slots) = unsafe { header_and_slots(addr) };
+        Registry { header, slots }
+    }
+
+    /// The registry of the calling process, made on first use (from what
+    /// the forking parent recorded, in a forja child).
+    pub(crate) fn current() -> Result<Registry> {
+        let pid = self_pid();
+        if CACHED_PID.load(Ordering::Acquire) == pid {
+            return Ok(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
+        }
+        let _guard = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(addr) = find_published(pid)? {
+            cache(pid, addr);
+            return Ok(Self::from_addr(addr));
+        }
+        let inherited = inherited_page(pid);
+        let recorded = inherited.map(|(_, page)| {
+            (
+                page.name.load(),
+                page.identity.load(),
+                page.parent_pid.load(Ordering::Relaxed),
+                page.parent_name.load(),
+                page.daemon.load(Ordering::Relaxed) != 0,
+            )
+        });
+        let info = match &recorded {
+            Some((name, identity, parent_pid, parent_name, daemon)) => SelfInfo {
+                name,
+                identity,
+                parent_pid: *parent_pid,
+                parent_name,
+                daemon: *daemon,
+            },
+            None => SelfInfo {
+                name: "MainProcess",
+                identity: "",
+                parent_pid: 0,
+                parent_name: "",
+                daemon: false,
+            },
+        };
+        let addr = create(pid, &info)?;
+        if let Some((fd, _)) = inherited {
+            // The parent's registry fd, inherited: a forja child does not
+            // keep it (its mapping stays, harmless).
+            // SAFETY: closing an fd we inherited and no longer use.
+            unsafe { libc::close(fd) };
+        }
+        Ok(Self::from_addr(addr))
+    }
+
+    /// The registry of the calling process if it already exists (never makes one).
+    pub(crate) fn existing() -> Option<Registry> {
+        let pid = self_pid();
+        if CACHED_PID.load(Ordering::Acquire) == pid {
+            return Some(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
+        }
+        let addr = find_published(pid).ok().flatten()?;
+        cache(pid, addr);
+        Some(Self::from_addr(addr))
+    }
+
+    pub(crate) fn header(&self) -> &'static Header {
+        self.header
+    }
+}
+
+fn cache(pid: i32, addr: usize) {
+    CACHED_ADDR.store(addr, Ordering::Release);
+    CACHED_PID.store(pid, Ordering::Release);
+}
+
+/// In a forja child without a registry of its own yet: the inherited
+/// registry's fd and this child's [`SelfPage`] in it, if the parent recorded
+/// one for `pid`.
+pub(super) fn inherited_page(pid: i32) -> Option<(i32, &'static SelfPage)> {
+    let p = Published::find(ENV).filter(|p| p.pid != pid)?;
+    // The fd is still the inherited memfd (close-on-exec: no exec since),
+    // so the parent's mapping, and the private page after it, are here.
+    let header = Registry::from_addr(p.addr).header;
+    if header.magic != MAGIC || header.version != VERSION {
+        return None;
+    }
+    // SAFETY: see above; the page holds only atomics.
+    let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
+    (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+}
+
+/// The registry published for `pid`, checked so that a stale variable (after
+/// an exec, say) is never dereferenced.
+fn find_published(pid: i32) -> Result<Option<usize>> {
+    let Some(p) = Published::find(ENV).filter(|p| p.pid == pid) else {
+        return Ok(None);
+    };
+    // The fd is the same memfd that was mapped at addr by this process (an
+    // exec would have closed it: it is close-on-exec).
+    let header = Registry::from_addr(p.addr).header;
+    if header.magic != MAGIC {
+        return Err(reg_err(format!(
+            "{ENV} points at memory that is not a registry"
+        )));
+    }
+    if header.version != VERSION || !slots_match(header) {
+        return Err(reg_err(format!(
+            "it was made by a different version of forja (layout {} here, {} there); use one \
+             forja version in the whole program or notebook",
+            VERSION, header.version
+        )));
+    }
+    Ok(Some(p.addr))
+}
+
+/// Makes and publishes a fresh registry for `pid`.
+fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
+    // The shared part, then one page mapped privately (see SelfPage).
+    let shared = shared_len();
+    let total = shared + page_size();
+    let (fd, addr) = crate::shm::memfd_mapping(
+        c"forja-registry",
+        total,
+        &crate::shm::MemfdSteps {
+            make: "making the process registry (memfd_create)",
+            size: "sizing the process registry",
+            map: "mapping the process registry",
+        },
+    )?;
+    // SAFETY: `addr` maps `total` bytes of fd; this replaces its last page.
+    unsafe {
+        let q = libc::mmap(
+            (addr + shared) as *mut libc::c_void,
+            total - shared,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_FIXED,
+            fd,
+            shared as libc::off_t,
+        );
+        if q == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            libc::munmap(addr as *mut libc::c_void, total);
+            libc::close(fd);
+            return Err(Error::os("mapping the process registry", e));
+        }
+    }
+    let max = std::env::var(MAX_CHILDREN_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(DEFAULT_MAX_CHILDREN)
+        .clamp(1, SLOTS as u32);
+    // SAFETY: fresh zeroed mapping of MAP_LEN bytes that nothing else sees yet.
+    unsafe {
+        let h = addr as *mut Header;
+        (*h).magic = MAGIC;
+        (*h).version = VERSION;
+        (*h).slot_count = SLOTS as u32;
+        (*h).slot_offset = std::mem::size_of::<Header>() as u32;
+        (*h).slot_size = std::mem::size_of::<Slot>() as u32;
+        (*h).owner_pid = pid;
+        (*h).parent_pid = info.parent_pid;
+        (*h).is_child = u32::from(info.parent_pid != 0);
+        (*h).daemon = u32::from(info.daemon);
+        (*h).start_ns = now_ns();
+    }
+    let reg = Registry::from_addr(addr);
+    reg.header.max_children.store(max, Ordering::Relaxed);
+    reg.header.name.store(info.name);
+    reg.header.parent_name.store(info.parent_name);
+    reg.header.identity.store(info.identity);
+    published::publish(ENV, pid, fd, addr);
+    cache(pid, addr);
+    Ok(addr)
+}
+
+/// Makes this process's registry now (if it does not exist yet) and returns
+/// `(pid, fd)`: this process's pid and the fd of its registry's `memfd`, for
+/// another process to attach with [`Remote::open`](super::Remote::open).
+///
+/// The kernel's runner calls it at start-up, before any cell runs, so every
+/// cell's copy of forja finds the same registry and the kernel can attach.
+/// The fd is close-on-exec (a program started with `exec` does not get it),
+/// and a child forked by forja closes it right after making its own registry.
+///
+/// ```
+/// let (pid, fd) = forja::registry::ensure().unwrap();
+/// assert_eq!(pid, std::process::id() as i32);
+/// assert_eq!(forja::registry::ensure().unwrap(), (pid, fd)); // made once
+/// ```
+pub fn ensure() -> Result<(i32, i32)> {
+    Registry::current()?;
+    match Published::read(ENV) {
+        Some(p) if p.pid == getpid() => Ok((p.pid, p.fd)),
+        _ => Err(reg_err(format!(
+            "it was made but {ENV} does not name it (was the variable changed?)"
+        ))),
+    }
+}

@@ -1,0 +1,322 @@
+//! Another process's registry, mapped into this one ([`Remote`]): how the
+//! kernel interrupts its runner, tags children with a cell and lists or
+//! stops them.
+
+use super::layout::{Header, MAGIC, MAP_LEN, slots_match};
+use super::mapping::{Registry, getpid};
+use super::{ChildRecord, VERSION};
+use crate::error::{Error, Result};
+use std::sync::atomic::Ordering;
+
+/// Another process's registry, mapped into this one: what the kernel uses to
+/// interrupt the cell running in its runner process, tag the children each
+/// cell starts with a generation, and list (and stop) them.
+///
+/// Everything it touches is atomic, so it is safe while the other process
+/// runs. It is `Send + Sync`; dropping it unmaps the memory.
+///
+/// ```
+/// use forja::registry::{self, Remote};
+/// let (pid, fd) = registry::ensure().unwrap();
+/// let remote = Remote::open(pid, fd).unwrap(); // here: our own registry
+/// assert_eq!(remote.owner_pid(), pid);
+/// remote.set_generation(3).unwrap();
+/// assert_eq!(registry::generation().unwrap(), 3);
+/// remote.request_interrupt().unwrap();
+/// assert!(registry::interrupted());
+/// remote.clear_interrupt().unwrap();
+/// assert!(!registry::interrupted());
+/// ```
+pub struct Remote {
+    addr: usize,
+    pid: i32,
+}
+
+// SAFETY: the mapping is only accessed through atomics (and fields written
+// once before the registry was published).
+unsafe impl Send for Remote {}
+// SAFETY: as above.
+unsafe impl Sync for Remote {}
+
+impl Remote {
+    /// Maps the registry that process `pid` holds in its fd `fd` (through
+    /// `/proc/PID/fd/FD`; needs the same rights as `ptrace`-reading it: the
+    /// same user, as for a parent and its child). Checks that it is a forja
+    /// registry of this layout [`VERSION`] owned by `pid`.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert!(forja::registry::Remote::open(pid, fd).is_ok());
+    /// assert!(forja::registry::Remote::open(pid, 0).is_err()); // not a registry
+    /// ```
+    pub fn open(pid: i32, fd: i32) -> Result<Remote> {
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let err = |message: String| Error::Registry {
+            pid: getpid(),
+            message: format!("cannot attach to the registry of process {pid} ({path}): {message}"),
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
+        if len < MAP_LEN as u64 {
+            return Err(err(format!(
+                "it is {len} bytes, not a registry of {MAP_LEN} bytes"
+            )));
+        }
+        // SAFETY: mapping MAP_LEN bytes of a file at least that long; the
+        // mapping outlives the fd.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                MAP_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(err(std::io::Error::last_os_error().to_string()));
+        }
+        let remote = Remote {
+            addr: p as usize,
+            pid,
+        };
+        let h = remote.registry().header;
+        if h.magic != MAGIC {
+            return Err(err("it is not a forja registry".into()));
+        }
+        if h.version != VERSION
+            || !slots_match(h)
+            || h.slot_offset as usize != std::mem::size_of::<Header>()
+        {
+            return Err(err(format!(
+                "it was made by a different version of forja (layout {} there, {VERSION} \
+                 here); build the kernel and the notebook's forja from the same version",
+                h.version
+            )));
+        }
+        if h.owner_pid != pid {
+            return Err(err(format!(
+                "it belongs to process {}, not {pid}",
+                h.owner_pid
+            )));
+        }
+        Ok(remote)
+    }
+
+    fn registry(&self) -> Registry {
+        Registry::from_addr(self.addr)
+    }
+
+    /// The pid of the process that owns the registry.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().owner_pid(), pid);
+    /// ```
+    pub fn owner_pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Raises that process's interrupt flag: its blocking forja calls return
+    /// [`Error::Interrupted`] within [`POLL_INTERVAL`](super::POLL_INTERVAL), and every forja call
+    /// fails at once until [`clear_interrupt`](Self::clear_interrupt).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::Remote::open(pid, fd).unwrap().request_interrupt().unwrap();
+    /// assert!(forja::Process::new(|| {}).start().is_err());
+    /// ```
+    pub fn request_interrupt(&self) -> Result<()> {
+        self.registry().set_interrupt(true);
+        Ok(())
+    }
+
+    /// Lowers that process's interrupt flag (do it before the next cell).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.request_interrupt().unwrap();
+    /// r.clear_interrupt().unwrap();
+    /// assert!(!r.interrupted());
+    /// ```
+    pub fn clear_interrupt(&self) -> Result<()> {
+        self.registry().set_interrupt(false);
+        Ok(())
+    }
+
+    /// Whether that process's interrupt flag is raised.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert!(!forja::registry::Remote::open(pid, fd).unwrap().interrupted());
+    /// ```
+    pub fn interrupted(&self) -> bool {
+        self.registry().interrupt_raised()
+    }
+
+    /// Sets the generation (the cell number) recorded with the children that
+    /// process starts from now on.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.set_generation(12).unwrap();
+    /// assert_eq!(r.generation().unwrap(), 12);
+    /// ```
+    pub fn set_generation(&self, generation: u64) -> Result<()> {
+        self.registry().set_generation(generation);
+        Ok(())
+    }
+
+    /// The current generation of that process.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::set_generation(4).unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().generation().unwrap(), 4);
+    /// ```
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.registry().generation())
+    }
+
+    /// That process's children not yet collected by their handles, with
+    /// their state (running, ended but not reaped, reaped) and generation.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// let p = forja::Process::new(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+    /// p.start().unwrap();
+    /// assert!(r.children().iter().any(|c| Some(c.pid) == p.pid()));
+    /// p.join().unwrap();
+    /// assert!(r.children().iter().all(|c| Some(c.pid) != p.pid()));
+    /// ```
+    pub fn children(&self) -> Vec<ChildRecord> {
+        self.registry().children()
+    }
+
+    /// How many children of that process are live (started, not yet reaped).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().live_children(), 0);
+    /// ```
+    pub fn live_children(&self) -> u32 {
+        self.registry().header.live.load(Ordering::SeqCst)
+    }
+
+    /// That process's cap on live children.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// r.set_max_children(10).unwrap();
+    /// assert_eq!(r.max_children().unwrap(), 10);
+    /// ```
+    pub fn max_children(&self) -> Result<u32> {
+        Ok(self.registry().max_children())
+    }
+
+    /// Changes that process's cap on live children (clamped to `1..=SLOTS`).
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// forja::registry::Remote::open(pid, fd).unwrap().set_max_children(5).unwrap();
+    /// assert_eq!(forja::registry::max_children().unwrap(), 5);
+    /// ```
+    pub fn set_max_children(&self, limit: u32) -> Result<()> {
+        self.registry().set_max_children(limit);
+        Ok(())
+    }
+
+    /// Sends `signal` to `pid` if — and only if — it is an unreaped child in
+    /// that registry (running, or ended and not reaped), so a pid that was
+    /// reaped and reused by an unrelated process is never signalled (on
+    /// Linux through a pidfd, so the check and the signal refer to the same
+    /// process). `Ok(true)` if the signal was sent.
+    ///
+    /// ```
+    /// let (pid, fd) = forja::registry::ensure().unwrap();
+    /// let r = forja::registry::Remote::open(pid, fd).unwrap();
+    /// let p = forja::Process::new(|| loop { std::thread::sleep(std::time::Duration::from_secs(1)) });
+    /// p.start().unwrap();
+    /// assert!(r.signal(p.pid().unwrap(), libc::SIGKILL).unwrap());
+    /// p.join().unwrap();
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// assert!(!r.signal(p.pid().unwrap(), libc::SIGKILL).unwrap()); // reaped: left alone
+    /// ```
+    pub fn signal(&self, pid: i32, signal: i32) -> Result<bool> {
+        let reg = self.registry();
+        if !reg.holds_unreaped(pid) {
+            return Ok(false);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: pidfd_open; the fd returned is ours.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if fd >= 0 {
+                // SAFETY: a fresh fd.
+                let fd = unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+                };
+                // The pidfd pins the process: if the pid is still an unreaped
+                // child now, the pidfd is that child.
+                if !reg.holds_unreaped(pid) {
+                    return Ok(false);
+                }
+                // SAFETY: pidfd_send_signal on our pidfd, no siginfo.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0u32,
+                    )
+                };
+                return signal_result(r == 0);
+            }
+        }
+        // SAFETY: plain kill; the pid is an unreaped child of the owner, so
+        // it cannot have been reused.
+        let r = unsafe { libc::kill(pid, signal) };
+        signal_result(r == 0)
+    }
+}
+
+fn signal_result(sent: bool) -> Result<bool> {
+    if sent {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(Error::os("signalling a child of another process", e))
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; no reference into it outlives
+        // the methods that made one.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, MAP_LEN) };
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("owner_pid", &self.pid)
+            .field("generation", &self.generation().unwrap_or(0))
+            .field("interrupted", &self.interrupted())
+            .field("live_children", &self.live_children())
+            .finish()
+    }
+}
