@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
-use crate::sync::futex::{deadline_after, my_pid};
+use crate::sync::futex::deadline_after;
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -39,7 +39,7 @@ fn make<T: Shareable>(len: usize, fill: impl FnMut(usize) -> T) -> Result<ShmBox
         .checked_mul(size_of::<T>())
         .ok_or_else(|| Error::InvalidArgument {
             message: format!("an array of {len} elements does not fit in memory"),
-            pid: my_pid() as i32,
+            pid: crate::os::pid(),
         })?;
     let header = ArrayHeader {
         lock: LockWord::new(),
@@ -59,7 +59,7 @@ fn make<T: Shareable>(len: usize, fill: impl FnMut(usize) -> T) -> Result<ShmBox
 fn out_of_bounds(index: usize, len: usize) -> Error {
     Error::InvalidArgument {
         message: format!("index {index} is out of bounds for an array of length {len}"),
-        pid: my_pid() as i32,
+        pid: crate::os::pid(),
     }
 }
 
@@ -240,7 +240,7 @@ impl<T: Shareable> Array<T> {
             Some(_) => Ok(self.guard(me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             }),
         }
     }

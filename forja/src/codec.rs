@@ -25,7 +25,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
         Err(e) => Err(Error::Message {
             action: "encode",
             what,
-            pid: std::process::id() as i32,
+            pid: crate::os::pid(),
             message: e.to_string(),
         }),
     }
@@ -36,7 +36,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
     postcard::from_bytes(bytes).map_err(|e| Error::Message {
         action: "decode",
         what,
-        pid: std::process::id() as i32,
+        pid: crate::os::pid(),
         message: e.to_string(),
     })
 }

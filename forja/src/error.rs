@@ -340,7 +340,7 @@ impl Error {
     pub fn os(what: &'static str, source: impl Into<io::Error>) -> Self {
         Error::Os {
             what,
-            pid: std::process::id() as i32,
+            pid: crate::os::pid(),
             source: source.into(),
         }
     }

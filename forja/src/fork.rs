@@ -7,7 +7,6 @@
 
 use crate::error::{Error, Result};
 use crate::kernel_child::ChildPlan;
-use crate::process::getpid;
 use crate::registry::{self, Registry, SelfInfo};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -158,7 +157,7 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
     plan.close_runner_fds();
     Registry::record_child(
         self_page,
-        getpid(),
+        crate::os::pid(),
         &SelfInfo {
             name: setup.name,
             identity: setup.identity,
@@ -204,7 +203,10 @@ fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
         .unwrap_or_default();
     let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.name);
     let _ = std::io::stdout().flush();
-    let line = format!("panic in process {name} (pid {}){at}: {msg}\n", getpid());
+    let line = format!(
+        "panic in process {name} (pid {}){at}: {msg}\n",
+        crate::os::pid()
+    );
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 

@@ -77,11 +77,6 @@ fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
     &buf[at..]
 }
 
-fn getpid() -> i32 {
-    // SAFETY: no preconditions.
-    unsafe { libc::getpid() }
-}
-
 /// Parses "a,b,c,d" defensively: numbers above 2, each once; anything else
 /// is skipped.
 pub(crate) fn parse_fd_list(text: &str) -> Vec<i32> {
@@ -186,7 +181,7 @@ impl ChildPlan {
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
         let mut digits = [0u8; 12];
-        let pid = format_pid(getpid(), &mut digits);
+        let pid = format_pid(crate::os::pid(), &mut digits);
         let suffix = &self.header_suffix;
         for (target, prefix) in [(1, HEADER_STDOUT), (2, HEADER_STDERR)] {
             let Some(fd) = connect(addr, *len) else {

@@ -23,6 +23,7 @@
 //! - [`connection`]: [`Pipe`], [`Connection`], [`Sender`] and [`Receiver`], messages between processes.
 //! - [`display`]: rich output that appears, updates and clears while a cell runs.
 //! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
+//! - [`os`]: this process's cached pid and the one reader of `/proc/PID/stat`.
 //! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
 //! - [`process`]: [`Process`], a closure run in a forked child, and who-am-I functions.
 //! - [`queue`]: [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] between processes.
@@ -43,6 +44,7 @@ pub mod error;
 mod fork;
 mod interrupt;
 mod kernel_child;
+pub mod os;
 pub mod pool;
 pub mod process;
 pub mod queue;

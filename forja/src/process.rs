@@ -60,11 +60,6 @@ use std::time::{Duration, Instant};
 /// which costs a copied page in a child that is about to exit).
 type Target = Box<dyn FnMut() + Send + 'static>;
 
-/// This process's pid (cached; reset in every forked child).
-pub(crate) fn getpid() -> i32 {
-    crate::sync::futex::my_pid() as i32
-}
-
 #[derive(Debug, Clone, Copy)]
 enum State {
     New,
@@ -257,7 +252,7 @@ impl Process {
             name: &self.name,
             identity: &self.identity,
             daemon: self.daemon,
-            parent_pid: getpid(),
+            parent_pid: crate::os::pid(),
             parent_name: reg.header().name(),
         };
         match fork_child(&setup, || {
@@ -297,17 +292,17 @@ impl Process {
             State::New => Err(Error::ProcessNotStarted {
                 name: self.name.clone(),
                 what,
-                pid: getpid(),
+                pid: crate::os::pid(),
             }),
             State::Done { .. } => Ok(None),
             State::Running { pid, slot, parent } => {
-                if parent != getpid() {
+                if parent != crate::os::pid() {
                     return Err(Error::NotOurChild {
                         name: self.name.clone(),
                         child: pid,
                         parent,
                         what,
-                        pid: getpid(),
+                        pid: crate::os::pid(),
                     });
                 }
                 Ok(Some((pid, slot)))
@@ -322,7 +317,7 @@ impl Process {
             State::New => None,
             State::Done { code, .. } => Some(code),
             State::Running { pid, slot, parent } => {
-                if parent != getpid() {
+                if parent != crate::os::pid() {
                     return None;
                 }
                 let reg = Registry::current().ok()?;
@@ -418,7 +413,7 @@ impl Process {
     /// assert!(!p.is_alive());
     /// ```
     pub fn is_alive(&self) -> bool {
-        matches!(self.lock().state, State::Running { parent, .. } if parent == getpid())
+        matches!(self.lock().state, State::Running { parent, .. } if parent == crate::os::pid())
             && self.poll_exit().is_none()
     }
 
@@ -485,7 +480,7 @@ impl Drop for Process {
     fn drop(&mut self) {
         let state = self.lock().state;
         if let State::Running { pid, slot, parent } = state
-            && parent == getpid()
+            && parent == crate::os::pid()
             && let Ok(reg) = Registry::current()
         {
             if reg.try_reap(slot, pid).is_some() {
@@ -555,7 +550,7 @@ pub fn exit(code: i32) -> ! {
 ///
 /// ```
 /// let me = forja::current_process();
-/// assert_eq!(me.pid(), std::process::id() as i32);
+/// assert_eq!(me.pid(), crate::os::pid());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -612,7 +607,7 @@ impl fmt::Display for ProcessInfo {
 /// assert_eq!(p.exitcode(), Some(0));
 /// ```
 pub fn current_process() -> ProcessInfo {
-    let pid = getpid();
+    let pid = crate::os::pid();
     match registry::whoami() {
         Some(me) => ProcessInfo {
             pid,
@@ -633,7 +628,7 @@ pub fn current_process() -> ProcessInfo {
 /// ```
 /// use forja::prelude::*;
 /// assert!(parent_process().is_none());
-/// let me = std::process::id() as i32;
+/// let me = crate::os::pid();
 /// let p = Process::new(move || assert_eq!(parent_process().unwrap().pid(), me));
 /// p.start().unwrap();
 /// p.join().unwrap();

@@ -32,7 +32,7 @@
 
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
-use crate::sync::futex::{deadline_after, my_pid};
+use crate::sync::futex::deadline_after;
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
@@ -200,7 +200,7 @@ impl<T: Shareable> Value<T> {
             Some(_) => Ok(self.guard(me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             }),
         }
     }

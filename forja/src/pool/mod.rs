@@ -63,11 +63,6 @@ use std::sync::{Arc, Mutex};
 use task::{chunk_messages, loaded_objects_stamp};
 use worker::Initializer;
 
-fn getpid() -> i32 {
-    // SAFETY: no preconditions.
-    unsafe { libc::getpid() }
-}
-
 /// Python's default chunksize for `map`: ceil(len / (4 × workers)).
 fn auto_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(4 * workers.max(1)).max(1)
@@ -147,7 +142,7 @@ impl PoolBuilder {
         if size == 0 {
             return Err(Error::InvalidArgument {
                 message: "a Pool needs at least 1 worker process".into(),
-                pid: getpid(),
+                pid: crate::os::pid(),
             });
         }
         registry::check_interrupt()?;
@@ -469,7 +464,9 @@ impl Pool {
         {
             let inner = lock(&self.shared);
             if inner.state == PoolState::Open {
-                return Err(Error::PoolStillOpen { pid: getpid() });
+                return Err(Error::PoolStillOpen {
+                    pid: crate::os::pid(),
+                });
             }
         }
         wait_until(&self.shared, None, |inner| {

@@ -1,7 +1,6 @@
 //! What a chunk of tasks came to: its outcome as the parent stores it, why
 //! it failed, and decoding it into the tasks' results.
 
-use super::getpid;
 use crate::codec;
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
@@ -46,7 +45,7 @@ impl Fail {
             },
             Fail::Terminated => Error::PoolClosed {
                 state: "terminated",
-                pid: getpid(),
+                pid: crate::os::pid(),
             },
             Fail::InitFailed { pid, message } => Error::PoolInitializerFailed {
                 worker_pid: pid,
@@ -148,7 +147,7 @@ pub(super) fn decode_one<R: DeserializeOwned>(chunks: &[ChunkOutcome]) -> Result
             Err(Error::Message {
                 action: "decode",
                 what: "a pool result",
-                pid: getpid(),
+                pid: crate::os::pid(),
                 message: "the worker sent no result".into(),
             })
         })

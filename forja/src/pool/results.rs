@@ -2,7 +2,6 @@
 //! [`ImapUnordered`] iterators; each takes its job's chunks out of the pool
 //! as they come in, and drops the job when it goes.
 
-use super::getpid;
 use super::outcome::{ChunkOutcome, Fail, decode_chunk};
 use super::scheduler::{Shared, job_done, lock, wait_until};
 use crate::error::{Error, Result};
@@ -47,7 +46,7 @@ impl<T> AsyncResult<T> {
             Some(j) => (self.decode)(&j.chunks),
             None => Err(Error::PoolClosed {
                 state: "terminated",
-                pid: getpid(),
+                pid: crate::os::pid(),
             }),
         }
     }
@@ -79,7 +78,7 @@ impl<T> AsyncResult<T> {
         })? {
             return Err(Error::Timeout {
                 what: "waiting for a pool result",
-                pid: getpid(),
+                pid: crate::os::pid(),
             });
         }
         self.finish()

@@ -3,7 +3,6 @@
 //! replacing dead workers, and the wait loop (with its progress display)
 //! that every blocking call goes through.
 
-use super::getpid;
 use super::outcome::{ChunkOutcome, Fail};
 use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
@@ -73,7 +72,7 @@ impl PoolInner {
             next_job: 1,
             state: PoolState::Open,
             broken: None,
-            creator: getpid(),
+            creator: crate::os::pid(),
             worker_starts: 0,
             progress: crate::rich::Progress::default(),
         }
@@ -98,10 +97,10 @@ impl PoolInner {
     }
 
     fn check_usable(&self) -> Result<()> {
-        if self.creator != getpid() {
+        if self.creator != crate::os::pid() {
             return Err(Error::PoolClosed {
                 state: "owned by another process (a pool only works in the process that made it)",
-                pid: getpid(),
+                pid: crate::os::pid(),
             });
         }
         match self.state {
@@ -109,13 +108,13 @@ impl PoolInner {
             PoolState::Closed => {
                 return Err(Error::PoolClosed {
                     state: "closed",
-                    pid: getpid(),
+                    pid: crate::os::pid(),
                 });
             }
             PoolState::Terminated => {
                 return Err(Error::PoolClosed {
                     state: "terminated",
-                    pid: getpid(),
+                    pid: crate::os::pid(),
                 });
             }
         }
@@ -447,7 +446,7 @@ impl PoolInner {
             return;
         }
         self.state = PoolState::Terminated;
-        if self.creator != getpid() {
+        if self.creator != crate::os::pid() {
             return;
         }
         for w in &self.workers {

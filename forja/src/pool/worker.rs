@@ -1,7 +1,6 @@
 //! A pool worker: forking it, the parent's handle on it (its socket, its
 //! tasks in flight, its pace), reaping it, and the loop it runs.
 
-use super::getpid;
 use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
     RESULT_MIXED, TO_WORKER_TASK,
@@ -106,7 +105,7 @@ impl Worker {
             name: &name,
             identity: &identity,
             daemon: true,
-            parent_pid: getpid(),
+            parent_pid: crate::os::pid(),
             parent_name: reg.header().name(),
         };
         // The worker closes its copies of every pipe end and of the other

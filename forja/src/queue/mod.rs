@@ -24,8 +24,6 @@ pub use joinable::JoinableQueue;
 pub use simple::SimpleQueue;
 pub use typed::Queue;
 
-use crate::sync::futex::my_pid;
-
 fn pid() -> i32 {
-    my_pid() as i32
+    crate::os::pid()
 }

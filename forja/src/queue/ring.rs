@@ -11,7 +11,7 @@
 use super::pid;
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
-use crate::sync::futex::{self, Woke, my_pid};
+use crate::sync::futex::{self, Woke};
 use crate::sync::raw_lock::{Acquired, LockWord};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -338,7 +338,7 @@ impl Ring {
     /// While streaming: fails if the producer we wait for died mid-item.
     fn check_producer_alive(&self) -> Result<()> {
         let p = &self.shm.prod;
-        if p.partial.load(Ordering::SeqCst) != 0 && p.lock.owner().is_some_and(futex::is_dead) {
+        if p.partial.load(Ordering::SeqCst) != 0 && p.lock.owner().is_some_and(crate::os::is_dead) {
             return Err(Error::QueueCorrupted { pid: pid() });
         }
         Ok(())
@@ -347,7 +347,7 @@ impl Ring {
     /// While streaming: fails if the consumer we wait for died mid-item.
     fn check_consumer_alive(&self) -> Result<()> {
         let c = &self.shm.cons;
-        if c.partial.load(Ordering::SeqCst) != 0 && c.lock.owner().is_some_and(futex::is_dead) {
+        if c.partial.load(Ordering::SeqCst) != 0 && c.lock.owner().is_some_and(crate::os::is_dead) {
             return Err(Error::QueueCorrupted { pid: pid() });
         }
         Ok(())
@@ -361,13 +361,13 @@ impl Ring {
         deadline: Option<Instant>,
         what: &'static str,
     ) -> Result<()> {
-        if lock.try_lock(my_pid()) {
+        if lock.try_lock(crate::os::pid() as u32) {
             return Ok(());
         }
-        match lock.lock(my_pid(), deadline, what)? {
+        match lock.lock(crate::os::pid() as u32, deadline, what)? {
             Acquired::Clean => Ok(()),
             Acquired::FromDead(_) => {
-                lock.take_recovery(my_pid());
+                lock.take_recovery(crate::os::pid() as u32);
                 if partial.load(Ordering::SeqCst) != 0 {
                     lock.unlock();
                     return Err(Error::QueueCorrupted { pid: pid() });

@@ -7,7 +7,7 @@ use super::layout::{
     EXITED, FLAG_DAEMON, FLAG_HANDLE_DROPPED, FLAG_POOL_WORKER, FREE, REAPING, RESERVED, RUNNING,
     Slot, now_ns,
 };
-use super::mapping::{Registry, getpid};
+use super::mapping::Registry;
 use crate::error::{Error, Result};
 use std::sync::atomic::Ordering;
 
@@ -28,7 +28,7 @@ impl Registry {
             if reaped_once {
                 return Err(Error::TooManyChildren {
                     limit,
-                    pid: getpid(),
+                    pid: crate::os::pid(),
                 });
             }
             self.reap_all();
@@ -64,7 +64,7 @@ impl Registry {
         self.header.live.fetch_sub(1, Ordering::AcqRel);
         Err(Error::TooManyChildren {
             limit: SLOTS as u32,
-            pid: getpid(),
+            pid: crate::os::pid(),
         })
     }
 
@@ -208,7 +208,9 @@ impl Registry {
             let exitcode = (state == EXITED).then(|| s.status.load(Ordering::Relaxed));
             let child_state = match exitcode {
                 Some(_) => ChildState::Reaped,
-                None if is_zombie(pid) => ChildState::Exited,
+                None if crate::os::proc_stat(pid).is_some_and(|s| s.is_zombie()) => {
+                    ChildState::Exited
+                }
                 None => ChildState::Running,
             };
             let end_ns = s.end_ns.load(Ordering::Relaxed);
@@ -234,18 +236,6 @@ impl Registry {
                 s.pid.load(Ordering::Acquire) == pid
                     && matches!(s.state.load(Ordering::Acquire), RUNNING | REAPING)
             })
-    }
-}
-
-/// Whether `pid` has ended but is not reaped yet (state `Z` in /proc).
-fn is_zombie(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next()),
-            Some('Z' | 'X')
-        ),
-        Err(_) => false,
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`Remote`](super::Remote)'s methods on another process's.
 
 use super::SLOTS;
-use super::mapping::{Registry, cached_header, self_pid};
+use super::mapping::{Registry, cached_header};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,7 +68,9 @@ pub fn interrupted() -> bool {
 #[inline]
 pub fn check_interrupt() -> Result<()> {
     if interrupted() {
-        Err(Error::Interrupted { pid: self_pid() })
+        Err(Error::Interrupted {
+            pid: crate::os::pid(),
+        })
     } else {
         Ok(())
     }

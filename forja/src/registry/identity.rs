@@ -3,7 +3,7 @@
 //! child that has not made one yet) from what was recorded at the fork.
 
 use super::layout::{Header, SelfPage, shared_len};
-use super::mapping::{Registry, SelfInfo, getpid, inherited_page};
+use super::mapping::{Registry, SelfInfo, inherited_page};
 use std::sync::atomic::Ordering;
 
 /// Who this process is, as far as forja knows (see [`whoami`]).
@@ -84,7 +84,7 @@ pub(crate) fn whoami() -> Option<Me> {
             parent: h.parent(),
         });
     }
-    let (_, page) = inherited_page(getpid())?;
+    let (_, page) = inherited_page(crate::os::pid())?;
     let parent_pid = page.parent_pid.load(Ordering::Relaxed);
     Some(Me {
         name: page.name.load(),

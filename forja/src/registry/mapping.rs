@@ -21,21 +21,9 @@ static CACHED_PID: AtomicI32 = AtomicI32::new(0);
 static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
 static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-pub(super) fn getpid() -> i32 {
-    // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
-}
-
-/// This process's pid, cached (reset in a forked child): cheaper than the
-/// `getpid` system call on the hot paths that check the interrupt flag.
-#[inline]
-pub(super) fn self_pid() -> i32 {
-    crate::sync::futex::my_pid() as i32
-}
-
 pub(super) fn reg_err(message: impl Into<String>) -> Error {
     Error::Registry {
-        pid: getpid(),
+        pid: crate::os::pid(),
         message: message.into(),
     }
 }
@@ -53,7 +41,7 @@ pub(crate) struct SelfInfo<'a> {
 /// it: a few atomic loads, for the hot path of the interrupt check.
 #[inline]
 pub(super) fn cached_header() -> Option<&'static Header> {
-    if CACHED_PID.load(Ordering::Acquire) != self_pid() {
+    if CACHED_PID.load(Ordering::Acquire) != crate::os::pid() {
         return None;
     }
     // SAFETY: the cached address is this process's registry mapping, never
@@ -75,7 +63,7 @@ impl Registry {
     /// The registry of the calling process, made on first use (from what
     /// the forking parent recorded, in a forja child).
     pub(crate) fn current() -> Result<Registry> {
-        let pid = self_pid();
+        let pid = crate::os::pid();
         if CACHED_PID.load(Ordering::Acquire) == pid {
             return Ok(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
         }
@@ -122,7 +110,7 @@ impl Registry {
 
     /// The registry of the calling process if it already exists (never makes one).
     pub(crate) fn existing() -> Option<Registry> {
-        let pid = self_pid();
+        let pid = crate::os::pid();
         if CACHED_PID.load(Ordering::Acquire) == pid {
             return Some(Self::from_addr(CACHED_ADDR.load(Ordering::Acquire)));
         }
@@ -258,7 +246,7 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
 pub fn ensure() -> Result<(i32, i32)> {
     Registry::current()?;
     match Published::read(ENV) {
-        Some(p) if p.pid == getpid() => Ok((p.pid, p.fd)),
+        Some(p) if p.pid == crate::os::pid() => Ok((p.pid, p.fd)),
         _ => Err(reg_err(format!(
             "it was made but {ENV} does not name it (was the variable changed?)"
         ))),

@@ -3,7 +3,7 @@
 //! stops them.
 
 use super::layout::{Header, MAGIC, MAP_LEN, slots_match};
-use super::mapping::{Registry, getpid};
+use super::mapping::Registry;
 use super::{ChildRecord, VERSION};
 use crate::error::{Error, Result};
 use std::sync::atomic::Ordering;
@@ -52,7 +52,7 @@ impl Remote {
     pub fn open(pid: i32, fd: i32) -> Result<Remote> {
         let path = format!("/proc/{pid}/fd/{fd}");
         let err = |message: String| Error::Registry {
-            pid: getpid(),
+            pid: crate::os::pid(),
             message: format!("cannot attach to the registry of process {pid} ({path}): {message}"),
         };
         let file = std::fs::OpenOptions::new()

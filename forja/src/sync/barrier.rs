@@ -7,7 +7,7 @@
 //! [`reset`](Barrier::reset) *breaks* it: current and later waiters get
 //! [`Error::BrokenBarrier`] until `reset`.
 
-use super::futex::{self, Woke, deadline_after, my_pid};
+use super::futex::{self, Woke, deadline_after};
 use super::raw_lock::LockWord;
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -58,7 +58,7 @@ impl Barrier {
         if parties == 0 {
             return Err(Error::InvalidArgument {
                 message: "a Barrier needs at least 1 party".into(),
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             });
         }
         let st = BarrierState {
@@ -80,13 +80,13 @@ impl Barrier {
         // leaves consistent-enough state, so a take-over is simply accepted.
         self.state
             .lock
-            .lock(my_pid(), None, "a Barrier's internal lock")?;
+            .lock(crate::os::pid() as u32, None, "a Barrier's internal lock")?;
         Ok(Held(&self.state.lock))
     }
 
     fn broken_error() -> Error {
         Error::BrokenBarrier {
-            pid: my_pid() as i32,
+            pid: crate::os::pid(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! variables a waiter may wake without a notify meant for it, so always
 //! re-check the condition — [`ConditionGuard::wait_for`] does that for you.
 
-use super::futex::{self, SLICE, deadline_after, my_pid};
+use super::futex::{self, SLICE, deadline_after};
 use super::lock::Lock;
 use super::raw_lock::{NotSend, guard_id, lock_or_report};
 use crate::error::{Error, Result};
@@ -147,7 +147,7 @@ impl Condition {
             Some(_) => Ok(ConditionGuard::new(self, me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             }),
         }
     }

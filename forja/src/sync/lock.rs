@@ -12,7 +12,7 @@
 //! [`Error::LockOwnerDied`](crate::Error::LockOwnerDied) until someone calls
 //! [`Lock::recover`] (the states are drawn in `raw_lock.rs`'s module docs).
 
-use super::futex::{deadline_after, my_pid};
+use super::futex::deadline_after;
 use super::raw_lock::{LockWord, NotSend, Released, guard_id, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -134,7 +134,7 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// ```
     pub fn acquire_no_guard(&self) -> Result<()> {
-        lock_or_report(&self.word, my_pid(), None, WHAT, HINT)
+        lock_or_report(&self.word, crate::os::pid() as u32, None, WHAT, HINT)
     }
 
     /// Like [`acquire`](Lock::acquire), giving up with
@@ -182,12 +182,12 @@ impl Lock {
             Released::Yes => Ok(()),
             Released::NotHeld => Err(Error::NotHeld {
                 what: WHAT,
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             }),
             Released::OwnerDied(dead) => Err(Error::LockOwnerDied {
                 what: WHAT,
                 pid: dead as i32,
-                by: my_pid() as i32,
+                by: crate::os::pid(),
             }),
         }
     }
@@ -207,7 +207,7 @@ impl Lock {
             Some(_) => Ok(LockGuard::new(self, me)),
             None => Err(Error::NothingToRecover {
                 what: WHAT,
-                pid: my_pid() as i32,
+                pid: crate::os::pid(),
             }),
         }
     }
@@ -263,7 +263,7 @@ impl LockGuard<'_> {
     /// The lock then belongs to this process rather than to this thread, as
     /// after [`Lock::acquire_no_guard`].
     pub fn forget(self) {
-        self.lock.word.hand_over(self.me, my_pid());
+        self.lock.word.hand_over(self.me, crate::os::pid() as u32);
         std::mem::forget(self);
     }
 }

@@ -51,7 +51,7 @@
 //! over ([`LockWord::lock`] returns [`Acquired::FromDead`]) and repair their
 //! own state.
 
-use super::futex::{self, Woke, my_pid, my_tid};
+use super::futex::{self, Woke};
 use crate::error::{Error, Result};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,7 +69,7 @@ const SPINS: u32 = 64;
 /// The owner id of a guard held by the calling thread.
 #[inline]
 pub(crate) fn guard_id() -> u32 {
-    my_tid() | GUARDED
+    crate::os::tid() | GUARDED
 }
 
 /// Makes a guard `!Send` (it is tied to the thread whose id is in the lock
@@ -143,7 +143,7 @@ impl LockWord {
         let s = self.state.load(Ordering::Relaxed) & !WAITERS;
         match s & ID {
             0 | DIED => None,
-            id if s & GUARDED != 0 => Some(futex::pid_of_thread(id)),
+            id if s & GUARDED != 0 => Some(crate::os::pid_of_thread(id)),
             id => Some(id),
         }
     }
@@ -224,7 +224,7 @@ impl LockWord {
             if futex::wait(&self.state, s | WAITERS, slice) == Woke::TimedOut {
                 crate::interrupt::check()?;
                 let owner = s & ID;
-                if futex::is_dead(owner)
+                if crate::os::is_dead(owner)
                     && let Some(acquired) = self.after_death(s | WAITERS, owner, me, on_death)
                 {
                     return acquired.map_err(|dead| owner_died(what, dead));
@@ -371,7 +371,7 @@ fn owner_died(what: &'static str, dead: u32) -> Error {
     Error::LockOwnerDied {
         what,
         pid: dead as i32,
-        by: my_pid() as i32,
+        by: crate::os::pid(),
     }
 }
 
@@ -415,8 +415,8 @@ fn lock_contended(
 pub(crate) fn would_deadlock(what: &'static str, hint: &'static str) -> Error {
     Error::WouldDeadlock {
         what,
-        pid: my_pid() as i32,
-        tid: my_tid() as i32,
+        pid: crate::os::pid(),
+        tid: crate::os::tid() as i32,
         hint,
     }
 }

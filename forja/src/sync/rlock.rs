@@ -5,7 +5,7 @@
 //! acquisition has been released. The owner is a thread (its kernel thread
 //! id, which for a single-threaded process is its pid).
 
-use super::futex::{deadline_after, my_tid};
+use super::futex::deadline_after;
 use super::raw_lock::{LockWord, NotSend, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -87,7 +87,7 @@ impl RLock {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
-        let me = my_tid();
+        let me = crate::os::tid();
         if self.state.word.owner() == Some(me) {
             self.state.depth.fetch_add(1, Ordering::Relaxed);
             return Ok(RLockGuard::new(self));
@@ -134,7 +134,7 @@ impl RLock {
     /// assert!(rlock.release().is_err());
     /// ```
     pub fn release(&self) -> Result<()> {
-        let me = my_tid();
+        let me = crate::os::tid();
         if self.state.word.owner() != Some(me) || self.state.depth.load(Ordering::Relaxed) == 0 {
             return Err(Error::NotHeld {
                 what: WHAT,
@@ -155,7 +155,7 @@ impl RLock {
     /// assert!(rlock.recover().is_err()); // nobody died
     /// ```
     pub fn recover(&self) -> Result<RLockGuard<'_>> {
-        let me = my_tid();
+        let me = crate::os::tid();
         match self.state.word.recover(me) {
             Some(_) => {
                 self.state.depth.store(1, Ordering::Relaxed);
@@ -184,7 +184,7 @@ impl RLock {
     /// assert_eq!(rlock.depth(), 0);
     /// ```
     pub fn depth(&self) -> u32 {
-        if self.state.word.owner() == Some(my_tid()) {
+        if self.state.word.owner() == Some(crate::os::tid()) {
             self.state.depth.load(Ordering::Relaxed)
         } else {
             0

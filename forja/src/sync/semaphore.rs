@@ -6,7 +6,7 @@
 //! has no owner, so a process dying while it holds a unit does not give the
 //! unit back (as in Python).
 
-use super::futex::{self, Woke, deadline_after, my_pid};
+use super::futex::{self, Woke, deadline_after};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,7 +79,7 @@ impl SemCore {
             if v >= st.bound {
                 return Err(Error::SemaphoreOverReleased {
                     bound: st.bound,
-                    pid: my_pid() as i32,
+                    pid: crate::os::pid(),
                 });
             }
             match st

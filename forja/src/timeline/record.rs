@@ -101,10 +101,6 @@ pub(super) struct RawRecord {
     pub name: String,
 }
 
-fn getpid() -> i32 {
-    crate::sync::futex::my_pid() as i32
-}
-
 /// CLOCK_MONOTONIC in ns: the same clock in every process of the machine.
 pub(super) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -132,7 +128,7 @@ fn from_addr(addr: usize) -> RecordRing {
 
 fn tl_err(message: impl Into<String>) -> Error {
     Error::Registry {
-        pid: getpid(),
+        pid: crate::os::pid(),
         message: message.into(),
     }
 }
@@ -208,12 +204,12 @@ fn create() -> Result<usize> {
         (*h).version = VERSION;
         (*h).capacity = CAPACITY as u32;
         (*h).record_size = std::mem::size_of::<Record>() as u32;
-        (*h).creator_pid = getpid();
+        (*h).creator_pid = crate::os::pid();
         (*h).generation_addr = generation_addr;
         (*h).created_ns = now_ns();
     }
     from_addr(addr).header.recording.store(1, Ordering::Release);
-    published::publish(ENV, getpid(), fd, addr);
+    published::publish(ENV, crate::os::pid(), fd, addr);
     Ok(addr)
 }
 
@@ -265,7 +261,7 @@ impl RecordRing {
         fence(Ordering::Release);
         r.kind.store(e.kind, Ordering::Relaxed);
         r.pid.store(e.pid, Ordering::Relaxed);
-        r.parent.store(getpid(), Ordering::Relaxed);
+        r.parent.store(crate::os::pid(), Ordering::Relaxed);
         r.code.store(e.code, Ordering::Relaxed);
         // An exit record takes its generation from its start record (and a
         // child ending need not touch the page that holds the counter).
@@ -394,7 +390,7 @@ fn append_instant(kind: u32, pid: i32, code: i32) {
 
 /// In a forja child, right before it `_exit`s with `code`.
 pub(crate) fn process_exiting(code: i32) {
-    append_instant(KIND_EXIT, getpid(), code);
+    append_instant(KIND_EXIT, crate::os::pid(), code);
 }
 
 /// In the parent, when it reaped `pid` (Python-style `code`).
@@ -415,7 +411,7 @@ pub(crate) fn task_begin(job: u64, chunk: u64) -> Option<TaskToken> {
     }
     let idx = s.append(&Event {
         kind: KIND_TASK,
-        pid: getpid(),
+        pid: crate::os::pid(),
         start_ns: now_ns(),
         job,
         chunk,
