@@ -1,7 +1,7 @@
 //! Compile errors (and other evcxr errors) as readable Jupyter tracebacks,
 //! pointing at the cell's own lines.
 
-use crate::session::CellError;
+use crate::outcome::CellError;
 use ariadne::sources;
 
 /// Turns an evcxr error for `code` into a cell error.

@@ -9,7 +9,7 @@
 //! cell's own code), or on a second interrupt, the runner is restarted and
 //! the error names the variables that were lost.
 
-use crate::session::Shared;
+use crate::state::SessionState;
 use forja::registry::{ChildState, Remote};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +21,7 @@ pub const GRACE: Duration = Duration::from_millis(500);
 pub const ESCALATE_AFTER: Duration = Duration::from_secs(2);
 
 /// Opens the runner's forja registry, if the runner announced one.
-pub fn remote(shared: &Shared) -> Option<Remote> {
+pub fn remote(shared: &SessionState) -> Option<Remote> {
     let (pid, fd) = (*shared.registry.lock().ok()?)?;
     if pid != shared.runner_pid.load(Ordering::SeqCst) {
         return None;
@@ -30,7 +30,7 @@ pub fn remote(shared: &Shared) -> Option<Remote> {
 }
 
 /// Called when a cell starts: lower the flag, record the cell number.
-pub fn cell_started(shared: &Shared, cell: u64) {
+pub fn cell_started(shared: &SessionState, cell: u64) {
     shared.interrupts.store(0, Ordering::SeqCst);
     if let Some(r) = remote(shared) {
         let _ = r.clear_interrupt();
@@ -39,7 +39,7 @@ pub fn cell_started(shared: &Shared, cell: u64) {
 }
 
 /// Handles an `interrupt_request`.
-pub fn interrupt(shared: &Arc<Shared>) {
+pub fn interrupt(shared: &Arc<SessionState>) {
     if !shared.executing.load(Ordering::SeqCst) {
         return;
     }

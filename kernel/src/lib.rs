@@ -1,22 +1,46 @@
 //! forja-kernel: a Jupyter kernel for Rust on evcxr, made for teaching
 //! operating-systems concurrency with the `forja` crate.
 //!
-//! Layout, after xeus: [`server`] owns the sockets, signing and threads;
-//! [`session`] is the interpreter (one method per request); [`wire`] decodes
-//! untrusted messages; [`runner`] runs inside evcxr's runner process and owns
-//! its output; [`side_channel`] and [`output`] carry output and displays to
-//! iopub; [`history`], [`comms`], [`is_complete`], [`kernel_info`] and
-//! [`install`] answer one request each.
+//! Layout, after xeus: the server owns the sockets, the session is the
+//! interpreter, and everything the session says reaches iopub through one
+//! router. One job per module:
+//!
+//! - [`build_cache`]: the prebuilt forja build a new session starts from, and the session start.
+//! - [`comms`]: answers `comm_*` requests (no comm targets yet).
+//! - [`compile_errors`]: evcxr errors as tracebacks that point at the cell's lines.
+//! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
+//! - [`history`]: the execution history on disk, answering `history_request`.
+//! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
+//! - [`interrupt`]: interrupts that stop the cell's processes and keep the variables.
+//! - [`is_complete`]: answers `is_complete_request`.
+//! - [`kernel_info`]: the `kernel_info_reply` content.
+//! - [`logo`]: the kernel's logo, as SVG and PNG.
+//! - [`outcome`]: what running a cell gives back (value, error, user expressions).
+//! - [`output`]: the router from side-channel messages to iopub, batching stream text.
+//! - [`paths`]: where the kernel keeps things (work dir, forja, lock file, prebuilt build).
+//! - [`prebuild`]: `forja-kernel prebuild`, which makes the prebuilt forja build.
+//! - [`procs`]: the `:procs` and `:kill` commands.
+//! - [`reaper`]: subreaper, process-group kill and zombie reaping.
+//! - [`runner`]: runs inside evcxr's runner process and owns its output.
+//! - [`server`]: the sockets, signing and tasks; hands requests to the session.
+//! - [`session`]: the interpreter, one evcxr session on its own thread.
+//! - [`side_channel`]: the Unix socket from the runner and its children to the kernel.
+//! - [`state`]: the session state other threads see (runner pid, running cell).
+//! - [`text`]: unicode code point and byte offsets.
+//! - [`toolchain`]: the Rust toolchain as evcxr finds it.
+//! - [`wire`]: decodes untrusted Jupyter messages and builds replies.
 
 pub mod build_cache;
 pub mod comms;
 pub mod compile_errors;
+pub mod config;
 pub mod history;
 pub mod install;
 pub mod interrupt;
 pub mod is_complete;
 pub mod kernel_info;
 pub mod logo;
+pub mod outcome;
 pub mod output;
 pub mod paths;
 pub mod prebuild;
@@ -26,7 +50,9 @@ pub mod runner;
 pub mod server;
 pub mod session;
 pub mod side_channel;
+pub mod state;
 pub mod text;
+pub mod toolchain;
 pub mod wire;
 
 /// rust-analyzer (inside evcxr) allocates heavily while it parses the
@@ -34,3 +60,22 @@ pub mod wire;
 /// a fifth of that time. mimalloc is what rust-analyzer itself ships with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(test)]
+mod tests {
+    /// The module list above is checked against the `pub mod` lines, so it
+    /// cannot go stale.
+    #[test]
+    fn the_doc_lists_every_module_once() {
+        let source = include_str!("lib.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+            .collect();
+        let listed: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! - [`")?.split_once("`]").map(|(m, _)| m))
+            .collect();
+        assert_eq!(listed, declared);
+    }
+}

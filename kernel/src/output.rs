@@ -1,4 +1,4 @@
-//! The output router: turns side-channel frames into iopub messages under the
+//! The output router: turns side-channel messages into iopub messages under the
 //! running cell, batching stream text.
 //!
 //! Stream text is held at most [`FLUSH_AFTER`] (or until [`MAX_BATCH`] bytes)
@@ -7,7 +7,7 @@
 //! tens of milliseconds. Output that arrives between cells is kept and shown
 //! in the next cell's output.
 
-use crate::side_channel::Frame;
+use crate::side_channel::SideMessage;
 use crate::wire;
 use jupyter_protocol::JupyterMessage;
 use serde_json::json;
@@ -57,14 +57,14 @@ pub struct CellReport {
 
 struct Router {
     iopub: mpsc::UnboundedSender<JupyterMessage>,
-    shared: std::sync::Arc<crate::session::Shared>,
+    shared: std::sync::Arc<crate::state::SessionState>,
     between_bytes: usize,
     between_dropped: bool,
     parent: Option<JupyterMessage>,
     buf_name: String,
     buf: String,
     deadline: Option<Instant>,
-    between_cells: Vec<Frame>,
+    between_cells: Vec<SideMessage>,
     cell_ends: u64,
     panicked: bool,
     stderr: String,
@@ -74,8 +74,8 @@ struct Router {
 /// Starts the router task.
 pub fn spawn(
     iopub: mpsc::UnboundedSender<JupyterMessage>,
-    shared: std::sync::Arc<crate::session::Shared>,
-    mut frames: mpsc::UnboundedReceiver<Frame>,
+    shared: std::sync::Arc<crate::state::SessionState>,
+    mut messages: mpsc::UnboundedReceiver<SideMessage>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut r = Router {
@@ -109,8 +109,8 @@ pub fn spawn(
             };
             tokio::select! {
                 biased;
-                f = frames.recv() => match f {
-                    Some(f) => r.frame(f),
+                f = messages.recv() => match f {
+                    Some(f) => r.message(f),
                     None => return,
                 },
                 c = commands.recv() => match c {
@@ -147,17 +147,17 @@ impl Router {
         self.publish("stream", json!({"name": self.buf_name, "text": text}));
     }
 
-    fn frame(&mut self, f: Frame) {
+    fn message(&mut self, f: SideMessage) {
         if self.parent.is_none() {
             match f {
-                Frame::CellEnd => self.cell_ends += 1,
-                Frame::Panic => {}
-                Frame::RunnerHello { .. } => self.frame_now(f),
-                Frame::Stream { .. } if self.between_bytes > BETWEEN_CELLS_KEEP => {
+                SideMessage::CellEnd => self.cell_ends += 1,
+                SideMessage::Panic => {}
+                SideMessage::RunnerHello { .. } => self.message_now(f),
+                SideMessage::Stream { .. } if self.between_bytes > BETWEEN_CELLS_KEEP => {
                     self.between_dropped = true;
                 }
                 f => {
-                    if let Frame::Stream { text, .. } = &f {
+                    if let SideMessage::Stream { text, .. } = &f {
                         self.between_bytes += text.len();
                     }
                     self.between_cells.push(f);
@@ -165,18 +165,18 @@ impl Router {
             }
             return;
         }
-        self.frame_now(f);
+        self.message_now(f);
     }
 
-    fn frame_now(&mut self, f: Frame) {
+    fn message_now(&mut self, f: SideMessage) {
         match f {
-            Frame::AttachOutput { .. } | Frame::Flusher { .. } => {}
-            Frame::RunnerHello { pid, registry_fd } => {
+            SideMessage::AttachOutput { .. } | SideMessage::Flusher { .. } => {}
+            SideMessage::RunnerHello { pid, registry_fd } => {
                 if let Ok(mut r) = self.shared.registry.lock() {
                     *r = Some((pid, registry_fd));
                 }
             }
-            Frame::Stream { name, text, .. } => {
+            SideMessage::Stream { name, text, .. } => {
                 if name == "stderr" && self.stderr.len() < STDERR_KEEP {
                     self.stderr.push_str(&text);
                 }
@@ -191,7 +191,7 @@ impl Router {
                     self.deadline = Some(Instant::now() + FLUSH_AFTER);
                 }
             }
-            Frame::CellEnd => {
+            SideMessage::CellEnd => {
                 self.cell_ends += 1;
                 if self
                     .pending_end
@@ -201,8 +201,8 @@ impl Router {
                     self.finish_end();
                 }
             }
-            Frame::Panic => self.panicked = true,
-            Frame::DisplayData {
+            SideMessage::Panic => self.panicked = true,
+            SideMessage::DisplayData {
                 data,
                 metadata,
                 display_id,
@@ -217,7 +217,7 @@ impl Router {
                     json!({"data": data, "metadata": metadata_or_empty(metadata), "transient": transient}),
                 );
             }
-            Frame::UpdateDisplayData {
+            SideMessage::UpdateDisplayData {
                 data,
                 metadata,
                 display_id,
@@ -229,7 +229,7 @@ impl Router {
                            "transient": {"display_id": display_id}}),
                 );
             }
-            Frame::ClearOutput { wait } => {
+            SideMessage::ClearOutput { wait } => {
                 self.flush();
                 self.publish("clear_output", json!({"wait": wait}));
             }
@@ -245,10 +245,10 @@ impl Router {
                 self.stderr.clear();
                 self.between_bytes = 0;
                 for f in mark_between_cells(std::mem::take(&mut self.between_cells)) {
-                    self.frame(f);
+                    self.message(f);
                 }
                 if std::mem::take(&mut self.between_dropped) {
-                    self.frame(Frame::Stream {
+                    self.message(SideMessage::Stream {
                         name: "stderr".into(),
                         text: format!("[forja] more than {} KiB were printed between cells; the rest was dropped\n", BETWEEN_CELLS_KEEP / 1024),
                         origin: None,
@@ -290,11 +290,11 @@ impl Router {
 
 /// Output written between cells, each line marked with the process that
 /// wrote it (`[Process-1 pid 123]`, or `[runner]` for the cell's own process).
-pub fn mark_between_cells(frames: Vec<Frame>) -> Vec<Frame> {
-    frames
+pub fn mark_between_cells(messages: Vec<SideMessage>) -> Vec<SideMessage> {
+    messages
         .into_iter()
         .map(|f| match f {
-            Frame::Stream { name, text, origin } => {
+            SideMessage::Stream { name, text, origin } => {
                 let label = match &origin {
                     Some(o) => format!("[{} pid {}, between cells] ", o.process, o.pid),
                     None => "[between cells] ".to_owned(),
@@ -304,7 +304,7 @@ pub fn mark_between_cells(frames: Vec<Frame>) -> Vec<Frame> {
                     marked.push_str(&label);
                     marked.push_str(line);
                 }
-                Frame::Stream {
+                SideMessage::Stream {
                     name,
                     text: marked,
                     origin,
@@ -336,11 +336,11 @@ pub fn panic_lines(stderr: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::side_channel::{Frame, Origin};
+    use crate::side_channel::{Origin, SideMessage};
 
     #[test]
     fn between_cells_output_is_marked_per_line() {
-        let f = vec![Frame::Stream {
+        let f = vec![SideMessage::Stream {
             name: "stdout".into(),
             text: "a\nb\n".into(),
             origin: Some(Origin {
@@ -349,7 +349,7 @@ mod tests {
             }),
         }];
         match &super::mark_between_cells(f)[0] {
-            Frame::Stream { text, .. } => assert_eq!(
+            SideMessage::Stream { text, .. } => assert_eq!(
                 text,
                 "[Process-1 pid 7, between cells] a\n[Process-1 pid 7, between cells] b\n"
             ),

@@ -2,8 +2,10 @@
 //! workspace lock file and the prebuilt build cache (whose vendored sources
 //! sit next to it, see [`crate::build_cache::vendor_dir`]).
 
-use crate::session::Config;
+use crate::config::Config;
 use std::path::PathBuf;
+
+pub use crate::toolchain::path_with_toolchain_first;
 
 /// The workspace this kernel was built from, without `..` in the path.
 fn workspace() -> PathBuf {
@@ -28,33 +30,9 @@ pub fn lockfile() -> PathBuf {
 }
 
 /// The prebuilt forja build made by `forja-kernel prebuild` (`FORJA_PREBUILT`);
-/// see [`crate::build_cache`] for its layout.
+/// see [`crate::build_cache::layout`] for its layout.
 pub fn prebuilt() -> PathBuf {
     env_or("FORJA_PREBUILT", || PathBuf::from("target/forja-prebuilt"))
-}
-
-/// `PATH` with the active toolchain's `bin` dir first, or `None` if it is
-/// already first or cannot be found. evcxr calls cargo and rustc by their
-/// full paths, but its rust-analyzer runs about twenty `cargo`/`rustc`
-/// commands through rustup's proxies every time it loads the crate graph
-/// (twice per session start); going straight to the toolchain saves about
-/// 0.15 s of CPU per start. Set it before any thread starts (it is only
-/// safe single-threaded), e.g. `std::env::set_var("PATH", p)` in `server::run`.
-pub fn path_with_toolchain_first() -> Option<std::ffi::OsString> {
-    let out = std::process::Command::new("rustup")
-        .args(["which", "rustc"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let rustc = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    let bin = rustc.parent()?.to_path_buf();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    if dirs.first() == Some(&bin) {
-        return None;
-    }
-    dirs.insert(0, bin);
-    std::env::join_paths(dirs).ok()
 }
 
 /// A fresh private directory for this kernel process. First removes the

@@ -11,7 +11,8 @@
 //! the existing build, so running it again (as `install.sh` does) is cheap.
 
 use crate::build_cache::{self, CARGO_CONFIG, CRATE, Stamp};
-use crate::session::Config;
+use crate::config::Config;
+use crate::toolchain;
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use std::time::Instant;
@@ -34,7 +35,7 @@ pub fn run() -> Result<()> {
         );
     }
     let start = Instant::now();
-    let wanted = Stamp::current(&forja, build_cache::rustc_version());
+    let wanted = Stamp::current(&forja, toolchain::rustc_version());
     if !force && Stamp::read(&dir).as_ref() == Some(&wanted) {
         match build_cache::verify(&dir) {
             Ok(f) if f.rebuilt.is_empty() && !f.fresh.is_empty() => {
@@ -75,10 +76,10 @@ pub fn run() -> Result<()> {
         }
         build(&scratch.join(CRATE), &forja)?;
         // After the build: its rust-analyzer has fetched the crates it needs.
-        let std_files = match build_cache::sysroot_lock() {
+        let std_files = match toolchain::sysroot_lock() {
             Some(lock) => build_cache::snapshot_std_registry(
                 &lock,
-                &build_cache::cargo_home(),
+                &toolchain::cargo_home(),
                 &scratch.join(build_cache::REGISTRY_SEED),
             )?,
             None => 0,
@@ -150,7 +151,7 @@ fn vendor_dependencies(scratch: &Path, forja: &Path, vendor: &Path) -> Result<()
             .with_context(|| format!("copying {}", lock.display()))?;
     }
     let metadata = |offline: bool| {
-        let mut cmd = std::process::Command::new(build_cache::tool("cargo"));
+        let mut cmd = std::process::Command::new(toolchain::tool("cargo"));
         cmd.args(["metadata", "--format-version", "1"])
             .current_dir(&crate_dir);
         if offline {

@@ -1,7 +1,7 @@
 //! The `:procs` and `:kill PID|all` commands: processes that outlive their
 //! cell on purpose (started, not joined), listed and stopped.
 
-use crate::session::Shared;
+use crate::state::SessionState;
 use serde_json::{Map, Value};
 
 /// A row of `:procs`.
@@ -37,7 +37,7 @@ fn state_of(pid: i32, exitcode: Option<i32>) -> String {
 }
 
 /// The runner's live children.
-pub fn rows(shared: &Shared) -> Vec<Row> {
+pub fn rows(shared: &SessionState) -> Vec<Row> {
     let Some(r) = crate::interrupt::remote(shared) else {
         return Vec::new();
     };
@@ -60,7 +60,7 @@ fn escape(s: &str) -> String {
 }
 
 /// `:procs` output as a MIME bundle.
-pub fn list(shared: &Shared) -> Map<String, Value> {
+pub fn list(shared: &SessionState) -> Map<String, Value> {
     let rows = rows(shared);
     let mut text = String::new();
     let mut html = String::from(
@@ -97,7 +97,7 @@ pub fn list(shared: &Shared) -> Map<String, Value> {
 
 /// `:kill PID|all`: SIGTERM, then SIGKILL after a grace period, to processes
 /// started by cells (and their descendants). Returns what was done.
-pub fn kill(shared: &Shared, arg: &str) -> Result<String, String> {
+pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     let rows = rows(shared);
     let targets: Vec<&Row> = match arg.trim() {
         "all" => rows.iter().collect(),

@@ -9,7 +9,7 @@
 //! side channel ([`crate::side_channel`]) as soon as it arrives, partial lines
 //! included, and passes evcxr's control lines, whole, to evcxr's real stdout.
 
-use crate::side_channel::{Frame, SOCKET_ENV};
+use crate::side_channel::{SOCKET_ENV, SideMessage};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -22,7 +22,8 @@ use std::time::Duration;
 pub const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
 
 const MARKER: &[u8] = b"EVCXR_";
-/// A frame `forja::display` writes on the runner's stdout (JSON, one line).
+/// Starts a side-channel message that `forja::display` writes on the runner's stdout
+/// (JSON, one line).
 const FRAME_MARKER: &[u8] = forja::display::STDOUT_FRAME_MARKER.as_bytes();
 /// Longest wait at the end of a cell for the cells' stdout to be flushed.
 const FLUSH_WAIT: Duration = Duration::from_millis(50);
@@ -155,7 +156,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
     // Make this process's forja registry now, so every cell's copy of forja
     // finds it and the kernel can attach (interrupt flag, :procs).
     if let Ok((pid, registry_fd)) = forja::registry::ensure() {
-        send(&sink, &Frame::RunnerHello { pid, registry_fd });
+        send(&sink, &SideMessage::RunnerHello { pid, registry_fd });
     }
     let evcxr_out = std::fs::File::from(orig_out);
     // SAFETY: setting O_NONBLOCK on our own read ends.
@@ -179,8 +180,8 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
     Ok(())
 }
 
-fn send(sink: &Mutex<UnixStream>, frame: &Frame) {
-    let line = frame.to_line();
+fn send(sink: &Mutex<UnixStream>, message: &SideMessage) {
+    let line = message.to_line();
     if let Ok(mut s) = sink.lock() {
         let _ = s.write_all(&line);
     }
@@ -208,8 +209,8 @@ pub enum Piece {
     User(String),
     /// A whole control line for evcxr, with its newline.
     Control(Vec<u8>),
-    /// A side-channel frame written by forja (JSON, without marker and newline).
-    Frame(Vec<u8>),
+    /// A side-channel message written by forja (JSON, without marker and newline).
+    SideMessage(Vec<u8>),
 }
 
 impl Default for StdoutSplitter {
@@ -266,7 +267,7 @@ impl StdoutSplitter {
                     };
                     let line: Vec<u8> = self.pending.drain(..=nl).collect();
                     if frame == Some(i) {
-                        out.push(Piece::Frame(
+                        out.push(Piece::SideMessage(
                             line[FRAME_MARKER.len()..line.len() - 1].to_vec(),
                         ));
                         continue;
@@ -382,7 +383,7 @@ impl Pump {
             self.err_carry.drain(..cut);
             send(
                 &self.sink,
-                &Frame::Stream {
+                &SideMessage::Stream {
                     name: "stderr".into(),
                     text,
                     origin: None,
@@ -426,18 +427,18 @@ impl Pump {
 
     fn emit(&mut self, piece: Piece, stdout: &mut std::fs::File) {
         match piece {
-            Piece::Frame(json) => match serde_json::from_slice::<Frame>(&json) {
-                Ok(Frame::Flusher { addr }) if addr != 0 => {
+            Piece::SideMessage(json) => match serde_json::from_slice::<SideMessage>(&json) {
+                Ok(SideMessage::Flusher { addr }) if addr != 0 => {
                     // SAFETY: forja leaked this FlushControl in this process
                     // for the process's lifetime.
                     self.flusher = Some(unsafe { &*(addr as *const forja::display::FlushControl) });
                 }
-                Ok(frame) => send(&self.sink, &frame),
-                Err(e) => eprintln!("forja runner: bad frame on stdout: {e}"),
+                Ok(message) => send(&self.sink, &message),
+                Err(e) => eprintln!("forja runner: bad side-channel message on stdout: {e}"),
             },
             Piece::User(text) => send(
                 &self.sink,
-                &Frame::Stream {
+                &SideMessage::Stream {
                     name: "stdout".into(),
                     text,
                     origin: None,
@@ -451,9 +452,9 @@ impl Pump {
                 if line.starts_with(EXECUTION_COMPLETE) {
                     // Everything before the marker has been sent; tell the
                     // kernel so it can end the cell's output.
-                    send(&self.sink, &Frame::CellEnd);
+                    send(&self.sink, &SideMessage::CellEnd);
                 } else if line.starts_with(PANIC_NOTIFICATION) {
-                    send(&self.sink, &Frame::Panic);
+                    send(&self.sink, &SideMessage::Panic);
                 }
                 let line = protect_prompt(line);
                 let _ = self.evcxr_out.write_all(&line);

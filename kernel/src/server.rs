@@ -9,8 +9,10 @@
 use crate::comms::Comms;
 use crate::history::History;
 use crate::is_complete::is_complete;
-use crate::session::{self, InputAsk, Request, Shared};
+use crate::outcome::{CellError, Outcome};
+use crate::session::{self, InputAsk, Request};
 use crate::side_channel;
+use crate::state::SessionState;
 use crate::wire::{self, DecodeError};
 use anyhow::{Context, Result};
 use jupyter_protocol::{ConnectionInfo, JupyterMessage, JupyterMessageContent};
@@ -40,7 +42,7 @@ pub fn run(connection_file: PathBuf) -> Result<()> {
     // SAFETY: still single-threaded here.
     unsafe {
         // Call the toolchain directly rather than through rustup's proxies.
-        if let Some(path) = crate::paths::path_with_toolchain_first() {
+        if let Some(path) = crate::toolchain::path_with_toolchain_first() {
             std::env::set_var("PATH", path);
         }
         std::env::set_var("FORJA_KERNEL_PID", std::process::id().to_string());
@@ -78,18 +80,18 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
         }
     });
 
-    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+    let (messages_tx, messages_rx) = mpsc::unbounded_channel();
     let child_outputs = side_channel::ChildOutputs::default();
-    side_channel::listen(&socket_path, frames_tx.clone(), child_outputs.clone())?;
-    let shared = Arc::new(Shared::default());
+    side_channel::listen(&socket_path, messages_tx.clone(), child_outputs.clone())?;
+    let shared = Arc::new(SessionState::default());
     let (router_tx, router_rx) = mpsc::unbounded_channel();
-    crate::output::spawn(iopub_tx.clone(), shared.clone(), frames_rx, router_rx);
+    crate::output::spawn(iopub_tx.clone(), shared.clone(), messages_rx, router_rx);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     tokio::spawn(serve_stdin(stdin, input_rx));
 
     let mut config = crate::paths::session_config(workdir.join("evcxr"));
     config.child_outputs = child_outputs;
-    let session = session::spawn(config, shared.clone(), router_tx, frames_tx, input_tx);
+    let session = session::spawn(config, shared.clone(), router_tx, messages_tx, input_tx);
     crate::reaper::spawn_zombie_reaper(shared.runner_pid_handle());
 
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
@@ -258,7 +260,7 @@ async fn handle_control(
     msg: JupyterMessage,
     conn: &mut Connection<zeromq::RouterSocket>,
     iopub: &Iopub,
-    shared: &Arc<Shared>,
+    shared: &Arc<SessionState>,
     shutdown: &mpsc::UnboundedSender<()>,
 ) {
     status(iopub, &msg, "busy");
@@ -298,7 +300,7 @@ async fn handle_control(
 struct ShellState {
     iopub: Iopub,
     session: mpsc::UnboundedSender<Request>,
-    shared: Arc<Shared>,
+    shared: Arc<SessionState>,
     history: History,
     comms: Comms,
     execution_count: u64,
@@ -438,8 +440,8 @@ impl ShellState {
             cell: count,
             reply: tx,
         });
-        let outcome = rx.await.unwrap_or_else(|_| session::Outcome {
-            error: Some(session::CellError {
+        let outcome = rx.await.unwrap_or_else(|_| Outcome {
+            error: Some(CellError {
                 ename: "KernelError".into(),
                 evalue: "the Rust session stopped".into(),
                 traceback: vec![],

@@ -1,38 +1,25 @@
 //! The interpreter: one evcxr session on a thread of its own, with one
 //! method per request that needs it (execute, complete, inspect, restart).
 
+use crate::build_cache::seed::start_seed;
+use crate::build_cache::session_start;
 use crate::output::{self, CellReport};
-use crate::side_channel::Frame;
+use crate::side_channel::SideMessage;
+use crate::state::SessionState;
 use evcxr::CommandContext;
 use jupyter_protocol::JupyterMessage;
 use serde_json::{Map, Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// An error to show for a cell.
-#[derive(Debug, Clone)]
-pub struct CellError {
-    /// Error name (`CompileError`, `Panic`, `Interrupted`, ...).
-    pub ename: String,
-    /// One-line description.
-    pub evalue: String,
-    /// Readable lines (may contain ANSI colours).
-    pub traceback: Vec<String>,
-}
+pub use crate::config::Config;
+pub use crate::outcome::{CellError, Outcome};
 
-/// The result of running a cell.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// The cell's value, as a MIME bundle.
-    pub data: Option<Map<String, Value>>,
-    /// Set when the cell failed.
-    pub error: Option<CellError>,
-    /// Results of `user_expressions`.
-    pub user_expressions: Map<String, Value>,
-}
+/// The state the session shares with the other threads.
+#[deprecated(note = "renamed `forja_kernel::state::SessionState`")]
+pub type Shared = SessionState;
 
 /// An input request from a running cell, answered by the server's stdin task.
 pub struct InputAsk {
@@ -83,82 +70,19 @@ pub enum Request {
     },
 }
 
-/// State shared between the session thread and the control channel.
-#[derive(Default)]
-pub struct Shared {
-    /// The runner's pid (also its process group id), 0 before start.
-    pub runner_pid: Arc<AtomicI32>,
-    /// A cell is running.
-    pub executing: AtomicBool,
-    /// An interrupt arrived while the cell ran.
-    pub interrupted: AtomicBool,
-    /// The session finished warming up.
-    pub ready: AtomicBool,
-    /// The runner's forja registry: (runner pid, memfd fd), from its hello.
-    pub registry: std::sync::Mutex<Option<(i32, i32)>>,
-    /// Interrupts received during the running cell.
-    pub interrupts: std::sync::atomic::AtomicU32,
-    /// Number of the running (or last) cell.
-    pub cell_seq: std::sync::atomic::AtomicU64,
-    /// The runner was restarted during the running cell.
-    pub restarted: AtomicBool,
-}
-
-impl Shared {
-    /// The runner pid cell, shared with the zombie reaper.
-    pub fn runner_pid_handle(&self) -> Arc<AtomicI32> {
-        self.runner_pid.clone()
-    }
-
-    /// Restarts the runner of the running cell (evcxr starts a fresh one).
-    pub fn restart_runner(&self) {
-        self.restarted.store(true, Ordering::SeqCst);
-        self.kill_runner();
-    }
-
-    /// Kills the runner's whole process group (every process a cell started
-    /// that did not leave it), then whatever was re-parented to the kernel.
-    pub fn kill_runner(&self) {
-        let pid = self.runner_pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            crate::reaper::kill_group(pid);
-            // SAFETY: plain kill syscall.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-        crate::reaper::sweep(pid, true);
-    }
-}
-
-/// Where the session finds things.
-pub struct Config {
-    /// The child-output readers, drained at each cell's end.
-    pub child_outputs: crate::side_channel::ChildOutputs,
-    /// The forja crate to add to every session (`None`: do not add it).
-    pub forja_dir: Option<PathBuf>,
-    /// A Cargo.lock to seed evcxr's crate with, so versions match the workspace.
-    pub lockfile: Option<PathBuf>,
-    /// evcxr's crate directory.
-    pub crate_dir: PathBuf,
-    /// The prebuilt forja build to start from (`forja-kernel prebuild`, see
-    /// `build_cache`); the crate dir's parent must be the session's own.
-    pub prebuilt: Option<PathBuf>,
-}
-
 /// Starts the session thread.
 pub fn spawn(
     config: Config,
-    shared: Arc<Shared>,
+    shared: Arc<SessionState>,
     router: mpsc::UnboundedSender<output::Command>,
-    frames: mpsc::UnboundedSender<Frame>,
+    messages: mpsc::UnboundedSender<SideMessage>,
     input: mpsc::UnboundedSender<InputAsk>,
 ) -> mpsc::UnboundedSender<Request> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("forja-session".into())
         .spawn(move || {
-            let mut s = match Session::start(&config, shared.clone(), frames) {
+            let mut s = match Session::start(&config, shared.clone(), messages) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("forja-kernel: could not start evcxr: {e}");
@@ -169,7 +93,7 @@ pub fn spawn(
             // The first completion's one-off cost is paid now, not at the
             // student's first Tab — unless a request is waiting.
             if rx.is_empty() {
-                crate::build_cache::warm_up(&mut s.ctx);
+                session_start::warm_up(&mut s.ctx);
             }
             shared.ready.store(true, Ordering::SeqCst);
             s.serve(rx, router, input);
@@ -201,11 +125,11 @@ fn fail_forever(mut rx: mpsc::UnboundedReceiver<Request>, why: &str) {
 
 struct Session {
     ctx: CommandContext,
-    shared: Arc<Shared>,
+    shared: Arc<SessionState>,
     /// A start-up problem to show in the next cell's stderr.
     warning: Option<String>,
     /// Output that does not come from the runner.
-    frames: mpsc::UnboundedSender<Frame>,
+    messages: mpsc::UnboundedSender<SideMessage>,
     /// forja was added to the session.
     forja: bool,
     /// The child-output readers.
@@ -215,8 +139,8 @@ struct Session {
 impl Session {
     fn start(
         config: &Config,
-        shared: Arc<Shared>,
-        frames: mpsc::UnboundedSender<Frame>,
+        shared: Arc<SessionState>,
+        messages: mpsc::UnboundedSender<SideMessage>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.crate_dir)?;
         // (With forja, start_with_forja puts the right lock file in place.)
@@ -229,9 +153,9 @@ impl Session {
         // Start from the prebuilt forja build (see build_cache): the copy
         // must be complete before the session's first compile, which
         // already has forja.
-        let mut warning = crate::build_cache::start_seed(config).finish();
+        let mut warning = start_seed(config).finish();
         let started = match &config.forja_dir {
-            Some(dir) => crate::build_cache::start_with_forja(config, dir).map_err(|e| {
+            Some(dir) => session_start::start_with_forja(config, dir).map_err(|e| {
                 // Rust still works without forja; say why in the first cell.
                 warning = Some(format!(
                     "{}forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n",
@@ -247,11 +171,11 @@ impl Session {
         };
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
-            let frames = frames.clone();
+            let messages = messages.clone();
             #[allow(clippy::redundant_clone)]
             std::thread::spawn(move || {
                 while let Ok(line) = rx.recv() {
-                    let _ = frames.send(Frame::Stream {
+                    let _ = messages.send(SideMessage::Stream {
                         name: name.into(),
                         text: format!("{line}\n"),
                         origin: None,
@@ -265,7 +189,7 @@ impl Session {
             forja,
             child_outputs: config.child_outputs.clone(),
             warning,
-            frames,
+            messages,
         };
         s.note_runner_pid();
         Ok(s)
@@ -371,7 +295,7 @@ impl Session {
         let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
         let seen = rx.blocking_recv().unwrap_or(0);
         if let Some(w) = self.warning.take() {
-            let _ = self.frames.send(Frame::Stream {
+            let _ = self.messages.send(SideMessage::Stream {
                 name: "stderr".into(),
                 text: w,
                 origin: None,
@@ -423,7 +347,7 @@ impl Session {
         self.note_runner_pid();
         if old_runner != self.shared.runner_pid.load(Ordering::SeqCst) && self.forja {
             // A fresh runner: start its stdout flusher (nothing is re-run).
-            let _ = self.ctx.execute(crate::build_cache::FLUSHER_START);
+            let _ = self.ctx.execute(session_start::FLUSHER_START);
         }
         if interrupted {
             // Whatever the cell started is stopped; make sure of it.

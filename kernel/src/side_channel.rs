@@ -1,7 +1,7 @@
 //! The side channel from the runner (and every process it starts) to the kernel.
 //!
 //! A Unix socket named in `FORJA_KERNEL_SOCKET`. Each connection carries
-//! newline-delimited JSON [`Frame`]s: the runner's output pump sends user
+//! newline-delimited JSON [`SideMessage`]s: the runner's output pump sends user
 //! output and end-of-cell marks; `forja::display` sends displays while a cell
 //! runs. The kernel publishes them on iopub under the running cell.
 
@@ -14,13 +14,17 @@ use tokio::sync::mpsc;
 /// The environment variable naming the socket (same name as in `forja::display`).
 pub const SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
 
-/// Largest frame accepted; bigger ones are dropped with a log line.
-pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// Largest message accepted; bigger ones are dropped with a log line.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// The old name of [`MAX_MESSAGE`].
+#[deprecated(note = "renamed `MAX_MESSAGE`")]
+pub const MAX_FRAME: usize = MAX_MESSAGE;
 
 /// One message on the side channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Frame {
+pub enum SideMessage {
     /// Output on stdout or stderr, possibly a partial line.
     Stream {
         /// `stdout` or `stderr`.
@@ -86,8 +90,12 @@ pub enum Frame {
     },
 }
 
-impl Frame {
-    /// The frame as one JSON line.
+/// The old name of [`SideMessage`].
+#[deprecated(note = "renamed `SideMessage`")]
+pub type Frame = SideMessage;
+
+impl SideMessage {
+    /// The message as one JSON line.
     pub fn to_line(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).unwrap_or_default();
         v.push(b'\n');
@@ -129,8 +137,8 @@ impl ChildOutputs {
     }
 
     /// Blocks (at most `timeout`) until every reader has passed on what it
-    /// had received. Frames sent before this returns precede anything sent
-    /// after it on the frame channel.
+    /// had received. Messages sent before this returns precede anything sent
+    /// after it on the message channel.
     pub fn drain(&self, timeout: std::time::Duration) {
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         let mut asked = 0;
@@ -159,7 +167,7 @@ async fn pump_raw(
     mut pending: Vec<u8>,
     name: String,
     origin: Origin,
-    tx: &mpsc::UnboundedSender<Frame>,
+    tx: &mpsc::UnboundedSender<SideMessage>,
     mut drains: mpsc::UnboundedReceiver<DrainRequest>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -167,7 +175,7 @@ async fn pump_raw(
         if bytes.is_empty() {
             return;
         }
-        let _ = tx.send(Frame::Stream {
+        let _ = tx.send(SideMessage::Stream {
             name: name.clone(),
             text: String::from_utf8_lossy(&bytes).into_owned(),
             origin: Some(origin.clone()),
@@ -227,10 +235,10 @@ async fn pump_raw(
     send(pending);
 }
 
-/// Binds the socket and forwards every frame received to `tx`.
+/// Binds the socket and forwards every message received to `tx`.
 pub fn listen(
     path: &Path,
-    tx: mpsc::UnboundedSender<Frame>,
+    tx: mpsc::UnboundedSender<SideMessage>,
     children: ChildOutputs,
 ) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -249,11 +257,11 @@ pub fn listen(
                     line.clear();
                     match reader.read_until(b'\n', &mut line).await {
                         Ok(0) | Err(_) => break,
-                        Ok(_) if line.len() > MAX_FRAME => {
-                            eprintln!("forja-kernel: side-channel frame too large, dropped");
+                        Ok(_) if line.len() > MAX_MESSAGE => {
+                            eprintln!("forja-kernel: side-channel message too large, dropped");
                         }
-                        Ok(_) => match serde_json::from_slice::<Frame>(&line) {
-                            Ok(Frame::AttachOutput { name, pid, process }) => {
+                        Ok(_) => match serde_json::from_slice::<SideMessage>(&line) {
+                            Ok(SideMessage::AttachOutput { name, pid, process }) => {
                                 let origin = Origin { pid, process };
                                 let drains = children.add();
                                 let buffered = reader.buffer().to_vec();
@@ -261,12 +269,12 @@ pub fn listen(
                                 pump_raw(stream, buffered, name, origin, &tx, drains).await;
                                 return;
                             }
-                            Ok(frame) => {
-                                if tx.send(frame).is_err() {
+                            Ok(message) => {
+                                if tx.send(message).is_err() {
                                     return;
                                 }
                             }
-                            Err(e) => eprintln!("forja-kernel: bad side-channel frame: {e}"),
+                            Err(e) => eprintln!("forja-kernel: bad side-channel message: {e}"),
                         },
                     }
                 }
@@ -281,15 +289,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_round_trip_as_the_forja_crate_writes_them() {
-        let f: Frame = serde_json::from_str(
+    fn messages_round_trip_as_the_forja_crate_writes_them() {
+        let f: SideMessage = serde_json::from_str(
             r#"{"type":"display_data","data":{"text/html":"<b>x</b>"},"metadata":{},"display_id":"d1"}"#,
         )
         .unwrap();
-        assert!(matches!(f, Frame::DisplayData { display_id: Some(ref d), .. } if d == "d1"));
-        let line = Frame::CellEnd.to_line();
+        assert!(matches!(f, SideMessage::DisplayData { display_id: Some(ref d), .. } if d == "d1"));
+        let line = SideMessage::CellEnd.to_line();
         assert_eq!(line, b"{\"type\":\"cell_end\"}\n");
-        let c: Frame = serde_json::from_str(r#"{"type":"clear_output","wait":true}"#).unwrap();
-        assert_eq!(c, Frame::ClearOutput { wait: true });
+        let c: SideMessage =
+            serde_json::from_str(r#"{"type":"clear_output","wait":true}"#).unwrap();
+        assert_eq!(c, SideMessage::ClearOutput { wait: true });
     }
 }
