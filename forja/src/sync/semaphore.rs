@@ -5,6 +5,14 @@
 //! decrements it, `release` increments it and wakes one waiter. A semaphore
 //! has no owner, so a process dying while it holds a unit does not give the
 //! unit back (as in Python).
+//!
+//! Two ways to take a unit, as Python's `with sem:` and bare
+//! `sem.acquire()`: [`acquire`](Semaphore::acquire) returns a guard that
+//! gives the unit back when dropped (so `sem.acquire()?;` alone takes it and
+//! gives it back at once: keep the guard in a variable), and
+//! [`acquire_no_guard`](Semaphore::acquire_no_guard) keeps the unit until some
+//! process calls [`release`](Semaphore::release) — the producer/consumer
+//! pattern, where one process acquires and another releases.
 
 use super::futex::{self, Woke, deadline_after, my_pid};
 use crate::error::{Error, Result};
@@ -33,8 +41,8 @@ impl SemCore {
             waiters: AtomicU32::new(0),
             bound,
         };
-        // Safety: atomics and a constant.
         Ok(SemCore {
+            // SAFETY: atomics and a constant.
             state: unsafe { ShmBox::new(st, 0, 1)? },
         })
     }
@@ -128,7 +136,9 @@ pub struct Semaphore {
 /// assert_eq!(sem.value(), 1);
 /// ```
 #[derive(Debug)]
-#[must_use = "the unit is given back as soon as the guard is dropped"]
+#[must_use = "dropping this guard gives the unit back at once, so `sem.acquire()?;` alone \
+              holds nothing: keep it (`let _unit = sem.acquire()?;`) while you need the unit, \
+              or call acquire_no_guard() and later release()"]
 pub struct SemaphoreGuard<'a> {
     core: &'a SemCore,
 }
@@ -175,6 +185,22 @@ impl Semaphore {
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
         self.core.down(None, "acquiring a Semaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Waits for a unit and takes it without a guard: the unit stays taken
+    /// until some process calls [`release`](Semaphore::release) (Python's bare
+    /// `sem.acquire()`; for a producer that signals a consumer, or a unit
+    /// released by another process).
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(1).unwrap();
+    /// sem.acquire_no_guard().unwrap();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn acquire_no_guard(&self) -> Result<()> {
+        self.core.down(None, "acquiring a Semaphore")
     }
 
     /// Like [`acquire`](Semaphore::acquire), giving up with
@@ -261,6 +287,22 @@ impl BoundedSemaphore {
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
         self.core.down(None, "acquiring a BoundedSemaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
+    }
+
+    /// Waits for a unit and takes it without a guard: the unit stays taken
+    /// until some process calls [`release`](BoundedSemaphore::release) (Python's bare
+    /// `sem.acquire()`; for a producer that signals a consumer, or a unit
+    /// released by another process).
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(1).unwrap();
+    /// sem.acquire_no_guard().unwrap();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn acquire_no_guard(&self) -> Result<()> {
+        self.core.down(None, "acquiring a BoundedSemaphore")
     }
 
     /// Like [`acquire`](BoundedSemaphore::acquire), giving up with
