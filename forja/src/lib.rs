@@ -37,6 +37,7 @@
 
 pub mod array;
 mod codec;
+mod deadline;
 pub mod connection;
 pub mod display;
 pub mod error;

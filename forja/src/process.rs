@@ -360,7 +360,7 @@ impl Process {
     /// assert!(p.join_timeout(Duration::from_secs(10)).unwrap());
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.wait(Some(Instant::now() + timeout), "join")
+        self.wait(crate::deadline::deadline(timeout), "join")
     }
 
     fn wait(&self, deadline: Option<Instant>, what: &'static str) -> Result<bool> {

@@ -100,6 +100,77 @@ fn barrier_panicking_action_breaks_it() {
     join_all_ok(vec![other]);
 }
 
+// ---- 2. Timeouts ----
+
+/// Every `*_timeout` takes any `Duration`: `Duration::MAX` means "no
+/// deadline" instead of an overflow panic. Waits that return nothing give
+/// `Ok(bool)`; calls that return a value give it (or an `Err` on timeout).
+fn every_timeout_accepts_duration_max() {
+    let max = Duration::MAX;
+    let p = spawn(|| {});
+    assert!(p.join_timeout(max).unwrap());
+
+    let q: Queue<u8> = Queue::new().unwrap();
+    q.put_timeout(&1, max).unwrap();
+    assert_eq!(q.get_timeout(max).unwrap(), 1);
+    let jq: JoinableQueue<u8> = JoinableQueue::new().unwrap();
+    jq.put_timeout(&2, max).unwrap();
+    assert_eq!(jq.get_timeout(max).unwrap(), 2);
+    jq.task_done().unwrap();
+    assert!(jq.join_timeout(max).unwrap());
+
+    let (a, b) = Pipe::new::<u8>().unwrap();
+    a.send(&3).unwrap();
+    assert!(b.poll(max).unwrap());
+    assert_eq!(b.recv_timeout(max).unwrap(), 3);
+    let (rx, tx) = Pipe::one_way::<u8>().unwrap();
+    tx.send(&4).unwrap();
+    assert_eq!(rx.recv_timeout(max).unwrap(), 4);
+
+    drop(Lock::new().unwrap().acquire_timeout(max).unwrap());
+    drop(RLock::new().unwrap().acquire_timeout(max).unwrap());
+    drop(Semaphore::new(1).unwrap().acquire_timeout(max).unwrap());
+    drop(BoundedSemaphore::new(1).unwrap().acquire_timeout(max).unwrap());
+    let cond = Condition::new().unwrap();
+    let mut g = cond.acquire_timeout(max).unwrap();
+    assert!(g.wait_for_timeout(|| true, max).unwrap());
+    drop(g);
+    let ev = Event::new().unwrap();
+    ev.set();
+    assert!(ev.wait_timeout(max).unwrap());
+    assert_eq!(Barrier::new(1).unwrap().wait_timeout(max).unwrap(), 0);
+    let v = Value::<u8>::new(5).unwrap();
+    assert_eq!(*v.get_lock_timeout(max).unwrap(), 5);
+    let arr = Array::<u8>::zeroed(2).unwrap();
+    assert_eq!(arr.get_lock_timeout(max).unwrap().len(), 2);
+
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(|x: u8| x + 1, 1).unwrap();
+    assert!(r.wait(max).unwrap());
+    assert_eq!(r.get_timeout(max).unwrap(), 2);
+}
+
+/// The two shapes of the convention, side by side.
+fn waits_give_a_bool_and_values_an_error() {
+    let short = Duration::from_millis(5);
+    // Waits that return nothing: Ok(false) at the deadline.
+    let jq: JoinableQueue<u8> = JoinableQueue::new().unwrap();
+    jq.put(&1).unwrap();
+    assert!(!jq.join_timeout(short).unwrap());
+    assert!(!Event::new().unwrap().wait_timeout(short).unwrap());
+    let p = spawn(|| std::thread::sleep(Duration::from_secs(5)));
+    assert!(!p.join_timeout(short).unwrap());
+    p.kill().unwrap();
+    p.join().unwrap();
+    // Calls that return a value: an Err at the deadline.
+    let (a, _b) = Pipe::new::<u8>().unwrap();
+    assert!(matches!(a.recv_timeout(short), Err(Error::Timeout { .. })));
+    let sem = Semaphore::new(0).unwrap();
+    assert!(matches!(sem.acquire_timeout(short), Err(Error::Timeout { .. })));
+    let q: Queue<u8> = Queue::new().unwrap();
+    assert!(matches!(q.get_timeout(short), Err(Error::Empty { .. })));
+}
+
 // ---- 3. Semaphore ----
 
 fn semaphore_without_guard_for_producer_and_consumer() {
@@ -137,6 +208,8 @@ common::tests! {
     barrier_reset_breaks_the_current_waiters,
     barrier_action_runs_once_per_round_in_one_waiter,
     barrier_panicking_action_breaks_it,
+    every_timeout_accepts_duration_max,
+    waits_give_a_bool_and_values_an_error,
     semaphore_without_guard_for_producer_and_consumer,
     semaphore_guard_gives_the_unit_back_on_drop,
 }

@@ -344,7 +344,7 @@ impl MessageFd {
     /// Whether a message can be received without waiting (or EOF is there).
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
         registry::check_interrupt()?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::deadline(timeout);
         loop {
             if self.message_ready().is_some() || self.eof {
                 return Ok(true);
@@ -352,7 +352,7 @@ impl MessageFd {
             if self.read_some()? || self.eof {
                 continue;
             }
-            if !wait_fd(self.raw_fd(), libc::POLLIN, Some(deadline))? {
+            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
                 return Ok(false);
             }
         }

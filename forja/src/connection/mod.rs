@@ -38,7 +38,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn pid() -> i32 {
     std::process::id() as i32
@@ -244,7 +244,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
-            .recv_value(Some(Instant::now() + timeout))
+            .recv_value(crate::deadline::deadline(timeout))
     }
 }
 
@@ -333,7 +333,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
-            .recv_value(Some(Instant::now() + timeout))
+            .recv_value(crate::deadline::deadline(timeout))
     }
 }
 

@@ -4,7 +4,6 @@
 use super::pid;
 use super::ring::{HEADER, Ring};
 use crate::error::{Error, Result};
-use crate::sync::futex::deadline_after;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -182,7 +181,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(matches!(r, Err(forja::Error::Full { .. })));
     /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.put_until(item, deadline_after(timeout), false)
+        self.put_until(item, crate::deadline::deadline(timeout), false)
     }
 
     /// Puts `item` only if there is room right now, else [`Error::Full`].
@@ -215,7 +214,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(matches!(r, Err(forja::Error::Empty { .. })));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_until(deadline_after(timeout))
+        self.get_until(crate::deadline::deadline(timeout))
     }
 
     /// Takes an item only if one is there right now, else [`Error::Empty`].

@@ -8,7 +8,7 @@
 //! [`reset`](Barrier::reset). `reset` also breaks the round in progress (its
 //! waiters get the error) and leaves the barrier ready for new rounds.
 
-use super::futex::{self, Woke, deadline_after, my_pid};
+use super::futex::{self, Woke, my_pid};
 use super::raw_lock::LockWord;
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -239,7 +239,7 @@ impl Barrier {
     /// assert!(b.broken());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
-        self.wait_until(deadline_after(timeout))
+        self.wait_until(crate::deadline::deadline(timeout))
     }
 
     /// Breaks the barrier: current and later waiters get

@@ -14,7 +14,7 @@
 //! process calls [`release`](Semaphore::release) — the producer/consumer
 //! pattern, where one process acquires and another releases.
 
-use super::futex::{self, Woke, deadline_after, my_pid};
+use super::futex::{self, Woke, my_pid};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -213,7 +213,7 @@ impl Semaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.core
-            .down(deadline_after(timeout), "acquiring a Semaphore")?;
+            .down(crate::deadline::deadline(timeout), "acquiring a Semaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
     }
 
@@ -314,7 +314,7 @@ impl BoundedSemaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.core
-            .down(deadline_after(timeout), "acquiring a BoundedSemaphore")?;
+            .down(crate::deadline::deadline(timeout), "acquiring a BoundedSemaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
     }
 
