@@ -202,6 +202,46 @@ fn semaphore_guard_gives_the_unit_back_on_drop() {
     assert_eq!(sem.value(), 1);
 }
 
+// ---- 4. Queue::close ----
+
+fn queue_close_stops_this_process_puts_only() {
+    let q: Queue<u8> = Queue::new().unwrap();
+    q.put(&1).unwrap();
+    q.close();
+    assert!(q.is_closed());
+    assert!(q.clone().is_closed(), "clones in this process share the close");
+    assert!(matches!(q.put(&2), Err(Error::QueueClosed { .. })));
+    assert!(matches!(q.try_put(&2), Err(Error::QueueClosed { .. })));
+    // A child forked after the close has an open handle (Python resets
+    // `_closed` after a fork), and its puts reach this process.
+    let q2 = q.clone();
+    let child = spawn(move || {
+        assert!(!q2.is_closed());
+        q2.put(&3).unwrap();
+        q2.close();
+        assert!(q2.put(&4).is_err());
+    });
+    join_all_ok(vec![child]);
+    // get keeps working in the closing process (see Queue::close).
+    let mut got = vec![q.get().unwrap(), q.get().unwrap()];
+    got.sort();
+    assert_eq!(got, vec![1, 3]);
+    assert!(q.try_get().is_err());
+}
+
+fn closing_in_a_child_does_not_close_the_parent() {
+    let q: JoinableQueue<u8> = JoinableQueue::new().unwrap();
+    let q2 = q.clone();
+    join_all_ok(vec![spawn(move || q2.close())]);
+    assert!(!q.is_closed());
+    q.put(&7).unwrap();
+    assert_eq!(q.get().unwrap(), 7);
+    q.task_done().unwrap();
+    let sq: SimpleQueue<u8> = SimpleQueue::new().unwrap();
+    sq.close();
+    assert!(sq.put(&1).is_err());
+}
+
 // Each test runs in a process of its own, under cargo test too (common/harness.rs).
 mod common;
 common::tests! {
@@ -212,4 +252,6 @@ common::tests! {
     waits_give_a_bool_and_values_an_error,
     semaphore_without_guard_for_producer_and_consumer,
     semaphore_guard_gives_the_unit_back_on_drop,
+    queue_close_stops_this_process_puts_only,
+    closing_in_a_child_does_not_close_the_parent,
 }

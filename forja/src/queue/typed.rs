@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Bytes in a queue's ring buffer.
@@ -44,7 +44,11 @@ fn codec_error(action: &'static str, e: postcard::Error) -> Error {
 /// ```
 pub struct Queue<T> {
     pub(super) ring: Ring,
-    closed: Arc<AtomicBool>,
+    /// The pid of the process that called `close` on this handle (0: none).
+    /// A pid, not a flag: a child forked after its parent closed the queue
+    /// has a different pid, so its handle is open, as in Python (whose
+    /// queues reset `_closed` after a fork).
+    closed_by: Arc<AtomicI32>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -52,7 +56,7 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             ring: self.ring.clone(),
-            closed: self.closed.clone(),
+            closed_by: self.closed_by.clone(),
             _t: PhantomData,
         }
     }
@@ -106,7 +110,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn build(maxsize: u64, bytes: usize) -> Result<Queue<T>> {
         Ok(Queue {
             ring: Ring::new(maxsize, bytes)?,
-            closed: Arc::new(AtomicBool::new(false)),
+            closed_by: Arc::new(AtomicI32::new(0)),
             _t: PhantomData,
         })
     }
@@ -118,7 +122,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         joinable: bool,
     ) -> Result<()> {
         crate::interrupt::check()?;
-        if self.closed.load(Ordering::Relaxed) {
+        if self.is_closed() {
             return Err(Error::QueueClosed { pid: pid() });
         }
         // A frame is the item's length (8 bytes) and its encoding, built in
@@ -270,9 +274,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Declares that this process will put no more items through this handle
-    /// (and its clones): a later `put` is [`Error::QueueClosed`]. Other
-    /// processes are not affected and items already put stay available, as in
-    /// Python.
+    /// (and its clones), as Python's `close()`: a later `put` here is
+    /// [`Error::QueueClosed`].
+    ///
+    /// - Only this process is affected: other processes keep putting and
+    ///   getting, and a child forked later starts with an open handle (as in
+    ///   Python).
+    /// - Items already put stay in the queue for whoever gets them.
+    /// - `get` keeps working in this process. Python (3.8 and later) raises
+    ///   `ValueError: Queue is closed` for a `get` after `close` in the same
+    ///   process; forja lets it read, because there is no reader to close
+    ///   here (no pipe, no feeder thread: the items are in shared memory).
     ///
     /// ```
     /// let q = forja::Queue::new().unwrap();
@@ -282,10 +294,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(q.get().unwrap(), 1);
     /// ```
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.closed_by.store(pid(), Ordering::Relaxed);
     }
 
-    /// Whether [`close`](Queue::close) was called on this handle (or a clone).
+    /// Whether this process called [`close`](Queue::close) on this handle
+    /// (or a clone).
     ///
     /// ```
     /// let q = forja::Queue::<u8>::new().unwrap();
@@ -294,6 +307,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(q.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.closed_by.load(Ordering::Relaxed) == pid()
     }
 }
