@@ -37,6 +37,7 @@
 
 pub mod array;
 mod codec;
+mod cpu;
 mod deadline;
 pub mod connection;
 pub mod display;
@@ -62,6 +63,7 @@ pub use interrupt::sleep;
 pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 pub use process::{
     Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+    process_cpu_count,
 };
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shm::Shareable;
@@ -83,6 +85,7 @@ pub mod prelude {
     pub use crate::pool::{AsyncResult, Pool};
     pub use crate::process::{
         Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+        process_cpu_count,
     };
     pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
     pub use crate::shm::Shareable;

@@ -1,6 +1,7 @@
 //! [`Process`]: run a closure in a child process made with `fork`, like
 //! Python's `multiprocessing.Process`; plus [`current_process`],
-//! [`parent_process`], [`active_children`], [`cpu_count`] and [`exit`].
+//! [`parent_process`], [`active_children`] and [`exit`] (and, from their
+//! own module, [`cpu_count`] and [`process_cpu_count`]).
 //!
 //! The child is a copy of the parent at the moment of `start()`: it sees
 //! every variable the closure captured (and everything else) as it was then.
@@ -48,6 +49,7 @@ use crate::fork::{self, ChildSetup, fork_child, pidfd_open};
 // still imports them from this module.
 
 use crate::registry::{self, Registry, STATUS_UNKNOWN};
+pub use crate::cpu::{cpu_count, process_cpu_count};
 use std::fmt;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -673,16 +675,4 @@ pub fn active_children() -> Vec<ProcessInfo> {
             daemon: c.daemon,
         })
         .collect()
-}
-
-/// How many CPUs this process may use (what `Pool::new` defaults to). Like
-/// `os.process_cpu_count()`: it honours CPU affinity and cgroup limits.
-///
-/// ```
-/// assert!(forja::cpu_count() >= 1);
-/// ```
-pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }

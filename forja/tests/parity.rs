@@ -242,6 +242,31 @@ fn closing_in_a_child_does_not_close_the_parent() {
     assert!(sq.put(&1).is_err());
 }
 
+// ---- 5. CPU counts ----
+
+fn process_cpu_count_follows_the_affinity_mask() {
+    let all = cpu_count();
+    assert!(all >= 1);
+    assert!(process_cpu_count() <= all);
+    let child = spawn(move || {
+        // SAFETY: a zeroed cpu_set_t is empty; CPU 0 is set in it, then
+        // this process (pid 0) is pinned to it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+                0
+            );
+        }
+        assert_eq!(process_cpu_count(), 1);
+        assert_eq!(cpu_count(), all, "cpu_count counts every CPU");
+        // A pool's default size follows it.
+        assert_eq!(Pool::with_cpus().unwrap().size(), 1);
+    });
+    join_all_ok(vec![child]);
+}
+
 // Each test runs in a process of its own, under cargo test too (common/harness.rs).
 mod common;
 common::tests! {
@@ -254,4 +279,5 @@ common::tests! {
     semaphore_guard_gives_the_unit_back_on_drop,
     queue_close_stops_this_process_puts_only,
     closing_in_a_child_does_not_close_the_parent,
+    process_cpu_count_follows_the_affinity_mask,
 }
