@@ -267,6 +267,52 @@ fn process_cpu_count_follows_the_affinity_mask() {
     join_all_ok(vec![child]);
 }
 
+// ---- 7. The codec ----
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+#[serde(untagged)]
+enum Untagged {
+    Number(u32),
+    Text(String),
+}
+
+fn unsupported_serde_features_are_named_in_the_error() {
+    let (a, b) = Pipe::new::<Untagged>().unwrap();
+    a.send(&Untagged::Number(1)).unwrap();
+    let e = b.recv().unwrap_err();
+    assert!(matches!(e, Error::Message { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("untagged") && text.contains("flatten"), "{text}");
+    // A plain type mismatch says so.
+    let (a, b) = Pipe::new::<String>().unwrap();
+    a.send_bytes(&[200]).unwrap();
+    let text = b.recv().unwrap_err().to_string();
+    assert!(text.contains("same message type"), "{text}");
+}
+
+fn a_peer_naming_a_huge_frame_gets_an_error() {
+    use std::os::fd::AsRawFd;
+    let (a, b) = Pipe::new::<Vec<u8>>().unwrap();
+    // A bad peer: a header claiming 2^62 bytes, written raw.
+    let header = (1u64 << 62).to_le_bytes();
+    // SAFETY: writing 8 bytes from a live array to an open socket.
+    let n = unsafe { libc::write(a.as_raw_fd(), header.as_ptr().cast(), header.len()) };
+    assert_eq!(n, 8);
+    let r = b.recv();
+    assert!(matches!(r, Err(Error::MessageTooLarge { .. })), "{r:?}");
+    // Limits are checked when set.
+    let (a, b) = Pipe::new::<Vec<u8>>().unwrap();
+    assert!(matches!(
+        b.with_max_message_bytes(0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(a.with_max_message_bytes(u64::MAX).is_err());
+    let (rx, tx) = Pipe::one_way::<Vec<u8>>().unwrap();
+    let rx = rx.with_max_message_bytes(1 << 20).unwrap();
+    tx.send(&vec![1; 1000]).unwrap();
+    assert_eq!(rx.recv().unwrap().len(), 1000);
+}
+
 // Each test runs in a process of its own, under cargo test too (common/harness.rs).
 mod common;
 common::tests! {
@@ -280,4 +326,6 @@ common::tests! {
     queue_close_stops_this_process_puts_only,
     closing_in_a_child_does_not_close_the_parent,
     process_cpu_count_follows_the_affinity_mask,
+    unsupported_serde_features_are_named_in_the_error,
+    a_peer_naming_a_huge_frame_gets_an_error,
 }

@@ -21,15 +21,6 @@ thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn codec_error(action: &'static str, e: postcard::Error) -> Error {
-    Error::Message {
-        action,
-        what: "a queue",
-        pid: pid(),
-        message: e.to_string(),
-    }
-}
-
 /// A multi-producer, multi-consumer queue shared by processes forked after
 /// it was made.
 ///
@@ -140,13 +131,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let mut buf = buf.borrow_mut();
                 buf.clear();
                 buf.extend_from_slice(&[0; HEADER as usize]);
-                let mut frame = postcard::to_extend(item, std::mem::take(&mut *buf))
-                    .map_err(|e| codec_error("encode", e))?;
-                let n = (frame.len() - HEADER as usize) as u64;
-                frame[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
-                let r = self.ring.put_frame(&frame, deadline, joinable);
-                *buf = frame;
-                r
+                crate::codec::encode_into(&mut buf, item, "a queue")?;
+                let n = (buf.len() - HEADER as usize) as u64;
+                buf[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
+                self.ring.put_frame(&buf, deadline, joinable)
             })?,
         };
         if done {
@@ -159,9 +147,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         crate::interrupt::check()?;
         self.ring
-            .get_with(deadline, |bytes| {
-                postcard::from_bytes(bytes).map_err(|e| codec_error("decode", e))
-            })?
+            .get_with(deadline, |bytes| crate::codec::decode(bytes, "a queue"))?
             .ok_or(Error::Empty { pid: pid() })
     }
 
