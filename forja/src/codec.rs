@@ -108,9 +108,13 @@ mod tests {
 
     #[test]
     fn decode_errors_name_the_likely_cause() {
-        let e = decode::<(u64, String)>(&[1], "a test").unwrap_err().to_string();
+        let e = decode::<(u64, String)>(&[1], "a test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("same message type"), "{e}");
-        let e = decode::<serde_json::Value>(&[1], "a test").unwrap_err().to_string();
+        let e = decode::<serde_json::Value>(&[1], "a test")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("untagged"), "{e}");
     }
 }

@@ -62,6 +62,9 @@ mod tests {
                 }
             }
         }
-        assert!(missing.is_empty(), "not in README's Timeouts table: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "not in README's Timeouts table: {missing:?}"
+        );
     }
 }

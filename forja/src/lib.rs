@@ -37,9 +37,9 @@
 
 pub mod array;
 mod codec;
+pub mod connection;
 mod cpu;
 mod deadline;
-pub mod connection;
 pub mod display;
 pub mod error;
 mod fork;

@@ -95,7 +95,10 @@ fn barrier_panicking_action_breaks_it() {
     });
     wait_until_waiting(&barrier, 1);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| barrier.wait()));
-    assert!(r.is_err(), "the panic reaches the waiter that ran the action");
+    assert!(
+        r.is_err(),
+        "the panic reaches the waiter that ran the action"
+    );
     assert!(barrier.broken());
     join_all_ok(vec![other]);
 }
@@ -130,7 +133,12 @@ fn every_timeout_accepts_duration_max() {
     drop(Lock::new().unwrap().acquire_timeout(max).unwrap());
     drop(RLock::new().unwrap().acquire_timeout(max).unwrap());
     drop(Semaphore::new(1).unwrap().acquire_timeout(max).unwrap());
-    drop(BoundedSemaphore::new(1).unwrap().acquire_timeout(max).unwrap());
+    drop(
+        BoundedSemaphore::new(1)
+            .unwrap()
+            .acquire_timeout(max)
+            .unwrap(),
+    );
     let cond = Condition::new().unwrap();
     let mut g = cond.acquire_timeout(max).unwrap();
     assert!(g.wait_for_timeout(|| true, max).unwrap());
@@ -166,7 +174,10 @@ fn waits_give_a_bool_and_values_an_error() {
     let (a, _b) = Pipe::new::<u8>().unwrap();
     assert!(matches!(a.recv_timeout(short), Err(Error::Timeout { .. })));
     let sem = Semaphore::new(0).unwrap();
-    assert!(matches!(sem.acquire_timeout(short), Err(Error::Timeout { .. })));
+    assert!(matches!(
+        sem.acquire_timeout(short),
+        Err(Error::Timeout { .. })
+    ));
     let q: Queue<u8> = Queue::new().unwrap();
     assert!(matches!(q.get_timeout(short), Err(Error::Empty { .. })));
 }
@@ -209,7 +220,10 @@ fn queue_close_stops_this_process_puts_only() {
     q.put(&1).unwrap();
     q.close();
     assert!(q.is_closed());
-    assert!(q.clone().is_closed(), "clones in this process share the close");
+    assert!(
+        q.clone().is_closed(),
+        "clones in this process share the close"
+    );
     assert!(matches!(q.put(&2), Err(Error::QueueClosed { .. })));
     assert!(matches!(q.try_put(&2), Err(Error::QueueClosed { .. })));
     // A child forked after the close has an open handle (Python resets
@@ -267,6 +281,118 @@ fn process_cpu_count_follows_the_affinity_mask() {
     join_all_ok(vec![child]);
 }
 
+// ---- 6. Exit and daemons ----
+
+/// Where the helper programs below write their children's pids.
+const PIDS_FILE: &str = "FORJA_PARITY_PIDS_FILE";
+
+/// Not a test: run by [`run_helper`] as a program of its own. Its main
+/// process starts a daemon (60 s) and a non-daemon (300 ms), writes their
+/// pids and returns, so the program exits normally.
+fn helper_main_returns_with_children() {
+    let daemon = Process::new(|| std::thread::sleep(Duration::from_secs(60))).daemon(true);
+    let normal = Process::new(|| std::thread::sleep(Duration::from_millis(300)));
+    daemon.start().unwrap();
+    normal.start().unwrap();
+    let path = std::env::var(PIDS_FILE).unwrap();
+    let pids = format!("{} {}", daemon.pid().unwrap(), normal.pid().unwrap());
+    std::fs::write(path, pids).unwrap();
+    // Dropping the handles does not wait; the program's exit does.
+}
+
+/// Runs `helper` in a fresh process of this test binary (with `env`), and
+/// returns how long it took and the (daemon, non-daemon) pids it wrote.
+fn run_helper(helper: &str, env: &[(&str, String)]) -> (Duration, i32, i32) {
+    let file = std::env::temp_dir().join(format!("forja-parity-{}", std::process::id()));
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([helper, "--exact", "--include-ignored", "--test-threads=1"])
+        .env("FORJA_TEST_ONE_PROCESS", "1")
+        .env(PIDS_FILE, &file)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{helper}: {status}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let mut pids = text.split_whitespace().map(|p| p.parse::<i32>().unwrap());
+    (took, pids.next().unwrap(), pids.next().unwrap())
+}
+
+fn gone(pid: i32) -> bool {
+    common::wait_for(|| common::gone_or_zombie(pid), Duration::from_secs(10))
+}
+
+fn a_program_that_exits_joins_children_and_terminates_daemons() {
+    let (took, daemon, normal) = run_helper("helper_main_returns_with_children", &[]);
+    assert!(
+        took >= Duration::from_millis(300),
+        "exit did not wait: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "the daemon was not terminated"
+    );
+    assert!(common::gone_or_zombie(normal), "the non-daemon was joined");
+    assert!(gone(daemon), "the daemon was terminated");
+}
+
+fn under_the_kernel_children_die_with_the_program() {
+    // FORJA_KERNEL_PID marks "under the kernel"; any live pid will do here.
+    let me = std::process::id().to_string();
+    let (took, daemon, normal) = run_helper(
+        "helper_main_returns_with_children",
+        &[("FORJA_KERNEL_PID", me)],
+    );
+    assert!(took < Duration::from_secs(30));
+    assert!(
+        gone(normal),
+        "the kernel's death signal killed the non-daemon"
+    );
+    assert!(gone(daemon));
+}
+
+fn a_child_that_returns_joins_its_own_children() {
+    let (rx, tx) = Pipe::one_way::<i32>().unwrap();
+    let middle = spawn(move || {
+        let n = Process::new(|| std::thread::sleep(Duration::from_millis(300)));
+        n.start().unwrap();
+        tx.send(&n.pid().unwrap()).unwrap();
+    });
+    let started = std::time::Instant::now();
+    let grandchild = rx.recv().unwrap();
+    join_all_ok(vec![middle]);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(common::gone_or_zombie(grandchild));
+}
+
+fn a_killed_parent_leaves_its_non_daemon_running() {
+    let (rx, tx) = Pipe::one_way::<(i32, i32)>().unwrap();
+    let middle = spawn(move || {
+        let d = Process::new(|| std::thread::sleep(Duration::from_secs(60))).daemon(true);
+        let n = Process::new(|| std::thread::sleep(Duration::from_secs(60)));
+        d.start().unwrap();
+        n.start().unwrap();
+        tx.send(&(d.pid().unwrap(), n.pid().unwrap())).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let (daemon, normal) = rx.recv().unwrap();
+    middle.kill().unwrap();
+    middle.join().unwrap();
+    assert!(
+        gone(daemon),
+        "a daemon dies with its parent (PR_SET_PDEATHSIG)"
+    );
+    assert!(
+        !common::gone_or_zombie(normal),
+        "a non-daemon outlives a killed parent"
+    );
+    // SAFETY: signalling the orphan this test made.
+    unsafe { libc::kill(normal, libc::SIGKILL) };
+}
+
 // ---- 7. The codec ----
 
 #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
@@ -282,7 +408,10 @@ fn unsupported_serde_features_are_named_in_the_error() {
     let e = b.recv().unwrap_err();
     assert!(matches!(e, Error::Message { .. }), "{e:?}");
     let text = e.to_string();
-    assert!(text.contains("untagged") && text.contains("flatten"), "{text}");
+    assert!(
+        text.contains("untagged") && text.contains("flatten"),
+        "{text}"
+    );
     // A plain type mismatch says so.
     let (a, b) = Pipe::new::<String>().unwrap();
     a.send_bytes(&[200]).unwrap();
@@ -326,6 +455,11 @@ common::tests! {
     queue_close_stops_this_process_puts_only,
     closing_in_a_child_does_not_close_the_parent,
     process_cpu_count_follows_the_affinity_mask,
+    #[ignore] helper_main_returns_with_children,
+    a_program_that_exits_joins_children_and_terminates_daemons,
+    under_the_kernel_children_die_with_the_program,
+    a_child_that_returns_joins_its_own_children,
+    a_killed_parent_leaves_its_non_daemon_running,
     unsupported_serde_features_are_named_in_the_error,
     a_peer_naming_a_huge_frame_gets_an_error,
 }

@@ -437,7 +437,10 @@ mod tests {
         assert_eq!(r, 0);
         // SAFETY: fresh fds.
         let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        (MessageFd::new(a, true).unwrap(), MessageFd::new(b, true).unwrap())
+        (
+            MessageFd::new(a, true).unwrap(),
+            MessageFd::new(b, true).unwrap(),
+        )
     }
 
     struct Fails;
@@ -476,7 +479,17 @@ mod tests {
         a.wbuf()[at..at + HEADER].copy_from_slice(&u64::MAX.to_le_bytes());
         a.flush().unwrap();
         let r = b.recv_bytes(None);
-        assert!(matches!(r, Err(Error::MessageTooLarge { len: u64::MAX, max: 1024, .. })), "{r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(Error::MessageTooLarge {
+                    len: u64::MAX,
+                    max: 1024,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
         assert!(b.poll(Duration::ZERO).is_err());
     }
 

@@ -33,8 +33,8 @@
 
 mod message_fd;
 
-pub(crate) use message_fd::MessageFd;
 use message_fd::DEFAULT_MAX_MESSAGE;
+pub(crate) use message_fd::MessageFd;
 
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -74,9 +74,7 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         let deadline = crate::deadline::deadline(timeout);
-        if !wait_until(&self.shared, deadline, |inner| {
-            job_done(inner, self.job)
-        })? {
+        if !wait_until(&self.shared, deadline, |inner| job_done(inner, self.job))? {
             return Err(Error::Timeout {
                 what: "waiting for a pool result",
                 pid: getpid(),

@@ -464,7 +464,9 @@ impl PoolInner {
         let deadline = crate::deadline::deadline(grace);
         let workers = std::mem::take(&mut self.workers);
         for w in &workers {
-            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if reap_soon(w.slot, w.pid, left).is_none() {
                 // SAFETY: as above; SIGKILL cannot be ignored.
                 unsafe { libc::kill(w.pid, libc::SIGKILL) };

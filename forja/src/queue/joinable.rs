@@ -90,7 +90,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.put_timeout(&1u8, std::time::Duration::from_millis(5)).unwrap();
     /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.queue.put_until(item, crate::deadline::deadline(timeout), true)
+        self.queue
+            .put_until(item, crate::deadline::deadline(timeout), true)
     }
 
     /// Puts `item` only if there is room right now, else [`Error::Full`].

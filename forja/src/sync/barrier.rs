@@ -123,10 +123,7 @@ impl Barrier {
     /// b.wait().unwrap();
     /// assert_eq!(rounds.load().unwrap(), 2);
     /// ```
-    pub fn with_action(
-        parties: u32,
-        action: impl Fn() + Send + Sync + 'static,
-    ) -> Result<Barrier> {
+    pub fn with_action(parties: u32, action: impl Fn() + Send + Sync + 'static) -> Result<Barrier> {
         let mut b = Barrier::new(parties)?;
         b.action = Some(Arc::new(action));
         Ok(b)

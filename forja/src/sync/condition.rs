@@ -130,7 +130,13 @@ impl Condition {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
-        lock_or_report(self.lock.word(), me, crate::deadline::deadline(timeout), WHAT, HINT)?;
+        lock_or_report(
+            self.lock.word(),
+            me,
+            crate::deadline::deadline(timeout),
+            WHAT,
+            HINT,
+        )?;
         Ok(ConditionGuard::new(self, me))
     }
 

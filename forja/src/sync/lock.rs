@@ -150,7 +150,13 @@ impl Lock {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         let me = guard_id();
-        lock_or_report(&self.word, me, crate::deadline::deadline(timeout), WHAT, HINT)?;
+        lock_or_report(
+            &self.word,
+            me,
+            crate::deadline::deadline(timeout),
+            WHAT,
+            HINT,
+        )?;
         Ok(LockGuard::new(self, me))
     }
 

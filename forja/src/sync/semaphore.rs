@@ -313,8 +313,10 @@ impl BoundedSemaphore {
     /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(5)).is_err());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
-        self.core
-            .down(crate::deadline::deadline(timeout), "acquiring a BoundedSemaphore")?;
+        self.core.down(
+            crate::deadline::deadline(timeout),
+            "acquiring a BoundedSemaphore",
+        )?;
         Ok(SemaphoreGuard { core: &self.core })
     }
 
