@@ -19,7 +19,7 @@ fn slow_square(x: u64) -> u64 {
 }
 
 fn main() -> forja::Result<()> {
-    let pool = Pool::new(cpu_count())?;
+    let pool = Pool::new(process_cpu_count())?;
     println!(
         "a pool of {} workers: {:?}",
         pool.size(),

@@ -78,6 +78,10 @@ fn main() -> forja::Result<()> {
     looper.terminate()?;
     looper.join()?;
     println!("after terminate: exit code {:?}", looper.exitcode());
-    println!("this machine has {} CPUs", cpu_count());
+    println!(
+        "this machine has {} CPUs; this process may use {}",
+        cpu_count(),
+        process_cpu_count()
+    );
     Ok(())
 }

@@ -17,7 +17,6 @@
 
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
-use crate::sync::futex::deadline_after;
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -224,7 +223,7 @@ impl<T: Shareable> Array<T> {
     /// # drop(g);
     /// ```
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
-        self.guard_until(deadline_after(timeout))
+        self.guard_until(crate::deadline::deadline(timeout))
     }
 
     /// After [`Error::LockOwnerDied`], takes the lock whose holder died and

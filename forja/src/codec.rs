@@ -5,38 +5,116 @@
 //! straight onto the end of an existing buffer, so a pipe message is built
 //! in one reused `Vec` (length prefix and payload) and written with one
 //! system call. Integers are varints, so small messages stay small.
+//!
+//! Its price: postcard is not self-describing (the bytes carry no field
+//! names or types), so serde features that must look at the data to decide
+//! what it is (`#[serde(untagged)]`, `#[serde(flatten)]`,
+//! `serde_json::Value`, `deserialize_any`) are not supported, and a
+//! different message type on the two ends is only noticed when the bytes
+//! run out or are invalid. [`message_error`] says which of these is likely.
 
 use crate::error::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Appends the encoding of `value` to `buf`.
+/// Lets postcard append to a borrowed `Vec`, so a failed encode leaves the
+/// buffer (and whatever it already held) in place.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.0.extend(bytes)
+    }
+}
+
+/// Appends the encoding of `value` to `buf`. On failure `buf` is as it was:
+/// bytes already in it (say, the rest of a message whose sending was
+/// interrupted) are kept, so the next message is not lost or garbled.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     buf: &mut Vec<u8>,
     value: &T,
     what: &'static str,
 ) -> Result<()> {
-    let taken = std::mem::take(buf);
-    match postcard::to_extend(value, taken) {
-        Ok(v) => {
-            *buf = v;
-            Ok(())
+    let before = buf.len();
+    match postcard::to_extend(value, Append(buf)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            buf.truncate(before);
+            Err(message_error("encode", what, &e))
         }
-        Err(e) => Err(Error::Message {
-            action: "encode",
-            what,
-            pid: crate::os::pid(),
-            message: e.to_string(),
-        }),
     }
 }
 
 /// Decodes one value from `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Message {
-        action: "decode",
+    postcard::from_bytes(bytes).map_err(|e| message_error("decode", what, &e))
+}
+
+/// The [`Error::Message`] for a postcard error, naming its likely cause.
+pub(crate) fn message_error(
+    action: &'static str,
+    what: &'static str,
+    e: &postcard::Error,
+) -> Error {
+    use postcard::Error as P;
+    let hint = match e {
+        P::WontImplement | P::NotYetImplemented => {
+            "the type uses a serde feature that postcard, forja's compact format, cannot \
+             support because it is not self-describing: #[serde(untagged)], \
+             #[serde(flatten)], serde_json::Value or another type that needs \
+             deserialize_any; use a plain struct or an externally tagged enum"
+        }
+        P::SerdeSerCustom | P::SerdeDeCustom => {
+            "the type's own Serialize/Deserialize code reported this error (a custom impl, \
+             or a serde attribute such as #[serde(try_from)])"
+        }
+        P::SerializeSeqLengthUnknown => {
+            "a sequence without a known length (an iterator serialized with \
+             collect_seq): collect it into a Vec first"
+        }
+        _ if action == "decode" => {
+            "the bytes do not fit the expected type: check that both ends use the same \
+             message type (postcard does not store types, so a mismatch shows up as \
+             running out of bytes or invalid ones)"
+        }
+        _ => "check the message type",
+    };
+    Error::Message {
+        action,
         what,
         pid: crate::os::pid(),
-        message: e.to_string(),
-    })
+        message: format!("{e}; {hint}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_encode_keeps_what_the_buffer_held() {
+        struct Fails;
+        impl Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let mut buf = vec![1, 2, 3];
+        assert!(encode_into(&mut buf, &Fails, "a test").is_err());
+        assert_eq!(buf, [1, 2, 3]);
+        encode_into(&mut buf, &7u8, "a test").unwrap();
+        assert_eq!(buf, [1, 2, 3, 7]);
+    }
+
+    #[test]
+    fn decode_errors_name_the_likely_cause() {
+        let e = decode::<(u64, String)>(&[1], "a test")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("same message type"), "{e}");
+        let e = decode::<serde_json::Value>(&[1], "a test")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("untagged"), "{e}");
+    }
 }

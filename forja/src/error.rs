@@ -169,10 +169,7 @@ pub enum Error {
         pid: i32,
     },
     /// A message could not be encoded or decoded.
-    #[error(
-        "could not {action} a message for {what} in process {pid}: {message}; check that \
-         both ends use the same message type"
-    )]
+    #[error("could not {action} a message for {what} in process {pid}: {message}")]
     Message {
         /// "encode" or "decode".
         action: &'static str,
@@ -180,8 +177,25 @@ pub enum Error {
         what: &'static str,
         /// The calling process.
         pid: i32,
-        /// What the serializer said.
+        /// What the serializer said, and its likely cause.
         message: String,
+    },
+    /// A pipe end received a message header naming more bytes than its
+    /// limit (`with_max_message_bytes`).
+    #[error(
+        "process {pid} received a message of {len} bytes on a pipe whose limit is {max} \
+         bytes, so it was refused instead of allocating that much: either the sender sent \
+         a larger message than this end accepts (raise the limit with \
+         .with_max_message_bytes(n) on the receiving end), or something other than forja \
+         wrote to the pipe. This end cannot receive any more messages"
+    )]
+    MessageTooLarge {
+        /// The length the header announced.
+        len: u64,
+        /// This end's limit.
+        max: u64,
+        /// The receiving process.
+        pid: i32,
     },
     /// The process registry could not be made or found.
     #[error("the forja process registry is unusable in process {pid}: {message}")]
@@ -343,11 +357,5 @@ impl Error {
             pid: crate::os::pid(),
             source: source.into(),
         }
-    }
-}
-
-impl From<nix::Error> for Error {
-    fn from(e: nix::Error) -> Self {
-        Error::os("a system call", io::Error::from(e))
     }
 }

@@ -1,7 +1,8 @@
 //! Fork mechanics apart from the [`Process`](crate::Process) object (as
 //! CPython's `popen_fork.py`): the fork itself, what the child does before it
 //! runs its body (identity, death signal, signals, stdin, panic hook, which
-//! inherited pipe ends to close), how a child ends, and pidfds.
+//! inherited pipe ends to close), how a child ends — and what happens to a
+//! process's own children when it ends — and pidfds.
 //!
 //! Used by `Process::start` and by the pool's workers.
 
@@ -93,6 +94,9 @@ where
         exit_child(body())
     }
     crate::timeline::process_started(fork_record, pid, setup.name);
+    if !plan.under_kernel() {
+        finish_children_at_exit();
+    }
     drop(body);
     if let Some((r, w)) = sync {
         drop(r);
@@ -235,13 +239,68 @@ pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     None
 }
 
-/// Ends a forja child with `code`: records its exit on the timeline, flushes
-/// stdout and stderr and `_exit`s, so none of the parent's exit handlers or
-/// destructors run in it.
+/// Ends a forja child with `code`: finishes its own children (as Python's
+/// `_exit_function`, see [`finish_children`]), records its exit on the
+/// timeline, flushes stdout and stderr and `_exit`s, so none of the parent's
+/// exit handlers or destructors run in it.
 pub(crate) fn exit_child(code: i32) -> ! {
+    finish_children();
     crate::timeline::process_exiting(code);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: ends the child without running the parent's exit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// What a process does with its children when it ends normally, as Python's
+/// `multiprocessing.util._exit_function`: daemons (and pool workers, which
+/// are daemons in Python too) get SIGTERM, then every child is waited for.
+/// A child that never ends makes this wait forever, as in Python; an
+/// interrupt (under the kernel) stops the wait, and the kernel's death
+/// signal then kills what is left.
+pub(crate) fn finish_children() {
+    let Some(reg) = Registry::existing() else {
+        return; // this process never started a child
+    };
+    reg.reap_all();
+    for c in reg.children() {
+        if c.state == registry::ChildState::Running && (c.daemon || c.pool_worker) {
+            // SAFETY: kill on our own unreaped child (its pid is still its own).
+            unsafe { libc::kill(c.pid, libc::SIGTERM) };
+        }
+    }
+    let mut nap = std::time::Duration::from_micros(200);
+    loop {
+        reg.reap_all();
+        let waiting = reg
+            .children()
+            .iter()
+            .any(|c| c.state != registry::ChildState::Reaped);
+        if !waiting || registry::interrupted() {
+            return;
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(registry::POLL_INTERVAL);
+    }
+}
+
+/// In a program's main process (not a forja child, not under the kernel):
+/// runs [`finish_children`] when the program exits normally (`main`
+/// returns, `std::process::exit`, `forja::exit`), registered with `atexit`
+/// the first time the process starts a child.
+fn finish_children_at_exit() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    if registry::whoami().is_some_and(|me| me.is_child) {
+        return; // a forja child finishes its children in exit_child
+    }
+    extern "C" fn at_exit() {
+        // Never unwind into libc.
+        let _ = std::panic::catch_unwind(finish_children);
+    }
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function that lives as long as the program
+        // (forja is linked into it, not a library unloaded before exit:
+        // under the kernel, where cells are libraries, this is not called).
+        unsafe { libc::atexit(at_exit) };
+    });
 }

@@ -134,6 +134,12 @@ impl ChildPlan {
         }
     }
 
+    /// Whether this process runs under the forja kernel (`FORJA_KERNEL_PID`
+    /// is set), where every child dies with its parent.
+    pub(crate) fn under_kernel(&self) -> bool {
+        self.under_kernel
+    }
+
     /// In the child: closes the runner's private fds.
     pub(crate) fn close_runner_fds(&self) {
         for &fd in &self.runner_fds {

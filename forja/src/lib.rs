@@ -39,6 +39,8 @@
 pub mod array;
 mod codec;
 pub mod connection;
+mod cpu;
+mod deadline;
 pub mod display;
 pub mod error;
 mod fork;
@@ -63,6 +65,7 @@ pub use interrupt::sleep;
 pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
 pub use process::{
     Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+    process_cpu_count,
 };
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shm::Shareable;
@@ -84,6 +87,7 @@ pub mod prelude {
     pub use crate::pool::{AsyncResult, Pool};
     pub use crate::process::{
         Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
+        process_cpu_count,
     };
     pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
     pub use crate::shm::Shareable;

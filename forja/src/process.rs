@@ -1,6 +1,7 @@
 //! [`Process`]: run a closure in a child process made with `fork`, like
 //! Python's `multiprocessing.Process`; plus [`current_process`],
-//! [`parent_process`], [`active_children`], [`cpu_count`] and [`exit`].
+//! [`parent_process`], [`active_children`] and [`exit`] (and, from their
+//! own module, [`cpu_count`] and [`process_cpu_count`]).
 //!
 //! The child is a copy of the parent at the moment of `start()`: it sees
 //! every variable the closure captured (and everything else) as it was then.
@@ -14,17 +15,23 @@
 //! [`exitcode`](Process::exitcode), [`active_children`] or the `Process`
 //! being dropped reaps it. Dropping never waits.
 //!
-//! **Daemons** (`.daemon(true)`) are terminated (SIGTERM) when their parent
-//! exits, even if it is killed: on Linux the child asks the kernel for this
-//! with `prctl(PR_SET_PDEATHSIG)` right after the fork (and checks it was not
-//! orphaned before that). Caveat of that mechanism: "parent" means the
-//! *thread* that called `start()`, so start daemons from a thread that lives
-//! as long as they should (the main thread, as notebook cells do).
-//! Unlike Python, a program that ends does not wait for its non-daemon
-//! children: `join()` them.
+//! **When a process ends** (the table is in forja's README): as in Python,
+//! a program whose `main` returns (or that calls `std::process::exit` or
+//! [`exit`]) first terminates its daemons (`.daemon(true)`, SIGTERM) and then
+//! waits for its other children; a forja child does the same for its own
+//! children before it `_exit`s. **Daemons** are also terminated (SIGTERM)
+//! when their parent is killed, unlike Python: on Linux the child asks the
+//! kernel for this with `prctl(PR_SET_PDEATHSIG)` right after the fork (and
+//! checks it was not orphaned before that). Caveat of that mechanism:
+//! "parent" means the *thread* that called `start()`, so start daemons from
+//! a thread that lives as long as they should (the main thread, as notebook
+//! cells do). A killed parent's non-daemon children keep running, as in
+//! Python.
 //!
 //! **Inside the forja kernel** every child (daemon or not) is killed
-//! (SIGKILL) when its parent dies, so no process outlives the kernel; it
+//! (SIGKILL) when its parent dies, so no process outlives the kernel (the
+//! runner, which runs the cells, does not wait for its children when it
+//! ends: they die with it); it
 //! also closes the runner's private fds and sends its stdout and stderr to
 //! the kernel labelled with its name and pid. The same caveat applies: start
 //! processes from the cell's own thread, not from a `std::thread` that ends
@@ -47,6 +54,7 @@ use crate::fork::{self, ChildSetup, fork_child, pidfd_open};
 // The fork mechanics live in `fork.rs`; re-exported here for the pool, which
 // still imports them from this module.
 
+pub use crate::cpu::{cpu_count, process_cpu_count};
 use crate::registry::{self, Registry, STATUS_UNKNOWN};
 use std::fmt;
 use std::io::Write;
@@ -355,7 +363,7 @@ impl Process {
     /// assert!(p.join_timeout(Duration::from_secs(10)).unwrap());
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.wait(Some(Instant::now() + timeout), "join")
+        self.wait(crate::deadline::deadline(timeout), "join")
     }
 
     fn wait(&self, deadline: Option<Instant>, what: &'static str) -> Result<bool> {
@@ -668,16 +676,4 @@ pub fn active_children() -> Vec<ProcessInfo> {
             daemon: c.daemon,
         })
         .collect()
-}
-
-/// How many CPUs this process may use (what `Pool::new` defaults to). Like
-/// `os.process_cpu_count()`: it honours CPU affinity and cgroup limits.
-///
-/// ```
-/// assert!(forja::cpu_count() >= 1);
-/// ```
-pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }

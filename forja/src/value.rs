@@ -32,7 +32,6 @@
 
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
-use crate::sync::futex::deadline_after;
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
@@ -184,7 +183,7 @@ impl<T: Shareable> Value<T> {
     /// });
     /// ```
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
-        self.guard_until(deadline_after(timeout))
+        self.guard_until(crate::deadline::deadline(timeout))
     }
 
     /// After [`Error::LockOwnerDied`], takes the lock whose holder died and

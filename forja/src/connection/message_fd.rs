@@ -2,7 +2,7 @@
 //! the wire as an 8-byte length and its payload; reads and writes are
 //! buffered, so many small messages cost one system call.
 
-use super::{os_err, pid};
+use super::os_err;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry;
@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 /// Bytes of the length prefix of every message.
 const HEADER: usize = 8;
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The largest message a [`Connection`](super::Connection) or
+/// [`Receiver`](super::Receiver) accepts unless told otherwise: 1 GiB. A
+/// header naming more is refused instead of allocated (a peer's bad bytes
+/// must not make this process allocate whatever they say).
+pub(crate) const DEFAULT_MAX_MESSAGE: u64 = 1 << 30;
+/// The highest limit that may be set (64 GiB): beyond any message a
+/// machine this size can hold, so a larger "limit" is a mistake.
+pub(crate) const MAX_MAX_MESSAGE: u64 = 1 << 36;
 
 /// Waits until `fd` is ready for `events` or `deadline` passes, waking every
 /// [`registry::POLL_INTERVAL`] to check the interrupt flag. `Ok(false)` on
@@ -72,6 +81,8 @@ pub(crate) struct MessageFd {
     wbuf: Vec<u8>,
     wpos: usize,
     eof: bool,
+    /// The largest message accepted, in bytes.
+    max_message: u64,
 }
 
 impl MessageFd {
@@ -95,7 +106,42 @@ impl MessageFd {
             wbuf: Vec::new(),
             wpos: 0,
             eof: false,
+            max_message: MAX_MAX_MESSAGE,
         })
+    }
+
+    /// Sets the largest message accepted: 1 to [`MAX_MAX_MESSAGE`] bytes.
+    pub(crate) fn set_max_message(&mut self, bytes: u64) -> Result<()> {
+        if bytes == 0 || bytes > MAX_MAX_MESSAGE {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "a pipe's message limit must be between 1 byte and {MAX_MAX_MESSAGE} bytes \
+                     (64 GiB), not {bytes}"
+                ),
+                pid: crate::os::pid(),
+            });
+        }
+        self.max_message = bytes;
+        Ok(())
+    }
+
+    /// The length the next message's header names, if the header is here.
+    fn next_len(&self) -> Option<u64> {
+        let avail = &self.rbuf[self.rpos..];
+        (avail.len() >= HEADER)
+            .then(|| u64::from_le_bytes(avail[..HEADER].try_into().expect("8 bytes")))
+    }
+
+    /// `Err` if the next message is larger than the limit.
+    fn check_next_len(&self) -> Result<()> {
+        match self.next_len() {
+            Some(len) if len > self.max_message => Err(Error::MessageTooLarge {
+                len,
+                max: self.max_message,
+                pid: crate::os::pid(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
@@ -109,18 +155,21 @@ impl MessageFd {
             .fd
             .try_clone()
             .map_err(|e| Error::os("duplicating a pipe end", e))?;
-        MessageFd::new(fd, self.is_socket)
+        let mut io = MessageFd::new(fd, self.is_socket)?;
+        io.max_message = self.max_message;
+        Ok(io)
     }
 
     /// The payload range of a complete message at the front of the buffer.
     pub(crate) fn message_ready(&self) -> Option<Range<usize>> {
-        let avail = &self.rbuf[self.rpos..];
-        if avail.len() < HEADER {
-            return None;
+        let len = self.next_len()?;
+        if len > self.max_message {
+            return None; // never ready: recv_message reports it
         }
-        let len = u64::from_le_bytes(avail[..HEADER].try_into().expect("8 bytes")) as usize;
+        let len = len as usize;
+        let avail = self.rbuf.len() - self.rpos;
         let start = self.rpos + HEADER;
-        (avail.len() - HEADER >= len).then(|| start..start + len)
+        (avail - HEADER >= len).then(|| start..start + len)
     }
 
     /// Drops the message whose payload is `payload` from the buffer.
@@ -154,10 +203,10 @@ impl MessageFd {
             self.rbuf.truncate(self.rbuf.len() - self.rpos);
             self.rpos = 0;
         }
+        self.check_next_len()?;
         let mut want = READ_CHUNK;
-        if self.rbuf.len() >= HEADER {
-            let len = u64::from_le_bytes(self.rbuf[..HEADER].try_into().expect("8 bytes")) as usize;
-            want = want.max((HEADER + len).saturating_sub(self.rbuf.len()));
+        if let Some(len) = self.next_len() {
+            want = want.max((HEADER + len as usize).saturating_sub(self.rbuf.len()));
         }
         self.rbuf.reserve(want);
         let spare = self.rbuf.spare_capacity_mut();
@@ -199,8 +248,12 @@ impl MessageFd {
             if let Some(r) = self.message_ready() {
                 return Ok(Some(r));
             }
+            self.check_next_len()?;
             if self.eof {
-                return Err(Error::Eof { what, pid: pid() });
+                return Err(Error::Eof {
+                    what,
+                    pid: crate::os::pid(),
+                });
             }
             // Wait first, then read: in a request/response exchange the data
             // is rarely there yet, so this saves a read that would find none.
@@ -271,7 +324,9 @@ impl MessageFd {
                 Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
                     self.wbuf.clear();
                     self.wpos = 0;
-                    return Err(Error::BrokenPipe { pid: pid() });
+                    return Err(Error::BrokenPipe {
+                        pid: crate::os::pid(),
+                    });
                 }
                 _ => return Err(Error::os("writing to a pipe", e)),
             }
@@ -337,22 +392,23 @@ impl MessageFd {
         self.recv_message(deadline, "a pipe")?
             .ok_or(Error::Timeout {
                 what: "receiving from a pipe",
-                pid: pid(),
+                pid: crate::os::pid(),
             })
     }
 
     /// Whether a message can be received without waiting (or EOF is there).
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
         registry::check_interrupt()?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::deadline(timeout);
         loop {
             if self.message_ready().is_some() || self.eof {
                 return Ok(true);
             }
+            self.check_next_len()?;
             if self.read_some()? || self.eof {
                 continue;
             }
-            if !wait_fd(self.raw_fd(), libc::POLLIN, Some(deadline))? {
+            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
                 return Ok(false);
             }
         }
@@ -364,5 +420,90 @@ impl Drop for MessageFd {
         if let Some(reg) = registry::Registry::existing() {
             reg.unregister_end(self.fd.as_raw_fd());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    fn socket_pair() -> (MessageFd, MessageFd) {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two fds, which we own from here on.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: fresh fds.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        (
+            MessageFd::new(a, true).unwrap(),
+            MessageFd::new(b, true).unwrap(),
+        )
+    }
+
+    struct Fails;
+    impl Serialize for Fails {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("cannot encode"))
+        }
+    }
+
+    /// A send interrupted after buffering its message, then a send whose
+    /// encoding fails: the first message must still go out whole, and the
+    /// next good one after it.
+    #[test]
+    fn a_failed_encode_after_an_unfinished_send_drops_nothing() {
+        let (mut a, mut b) = socket_pair();
+        // What an interrupted `send_value` leaves: a whole message buffered,
+        // not yet written.
+        let at = a.begin_message();
+        codec::encode_into(a.wbuf(), &1u32, "a test").unwrap();
+        a.end_message(at);
+        assert!(a.wants_write());
+        assert!(a.send_value(&Fails, "a test").is_err());
+        a.send_value(&2u32, "a test").unwrap();
+        assert_eq!(b.recv_value::<u32>(None).unwrap(), 1);
+        assert_eq!(b.recv_value::<u32>(None).unwrap(), 2);
+    }
+
+    #[test]
+    fn an_oversized_header_is_an_error_not_an_allocation() {
+        let (mut a, mut b) = socket_pair();
+        b.set_max_message(1024).unwrap();
+        let at = a.begin_message();
+        a.wbuf().extend_from_slice(&[0; 10]);
+        a.end_message(at);
+        // Claim u64::MAX bytes in the header.
+        a.wbuf()[at..at + HEADER].copy_from_slice(&u64::MAX.to_le_bytes());
+        a.flush().unwrap();
+        let r = b.recv_bytes(None);
+        assert!(
+            matches!(
+                r,
+                Err(Error::MessageTooLarge {
+                    len: u64::MAX,
+                    max: 1024,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        assert!(b.poll(Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_limit_of_zero_or_above_64_gib_is_refused() {
+        let (mut a, _b) = socket_pair();
+        assert!(a.set_max_message(0).is_err());
+        assert!(a.set_max_message(MAX_MAX_MESSAGE + 1).is_err());
+        a.set_max_message(1).unwrap();
+        a.set_max_message(MAX_MAX_MESSAGE).unwrap();
     }
 }

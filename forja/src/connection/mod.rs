@@ -12,6 +12,11 @@
 //! `recv` returns [`Error::Eof`] once every process that could write to the
 //! other end has closed it or exited — a child that died included.
 //!
+//! A receiving end accepts messages up to 1 GiB
+//! ([`with_max_message_bytes`](Connection::with_max_message_bytes) changes
+//! that): a larger one is [`Error::MessageTooLarge`], never an allocation of
+//! whatever size the bytes on the pipe name.
+//!
 //! ```
 //! use forja::prelude::*;
 //!
@@ -28,6 +33,7 @@
 
 mod message_fd;
 
+use message_fd::DEFAULT_MAX_MESSAGE;
 pub(crate) use message_fd::MessageFd;
 
 use crate::error::{Error, Result};
@@ -38,11 +44,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
-
-fn pid() -> i32 {
-    std::process::id() as i32
-}
+use std::time::Duration;
 
 fn os_err(what: &'static str) -> Error {
     Error::os(what, io::Error::last_os_error())
@@ -107,9 +109,11 @@ impl Pipe {
         }
         // SAFETY: both fds are fresh and ours.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut r = MessageFd::new(r, false)?;
+        r.set_max_message(DEFAULT_MAX_MESSAGE)?;
         Ok((
             Receiver {
-                io: RefCell::new(MessageFd::new(r, false)?),
+                io: RefCell::new(r),
                 _marker: PhantomData,
             },
             Sender {
@@ -140,11 +144,29 @@ pub struct Connection<T> {
 }
 
 impl<T> Connection<T> {
-    fn from_io(io: MessageFd) -> Self {
+    fn from_io(mut io: MessageFd) -> Self {
+        io.set_max_message(DEFAULT_MAX_MESSAGE)
+            .expect("the default limit is valid");
         Connection {
             io: RefCell::new(io),
             _marker: PhantomData,
         }
+    }
+
+    /// Sets the largest message this end accepts (default 1 GiB); a larger
+    /// one is [`Error::MessageTooLarge`] instead of an allocation of that
+    /// size. `bytes` must be between 1 and 64 GiB ([`Error::InvalidArgument`]).
+    ///
+    /// ```
+    /// let (a, b) = forja::Pipe::new::<Vec<u8>>().unwrap();
+    /// let b = b.with_max_message_bytes(16).unwrap();
+    /// a.send(&vec![0; 100]).unwrap();
+    /// assert!(matches!(b.recv(), Err(forja::Error::MessageTooLarge { .. })));
+    /// assert!(a.with_max_message_bytes(0).is_err());
+    /// ```
+    pub fn with_max_message_bytes(self, bytes: u64) -> Result<Self> {
+        self.io.borrow_mut().set_max_message(bytes)?;
+        Ok(self)
     }
 
     /// Sends raw bytes as one message (no encoding).
@@ -244,7 +266,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
-            .recv_value(Some(Instant::now() + timeout))
+            .recv_value(crate::deadline::deadline(timeout))
     }
 }
 
@@ -261,6 +283,20 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Sets the largest message this end accepts (default 1 GiB); see
+    /// [`Connection::with_max_message_bytes`].
+    ///
+    /// ```
+    /// let (rx, tx) = forja::Pipe::one_way::<String>().unwrap();
+    /// let rx = rx.with_max_message_bytes(4).unwrap();
+    /// tx.send(&"too long".to_string()).unwrap();
+    /// assert!(matches!(rx.recv(), Err(forja::Error::MessageTooLarge { .. })));
+    /// ```
+    pub fn with_max_message_bytes(self, bytes: u64) -> Result<Self> {
+        self.io.borrow_mut().set_max_message(bytes)?;
+        Ok(self)
+    }
+
     /// Receives one message as raw bytes, waiting for it.
     ///
     /// ```
@@ -333,7 +369,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
-            .recv_value(Some(Instant::now() + timeout))
+            .recv_value(crate::deadline::deadline(timeout))
     }
 }
 

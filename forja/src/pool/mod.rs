@@ -104,7 +104,7 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// How many workers (default: [`cpu_count`](crate::cpu_count)).
+    /// How many workers (default: [`process_cpu_count`](crate::process_cpu_count)).
     ///
     /// ```
     /// let pool = forja::Pool::builder().processes(1).build().unwrap();
@@ -135,10 +135,10 @@ impl PoolBuilder {
     ///
     /// ```
     /// let pool = forja::Pool::builder().build().unwrap();
-    /// assert_eq!(pool.size(), forja::cpu_count());
+    /// assert_eq!(pool.size(), forja::process_cpu_count());
     /// ```
     pub fn build(self) -> Result<Pool> {
-        let size = self.processes.unwrap_or_else(crate::cpu_count);
+        let size = self.processes.unwrap_or_else(crate::process_cpu_count);
         if size == 0 {
             return Err(Error::InvalidArgument {
                 message: "a Pool needs at least 1 worker process".into(),
@@ -197,11 +197,12 @@ impl Pool {
         Pool::builder().processes(processes).build()
     }
 
-    /// A pool with one worker per CPU ([`cpu_count`](crate::cpu_count)).
+    /// A pool with one worker per CPU this process may use
+    /// ([`process_cpu_count`](crate::process_cpu_count), as Python 3.13).
     ///
     /// ```
     /// let pool = forja::Pool::with_cpus().unwrap();
-    /// assert_eq!(pool.size(), forja::cpu_count());
+    /// assert_eq!(pool.size(), forja::process_cpu_count());
     /// ```
     pub fn with_cpus() -> Result<Pool> {
         Pool::builder().build()

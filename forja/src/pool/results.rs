@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A result that will be ready later: from [`Pool::apply_async`](super::Pool::apply_async) and
 /// [`Pool::map_async`](super::Pool::map_async).
@@ -72,10 +72,8 @@ impl<T> AsyncResult<T> {
     /// assert!(matches!(r.get_timeout(Duration::from_millis(10)), Err(forja::Error::Timeout { .. })));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        let deadline = Instant::now() + timeout;
-        if !wait_until(&self.shared, Some(deadline), |inner| {
-            job_done(inner, self.job)
-        })? {
+        let deadline = crate::deadline::deadline(timeout);
+        if !wait_until(&self.shared, deadline, |inner| job_done(inner, self.job))? {
             return Err(Error::Timeout {
                 what: "waiting for a pool result",
                 pid: crate::os::pid(),
@@ -92,7 +90,7 @@ impl<T> AsyncResult<T> {
     /// assert!(r.wait(std::time::Duration::from_secs(10)).unwrap());
     /// ```
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        wait_until(&self.shared, Some(Instant::now() + timeout), |inner| {
+        wait_until(&self.shared, crate::deadline::deadline(timeout), |inner| {
             job_done(inner, self.job)
         })
     }

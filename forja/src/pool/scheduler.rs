@@ -460,10 +460,12 @@ impl PoolInner {
         } else {
             Duration::from_millis(500)
         };
-        let deadline = Instant::now() + grace;
+        let deadline = crate::deadline::deadline(grace);
         let workers = std::mem::take(&mut self.workers);
         for w in &workers {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if reap_soon(w.slot, w.pid, left).is_none() {
                 // SAFETY: as above; SIGKILL cannot be ignored.
                 unsafe { libc::kill(w.pid, libc::SIGKILL) };

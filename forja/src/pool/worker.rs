@@ -139,14 +139,14 @@ impl Worker {
 /// Reaps `pid` within `within`; its exit code, or `None` if it still runs.
 pub(super) fn reap_soon(slot: usize, pid: i32, within: Duration) -> Option<i32> {
     let reg = Registry::current().ok()?;
-    let deadline = Instant::now() + within;
+    let deadline = crate::deadline::deadline(within);
     let mut nap = Duration::from_micros(50);
     loop {
         if let Some(code) = reg.try_reap(slot, pid) {
             reg.release(slot, pid);
             return Some(code);
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             reg.handle_dropped(slot, pid);
             return None;
         }

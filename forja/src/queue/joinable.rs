@@ -3,7 +3,7 @@
 
 use super::{Queue, pid};
 use crate::error::{Error, Result};
-use crate::sync::futex::{self, Woke, deadline_after};
+use crate::sync::futex::{self, Woke};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::atomic::Ordering;
@@ -90,7 +90,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.put_timeout(&1u8, std::time::Duration::from_millis(5)).unwrap();
     /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.queue.put_until(item, deadline_after(timeout), true)
+        self.queue
+            .put_until(item, crate::deadline::deadline(timeout), true)
     }
 
     /// Puts `item` only if there is room right now, else [`Error::Full`].
@@ -199,16 +200,25 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.join_until(None)
     }
 
-    /// Like [`join`](JoinableQueue::join), giving up with [`Error::Timeout`]
-    /// after `timeout`.
+    /// Like [`join`](JoinableQueue::join) for at most `timeout`: `Ok(true)`
+    /// once every item is done, `Ok(false)` if some are still unfinished at
+    /// the deadline (as [`Process::join_timeout`](crate::Process::join_timeout)).
     ///
     /// ```
+    /// use std::time::Duration;
     /// let q = forja::JoinableQueue::new().unwrap();
     /// q.put(&1u8).unwrap();
-    /// assert!(q.join_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// assert!(!q.join_timeout(Duration::from_millis(5)).unwrap());
+    /// q.get().unwrap();
+    /// q.task_done().unwrap();
+    /// assert!(q.join_timeout(Duration::MAX).unwrap());
     /// ```
-    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.join_until(deadline_after(timeout))
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        match self.join_until(crate::deadline::deadline(timeout)) {
+            Ok(()) => Ok(true),
+            Err(Error::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Items put and not yet marked done.

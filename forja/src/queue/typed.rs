@@ -4,13 +4,12 @@
 use super::pid;
 use super::ring::{HEADER, Ring};
 use crate::error::{Error, Result};
-use crate::sync::futex::deadline_after;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Bytes in a queue's ring buffer.
@@ -20,15 +19,6 @@ const SMALL_FRAME: usize = 128;
 
 thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-fn codec_error(action: &'static str, e: postcard::Error) -> Error {
-    Error::Message {
-        action,
-        what: "a queue",
-        pid: pid(),
-        message: e.to_string(),
-    }
 }
 
 /// A multi-producer, multi-consumer queue shared by processes forked after
@@ -45,7 +35,11 @@ fn codec_error(action: &'static str, e: postcard::Error) -> Error {
 /// ```
 pub struct Queue<T> {
     pub(super) ring: Ring,
-    closed: Arc<AtomicBool>,
+    /// The pid of the process that called `close` on this handle (0: none).
+    /// A pid, not a flag: a child forked after its parent closed the queue
+    /// has a different pid, so its handle is open, as in Python (whose
+    /// queues reset `_closed` after a fork).
+    closed_by: Arc<AtomicI32>,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -53,7 +47,7 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             ring: self.ring.clone(),
-            closed: self.closed.clone(),
+            closed_by: self.closed_by.clone(),
             _t: PhantomData,
         }
     }
@@ -107,7 +101,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn build(maxsize: u64, bytes: usize) -> Result<Queue<T>> {
         Ok(Queue {
             ring: Ring::new(maxsize, bytes)?,
-            closed: Arc::new(AtomicBool::new(false)),
+            closed_by: Arc::new(AtomicI32::new(0)),
             _t: PhantomData,
         })
     }
@@ -119,7 +113,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         joinable: bool,
     ) -> Result<()> {
         crate::interrupt::check()?;
-        if self.closed.load(Ordering::Relaxed) {
+        if self.is_closed() {
             return Err(Error::QueueClosed { pid: pid() });
         }
         // A frame is the item's length (8 bytes) and its encoding, built in
@@ -137,13 +131,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let mut buf = buf.borrow_mut();
                 buf.clear();
                 buf.extend_from_slice(&[0; HEADER as usize]);
-                let mut frame = postcard::to_extend(item, std::mem::take(&mut *buf))
-                    .map_err(|e| codec_error("encode", e))?;
-                let n = (frame.len() - HEADER as usize) as u64;
-                frame[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
-                let r = self.ring.put_frame(&frame, deadline, joinable);
-                *buf = frame;
-                r
+                crate::codec::encode_into(&mut buf, item, "a queue")?;
+                let n = (buf.len() - HEADER as usize) as u64;
+                buf[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
+                self.ring.put_frame(&buf, deadline, joinable)
             })?,
         };
         if done {
@@ -156,9 +147,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         crate::interrupt::check()?;
         self.ring
-            .get_with(deadline, |bytes| {
-                postcard::from_bytes(bytes).map_err(|e| codec_error("decode", e))
-            })?
+            .get_with(deadline, |bytes| crate::codec::decode(bytes, "a queue"))?
             .ok_or(Error::Empty { pid: pid() })
     }
 
@@ -182,7 +171,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(matches!(r, Err(forja::Error::Full { .. })));
     /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.put_until(item, deadline_after(timeout), false)
+        self.put_until(item, crate::deadline::deadline(timeout), false)
     }
 
     /// Puts `item` only if there is room right now, else [`Error::Full`].
@@ -215,7 +204,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(matches!(r, Err(forja::Error::Empty { .. })));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_until(deadline_after(timeout))
+        self.get_until(crate::deadline::deadline(timeout))
     }
 
     /// Takes an item only if one is there right now, else [`Error::Empty`].
@@ -271,9 +260,17 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Declares that this process will put no more items through this handle
-    /// (and its clones): a later `put` is [`Error::QueueClosed`]. Other
-    /// processes are not affected and items already put stay available, as in
-    /// Python.
+    /// (and its clones), as Python's `close()`: a later `put` here is
+    /// [`Error::QueueClosed`].
+    ///
+    /// - Only this process is affected: other processes keep putting and
+    ///   getting, and a child forked later starts with an open handle (as in
+    ///   Python).
+    /// - Items already put stay in the queue for whoever gets them.
+    /// - `get` keeps working in this process. Python (3.8 and later) raises
+    ///   `ValueError: Queue is closed` for a `get` after `close` in the same
+    ///   process; forja lets it read, because there is no reader to close
+    ///   here (no pipe, no feeder thread: the items are in shared memory).
     ///
     /// ```
     /// let q = forja::Queue::new().unwrap();
@@ -283,10 +280,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert_eq!(q.get().unwrap(), 1);
     /// ```
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.closed_by.store(pid(), Ordering::Relaxed);
     }
 
-    /// Whether [`close`](Queue::close) was called on this handle (or a clone).
+    /// Whether this process called [`close`](Queue::close) on this handle
+    /// (or a clone).
     ///
     /// ```
     /// let q = forja::Queue::<u8>::new().unwrap();
@@ -295,6 +293,6 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(q.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.closed_by.load(Ordering::Relaxed) == pid()
     }
 }

@@ -1,18 +1,25 @@
 //! [`Barrier`]: a meeting point for a fixed number of processes (Python's
-//! `multiprocessing.Barrier`, without the `action` callable).
+//! `multiprocessing.Barrier`, `action` included).
 //!
 //! Each [`wait`](Barrier::wait) blocks until `parties` processes are waiting,
 //! then all are released together and the barrier is ready for the next
-//! round. A waiter that times out, [`abort`](Barrier::abort) or
-//! [`reset`](Barrier::reset) *breaks* it: current and later waiters get
-//! [`Error::BrokenBarrier`] until `reset`.
+//! round. A waiter that times out, or [`abort`](Barrier::abort), *breaks* it:
+//! current and later waiters get [`Error::BrokenBarrier`] until
+//! [`reset`](Barrier::reset). `reset` also breaks the round in progress (its
+//! waiters get the error) and leaves the barrier ready for new rounds.
 
-use super::futex::{self, Woke, deadline_after};
+use super::futex::{self, Woke};
 use super::raw_lock::LockWord;
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The closure a round's last waiter runs (see [`Barrier::with_action`]).
+type Action = Arc<dyn Fn() + Send + Sync + 'static>;
 
 #[derive(Debug)]
 #[repr(C)]
@@ -23,8 +30,12 @@ struct BarrierState {
     count: AtomicU32,
     /// The futex word: bumped when a round ends or the barrier breaks.
     generation: AtomicU32,
+    /// Whether later waiters fail at once (until `reset`).
     broken: AtomicU32,
-    broken_generation: AtomicU32,
+    /// The generation of the last round that broke, plus one (0: none).
+    /// Not cleared by `reset`, so the waiters of a round that `reset`
+    /// broke still learn that it broke.
+    broken_round: AtomicU32,
 }
 
 /// A barrier for `parties` processes forked after it was made.
@@ -34,9 +45,21 @@ struct BarrierState {
 /// assert_eq!(barrier.wait().unwrap(), 0); // one party: passes at once
 /// assert_eq!(barrier.parties(), 1);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Barrier {
     state: ShmBox<BarrierState>,
+    action: Option<Action>,
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("parties", &self.parties())
+            .field("n_waiting", &self.n_waiting())
+            .field("broken", &self.broken())
+            .field("action", &self.action.is_some())
+            .finish()
+    }
 }
 
 struct Held<'a>(&'a LockWord);
@@ -67,12 +90,43 @@ impl Barrier {
             count: AtomicU32::new(0),
             generation: AtomicU32::new(0),
             broken: AtomicU32::new(0),
-            broken_generation: AtomicU32::new(0),
+            broken_round: AtomicU32::new(0),
         };
-        // Safety: atomics, a lock word and a constant.
         Ok(Barrier {
+            // SAFETY: atomics, a lock word and a constant.
             state: unsafe { ShmBox::new(st, 0, 1)? },
+            action: None,
         })
+    }
+
+    /// Makes a barrier whose `action` runs once per round, in the waiter that
+    /// completes it, before any waiter is released (Python's
+    /// `Barrier(parties, action)`).
+    ///
+    /// Across processes: the closure lives in the `Barrier` value, and every
+    /// process forked after it was made has its own copy (with whatever the
+    /// closure captured, as it was at the fork). Only the process whose
+    /// `wait` completes a round runs *its* copy; the others never call
+    /// theirs. To make the action's effect visible to every process, have it
+    /// write to shared memory (a [`Value`](crate::Value), an
+    /// [`Array`](crate::Array)) or print.
+    ///
+    /// If the action panics, the barrier breaks (the other waiters get
+    /// [`Error::BrokenBarrier`]) and the panic continues in the waiter that
+    /// ran it, as Python raises the action's exception there.
+    ///
+    /// ```
+    /// let rounds = forja::Value::<u32>::new(0).unwrap();
+    /// let r = rounds.clone();
+    /// let b = forja::Barrier::with_action(1, move || *r.get_lock().unwrap() += 1).unwrap();
+    /// b.wait().unwrap();
+    /// b.wait().unwrap();
+    /// assert_eq!(rounds.load().unwrap(), 2);
+    /// ```
+    pub fn with_action(parties: u32, action: impl Fn() + Send + Sync + 'static) -> Result<Barrier> {
+        let mut b = Barrier::new(parties)?;
+        b.action = Some(Arc::new(action));
+        Ok(b)
     }
 
     fn hold(&self) -> Result<Held<'_>> {
@@ -95,7 +149,7 @@ impl Barrier {
         let st = &*self.state;
         let g = st.generation.load(Ordering::Relaxed);
         st.broken.store(1, Ordering::Relaxed);
-        st.broken_generation.store(g, Ordering::Relaxed);
+        st.broken_round.store(g.wrapping_add(1), Ordering::Relaxed);
         st.count.store(0, Ordering::Relaxed);
         st.generation.store(g.wrapping_add(1), Ordering::Release);
         futex::wake(&st.generation, u32::MAX);
@@ -112,6 +166,15 @@ impl Barrier {
             let index = st.count.load(Ordering::Relaxed);
             let g = st.generation.load(Ordering::Relaxed);
             if index + 1 == st.parties {
+                if let Some(action) = &self.action {
+                    // Run with the internal lock held, as Python does: the
+                    // round cannot change under the action.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| action())) {
+                        self.break_locked();
+                        drop(_held);
+                        resume_unwind(panic);
+                    }
+                }
                 st.count.store(0, Ordering::Relaxed);
                 st.generation.store(g.wrapping_add(1), Ordering::Release);
                 futex::wake(&st.generation, u32::MAX);
@@ -124,9 +187,7 @@ impl Barrier {
             let now = st.generation.load(Ordering::Acquire);
             if now != generation {
                 let _held = self.hold()?;
-                if st.broken.load(Ordering::Relaxed) != 0
-                    && st.broken_generation.load(Ordering::Relaxed) == generation
-                {
+                if st.broken_round.load(Ordering::Relaxed) == generation.wrapping_add(1) {
                     return Err(Self::broken_error());
                 }
                 return Ok(index);
@@ -175,7 +236,7 @@ impl Barrier {
     /// assert!(b.broken());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
-        self.wait_until(deadline_after(timeout))
+        self.wait_until(crate::deadline::deadline(timeout))
     }
 
     /// Breaks the barrier: current and later waiters get
@@ -195,12 +256,22 @@ impl Barrier {
     }
 
     /// Returns the barrier to its empty, unbroken state; processes waiting on
-    /// it right now get [`Error::BrokenBarrier`].
+    /// it right now get [`Error::BrokenBarrier`] (as in Python), later ones
+    /// start a new round.
     ///
     /// ```
     /// let b = forja::Barrier::new(2).unwrap();
-    /// b.abort().unwrap();
+    /// let b2 = b.clone();
+    /// let waiter = forja::Process::new(move || {
+    ///     assert!(matches!(b2.wait(), Err(forja::Error::BrokenBarrier { .. })));
+    /// });
+    /// waiter.start().unwrap();
+    /// while b.n_waiting() == 0 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
     /// b.reset().unwrap();
+    /// waiter.join().unwrap();
+    /// assert_eq!(waiter.exitcode(), Some(0));
     /// assert!(!b.broken());
     /// ```
     pub fn reset(&self) -> Result<()> {

@@ -6,7 +6,7 @@
 //! variables a waiter may wake without a notify meant for it, so always
 //! re-check the condition — [`ConditionGuard::wait_for`] does that for you.
 
-use super::futex::{self, SLICE, deadline_after};
+use super::futex::{self, SLICE};
 use super::lock::Lock;
 use super::raw_lock::{NotSend, guard_id, lock_or_report};
 use crate::error::{Error, Result};
@@ -130,7 +130,13 @@ impl Condition {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
-        lock_or_report(self.lock.word(), me, deadline_after(timeout), WHAT, HINT)?;
+        lock_or_report(
+            self.lock.word(),
+            me,
+            crate::deadline::deadline(timeout),
+            WHAT,
+            HINT,
+        )?;
         Ok(ConditionGuard::new(self, me))
     }
 
@@ -225,7 +231,7 @@ impl ConditionGuard<'_> {
     /// assert!(!g.wait_timeout(std::time::Duration::from_millis(5)).unwrap());
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
-        self.wait_until(deadline_after(timeout))
+        self.wait_until(crate::deadline::deadline(timeout))
     }
 
     /// Waits until `ready()` is true (checked with the lock held, before the
@@ -257,7 +263,7 @@ impl ConditionGuard<'_> {
         mut ready: impl FnMut() -> bool,
         timeout: Duration,
     ) -> Result<bool> {
-        let deadline = deadline_after(timeout);
+        let deadline = crate::deadline::deadline(timeout);
         loop {
             if ready() {
                 return Ok(true);

@@ -1,7 +1,7 @@
 //! [`Event`]: a flag processes can wait for (Python's
 //! `multiprocessing.Event`).
 
-use super::futex::{self, Woke, deadline_after};
+use super::futex::{self, Woke};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -119,6 +119,6 @@ impl Event {
     /// assert!(!ev.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.wait_until(deadline_after(timeout))
+        self.wait_until(crate::deadline::deadline(timeout))
     }
 }

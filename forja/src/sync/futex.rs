@@ -84,12 +84,3 @@ pub(crate) fn slice_until(deadline: Option<Instant>, what: &'static str) -> Resu
         }
     }
 }
-
-/// `Instant::now() + d`, or no deadline when that overflows.
-pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
-    Some(Instant::now().checked_add(d).unwrap_or_else(far_future))
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
-}

@@ -12,7 +12,6 @@
 //! [`Error::LockOwnerDied`](crate::Error::LockOwnerDied) until someone calls
 //! [`Lock::recover`] (the states are drawn in `raw_lock.rs`'s module docs).
 
-use super::futex::deadline_after;
 use super::raw_lock::{LockWord, NotSend, Released, guard_id, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -150,7 +149,13 @@ impl Lock {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         let me = guard_id();
-        lock_or_report(&self.word, me, deadline_after(timeout), WHAT, HINT)?;
+        lock_or_report(
+            &self.word,
+            me,
+            crate::deadline::deadline(timeout),
+            WHAT,
+            HINT,
+        )?;
         Ok(LockGuard::new(self, me))
     }
 

@@ -5,7 +5,6 @@
 //! acquisition has been released. The owner is a thread (its kernel thread
 //! id, which for a single-threaded process is its pid).
 
-use super::futex::deadline_after;
 use super::raw_lock::{LockWord, NotSend, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
@@ -120,7 +119,7 @@ impl RLock {
     /// # drop(g);
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
-        self.acquire_until(deadline_after(timeout))
+        self.acquire_until(crate::deadline::deadline(timeout))
     }
 
     /// Releases one acquisition held by this thread without a guard (after

@@ -5,8 +5,16 @@
 //! decrements it, `release` increments it and wakes one waiter. A semaphore
 //! has no owner, so a process dying while it holds a unit does not give the
 //! unit back (as in Python).
+//!
+//! Two ways to take a unit, as Python's `with sem:` and bare
+//! `sem.acquire()`: [`acquire`](Semaphore::acquire) returns a guard that
+//! gives the unit back when dropped (so `sem.acquire()?;` alone takes it and
+//! gives it back at once: keep the guard in a variable), and
+//! [`acquire_no_guard`](Semaphore::acquire_no_guard) keeps the unit until some
+//! process calls [`release`](Semaphore::release) — the producer/consumer
+//! pattern, where one process acquires and another releases.
 
-use super::futex::{self, Woke, deadline_after};
+use super::futex::{self, Woke};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,8 +41,8 @@ impl SemCore {
             waiters: AtomicU32::new(0),
             bound,
         };
-        // Safety: atomics and a constant.
         Ok(SemCore {
+            // SAFETY: atomics and a constant.
             state: unsafe { ShmBox::new(st, 0, 1)? },
         })
     }
@@ -128,7 +136,9 @@ pub struct Semaphore {
 /// assert_eq!(sem.value(), 1);
 /// ```
 #[derive(Debug)]
-#[must_use = "the unit is given back as soon as the guard is dropped"]
+#[must_use = "dropping this guard gives the unit back at once, so `sem.acquire()?;` alone \
+              holds nothing: keep it (`let _unit = sem.acquire()?;`) while you need the unit, \
+              or call acquire_no_guard() and later release()"]
 pub struct SemaphoreGuard<'a> {
     core: &'a SemCore,
 }
@@ -177,6 +187,22 @@ impl Semaphore {
         Ok(SemaphoreGuard { core: &self.core })
     }
 
+    /// Waits for a unit and takes it without a guard: the unit stays taken
+    /// until some process calls [`release`](Semaphore::release) (Python's bare
+    /// `sem.acquire()`; for a producer that signals a consumer, or a unit
+    /// released by another process).
+    ///
+    /// ```
+    /// let sem = forja::Semaphore::new(1).unwrap();
+    /// sem.acquire_no_guard().unwrap();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn acquire_no_guard(&self) -> Result<()> {
+        self.core.down(None, "acquiring a Semaphore")
+    }
+
     /// Like [`acquire`](Semaphore::acquire), giving up with
     /// [`Error::Timeout`] after `timeout`.
     ///
@@ -187,7 +213,7 @@ impl Semaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.core
-            .down(deadline_after(timeout), "acquiring a Semaphore")?;
+            .down(crate::deadline::deadline(timeout), "acquiring a Semaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
     }
 
@@ -263,6 +289,22 @@ impl BoundedSemaphore {
         Ok(SemaphoreGuard { core: &self.core })
     }
 
+    /// Waits for a unit and takes it without a guard: the unit stays taken
+    /// until some process calls [`release`](BoundedSemaphore::release) (Python's bare
+    /// `sem.acquire()`; for a producer that signals a consumer, or a unit
+    /// released by another process).
+    ///
+    /// ```
+    /// let sem = forja::BoundedSemaphore::new(1).unwrap();
+    /// sem.acquire_no_guard().unwrap();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
+    pub fn acquire_no_guard(&self) -> Result<()> {
+        self.core.down(None, "acquiring a BoundedSemaphore")
+    }
+
     /// Like [`acquire`](BoundedSemaphore::acquire), giving up with
     /// [`Error::Timeout`] after `timeout`.
     ///
@@ -271,8 +313,10 @@ impl BoundedSemaphore {
     /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(5)).is_err());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
-        self.core
-            .down(deadline_after(timeout), "acquiring a BoundedSemaphore")?;
+        self.core.down(
+            crate::deadline::deadline(timeout),
+            "acquiring a BoundedSemaphore",
+        )?;
         Ok(SemaphoreGuard { core: &self.core })
     }
 
