@@ -72,7 +72,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
             .unwrap();
     })
     .with_name("runner");
-    registry::set_generation(0).unwrap();
+    registry::set_cell(0).unwrap();
     runner.start().unwrap();
 
     let (pid, fd, child_pid) = test_end.recv().unwrap();
@@ -114,7 +114,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
 
     // Second round: clear, let it block in get(), raise again.
     remote.clear_interrupt().unwrap();
-    remote.set_generation(7).unwrap();
+    remote.set_cell(7).unwrap();
     test_end.send(&(0, 0, 0)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
@@ -127,7 +127,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
         seen_ms < 2000,
         "get took {seen_ms} ms to notice the interrupt"
     );
-    assert_eq!(remote.generation().unwrap(), 7);
+    assert_eq!(remote.cell().unwrap(), 7);
     runner.join().unwrap();
     assert_eq!(runner.exitcode(), Some(0));
 }

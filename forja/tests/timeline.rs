@@ -200,21 +200,21 @@ fn pool_tasks_are_recorded_per_worker() {
     assert!(t.to_string().contains("10 pool tasks"), "{t}");
 }
 
-fn generations_select_what_a_cell_ran() {
+fn cells_select_what_a_cell_ran() {
     timeline::reset().unwrap();
-    forja::registry::set_generation(5).unwrap();
+    forja::registry::set_cell(5).unwrap();
     let pool = Pool::new(1).unwrap();
     let a = Process::new(|| {}).with_name("in-5");
     a.start().unwrap();
     a.join().unwrap();
-    forja::registry::set_generation(6).unwrap();
+    forja::registry::set_cell(6).unwrap();
     let b = Process::new(|| {}).with_name("in-6");
     b.start().unwrap();
     b.join().unwrap();
-    // The pool made in generation 5 runs tasks in generation 6.
+    // The pool made in cell 5 runs tasks in cell 6.
     assert_eq!(pool.apply(busy, 1).unwrap(), 1);
-    let t5 = Timeline::of_generation(5);
-    let t6 = Timeline::of_generation(6);
+    let t5 = Timeline::of_cell(5);
+    let t6 = Timeline::of_cell(6);
     let names5: HashSet<&str> = t5.lanes().iter().map(|l| l.name.as_str()).collect();
     let names6: HashSet<&str> = t6.lanes().iter().map(|l| l.name.as_str()).collect();
     assert!(names5.contains("in-5") && !names5.contains("in-6"), "{t5}");
@@ -223,10 +223,10 @@ fn generations_select_what_a_cell_ran() {
     assert_eq!(t6.task_count(), 1, "{t6}");
     let worker = pool.worker_pids()[0];
     let wl = t6.lanes().iter().find(|l| l.pid == worker).expect("worker");
-    assert_eq!(wl.generation, 5);
+    assert_eq!(wl.cell, 5);
     assert!(
         wl.start_ms < 0.0,
-        "started before generation 6's first event: {t6}"
+        "started before cell 6's first event: {t6}"
     );
     assert!(
         t5.lanes()
@@ -762,7 +762,7 @@ common::tests! {
     exit_codes_and_signals_are_recorded,
     the_end_is_when_the_child_ended_not_when_it_was_joined,
     pool_tasks_are_recorded_per_worker,
-    generations_select_what_a_cell_ran,
+    cells_select_what_a_cell_ran,
     grandchildren_record_into_the_same_timeline,
     recording_can_be_turned_off,
     the_xml_checker_rejects_broken_documents,

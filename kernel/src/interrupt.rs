@@ -34,7 +34,7 @@ pub fn cell_started(shared: &SessionState, cell: u64) {
     shared.interrupts.store(0, Ordering::SeqCst);
     if let Some(r) = remote(shared) {
         let _ = r.clear_interrupt();
-        let _ = r.set_generation(cell);
+        let _ = r.set_cell(cell);
     }
 }
 
@@ -53,8 +53,8 @@ pub fn interrupt(shared: &Arc<SessionState>) {
     match remote(shared) {
         Some(r) => {
             let _ = r.request_interrupt();
-            let generation = r.generation().unwrap_or(0);
-            stop_cell_processes(&r, generation);
+            let cell = r.cell().unwrap_or(0);
+            stop_cell_processes(&r, cell);
         }
         None => {
             // No forja in this runner: nothing can stop the cell gently.
@@ -73,12 +73,12 @@ pub fn interrupt(shared: &Arc<SessionState>) {
 }
 
 /// SIGTERM then SIGKILL to the processes (and their descendants) that the
-/// cell `generation` started.
-fn stop_cell_processes(r: &Remote, generation: u64) {
+/// cell `cell` started.
+fn stop_cell_processes(r: &Remote, cell: u64) {
     let pids: Vec<i32> = r
         .children()
         .into_iter()
-        .filter(|c| c.generation == generation && c.state != ChildState::Reaped)
+        .filter(|c| c.cell == cell && c.state != ChildState::Reaped)
         .map(|c| c.pid)
         .collect();
     if pids.is_empty() {

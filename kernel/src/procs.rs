@@ -21,12 +21,7 @@ fn state_of(pid: i32, exitcode: Option<i32>) -> String {
     if let Some(code) = exitcode {
         return format!("finished (exit code {code}), not joined");
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    match stat
-        .as_deref()
-        .and_then(crate::reaper::parse_stat)
-        .map(|p| p.state)
-    {
+    match forja::os::proc_stat(pid).map(|p| p.state) {
         Some('R') => "running".into(),
         Some('S') | Some('D') => "sleeping".into(),
         Some('T') | Some('t') => "stopped".into(),
@@ -48,7 +43,7 @@ pub fn rows(shared: &SessionState) -> Vec<Row> {
             state: state_of(c.pid, c.exitcode),
             pid: c.pid,
             name: c.name,
-            cell: c.generation,
+            cell: c.cell,
         })
         .collect()
 }

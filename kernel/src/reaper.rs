@@ -7,6 +7,7 @@
 //! reaps their zombies, without touching processes evcxr itself waits for
 //! (the current runner, cargo and rustc, all in the kernel's own group).
 
+use forja::os::{ProcStat, processes};
 use std::time::Duration;
 
 /// Makes this process the subreaper of its descendants.
@@ -17,57 +18,10 @@ pub fn become_subreaper() {
     }
 }
 
-/// A process seen in /proc.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcInfo {
-    /// Process id.
-    pub pid: i32,
-    /// Parent process id.
-    pub ppid: i32,
-    /// Process group id.
-    pub pgid: i32,
-    /// State letter (`R`, `S`, `Z`, ...).
-    pub state: char,
-}
-
-/// Parses `/proc/PID/stat`.
-pub fn parse_stat(stat: &str) -> Option<ProcInfo> {
-    let pid = stat.split_whitespace().next()?.parse().ok()?;
-    // The command name is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    let pgid = f.next()?.parse().ok()?;
-    Some(ProcInfo {
-        pid,
-        ppid,
-        pgid,
-        state,
-    })
-}
-
-/// Every process on the machine (that can be read).
-pub fn processes() -> Vec<ProcInfo> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| {
-        let e = e.ok()?;
-        let name = e.file_name();
-        let name = name.to_str()?;
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        parse_stat(&std::fs::read_to_string(e.path().join("stat")).ok()?)
-    })
-    .collect()
-}
-
 /// All descendants of `root`.
-pub fn descendants(root: i32) -> Vec<ProcInfo> {
+pub fn descendants(root: i32) -> Vec<ProcStat> {
     let all = processes();
-    let mut out: Vec<ProcInfo> = Vec::new();
+    let mut out: Vec<ProcStat> = Vec::new();
     let mut frontier = vec![root];
     while let Some(p) = frontier.pop() {
         for c in all.iter().filter(|c| c.ppid == p) {
@@ -141,10 +95,10 @@ mod tests {
 
     #[test]
     fn parses_stat_with_spaces_in_name() {
-        let p = parse_stat("123 (my (odd) name) S 45 67 67 0 -1").unwrap();
+        let p = forja::os::parse_stat("123 (my (odd) name) S 45 67 67 0 -1").unwrap();
         assert_eq!(
             p,
-            ProcInfo {
+            ProcStat {
                 pid: 123,
                 ppid: 45,
                 pgid: 67,

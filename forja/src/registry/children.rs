@@ -50,10 +50,8 @@ impl Registry {
                     flags |= FLAG_POOL_WORKER;
                 }
                 slot.flags.store(flags, Ordering::Relaxed);
-                slot.generation.store(
-                    self.header.generation.load(Ordering::Relaxed),
-                    Ordering::Relaxed,
-                );
+                slot.cell
+                    .store(self.header.cell.load(Ordering::Relaxed), Ordering::Relaxed);
                 slot.start_ns.store(now_ns(), Ordering::Relaxed);
                 slot.end_ns.store(0, Ordering::Relaxed);
                 slot.name.store(name);
@@ -214,12 +212,15 @@ impl Registry {
                 None => ChildState::Running,
             };
             let end_ns = s.end_ns.load(Ordering::Relaxed);
+            let cell = s.cell.load(Ordering::Relaxed);
             out.push(ChildRecord {
                 pid,
                 name: s.name.load(),
                 daemon: flags & FLAG_DAEMON != 0,
                 pool_worker: flags & FLAG_POOL_WORKER != 0,
-                generation: s.generation.load(Ordering::Relaxed),
+                cell,
+                #[allow(deprecated)]
+                generation: cell,
                 start_ns: s.start_ns.load(Ordering::Relaxed),
                 exitcode,
                 state: child_state,
@@ -286,7 +287,10 @@ pub struct ChildRecord {
     pub daemon: bool,
     /// Whether it is a `Pool` worker.
     pub pool_worker: bool,
-    /// The generation (kernel cell) that was current when it started.
+    /// The kernel cell (execution count) that was current when it started.
+    pub cell: u64,
+    /// Old name of [`ChildRecord::cell`] (the same number).
+    #[deprecated(since = "0.1.0", note = "renamed to `cell` (the kernel's word for it)")]
     pub generation: u64,
     /// When it started, in ns since the Unix epoch.
     pub start_ns: u64,

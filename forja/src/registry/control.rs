@@ -1,5 +1,5 @@
 //! The registry's controls: the interrupt flag, the cap on live children and
-//! the generation (the kernel's cell number). Each is implemented once, on
+//! the cell (the kernel's execution count). Each is implemented once, on
 //! [`Registry`]; the free functions act on this process's registry and
 //! [`Remote`](super::Remote)'s methods on another process's.
 
@@ -33,14 +33,14 @@ impl Registry {
             .store(limit.clamp(1, SLOTS as u32), Ordering::Relaxed);
     }
 
-    /// The generation recorded with children started now.
-    pub(super) fn generation(&self) -> u64 {
-        self.header.generation.load(Ordering::SeqCst)
+    /// The cell recorded with children started now.
+    pub(super) fn cell(&self) -> u64 {
+        self.header.cell.load(Ordering::SeqCst)
     }
 
-    /// Sets the generation recorded with children started from now on.
-    pub(super) fn set_generation(&self, generation: u64) {
-        self.header.generation.store(generation, Ordering::SeqCst);
+    /// Sets the cell recorded with children started from now on.
+    pub(super) fn set_cell(&self, cell: u64) {
+        self.header.cell.store(cell, Ordering::SeqCst);
     }
 }
 
@@ -125,28 +125,43 @@ pub fn set_max_children(limit: u32) -> Result<()> {
     Ok(())
 }
 
-/// The generation counter itself: the timeline keeps its address so that
+/// The cell counter itself: the timeline keeps its address so that
 /// forked children, which inherit this mapping, read the current cell.
-pub(crate) fn generation_counter() -> Result<&'static AtomicU64> {
-    Ok(&Registry::current()?.header.generation)
+pub(crate) fn cell_counter() -> Result<&'static AtomicU64> {
+    Ok(&Registry::current()?.header.cell)
 }
 
-/// The current generation (the kernel sets it to the cell number).
+/// The current cell (the kernel sets it to the execution count).
 ///
 /// ```
-/// forja::registry::set_generation(7).unwrap();
-/// assert_eq!(forja::registry::generation().unwrap(), 7);
+/// forja::registry::set_cell(7).unwrap();
+/// assert_eq!(forja::registry::cell().unwrap(), 7);
 /// ```
-pub fn generation() -> Result<u64> {
-    Ok(Registry::current()?.generation())
+pub fn cell() -> Result<u64> {
+    Ok(Registry::current()?.cell())
 }
 
-/// Sets the generation recorded with children started from now on.
+/// Sets the cell recorded with children started from now on.
 ///
 /// ```
-/// forja::registry::set_generation(1).unwrap();
+/// forja::registry::set_cell(1).unwrap();
 /// ```
-pub fn set_generation(generation: u64) -> Result<()> {
-    Registry::current()?.set_generation(generation);
+pub fn set_cell(cell: u64) -> Result<()> {
+    Registry::current()?.set_cell(cell);
     Ok(())
+}
+
+/// Old name of [`cell`].
+#[deprecated(since = "0.1.0", note = "renamed to `cell` (the kernel's word for it)")]
+pub fn generation() -> Result<u64> {
+    cell()
+}
+
+/// Old name of [`set_cell`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `set_cell` (the kernel's word for it)"
+)]
+pub fn set_generation(cell: u64) -> Result<()> {
+    set_cell(cell)
 }

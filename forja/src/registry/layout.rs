@@ -46,7 +46,7 @@ pub struct Header {
     /// Counter for default names (`Process-1`, `Process-2`...).
     pub(super) name_counter: AtomicU64,
     /// Set by the kernel: the cell now running; recorded with each child.
-    pub(super) generation: AtomicU64,
+    pub(super) cell: AtomicU64,
     /// When this registry was made (ns since the Unix epoch).
     pub(super) start_ns: u64,
     pub(super) name: Name,
@@ -68,7 +68,7 @@ pub(super) struct Slot {
     /// Python-style exit code once `EXITED` (negative signal number).
     pub(super) status: AtomicI32,
     pub(super) flags: AtomicU32,
-    pub(super) generation: AtomicU64,
+    pub(super) cell: AtomicU64,
     pub(super) start_ns: AtomicU64,
     pub(super) end_ns: AtomicU64,
     pub(super) name: Name,

@@ -52,7 +52,7 @@
 //! * `children.rs`: the child slots (reserve, reap, list);
 //! * `ends.rs`: the bitmap of forja pipe ends open in this process;
 //! * `control.rs`: the interrupt flag, the cap on live children and the
-//!   generation;
+//!   cell;
 //! * `remote.rs`: another process's registry, mapped into this one.
 
 mod children;
@@ -68,11 +68,13 @@ use std::time::Duration;
 
 pub(crate) use children::STATUS_UNKNOWN;
 pub use children::{ChildRecord, ChildState, children};
-pub(crate) use control::generation_counter;
+pub(crate) use control::cell_counter;
 pub use control::{
-    check_interrupt, clear_interrupt, generation, interrupted, max_children, request_interrupt,
-    set_generation, set_max_children,
+    cell, check_interrupt, clear_interrupt, interrupted, max_children, request_interrupt, set_cell,
+    set_max_children,
 };
+#[allow(deprecated)]
+pub use control::{generation, set_generation};
 pub(crate) use identity::whoami;
 pub use layout::Header;
 pub use mapping::ensure;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 /// Another process's registry, mapped into this one: what the kernel uses to
 /// interrupt the cell running in its runner process, tag the children each
-/// cell starts with a generation, and list (and stop) them.
+/// cell starts with that cell's number, and list (and stop) them.
 ///
 /// Everything it touches is atomic, so it is safe while the other process
 /// runs. It is `Send + Sync`; dropping it unmaps the memory.
@@ -20,8 +20,8 @@ use std::sync::atomic::Ordering;
 /// let (pid, fd) = registry::ensure().unwrap();
 /// let remote = Remote::open(pid, fd).unwrap(); // here: our own registry
 /// assert_eq!(remote.owner_pid(), pid);
-/// remote.set_generation(3).unwrap();
-/// assert_eq!(registry::generation().unwrap(), 3);
+/// remote.set_cell(3).unwrap();
+/// assert_eq!(registry::cell().unwrap(), 3);
 /// remote.request_interrupt().unwrap();
 /// assert!(registry::interrupted());
 /// remote.clear_interrupt().unwrap();
@@ -160,33 +160,48 @@ impl Remote {
         self.registry().interrupt_raised()
     }
 
-    /// Sets the generation (the cell number) recorded with the children that
+    /// Sets the cell (the kernel's execution count) recorded with the children that
     /// process starts from now on.
     ///
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
     /// let r = forja::registry::Remote::open(pid, fd).unwrap();
-    /// r.set_generation(12).unwrap();
-    /// assert_eq!(r.generation().unwrap(), 12);
+    /// r.set_cell(12).unwrap();
+    /// assert_eq!(r.cell().unwrap(), 12);
     /// ```
-    pub fn set_generation(&self, generation: u64) -> Result<()> {
-        self.registry().set_generation(generation);
+    pub fn set_cell(&self, cell: u64) -> Result<()> {
+        self.registry().set_cell(cell);
         Ok(())
     }
 
-    /// The current generation of that process.
+    /// The current cell of that process.
     ///
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
-    /// forja::registry::set_generation(4).unwrap();
-    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().generation().unwrap(), 4);
+    /// forja::registry::set_cell(4).unwrap();
+    /// assert_eq!(forja::registry::Remote::open(pid, fd).unwrap().cell().unwrap(), 4);
     /// ```
+    pub fn cell(&self) -> Result<u64> {
+        Ok(self.registry().cell())
+    }
+
+    /// Old name of [`Remote::set_cell`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `set_cell` (the kernel's word for it)"
+    )]
+    pub fn set_generation(&self, cell: u64) -> Result<()> {
+        self.set_cell(cell)
+    }
+
+    /// Old name of [`Remote::cell`].
+    #[deprecated(since = "0.1.0", note = "renamed to `cell` (the kernel's word for it)")]
     pub fn generation(&self) -> Result<u64> {
-        Ok(self.registry().generation())
+        self.cell()
     }
 
     /// That process's children not yet collected by their handles, with
-    /// their state (running, ended but not reaped, reaped) and generation.
+    /// their state (running, ended but not reaped, reaped) and cell.
     ///
     /// ```
     /// let (pid, fd) = forja::registry::ensure().unwrap();
@@ -314,7 +329,7 @@ impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Remote")
             .field("owner_pid", &self.pid)
-            .field("generation", &self.generation().unwrap_or(0))
+            .field("cell", &self.cell().unwrap_or(0))
             .field("interrupted", &self.interrupted())
             .field("live_children", &self.live_children())
             .finish()

@@ -35,8 +35,8 @@
 //! # What is recorded
 //!
 //! * the parent, when it forks a child: its pid, name, start time and the
-//!   current generation (the kernel's cell number, see
-//!   [`registry::generation`](crate::registry::generation));
+//!   current cell (the kernel's execution count, see
+//!   [`registry::cell`](crate::registry::cell));
 //! * the child itself, as it ends normally: its end time and exit code;
 //! * the parent, when it reaps the child: the exit code (negative for a
 //!   signal, so a killed child is shown as killed) and, if the child could
@@ -103,7 +103,7 @@ pub fn is_recording() -> bool {
 }
 
 /// The timeline of what ran in the current kernel cell (records of the
-/// current [generation](crate::registry::generation)); outside the kernel,
+/// current [cell](crate::registry::cell)); outside the kernel,
 /// of everything since the program started or since [`timeline::reset`](reset).
 ///
 /// ```
@@ -113,8 +113,8 @@ pub fn is_recording() -> bool {
 /// ```
 pub fn timeline() -> Timeline {
     if display::in_kernel() {
-        let g = crate::registry::generation().unwrap_or(0);
-        Timeline::of_generation(g)
+        let g = crate::registry::cell().unwrap_or(0);
+        Timeline::of_cell(g)
     } else {
         Timeline::all()
     }

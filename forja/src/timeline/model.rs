@@ -31,7 +31,10 @@ pub struct Lane {
     pub name: String,
     /// The process that started it.
     pub parent_pid: i32,
-    /// The generation (kernel cell) it was started in.
+    /// The kernel cell (execution count) it was started in.
+    pub cell: u64,
+    /// Old name of [`Lane::cell`] (the same number).
+    #[deprecated(since = "0.1.0", note = "renamed to `cell` (the kernel's word for it)")]
     pub generation: u64,
     /// When it started, in ms from the timeline's origin (negative when it
     /// started before, e.g. a pool made in an earlier cell).
@@ -73,7 +76,7 @@ impl Lane {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
-    generation: Option<u64>,
+    cell: Option<u64>,
     pub(super) lanes: Vec<Lane>,
     pub(super) span_ms: f64,
     lost: u64,
@@ -83,7 +86,7 @@ struct LaneBuild {
     pid: i32,
     name: String,
     parent: i32,
-    generation: u64,
+    cell: u64,
     selected: bool,
     start: u64,
     exit: Option<(u64, i32)>,
@@ -93,39 +96,39 @@ struct LaneBuild {
 
 impl Timeline {
     /// Everything recorded since the program started or since [`reset`](super::reset),
-    /// whatever the generation.
+    /// whatever the cell.
     ///
     /// ```
     /// let t = forja::Timeline::all();
-    /// assert!(t.generation().is_none());
+    /// assert!(t.cell().is_none());
     /// ```
     pub fn all() -> Timeline {
         Self::build(None)
     }
 
-    /// What was started (and the pool tasks run) in generation `generation`
+    /// What was started (and the pool tasks run) in cell `cell`
     /// (a kernel cell), since the last [`reset`](super::reset).
     ///
     /// ```
-    /// let t = forja::Timeline::of_generation(0);
-    /// assert_eq!(t.generation(), Some(0));
+    /// let t = forja::Timeline::of_cell(0);
+    /// assert_eq!(t.cell(), Some(0));
     /// ```
-    pub fn of_generation(generation: u64) -> Timeline {
-        Self::build(Some(generation))
+    pub fn of_cell(cell: u64) -> Timeline {
+        Self::build(Some(cell))
     }
 
-    fn build(generation: Option<u64>) -> Timeline {
+    fn build(cell: Option<u64>) -> Timeline {
         let now = now_ns();
         let Ok(s) = record::current() else {
             return Timeline {
-                generation,
+                cell,
                 lanes: Vec::new(),
                 span_ms: 0.0,
                 lost: 0,
             };
         };
         let (records, reset_at, lost) = s.read();
-        let wanted = |g: u64, idx: u64| idx >= reset_at && generation.is_none_or(|w| w == g);
+        let wanted = |g: u64, idx: u64| idx >= reset_at && cell.is_none_or(|w| w == g);
         let mut lanes: Vec<LaneBuild> = Vec::new();
         let mut by_pid: HashMap<i32, usize> = HashMap::new();
         for r in records {
@@ -136,8 +139,8 @@ impl Timeline {
                         pid: r.pid,
                         name: r.name,
                         parent: r.parent,
-                        generation: r.generation,
-                        selected: wanted(r.generation, r.idx),
+                        cell: r.cell,
+                        selected: wanted(r.cell, r.idx),
                         start: r.start,
                         exit: None,
                         reaped: None,
@@ -155,7 +158,7 @@ impl Timeline {
                                 pid: r.pid,
                                 name: format!("pid {}", r.pid),
                                 parent: 0,
-                                generation: r.generation,
+                                cell: r.cell,
                                 selected: false,
                                 start: r.start,
                                 exit: None,
@@ -170,7 +173,7 @@ impl Timeline {
                         KIND_EXIT => lane.exit = Some((r.end, r.code)),
                         KIND_REAPED => lane.reaped = Some((r.end, r.code)),
                         _ => {
-                            if wanted(r.generation, r.idx) {
+                            if wanted(r.cell, r.idx) {
                                 lane.tasks.push((
                                     r.job,
                                     r.chunk,
@@ -224,7 +227,9 @@ impl Timeline {
                     pid: l.pid,
                     name: l.name,
                     parent_pid: l.parent,
-                    generation: l.generation,
+                    cell: l.cell,
+                    #[allow(deprecated)]
+                    generation: l.cell,
                     start_ms: ms(l.start),
                     end_ms: end.map(ms),
                     exitcode: code,
@@ -233,20 +238,35 @@ impl Timeline {
             })
             .collect();
         Timeline {
-            generation,
+            cell,
             span_ms: if lanes.is_empty() { 0.0 } else { ms(end_max) },
             lanes,
             lost,
         }
     }
 
-    /// The generation shown (`None`: all of them).
+    /// The cell shown (`None`: all of them).
     ///
     /// ```
-    /// assert_eq!(forja::Timeline::of_generation(3).generation(), Some(3));
+    /// assert_eq!(forja::Timeline::of_cell(3).cell(), Some(3));
     /// ```
+    pub fn cell(&self) -> Option<u64> {
+        self.cell
+    }
+
+    /// Old name of [`Timeline::cell`].
+    #[deprecated(since = "0.1.0", note = "renamed to `cell` (the kernel's word for it)")]
     pub fn generation(&self) -> Option<u64> {
-        self.generation
+        self.cell
+    }
+
+    /// Old name of [`Timeline::of_cell`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `of_cell` (the kernel's word for it)"
+    )]
+    pub fn of_generation(cell: u64) -> Timeline {
+        Self::of_cell(cell)
     }
 
     /// One lane per process, in order of start.
@@ -336,7 +356,7 @@ impl Timeline {
 
     pub(super) fn title(&self) -> String {
         let mut t = String::from("forja timeline");
-        if let Some(g) = self.generation {
+        if let Some(g) = self.cell {
             let _ = write!(t, ", cell {g}");
         }
         let n = self.lanes.len();

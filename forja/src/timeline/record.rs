@@ -24,9 +24,9 @@ pub(super) struct Header {
     capacity: u32,
     record_size: u32,
     creator_pid: i32,
-    /// Address of the creator's generation counter (in its registry mapping,
+    /// Address of the creator's cell counter (in its registry mapping,
     /// which forked descendants inherit too).
-    generation_addr: u64,
+    cell_addr: u64,
     created_ns: u64,
     /// Next record index (monotonic; slot = index % CAPACITY).
     next: AtomicU64,
@@ -48,7 +48,7 @@ pub(super) struct Record {
     pid: AtomicI32,
     parent: AtomicI32,
     code: AtomicI32,
-    generation: AtomicU64,
+    cell: AtomicU64,
     start_ns: AtomicU64,
     end_ns: AtomicU64,
     job: AtomicU64,
@@ -93,7 +93,7 @@ pub(super) struct RawRecord {
     pub pid: i32,
     pub parent: i32,
     pub code: i32,
-    pub generation: u64,
+    pub cell: u64,
     pub start: u64,
     pub end: u64,
     pub job: u64,
@@ -194,7 +194,7 @@ fn create() -> Result<usize> {
             map: "mapping the timeline",
         },
     )?;
-    let generation_addr = crate::registry::generation_counter()
+    let cell_addr = crate::registry::cell_counter()
         .map(|g| g as *const AtomicU64 as u64)
         .unwrap_or(0);
     // SAFETY: a fresh zeroed mapping nothing else sees yet.
@@ -205,7 +205,7 @@ fn create() -> Result<usize> {
         (*h).capacity = CAPACITY as u32;
         (*h).record_size = std::mem::size_of::<Record>() as u32;
         (*h).creator_pid = crate::os::pid();
-        (*h).generation_addr = generation_addr;
+        (*h).cell_addr = cell_addr;
         (*h).created_ns = now_ns();
     }
     from_addr(addr).header.recording.store(1, Ordering::Release);
@@ -214,8 +214,8 @@ fn create() -> Result<usize> {
 }
 
 impl RecordRing {
-    fn generation(&self) -> u64 {
-        let a = self.header.generation_addr as usize;
+    fn cell(&self) -> u64 {
+        let a = self.header.cell_addr as usize;
         if a == 0 {
             return 0;
         }
@@ -263,14 +263,10 @@ impl RecordRing {
         r.pid.store(e.pid, Ordering::Relaxed);
         r.parent.store(crate::os::pid(), Ordering::Relaxed);
         r.code.store(e.code, Ordering::Relaxed);
-        // An exit record takes its generation from its start record (and a
+        // An exit record takes its cell from its start record (and a
         // child ending need not touch the page that holds the counter).
-        let generation = if e.kind == KIND_EXIT {
-            0
-        } else {
-            self.generation()
-        };
-        r.generation.store(generation, Ordering::Relaxed);
+        let cell = if e.kind == KIND_EXIT { 0 } else { self.cell() };
+        r.cell.store(cell, Ordering::Relaxed);
         r.start_ns.store(e.start_ns, Ordering::Relaxed);
         r.end_ns.store(e.end_ns, Ordering::Relaxed);
         r.job.store(e.job, Ordering::Relaxed);
@@ -303,7 +299,7 @@ impl RecordRing {
                 pid: r.pid.load(Ordering::Relaxed),
                 parent: r.parent.load(Ordering::Relaxed),
                 code: r.code.load(Ordering::Relaxed),
-                generation: r.generation.load(Ordering::Relaxed),
+                cell: r.cell.load(Ordering::Relaxed),
                 start: r.start_ns.load(Ordering::Relaxed),
                 end: r.end_ns.load(Ordering::Acquire),
                 job: r.job.load(Ordering::Relaxed),
