@@ -2,23 +2,14 @@
 //! cell on purpose (started, not joined), listed and stopped.
 
 use crate::state::SessionState;
+use forja::registry::ChildRecord;
 use serde_json::{Map, Value};
 
-/// A row of `:procs`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// Pid.
-    pub pid: i32,
-    /// forja name.
-    pub name: String,
-    /// `running`, `sleeping`, `zombie (not joined)`, ...
-    pub state: String,
-    /// The cell (execution count) that started it.
-    pub cell: u64,
-}
-
-fn state_of(pid: i32, exitcode: Option<i32>) -> String {
-    if let Some(code) = exitcode {
+/// What `:procs` says of a child's state: `running`, `sleeping`,
+/// `zombie (finished, not joined)`, ...
+fn state_of(child: &ChildRecord) -> String {
+    let pid = child.pid;
+    if let Some(code) = child.exitcode {
         return format!("finished (exit code {code}), not joined");
     }
     match forja::os::proc_stat(pid).map(|p| p.state) {
@@ -31,20 +22,14 @@ fn state_of(pid: i32, exitcode: Option<i32>) -> String {
     }
 }
 
-/// The runner's live children.
-pub fn rows(shared: &SessionState) -> Vec<Row> {
+/// The runner's children not yet reaped: one row of `:procs` each.
+pub fn rows(shared: &SessionState) -> Vec<ChildRecord> {
     let Some(r) = crate::interrupt::remote(shared) else {
         return Vec::new();
     };
     r.children()
         .into_iter()
         .filter(|c| c.state != forja::registry::ChildState::Reaped)
-        .map(|c| Row {
-            state: state_of(c.pid, c.exitcode),
-            pid: c.pid,
-            name: c.name,
-            cell: c.cell,
-        })
         .collect()
 }
 
@@ -71,15 +56,16 @@ pub fn list(shared: &SessionState) -> Map<String, Value> {
         ));
     }
     for r in &rows {
+        let state = state_of(r);
         text.push_str(&format!(
             "{:>8}  {:<20} {:<32} [{}]\n",
-            r.pid, r.name, r.state, r.cell
+            r.pid, r.name, state, r.cell
         ));
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}]</td></tr>",
             r.pid,
             escape(&r.name),
-            escape(&r.state),
+            escape(&state),
             r.cell
         ));
     }
@@ -94,13 +80,13 @@ pub fn list(shared: &SessionState) -> Map<String, Value> {
 /// started by cells (and their descendants). Returns what was done.
 pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     let rows = rows(shared);
-    let targets: Vec<&Row> = match arg.trim() {
+    let targets: Vec<&ChildRecord> = match arg.trim() {
         "all" => rows.iter().collect(),
         pid => {
             let pid: i32 = pid
                 .parse()
                 .map_err(|_| format!("usage: :kill PID|all (got `{pid}`)"))?;
-            let t: Vec<&Row> = rows.iter().filter(|r| r.pid == pid).collect();
+            let t: Vec<&ChildRecord> = rows.iter().filter(|r| r.pid == pid).collect();
             if t.is_empty() {
                 return Err(format!(
                     "process {pid} was not started by a cell of this kernel (see :procs)"
