@@ -17,6 +17,9 @@ phase "format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked -p forja --all-targets -- -D warnings
 
+phase "vendored evcxr = the published crate + vendor/evcxr/patches (offline)"
+vendor/evcxr/revendor.sh --check
+
 phase "kernel unit tests (release profile: reuses the release build)"
 cargo test --release --locked -p forja-kernel
 
