@@ -115,8 +115,9 @@ fn cargo_home(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
 
 /// What a cargo build checks besides the key's inputs, taken when cargo
 /// compiled the session's crate: the rustc it ran (a new toolchain makes cargo
-/// rebuild everything) and the sources of path dependencies (cargo rebuilds a
-/// path dependency whose sources changed, then every crate using it).
+/// rebuild everything) and the sources and manifests of path dependencies
+/// (cargo rebuilds a path dependency whose sources changed, then every crate
+/// using it).
 #[derive(PartialEq, Eq)]
 struct Stamps {
     files: Vec<(PathBuf, Option<(u64, i64, i64, u64)>)>,
@@ -204,6 +205,10 @@ impl Stamps {
                         || registry.as_ref().is_some_and(|r| source.starts_with(r))
                     {
                         continue;
+                    }
+                    // Its package's manifest too (a new version, features...).
+                    if let Some(package) = source.ancestors().find(|d| d.join("Cargo.toml").is_file()) {
+                        sources.insert(package.join("Cargo.toml"));
                     }
                     sources.insert(source.to_owned());
                 }

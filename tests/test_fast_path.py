@@ -1,0 +1,231 @@
+"""The cargo-free cell path (vendor/evcxr patches 0004 and 0005) is never stale.
+
+Between cells the kernel runs the rustc command cargo last used instead of
+cargo. For each input that changes a compile (`:env`, `:build_env`, `:opt`, a
+path dependency's sources, a cargo config, `Cargo.lock`, the rustc itself),
+the same cells run in two kernels: one as installed, one with
+EVCXR_NO_FAST_RUSTC set, where every cell goes through cargo. Both must print
+the same, and what cargo's build gives. A trivial cell must still take the
+fast path: it is timed against the cargo kernel's.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import KERNEL_NAME, Kernel, unique
+
+from jupyter_client.manager import KernelManager
+
+# Each scenario's last cell prints one line, the value compared.
+PRINT_ENV = 'println!("{:?}", option_env!("{var}"));'
+
+
+def _start(env: dict[str, str]) -> Kernel:
+    km = KernelManager(kernel_name=KERNEL_NAME)
+    km.start_kernel(env={**os.environ, **env})
+    try:
+        k = Kernel(km)
+        k.warm_up()
+        return k
+    except BaseException:
+        km.shutdown_kernel(now=True)
+        raise
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    """{"fast": a kernel as installed, "cargo": one that always runs cargo}."""
+    started: dict[str, Kernel] = {}
+    try:
+        started["fast"] = _start({})
+        started["cargo"] = _start({"EVCXR_NO_FAST_RUSTC": "1"})
+        yield started
+    finally:
+        for k in started.values():
+            k.close()
+
+
+def run(k: Kernel, code: str) -> str:
+    ex = k.execute(code)
+    assert ex.status == "ok", ex.dump()
+    return ex.stdout.strip()
+
+
+def both(kernels: dict[str, Kernel], code: str) -> str:
+    """Runs `code` in both kernels; returns the output they agree on."""
+    fast = run(kernels["fast"], code)
+    cargo = run(kernels["cargo"], code)
+    assert fast == cargo, f"fast path printed {fast!r}, cargo {cargo!r} for {code!r}"
+    return fast
+
+
+def primed(kernels: dict[str, Kernel], code: str) -> str:
+    """Runs `code` twice in both kernels, so the fast kernel's next compile of
+    it goes through the fast path if nothing changed."""
+    both(kernels, code)
+    return both(kernels, code)
+
+
+def test_trivial_cell_takes_the_fast_path(kernels):
+    """a + 1, median of 7: the fast kernel must beat the one running cargo."""
+    times = {}
+    for name, k in kernels.items():
+        k.execute("let a = 1;")
+        samples = []
+        for _ in range(7):
+            ex = k.execute("a + 1")
+            assert ex.status == "ok", ex.dump()
+            samples.append(ex.t_idle)
+        times[name] = statistics.median(samples)
+    print(f"a + 1 median: fast {times['fast'] * 1000:.0f} ms, cargo {times['cargo'] * 1000:.0f} ms")
+    assert times["fast"] < times["cargo"], times
+
+
+def test_env_then_restart(kernels):
+    """The reported bug: `:env` then `:restart`, then option_env! in a cell."""
+    var = unique("FAST_ENV").upper()
+    cell = PRINT_ENV.replace("{var}", var)
+    assert primed(kernels, cell) == "None"
+    for k in kernels.values():
+        run(k, f":env {var}=1")
+        run(k, ":restart")
+    assert both(kernels, cell) == 'Some("1")'
+
+
+def test_env(kernels):
+    var = unique("FAST_ENV").upper()
+    cell = PRINT_ENV.replace("{var}", var)
+    assert primed(kernels, cell) == "None"
+    for k in kernels.values():
+        run(k, f":env {var}=yes")
+    assert both(kernels, cell) == 'Some("yes")'
+
+
+def test_build_env(kernels):
+    var = unique("FAST_BUILD_ENV").upper()
+    cell = PRINT_ENV.replace("{var}", var)
+    assert primed(kernels, cell) == "None"
+    for k in kernels.values():
+        run(k, f":build_env {var} two")
+    assert both(kernels, cell) == 'Some("two")'
+
+
+def test_cargo_config(kernels):
+    """A `[env]` in a cargo config of the session crate's parent directory."""
+    var = unique("FAST_CONFIG").upper()
+    cell = PRINT_ENV.replace("{var}", var)
+    assert primed(kernels, cell) == "None"
+    configs = []
+    for k in kernels.values():
+        crate_dir = Path(run(k, 'println!("{}", env!("CARGO_MANIFEST_DIR"));'))
+        config = crate_dir.parent / ".cargo" / "config.toml"
+        config.parent.mkdir(exist_ok=True)
+        config.write_text(f'[env]\n{var} = "from-config"\n')
+        configs.append(config)
+    try:
+        assert both(kernels, cell) == 'Some("from-config")'
+        for config in configs:
+            config.write_text(f'[env]\n{var} = "changed"\n')
+        assert both(kernels, cell) == 'Some("changed")'
+    finally:
+        for config in configs:
+            config.unlink()
+
+
+def test_opt(kernels):
+    """`:opt`: an unoptimized loop of 10^8 steps takes far longer than 20 ms;
+    LLVM turns the optimized one into a formula."""
+    cell = textwrap.dedent(
+        """\
+        {
+            let n = std::hint::black_box(100_000_000u64);
+            let t = std::time::Instant::now();
+            let mut s = 0u64;
+            for i in 0..n { s = s.wrapping_add(i); }
+            std::hint::black_box(s);
+            println!("{}", if t.elapsed().as_millis() < 20 { "optimized" } else { "not optimized" });
+        }"""
+    )
+    for k in kernels.values():
+        run(k, ":opt 2")
+    assert primed(kernels, cell) == "optimized"
+    for k in kernels.values():
+        run(k, ":opt 0")
+    assert both(kernels, cell) == "not optimized"
+    for k in kernels.values():
+        run(k, ":opt 2")
+    assert both(kernels, cell) == "optimized"
+
+
+def test_path_dependency_sources(kernels, tmp_path):
+    """A path crate's source edited after `:dep`: cargo rebuilds it."""
+    name = unique("fastdep")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Cargo.toml").write_text(
+        f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n'
+    )
+    lib = tmp_path / "src" / "lib.rs"
+    lib.write_text('pub fn v() -> &\'static str { "one" }\n')
+    for k in kernels.values():
+        run(k, f':dep {name} = {{ path = "{tmp_path}" }}')
+    cell = f'println!("{{}}", {name}::v());'
+    assert primed(kernels, cell) == "one"
+    lib.write_text('pub fn v() -> &\'static str { "two" }\n')
+    assert both(kernels, cell) == "two"
+    # A new module in the path crate, through an edited lib.rs.
+    (tmp_path / "src" / "extra.rs").write_text('pub fn w() -> &\'static str { "three" }\n')
+    lib.write_text('pub mod extra;\npub fn v() -> &\'static str { extra::w() }\n')
+    assert both(kernels, cell) == "three"
+
+
+def test_path_dependency_version_and_cargo_lock(kernels, tmp_path):
+    """A path crate's version bumped after `:dep`: cargo relocks (Cargo.lock
+    changes) and rebuilds it with the new CARGO_PKG_VERSION."""
+    name = unique("fastver")
+    (tmp_path / "src").mkdir()
+    manifest = tmp_path / "Cargo.toml"
+    manifest.write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n')
+    (tmp_path / "src" / "lib.rs").write_text(
+        'pub fn version() -> &\'static str { env!("CARGO_PKG_VERSION") }\n'
+    )
+    for k in kernels.values():
+        run(k, f':dep {name} = {{ path = "{tmp_path}" }}')
+    cell = f'println!("{{}}", {name}::version());'
+    assert primed(kernels, cell) == "0.1.0"
+    manifest.write_text(f'[package]\nname = "{name}"\nversion = "0.2.0"\nedition = "2021"\n')
+    assert both(kernels, cell) == "0.2.0"
+    for k in kernels.values():
+        crate_dir = Path(run(k, 'println!("{}", env!("CARGO_MANIFEST_DIR"));'))
+        lock = (crate_dir / "Cargo.lock").read_text()
+        assert f'name = "{name}"\nversion = "0.2.0"' in lock, lock
+
+
+def test_rustc_changed(kernels, tmp_path):
+    """A new rustc in place (simulated with a RUSTC script whose flags
+    change): cargo compiles the cell with it, so must the fast path. Last: it
+    leaves RUSTC set (to plain rustc)."""
+    script = tmp_path / "rustc-wrapper"
+
+    def install(flag: str) -> None:
+        new = tmp_path / "rustc-wrapper.new"
+        new.write_text(f'#!/bin/sh\nexec rustc "$@" --cfg {flag}\n')
+        new.chmod(0o755)
+        os.replace(new, script)
+
+    cell = 'println!("{} {}", cfg!(fast_v1), cfg!(fast_v2));'
+    install("fast_v1")
+    primed(kernels, cell)
+    for k in kernels.values():
+        run(k, f":env RUSTC={script}")
+    assert primed(kernels, cell) == "true false"
+    install("fast_v2")
+    assert both(kernels, cell) == "false true"
+    for k in kernels.values():
+        run(k, ":env RUSTC=rustc")
+    assert both(kernels, cell) == "false false"
