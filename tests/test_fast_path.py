@@ -12,14 +12,15 @@ fast path: it is timed against the cargo kernel's.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from conftest import KERNEL_NAME, Kernel, unique
-
 from jupyter_client.manager import KernelManager
 
 # Each scenario's last cell prints one line, the value compared.
@@ -112,7 +113,7 @@ def test_build_env(kernels):
     cell = PRINT_ENV.replace("{var}", var)
     assert primed(kernels, cell) == "None"
     for k in kernels.values():
-        run(k, f":build_env {var} two")
+        run(k, f":build_env {var}=two")
     assert both(kernels, cell) == 'Some("two")'
 
 
@@ -206,26 +207,43 @@ def test_path_dependency_version_and_cargo_lock(kernels, tmp_path):
         assert f'name = "{name}"\nversion = "0.2.0"' in lock, lock
 
 
-def test_rustc_changed(kernels, tmp_path):
-    """A new rustc in place (simulated with a RUSTC script whose flags
-    change): cargo compiles the cell with it, so must the fast path. Last: it
-    leaves RUSTC set (to plain rustc)."""
-    script = tmp_path / "rustc-wrapper"
+def test_rustc_changed(tmp_path):
+    """A new rustc in place, as `rustup update` does: evcxr finds its rustc
+    with `rustup which rustc` at start, so a fake `rustup` first in the PATH
+    of a new pair of kernels names a script that runs the real rustc with
+    `--cfg fast_v1`; the script is then replaced by one passing `--cfg
+    fast_v2` (the same `rustc -vV`, so cargo rebuilds no dependency)."""
+    real_rustup = shutil.which("rustup")
+    if real_rustup is None:
+        pytest.skip("needs rustup")
+    real_rustc = subprocess.run(
+        [real_rustup, "which", "rustc"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "rustc"
 
-    def install(flag: str) -> None:
-        new = tmp_path / "rustc-wrapper.new"
-        new.write_text(f'#!/bin/sh\nexec rustc "$@" --cfg {flag}\n')
+    def install(path: Path, text: str) -> None:
+        new = path.with_name(path.name + ".new")
+        new.write_text(text)
         new.chmod(0o755)
-        os.replace(new, script)
+        os.replace(new, path)
 
-    cell = 'println!("{} {}", cfg!(fast_v1), cfg!(fast_v2));'
-    install("fast_v1")
-    primed(kernels, cell)
-    for k in kernels.values():
-        run(k, f":env RUSTC={script}")
-    assert primed(kernels, cell) == "true false"
-    install("fast_v2")
-    assert both(kernels, cell) == "false true"
-    for k in kernels.values():
-        run(k, ":env RUSTC=rustc")
-    assert both(kernels, cell) == "false false"
+    install(
+        bin_dir / "rustup",
+        f'#!/bin/sh\ncase "$*" in\n  "which rustc") echo "{script}" ;;\n'
+        f'  *) exec "{real_rustup}" "$@" ;;\nesac\n',
+    )
+    install(script, f'#!/bin/sh\nexec "{real_rustc}" "$@" --cfg fast_v1\n')
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    kernels = {}
+    try:
+        kernels["fast"] = _start({"PATH": path})
+        kernels["cargo"] = _start({"PATH": path, "EVCXR_NO_FAST_RUSTC": "1"})
+        cell = 'println!("{} {}", cfg!(fast_v1), cfg!(fast_v2));'
+        assert primed(kernels, cell) == "true false"
+        install(script, f'#!/bin/sh\nexec "{real_rustc}" "$@" --cfg fast_v2\n')
+        assert both(kernels, cell) == "false true"
+    finally:
+        for k in kernels.values():
+            k.close()

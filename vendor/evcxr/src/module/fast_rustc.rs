@@ -54,7 +54,8 @@ pub(crate) const NO_FAST_RUSTC_ENV: &str = "EVCXR_NO_FAST_RUSTC";
 
 /// The key of a cargo build, or None when the session uses something a
 /// direct rustc run would skip (another linker, sccache, evcxr's rustc cache,
-/// time-passes, another codegen backend) or [`NO_FAST_RUSTC_ENV`] is set.
+/// time-passes, another codegen backend, a `RUSTC_WRAPPER`) or
+/// [`NO_FAST_RUSTC_ENV`] is set.
 ///
 /// The key covers every input of the compile that cargo reads before running
 /// rustc: the cargo command and the environment it inherits (`:env` sets the
@@ -71,6 +72,7 @@ pub(crate) fn key(command: &Command, config: &Config) -> Option<u64> {
         || config.codegen_backend.is_some()
         || !config.allow_static_linking
         || std::env::var_os(NO_FAST_RUSTC_ENV).is_some()
+        || wrapped_rustc(command)
     {
         return None;
     }
@@ -104,6 +106,18 @@ pub(crate) fn key(command: &Command, config: &Config) -> Option<u64> {
         fs::read(&file).ok().hash(&mut h);
     }
     Some(h.finish())
+}
+
+/// Whether cargo would run rustc through a `RUSTC_WRAPPER` (set by evcxr or
+/// inherited from the kernel's environment): the recorded invocation starts
+/// at rustc, so a direct run would skip the wrapper.
+fn wrapped_rustc(command: &Command) -> bool {
+    let set = command
+        .get_envs()
+        .find(|(k, _)| *k == "RUSTC_WRAPPER")
+        .map(|(_, v)| v.map(OsString::from))
+        .unwrap_or_else(|| std::env::var_os("RUSTC_WRAPPER"));
+    set.is_some_and(|v| !v.is_empty())
 }
 
 /// Cargo's home directory, given how to read an environment variable.
