@@ -159,8 +159,8 @@ impl Stamps {
     /// The files of `invocation` to stamp: its rustc (found through its PATH,
     /// and the toolchain's own rustc when that is rustup's proxy), and every
     /// source file listed in the dep-info (`.d`) files of its dependency
-    /// directories, except the registry's (never edited) and the session
-    /// crate's own (which each cell rewrites).
+    /// directories, except registry and vendored packages' (cargo never
+    /// re-checks them) and the session crate's own (which each cell rewrites).
     fn files_of(invocation: &RustcInvocation) -> Vec<PathBuf> {
         let env = |name: &str| {
             invocation
@@ -197,6 +197,22 @@ impl Stamps {
             .filter(|w| w[0] == "-L")
             .filter_map(|w| w[1].strip_prefix("dependency="));
         let mut sources = std::collections::BTreeSet::new();
+        // Each source's package root (the nearest directory with a
+        // Cargo.toml), or None for a registry or vendored package, whose
+        // sources cargo never re-checks either.
+        let mut packages: std::collections::HashMap<PathBuf, Option<PathBuf>> = Default::default();
+        let mut package_of = |source: &Path| -> Option<PathBuf> {
+            let dir = source.parent()?;
+            packages
+                .entry(dir.to_owned())
+                .or_insert_with(|| {
+                    let root = dir.ancestors().find(|d| d.join("Cargo.toml").is_file())?;
+                    let immutable = root.join(".cargo-checksum.json").exists()
+                        || root.join(".cargo-ok").exists();
+                    (!immutable).then(|| root.to_owned())
+                })
+                .clone()
+        };
         for dep_dir in dep_dirs {
             let Ok(entries) = fs::read_dir(dep_dir) else {
                 continue;
@@ -221,10 +237,10 @@ impl Stamps {
                         continue;
                     }
                     // Its package's manifest too (a new version, features...).
-                    if let Some(package) = source.ancestors().find(|d| d.join("Cargo.toml").is_file()) {
+                    if let Some(package) = package_of(source) {
                         sources.insert(package.join("Cargo.toml"));
+                        sources.insert(source.to_owned());
                     }
-                    sources.insert(source.to_owned());
                 }
             }
         }
