@@ -74,16 +74,17 @@ def primed(kernels: dict[str, Kernel], code: str) -> str:
 
 
 def test_trivial_cell_takes_the_fast_path(kernels):
-    """a + 1, median of 7: the fast kernel must beat the one running cargo."""
-    times = {}
-    for name, k in kernels.items():
-        k.execute("let a = 1;")
-        samples = []
-        for _ in range(7):
+    """a + 1, median of 9 taken in turns: the fast kernel must beat the one
+    running cargo (on a quiet 2-core VM about 100 ms against 140 ms)."""
+    samples: dict[str, list[float]] = {name: [] for name in kernels}
+    for k in kernels.values():
+        run(k, "let a = 1;")
+    for _ in range(9):
+        for name, k in kernels.items():
             ex = k.execute("a + 1")
             assert ex.status == "ok", ex.dump()
-            samples.append(ex.t_idle)
-        times[name] = statistics.median(samples)
+            samples[name].append(ex.t_idle)
+    times = {name: statistics.median(s) for name, s in samples.items()}
     print(f"a + 1 median: fast {times['fast'] * 1000:.0f} ms, cargo {times['cargo'] * 1000:.0f} ms")
     assert times["fast"] < times["cargo"], times
 

@@ -93,10 +93,7 @@ pub(crate) fn key(command: &Command, config: &Config) -> Option<u64> {
     // Cargo reads .cargo/config{,.toml} in the crate dir and every ancestor,
     // then in CARGO_HOME.
     let cargo_home = cargo_home(|name| std::env::var_os(name));
-    let config_dirs = dir
-        .ancestors()
-        .map(|d| d.join(".cargo"))
-        .chain(cargo_home);
+    let config_dirs = dir.ancestors().map(|d| d.join(".cargo")).chain(cargo_home);
     for config_dir in config_dirs {
         files.push(config_dir.join("config"));
         files.push(config_dir.join("config.toml"));
