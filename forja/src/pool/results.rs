@@ -73,8 +73,9 @@ impl<T> AsyncResult<T> {
     /// assert!(matches!(r.get_timeout(Duration::from_millis(10)), Err(forja::Error::Timeout { .. })));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        let deadline = Instant::now() + timeout;
-        if !wait_until(&self.shared, Some(deadline), |inner| {
+        // A timeout too long to add to now is no deadline at all.
+        let deadline = Instant::now().checked_add(timeout);
+        if !wait_until(&self.shared, deadline, |inner| {
             job_done(inner, self.job)
         })? {
             return Err(Error::Timeout {
@@ -93,7 +94,7 @@ impl<T> AsyncResult<T> {
     /// assert!(r.wait(std::time::Duration::from_secs(10)).unwrap());
     /// ```
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
-        wait_until(&self.shared, Some(Instant::now() + timeout), |inner| {
+        wait_until(&self.shared, Instant::now().checked_add(timeout), |inner| {
             job_done(inner, self.job)
         })
     }
