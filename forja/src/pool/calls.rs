@@ -285,4 +285,3 @@ impl<C> Pool<C> {
             .imap_unordered_with(value, f, items)
     }
 }
-

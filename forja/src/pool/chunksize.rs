@@ -37,7 +37,12 @@ impl<'a, C> WithChunksize<'a, C> {
         WithChunksize { pool, chunksize }
     }
 
-    fn submit<A: Serialize>(&self, code: &TaskCode<A>, items: &[A], chunksize: usize) -> Result<u64> {
+    fn submit<A: Serialize>(
+        &self,
+        code: &TaskCode<A>,
+        items: &[A],
+        chunksize: usize,
+    ) -> Result<u64> {
         let messages = code.chunk_messages(items, chunksize)?;
         lock(&self.pool.shared).submit(messages)
     }

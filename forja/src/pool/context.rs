@@ -169,7 +169,8 @@ impl<'a, C: 'static> WithContext<'a, C> {
         I: IntoIterator<Item = A>,
     {
         let code = TaskCode::inherited::<OneWith<A, R>, C>(f);
-        self.calls.run_imap_unordered(code, items.into_iter().collect())
+        self.calls
+            .run_imap_unordered(code, items.into_iter().collect())
     }
 }
 

@@ -75,9 +75,7 @@ impl<T> AsyncResult<T> {
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         // A timeout too long to add to now is no deadline at all.
         let deadline = Instant::now().checked_add(timeout);
-        if !wait_until(&self.shared, deadline, |inner| {
-            job_done(inner, self.job)
-        })? {
+        if !wait_until(&self.shared, deadline, |inner| job_done(inner, self.job))? {
             return Err(Error::Timeout {
                 what: "waiting for a pool result",
                 pid: getpid(),
