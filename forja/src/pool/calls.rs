@@ -58,7 +58,7 @@ impl<C> Pool<C> {
     /// let sums = pool.starmap(|a: i32, b: i32| a + b, vec![(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(sums, vec![3, 7]);
     /// fn power(b: u64, e: u32) -> u64 { b.pow(e) }
-    /// assert_eq!(pool.starmap(power as fn(_, _) -> _, vec![(2, 3)]).unwrap(), vec![8]);
+    /// assert_eq!(pool.starmap(power as fn(u64, u32) -> u64, vec![(2, 3)]).unwrap(), vec![8]);
     /// ```
     pub fn starmap<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<Vec<R>>
     where

@@ -100,7 +100,7 @@ use sealed::{One, OneWith, Shape, Spread, SpreadWith, Tuple};
 /// The argument tuples of [`Pool::starmap`](super::Pool::starmap): a tuple of
 /// 1 to 6 elements, and the `fn` pointer type its elements are the
 /// arguments of (`(A, B)`: `fn(A, B) -> R`). A closure that captures nothing
-/// becomes one; a `fn` item needs a cast (`count as fn(_, _) -> _`) or a
+/// becomes one; a `fn` item needs a cast (`count as fn(u64, u64) -> u64`) or a
 /// closure around it (`|a, b| count(a, b)`), because Rust turns a `fn` item
 /// into a pointer only where the pointer type is already known. Sealed.
 pub trait StarArgs<R>: Tuple + Sized {
