@@ -7,9 +7,7 @@ use super::results::take_chunk;
 use super::scheduler::lock;
 use super::task::TaskCode;
 use super::task::sealed::{One, OneWith, Spread, SpreadWith};
-use super::{
-    AsyncResult, Imap, ImapUnordered, Pool, StarArgs, StarArgsWith, WithContext, auto_chunksize,
-};
+use super::{AsyncResult, Imap, ImapUnordered, Pool, StarArgs, StarArgsWith, auto_chunksize};
 use crate::error::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,11 +22,11 @@ use std::fmt;
 /// assert_eq!(v, (0..25).collect::<Vec<_>>());
 /// ```
 pub struct WithChunksize<'a, C = ()> {
-    pool: &'a Pool<C>,
+    pub(super) pool: &'a Pool<C>,
     /// `None`: each call's default (as in Python: `ceil(len / (4 ×
     /// workers))` for `map` and `map_async`, 1 for `imap` and
     /// `imap_unordered`).
-    chunksize: Option<usize>,
+    pub(super) chunksize: Option<usize>,
 }
 
 /// How a call's items become chunks, and its result handle.
@@ -139,20 +137,6 @@ impl<'a, C> WithChunksize<'a, C> {
 
 /// The calls, as on [`Pool`].
 impl<'a, C> WithChunksize<'a, C> {
-    /// [`Pool::with_context`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::builder().processes(1).context(5u8).build().unwrap();
-    /// let v = pool.chunksize(2).with_context().map(|k: &u8, x: u8| k + x, vec![1, 2, 3]).unwrap();
-    /// assert_eq!(v, vec![6, 7, 8]);
-    /// ```
-    pub fn with_context(&self) -> WithContext<'a, C>
-    where
-        C: 'static,
-    {
-        WithContext::new(self.pool, self.chunksize)
-    }
-
     /// [`Pool::map`] with this chunksize.
     ///
     /// ```

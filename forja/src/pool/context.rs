@@ -174,6 +174,22 @@ impl<'a, C: 'static> WithContext<'a, C> {
     }
 }
 
+impl<'a, C> WithChunksize<'a, C> {
+    /// [`Pool::with_context`] with this chunksize.
+    ///
+    /// ```
+    /// let pool = forja::Pool::builder().processes(1).context(5u8).build().unwrap();
+    /// let v = pool.chunksize(2).with_context().map(|k: &u8, x: u8| k + x, vec![1, 2, 3]).unwrap();
+    /// assert_eq!(v, vec![6, 7, 8]);
+    /// ```
+    pub fn with_context(&self) -> WithContext<'a, C>
+    where
+        C: 'static,
+    {
+        WithContext::new(self.pool, self.chunksize)
+    }
+}
+
 impl<C> fmt::Debug for WithContext<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("WithContext");
