@@ -363,7 +363,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 
 // ---- Pool ----
 
-impl fmt::Display for Pool {
+impl<C> fmt::Display for Pool<C> {
     /// `<Pool size=2 state=open workers=[101, 102] worker_starts=2>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, queued) = self.state_summary();
@@ -381,7 +381,7 @@ impl fmt::Display for Pool {
     }
 }
 
-impl Pool {
+impl<C> Pool<C> {
     /// How evcxr shows a `Pool`: size, state, worker pids and how many
     /// workers it has forked (more than its size after a re-fork).
     ///
