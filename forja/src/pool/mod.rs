@@ -87,7 +87,7 @@ pub use task::{StarArgs, StarArgsWith};
 
 use crate::error::{Error, Result};
 use crate::registry;
-use scheduler::{PoolInner, PoolState, Shared, lock, wait_until};
+use scheduler::{PoolCore, PoolInner, PoolState, lock, wait_until};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use task::loaded_objects_stamp;
@@ -116,7 +116,7 @@ fn auto_chunksize(len: usize, workers: usize) -> usize {
 /// pool.join().unwrap();
 /// ```
 pub struct Pool<C = ()> {
-    shared: Shared,
+    shared: PoolCore,
     size: usize,
     context: Arc<C>,
 }

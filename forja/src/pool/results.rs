@@ -3,7 +3,7 @@
 //! as they come in, and drops the job when it goes.
 
 use super::outcome::{ChunkOutcome, Fail, decode_chunk};
-use super::scheduler::{Shared, job_done, lock, wait_until};
+use super::scheduler::{PoolCore, job_done, lock, wait_until};
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
@@ -25,14 +25,18 @@ use std::time::Duration;
 /// assert_eq!(r.successful(), Some(true));
 /// ```
 pub struct AsyncResult<T> {
-    shared: Shared,
+    shared: PoolCore,
     job: u64,
     decode: fn(&[ChunkOutcome]) -> Result<T>,
 }
 
 impl<T> AsyncResult<T> {
     /// The handle on `job`, whose chunks `decode` turns into its result.
-    pub(super) fn new(shared: Shared, job: u64, decode: fn(&[ChunkOutcome]) -> Result<T>) -> Self {
+    pub(super) fn new(
+        shared: PoolCore,
+        job: u64,
+        decode: fn(&[ChunkOutcome]) -> Result<T>,
+    ) -> Self {
         AsyncResult {
             shared,
             job,
@@ -143,7 +147,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
     }
 }
 
-fn abandon(shared: &Shared, job: u64) {
+fn abandon(shared: &PoolCore, job: u64) {
     let mut inner = lock(shared);
     if let Some(j) = inner.jobs.get_mut(&job) {
         if j.remaining == 0 {
@@ -166,7 +170,7 @@ fn abandon(shared: &Shared, job: u64) {
 /// assert!(it.next().is_none());
 /// ```
 pub struct Imap<R> {
-    shared: Shared,
+    shared: PoolCore,
     job: u64,
     next_chunk: usize,
     chunks: usize,
@@ -174,7 +178,11 @@ pub struct Imap<R> {
 }
 
 /// Takes chunk `chunk` of `job` out once it is in (pumping meanwhile).
-pub(super) fn take_chunk(shared: &Shared, job: u64, chunk: Option<usize>) -> Result<ChunkOutcome> {
+pub(super) fn take_chunk(
+    shared: &PoolCore,
+    job: u64,
+    chunk: Option<usize>,
+) -> Result<ChunkOutcome> {
     let mut picked = None;
     wait_until(shared, None, |inner| {
         let Some(j) = inner.jobs.get(&job) else {
@@ -214,7 +222,7 @@ fn next_from_chunk<R: DeserializeOwned>(
 
 impl<R> Imap<R> {
     /// The iterator over `job`, which has `chunks` chunks.
-    pub(super) fn new(shared: Shared, job: u64, chunks: usize) -> Self {
+    pub(super) fn new(shared: PoolCore, job: u64, chunks: usize) -> Self {
         Imap {
             shared,
             job,
@@ -267,7 +275,7 @@ impl<R> fmt::Debug for Imap<R> {
 /// assert_eq!(n, 10);
 /// ```
 pub struct ImapUnordered<R> {
-    shared: Shared,
+    shared: PoolCore,
     job: u64,
     taken: usize,
     chunks: usize,
@@ -276,7 +284,7 @@ pub struct ImapUnordered<R> {
 
 impl<R> ImapUnordered<R> {
     /// The iterator over `job`, which has `chunks` chunks.
-    pub(super) fn new(shared: Shared, job: u64, chunks: usize) -> Self {
+    pub(super) fn new(shared: PoolCore, job: u64, chunks: usize) -> Self {
         ImapUnordered {
             shared,
             job,

@@ -488,15 +488,16 @@ impl PoolInner {
     }
 }
 
-pub(super) type Shared = Arc<Mutex<PoolInner>>;
+/// The pool's state, shared by the [`Pool`](super::Pool) and its result handles.
+pub(super) type PoolCore = Arc<Mutex<PoolInner>>;
 
-pub(super) fn lock(shared: &Shared) -> MutexGuard<'_, PoolInner> {
+pub(super) fn lock(shared: &PoolCore) -> MutexGuard<'_, PoolInner> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Pumps until `done` says so, or the deadline. `Ok(false)` on the deadline.
 pub(super) fn wait_until(
-    shared: &Shared,
+    shared: &PoolCore,
     deadline: Option<Instant>,
     mut done: impl FnMut(&PoolInner) -> bool,
 ) -> Result<bool> {
