@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Bytes of the length that frames each item.
+/// Bytes of the length that prefixes each item (an item with its length is a record).
 pub(super) const HEADER: u64 = 8;
 /// `pause` instructions spent busy-waiting before sleeping on the futex
 /// (keeps a fast producer and consumer out of the kernel without taking a
@@ -377,11 +377,11 @@ impl Ring {
         }
     }
 
-    /// Puts one framed item (its length, 8 bytes, then its encoding).
+    /// Puts one record (its length, 8 bytes, then its encoding).
     /// `Ok(false)`: no room before the deadline.
-    pub(super) fn put_frame(
+    pub(super) fn put_record(
         &self,
-        frame: &[u8],
+        record: &[u8],
         deadline: Option<Instant>,
         joinable: bool,
     ) -> Result<bool> {
@@ -391,7 +391,7 @@ impl Ring {
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
         }
-        let result = self.put_locked(frame, deadline, joinable);
+        let result = self.put_locked(record, deadline, joinable);
         p.lock.unlock();
         result
     }
@@ -401,16 +401,16 @@ impl Ring {
         if !self.wait_below_maxsize(deadline)? {
             return Ok(false);
         }
-        let frame = whole.len() as u64;
+        let record = whole.len() as u64;
         let (len_bytes, bytes) = whole.split_at(HEADER as usize);
         let mut tail = self.shm.tail.0.load(Ordering::Relaxed);
-        if frame <= self.cap() {
-            if !self.wait_room(frame, deadline)? {
+        if record <= self.cap() {
+            if !self.wait_room(record, deadline)? {
                 return Ok(false);
             }
             self.write_at(tail, whole);
             self.count_in(joinable);
-            self.publish(tail + frame);
+            self.publish(tail + record);
             return Ok(true);
         }
         // Larger than the ring: stream it. Once started it must finish, so
@@ -481,9 +481,9 @@ impl Ring {
         let mut len_bytes = [0u8; HEADER as usize];
         self.read_at(head, &mut len_bytes);
         let len = u64::from_le_bytes(len_bytes);
-        let frame = HEADER + len;
-        if frame <= self.cap() {
-            // A small frame is published whole: its bytes are all here.
+        let record = HEADER + len;
+        if record <= self.cap() {
+            // A small record is published whole: its bytes are all here.
             let value = match self.contiguous(head + HEADER, len as usize) {
                 Some(slice) => decode(slice),
                 None => DECODE_BUF.with(|buf| {
@@ -493,7 +493,7 @@ impl Ring {
                     decode(&buf)
                 }),
             };
-            self.finish_get(head + frame);
+            self.finish_get(head + record);
             return value.map(Some);
         }
         // Streamed: collect the pieces as the producer publishes them.

@@ -1,5 +1,5 @@
 //! [`Queue`]: typed items over the byte ring — each item encoded with
-//! `postcard` (the same format as forja's pipes) and framed by its length.
+//! `postcard` (the same format as forja's pipes) and prefixed by its length (a record).
 
 use super::pid;
 use super::ring::{HEADER, Ring};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Bytes in a queue's ring buffer.
 const RING_BYTES: usize = 1 << 20;
-/// Items whose frame fits in this many bytes are encoded on the stack.
+/// Items whose record fits in this many bytes are encoded on the stack.
 const SMALL_FRAME: usize = 128;
 
 thread_local! {
@@ -116,7 +116,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         if self.is_closed() {
             return Err(Error::QueueClosed { pid: pid() });
         }
-        // A frame is the item's length (8 bytes) and its encoding, built in
+        // A record is the item's length (8 bytes) and its encoding, built in
         // one buffer so it is copied into the ring at once: small items on
         // the stack, larger ones in a reused per-thread buffer.
         let mut small = [0u8; SMALL_FRAME];
@@ -125,7 +125,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 let n = payload.len();
                 small[..HEADER as usize].copy_from_slice(&(n as u64).to_le_bytes());
                 self.ring
-                    .put_frame(&small[..HEADER as usize + n], deadline, joinable)?
+                    .put_record(&small[..HEADER as usize + n], deadline, joinable)?
             }
             Err(_) => ENCODE_BUF.with(|buf| -> Result<bool> {
                 let mut buf = buf.borrow_mut();
@@ -134,7 +134,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 crate::codec::encode_into(&mut buf, item, "a queue")?;
                 let n = (buf.len() - HEADER as usize) as u64;
                 buf[..HEADER as usize].copy_from_slice(&n.to_le_bytes());
-                self.ring.put_frame(&buf, deadline, joinable)
+                self.ring.put_record(&buf, deadline, joinable)
             })?,
         };
         if done {
