@@ -33,6 +33,7 @@
 //! - [`sync`]: [`Lock`], [`RLock`], semaphores, [`Event`], [`Condition`] and [`Barrier`] between processes.
 //! - [`timeline`](mod@timeline): what ran and when, drawn as a Gantt chart by [`timeline()`].
 //! - [`value`]: [`Value`] and [`RawValue`], one plain-data value in shared memory.
+//! - [`wait`](mod@wait): [`wait()`], which of several pipe ends, processes and queues are ready.
 //! - [`prelude`]: everything a notebook cell usually needs.
 #![warn(missing_docs)]
 
@@ -56,6 +57,7 @@ pub mod shm;
 pub mod sync;
 pub mod timeline;
 pub mod value;
+pub mod wait;
 
 pub use array::{Array, ArrayGuard, RawArray};
 pub use bytemuck;
@@ -75,6 +77,7 @@ pub use sync::{
 };
 pub use timeline::{Timeline, timeline};
 pub use value::{RawValue, Value, ValueGuard};
+pub use wait::{Waitable, wait, wait_slice};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {
