@@ -29,6 +29,7 @@
 //! - [`queue`]: [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] between processes.
 //! - [`registry`]: this process's children, name, cap on children and interrupt flag.
 //! - [`rich`]: notebook displays of forja's handles, plain text elsewhere.
+//! - [`shared_memory`]: [`SharedMemory`], named shared memory that processes attach to by name.
 //! - [`shm`]: the shared-memory layer, and the [`Shareable`] types that may live in it.
 //! - [`sync`]: [`Lock`], [`RLock`], semaphores, [`Event`], [`Condition`] and [`Barrier`] between processes.
 //! - [`timeline`](mod@timeline): what ran and when, drawn as a Gantt chart by [`timeline()`].
@@ -53,6 +54,7 @@ pub mod process;
 pub mod queue;
 pub mod registry;
 pub mod rich;
+pub mod shared_memory;
 pub mod shm;
 pub mod sync;
 pub mod timeline;
@@ -70,6 +72,7 @@ pub use process::{
     process_cpu_count,
 };
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use shared_memory::SharedMemory;
 pub use shm::Shareable;
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
