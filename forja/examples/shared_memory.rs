@@ -21,8 +21,8 @@ fn main() -> forja::Result<()> {
                 let mut g = mine.lock().unwrap();
                 let xs: &mut [f64] = forja::bytemuck::cast_slice_mut(&mut g[..]);
                 let quarter = (w * N / 4)..((w + 1) * N / 4);
-                for (i, x) in xs[quarter.clone()].iter_mut().zip(quarter) {
-                    *i = x as f64;
+                for (x, i) in xs[quarter.clone()].iter_mut().zip(quarter) {
+                    *x = i as f64;
                 }
             })
         })
