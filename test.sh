@@ -25,6 +25,9 @@ if grep -n '^\s*#\[test\]' forja/tests/*.rs; then
   exit 1
 fi
 
+phase "vendored evcxr = the published crate + vendor/evcxr/patches (offline)"
+vendor/evcxr/revendor.sh --check
+
 phase "kernel unit tests (release profile: reuses the release build)"
 cargo test --release --locked -p forja-kernel
 

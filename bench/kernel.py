@@ -10,6 +10,10 @@ Measures, for each kernel, in one run:
 Prints medians and the forja/evcxr ratio. Not part of CI.
 
 Usage: .venv/bin/python bench/kernel.py [--runs N]
+       .venv/bin/python bench/kernel.py --against OLD_FORJA_KERNEL [--rounds R] [--runs N]
+The second form compares this checkout's kernel with another forja-kernel
+binary (e.g. one built from an earlier commit, with its own FORJA_CRATE_DIR
+etc. already baked in), kernels started in turns, R rounds; medians over rounds.
 Needs `cargo install --locked evcxr_jupyter --version 0.22.0` for the comparison.
 """
 import argparse
@@ -65,10 +69,39 @@ def bench_kernel(name, first_cell, runs):
             "trivial": statistics.median(trivial), "fn": statistics.median(fns)}
 
 
+def compare(old: str, rounds: int, runs: int):
+    """This checkout's kernel against another forja-kernel binary, interleaved."""
+    keys = ["start", "first", "trivial", "fn"]
+    got = {"new": {k: [] for k in keys}, "old": {k: [] for k in keys}}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        write_spec(base, "bench-new", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"])
+        write_spec(base, "bench-old", [old, "--connection-file", "{connection_file}"])
+        os.environ["JUPYTER_PATH"] = str(base)
+        for r in range(rounds):
+            order = ["new", "old"] if r % 2 == 0 else ["old", "new"]
+            for which in order:
+                res = bench_kernel(f"bench-{which}", "let _p = forja::cpu_count();", runs)
+                for k in keys:
+                    got[which][k].append(res[k])
+                print(f"round {r + 1} {which}: " + ", ".join(
+                    f"{k} {res[k]*1000:.0f} ms" for k in keys), flush=True)
+    print(f"\nrounds: {rounds}, runs per round: {runs}; medians over rounds\n")
+    print("| measurement | this kernel | other kernel | ratio |")
+    print("|---|---|---|---|")
+    for k in keys:
+        n, o = statistics.median(got["new"][k]), statistics.median(got["old"][k])
+        print(f"| {k} | {n*1000:.0f} ms | {o*1000:.0f} ms | {n/o:.2f}x |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--against", help="another forja-kernel binary to compare with")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    if args.against:
+        return compare(args.against, args.rounds, args.runs)
     evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
     have_evcxr = Path(evcxr).exists()
     with tempfile.TemporaryDirectory() as tmp:

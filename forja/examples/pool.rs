@@ -1,4 +1,5 @@
-//! A pool of workers: map, imap, imap_unordered, starmap, apply_async, and
+//! A pool of workers: map, imap, imap_unordered, starmap, apply_async, the
+//! two contexts a task can have (a value sent with it, the pool's own), and
 //! what happens when a task panics.
 //!
 //! Run with `cargo run -p forja --example pool`.
@@ -16,6 +17,20 @@ fn is_prime(n: u64) -> bool {
 fn slow_square(x: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(50));
     x * x
+}
+
+/// A task with a context: the value given to `map_with`.
+fn scale(factor: &u64, x: u64) -> u64 {
+    factor * x
+}
+
+/// A task with the pool's context: a shared counter every worker has.
+fn count_prime(found: &Value<u64>, n: u64) -> bool {
+    let prime = is_prime(n);
+    if prime {
+        *found.get_lock().unwrap() += 1;
+    }
+    prime
 }
 
 fn main() -> forja::Result<()> {
@@ -73,8 +88,24 @@ fn main() -> forja::Result<()> {
         pool.map(|x: i32| x * 2, 0..3)?
     );
 
+    // Tasks capture nothing: what they need is a context. A value, sent
+    // with the tasks (like Python's functools.partial)...
+    println!("map_with: {:?}", pool.map_with(10, scale, 1..=5)?);
+
     pool.close()?;
     pool.join()?;
     println!("worker processes forked in total: {}", pool.worker_starts());
+
+    // ...or the pool's own, made before its workers are forked, so every
+    // worker has it: here a shared Value (Python: initializer + initargs).
+    let counter = Pool::builder()
+        .processes(cpu_count())
+        .context(Value::new(0u64)?)
+        .build()?;
+    counter.with_context().map(count_prime, 0..1000)?;
+    println!(
+        "primes below 1000, counted by the workers: {}",
+        counter.context().load()?
+    );
     Ok(())
 }

@@ -66,7 +66,7 @@ pub use bytemuck;
 pub use connection::{Connection, Pipe, Receiver, Sender};
 pub use error::{Error, Result};
 pub use interrupt::sleep;
-pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder};
+pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, WithChunksize, WithContext};
 pub use process::{
     Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
     process_cpu_count,

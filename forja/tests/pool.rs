@@ -35,12 +35,241 @@ fn map_keeps_input_order_with_any_chunksize() {
     assert_eq!(pool.map(square, Vec::new()).unwrap(), Vec::<u64>::new());
 }
 
-fn closures_with_copy_captures_work() {
+fn closures_that_capture_nothing_infer_their_types() {
     let pool = Pool::new(2).unwrap();
-    let offset = 1000u64;
-    let factor = 3u64;
-    let got = pool.map(move |x: u64| x * factor + offset, 0..10).unwrap();
-    assert_eq!(got, (0..10).map(|x| x * 3 + 1000).collect::<Vec<_>>());
+    // No annotation: the item type comes from the items.
+    assert_eq!(
+        pool.map(|x| x * x, 0..10u64).unwrap(),
+        (0..10).map(square).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(|x| x + 1, 41u8).unwrap(), 42);
+    assert_eq!(
+        pool.starmap(|a, b| a * b, vec![(2u32, 3u32), (4, 5)])
+            .unwrap(),
+        vec![6, 20]
+    );
+    assert_eq!(pool.map(square, 0..3).unwrap(), vec![0, 1, 4]);
+}
+
+fn scale_and_shift(k: &(u64, u64), x: u64) -> u64 {
+    x * k.0 + k.1
+}
+
+fn a_value_sent_with_the_tasks_reaches_every_task() {
+    let pool = Pool::new(2).unwrap();
+    let expected: Vec<u64> = (0..100).map(|x| x * 3 + 1000).collect();
+    assert_eq!(
+        pool.map_with((3, 1000), scale_and_shift, 0..100).unwrap(),
+        expected
+    );
+    for cs in [1, 7, 1000] {
+        assert_eq!(
+            pool.chunksize(cs)
+                .map_with((3, 1000), scale_and_shift, 0..100)
+                .unwrap(),
+            expected
+        );
+    }
+    // A value that owns heap memory: sent by value, so it exists in the worker.
+    let words = vec!["cero".to_string(), "uno".into(), "dos".into()];
+    let got = pool
+        .map_with(words, |w: &Vec<String>, i: usize| w[i].clone(), vec![2, 0])
+        .unwrap();
+    assert_eq!(got, vec!["dos", "cero"]);
+    let data: Vec<u64> = (0..1000).collect();
+    let got = pool
+        .map_with(data, |d: &Vec<u64>, i: usize| d[i], 0..5usize)
+        .unwrap();
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        pool.starmap_with(
+            10,
+            |k: &i64, a: i64, b: i64| k * a - b,
+            vec![(1, 2), (3, 4)]
+        )
+        .unwrap(),
+        vec![8, 26]
+    );
+    assert_eq!(
+        pool.apply_with("ab".to_string(), |s: &String, n: usize| s.repeat(n), 3)
+            .unwrap(),
+        "ababab"
+    );
+    let r = pool
+        .apply_async_with(2u8, |k: &u8, x: u8| k * x, 21)
+        .unwrap();
+    assert_eq!(r.get().unwrap(), 42);
+    let r = pool
+        .map_async_with(1u8, |k: &u8, x: u8| k + x, vec![1, 2])
+        .unwrap();
+    assert_eq!(r.get().unwrap(), vec![2, 3]);
+    let v: Vec<u8> = pool
+        .imap_with(1u8, |k: &u8, x: u8| k + x, vec![1, 2])
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(v, vec![2, 3]);
+    let mut v: Vec<u8> = pool
+        .imap_unordered_with(1u8, |k: &u8, x: u8| k + x, vec![1, 2])
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    v.sort();
+    assert_eq!(v, vec![2, 3]);
+}
+
+/// What the workers share with the parent: handles that serde cannot send.
+struct Shared {
+    total: Value<u64>,
+    seen: Queue<u64>,
+}
+
+fn record(shared: &Shared, x: u64) -> i32 {
+    *shared.total.get_lock().unwrap() += x;
+    shared.seen.put(&x).unwrap();
+    std::process::id() as i32
+}
+
+fn drain(q: &Queue<u64>, n: usize) -> Vec<u64> {
+    let mut got: Vec<u64> = (0..n)
+        .map(|_| q.get_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    got.sort();
+    got
+}
+
+fn the_pool_context_is_inherited_and_shared_with_the_workers() {
+    let shared = Shared {
+        total: Value::new(0).unwrap(),
+        seen: Queue::new().unwrap(),
+    };
+    let pool = Pool::builder()
+        .processes(2)
+        .context(shared)
+        .build()
+        .unwrap();
+    let pids: HashSet<i32> = pool
+        .with_context()
+        .chunksize(1)
+        .map(record, 1..=10)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!pids.contains(&(std::process::id() as i32)));
+    assert_eq!(pool.context().total.load().unwrap(), 55);
+    assert_eq!(
+        drain(&pool.context().seen, 10),
+        (1..=10).collect::<Vec<_>>()
+    );
+    // Every call shape reaches the same context.
+    assert_eq!(
+        pool.with_context()
+            .starmap(
+                |s: &Shared, a: u64, b: u64| record(s, a + b) > 0,
+                vec![(1, 2)]
+            )
+            .unwrap(),
+        vec![true]
+    );
+    pool.with_context().apply(record, 100).unwrap();
+    pool.with_context()
+        .apply_async(record, 1000)
+        .unwrap()
+        .get()
+        .unwrap();
+    pool.with_context()
+        .map_async(record, vec![10_000])
+        .unwrap()
+        .get()
+        .unwrap();
+    assert_eq!(
+        pool.with_context().imap(record, vec![0]).unwrap().count(),
+        1
+    );
+    assert_eq!(
+        pool.with_context()
+            .imap_unordered(record, vec![0])
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(pool.context().total.load().unwrap(), 55 + 3 + 11_100);
+    assert_eq!(
+        drain(&pool.context().seen, 6),
+        vec![0, 0, 3, 100, 1000, 10_000]
+    );
+    // The chunksize view has it too.
+    assert_eq!(
+        pool.chunksize(3)
+            .with_context()
+            .map(|s: &Shared, x: u64| record(s, x) > 0, 0..4)
+            .unwrap(),
+        vec![true; 4]
+    );
+    assert_eq!(drain(&pool.context().seen, 4), vec![0, 1, 2, 3]);
+}
+
+fn the_pool_context_reaches_workers_forked_later() {
+    let total = Value::new(0u64).unwrap();
+    let pool = Pool::builder().processes(2).context(total).build().unwrap();
+    let add = |t: &Value<u64>, x: u64| {
+        *t.get_lock().unwrap() += x;
+    };
+    pool.with_context().map(add, 1..=4).unwrap();
+    assert_eq!(pool.context().load().unwrap(), 10);
+    // A replaced worker (one was killed) inherits it.
+    let killed = pool.worker_pids();
+    unsafe { libc::kill(killed[0], libc::SIGKILL) };
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(killed[0]) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while pool.worker_starts() < 3 && Instant::now() < end {
+        let _ = pool.with_context().map(add, vec![0; 4]);
+    }
+    assert!(pool.worker_starts() >= 3);
+    let before = pool.context().load().unwrap();
+    pool.with_context()
+        .chunksize(1)
+        .map(add, vec![1; 20])
+        .unwrap();
+    assert_eq!(pool.context().load().unwrap(), before + 20);
+    // Re-forked workers (code loaded after the fork) inherit it too.
+    let starts = pool.worker_starts();
+    assert!(load_a_new_library(), "no test library could be loaded");
+    pool.with_context()
+        .chunksize(1)
+        .map(add, vec![1; 20])
+        .unwrap();
+    assert_eq!(
+        pool.worker_starts(),
+        starts + 2,
+        "one re-fork of both workers"
+    );
+    assert_eq!(pool.context().load().unwrap(), before + 40);
+}
+
+/// Loads a shared object the program had not loaded (what every notebook
+/// cell does): the workers no longer have all the code there is.
+fn load_a_new_library() -> bool {
+    let candidates = [
+        c"libresolv.so.2",
+        c"libanl.so.1",
+        c"libBrokenLocale.so.1",
+        c"libnss_dns.so.2",
+    ];
+    candidates.iter().any(|name| {
+        let loaded = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+        loaded.is_null() && !unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW) }.is_null()
+    })
+}
+
+fn huge_timeouts_mean_no_deadline() {
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(square, 3).unwrap();
+    assert!(r.wait(Duration::MAX).unwrap());
+    assert_eq!(r.get_timeout(Duration::MAX).unwrap(), 9);
 }
 
 fn tasks_run_in_the_workers_not_here() {
@@ -440,7 +669,11 @@ fn large_arguments_and_results() {
 mod common;
 common::tests! {
     map_keeps_input_order_with_any_chunksize,
-    closures_with_copy_captures_work,
+    closures_that_capture_nothing_infer_their_types,
+    a_value_sent_with_the_tasks_reaches_every_task,
+    the_pool_context_is_inherited_and_shared_with_the_workers,
+    the_pool_context_reaches_workers_forked_later,
+    huge_timeouts_mean_no_deadline,
     tasks_run_in_the_workers_not_here,
     imap_yields_in_input_order_even_when_later_tasks_finish_first,
     imap_is_lazy_about_results,

@@ -522,7 +522,7 @@ fn display_of_each_handle_type() {
     let v = Value::new(42i32).unwrap();
     assert_eq!(v.to_string(), "Value<i32>(42)");
     let g = v.get_lock().unwrap();
-    assert_eq!(v.to_string(), "Value<i32>(<locked>)"); // never hangs
+    assert_eq!(v.to_string(), "Value<i32>(<held by this thread>)"); // never hangs
     drop(g);
     assert_eq!(
         RawValue::new(1.5f64).unwrap().to_string(),

@@ -1,28 +1,46 @@
 //! [`Pool`]: a fixed set of worker processes that run many small tasks, like
 //! Python's `multiprocessing.Pool`.
 //!
-//! # How tasks reach the workers
+//! # What a task may be
 //!
 //! Workers are forked once and persist; tasks do not fork. A task is a
-//! function or closure plus its argument. Arguments and results travel over
-//! one socket pair per worker, encoded with serde (`postcard`). The function
-//! itself cannot be encoded, but a worker is a copy of the parent, so it
-//! already has the function's *code* — as long as that code was loaded
-//! before the worker was forked. So a task function must be `Copy + 'static`
-//! (a `fn` item, or a closure that captures only `Copy` values such as
-//! numbers): its few bytes are copied to the worker together with the
-//! address of a small generic function that runs it.
+//! **function pointer**: a `fn` item, or a closure that captures nothing
+//! (Rust turns both into a `fn(A) -> R`). Its argument and its result travel
+//! over one socket pair per worker, encoded with serde (`postcard`), like
+//! the items of a [`Queue`](crate::Queue).
 //!
-//! Inside the forja kernel each cell is a library loaded after the previous
-//! ones, so a closure written in a later cell than the pool does not exist in
-//! the pool's workers. The pool notices: it records how many shared objects
-//! the dynamic loader had loaded (glibc's `dlpi_adds`) when it forked its
-//! workers, and when a task is submitted after more were loaded, it
-//! **re-forks its workers** (once: the new ones serve every later task until
-//! another library is loaded). Old workers finish what they were running and
-//! then stop. In an ordinary program nothing is ever loaded later, so
-//! workers are forked exactly once. [`Pool::worker_starts`] counts forks, so
-//! the cost can be measured.
+//! A task cannot capture variables, because a worker is a copy of the parent
+//! *as it was when the worker was forked*: a captured `Vec`, `String` or
+//! `&'static` reference made later would point at memory the worker does not
+//! have. Rust says so at the call site: "closures can only be coerced to
+//! `fn` types if they do not capture any variables". What a task needs
+//! besides its item goes in one of two **contexts**, the task's first
+//! argument `&C`:
+//!
+//! - **A value sent with the tasks** (`map_with`, `starmap_with`,
+//!   `apply_with`, ...): any serde value, encoded once per call and sent with
+//!   every task message. Python's `pool.map(functools.partial(f, value), xs)`.
+//! - **The pool's context**, set when the pool is made
+//!   ([`PoolBuilder::context`]) and inherited by every worker at fork, also
+//!   by those forked later to replace or re-fork others (the parent keeps
+//!   it). For forja handles that are not serde values: a [`Value`](crate::Value),
+//!   a [`Queue`](crate::Queue), a [`Lock`](crate::Lock), or a struct of them.
+//!   Tasks reach it through [`Pool::with_context`]. Python's
+//!   `Pool(initializer=f, initargs=(q,))` setting a global.
+//!
+//! The one address a task message carries is *code*: the task's, and a
+//! small generic function's that calls it. Code is valid in every fork, as
+//! long as it was loaded before the worker was forked. Inside the forja
+//! kernel each cell is a library loaded after the previous ones, so a task
+//! written in a later cell than the pool does not exist in the pool's
+//! workers. The pool notices: it records how many shared objects the dynamic
+//! loader had loaded (glibc's `dlpi_adds`) when it forked its workers, and
+//! when a task is submitted after more were loaded, it **re-forks its
+//! workers** (once: the new ones serve every later task until another
+//! library is loaded). Old workers finish what they were running and then
+//! stop. In an ordinary program nothing is ever loaded later, so workers are
+//! forked exactly once. [`Pool::worker_starts`] counts forks, so the cost can
+//! be measured.
 //!
 //! A panicking task gives an `Err` with the panic's message; the worker
 //! survives. A worker that dies (killed, or a task that aborts) turns the
@@ -35,13 +53,26 @@
 //! use forja::prelude::*;
 //!
 //! fn square(x: u64) -> u64 { x * x }
+//! fn scale(factor: &u64, x: u64) -> u64 { x * factor }
 //!
 //! let pool = Pool::new(2).unwrap();
 //! assert_eq!(pool.map(square, 1..=4).unwrap(), vec![1, 4, 9, 16]);
-//! let offset = 10;
-//! assert_eq!(pool.map(move |x: i32| x + offset, vec![1, 2]).unwrap(), vec![11, 12]);
+//! assert_eq!(pool.map(|x| x + 1, 1..=3u64).unwrap(), vec![2, 3, 4]);
+//! // A value the tasks need: sent with them.
+//! assert_eq!(pool.map_with(10, scale, vec![1, 2]).unwrap(), vec![10, 20]);
+//!
+//! // Shared handles: the pool's context, inherited by the workers.
+//! let total = Value::new(0u64).unwrap();
+//! let pool = Pool::builder().processes(2).context(total).build().unwrap();
+//! pool.with_context()
+//!     .map(|total: &Value<u64>, x: u64| *total.get_lock().unwrap() += x, 1..=4)
+//!     .unwrap();
+//! assert_eq!(pool.context().load().unwrap(), 10);
 //! ```
 
+mod calls;
+mod chunksize;
+mod context;
 mod outcome;
 mod protocol;
 mod results;
@@ -49,18 +80,17 @@ mod scheduler;
 mod task;
 mod worker;
 
+pub use chunksize::WithChunksize;
+pub use context::WithContext;
 pub use results::{AsyncResult, Imap, ImapUnordered};
+pub use task::{StarArgs, StarArgsWith};
 
 use crate::error::{Error, Result};
 use crate::registry;
-use outcome::{decode_all, decode_chunk_into, decode_one};
-use results::take_chunk;
 use scheduler::{PoolInner, PoolState, Shared, lock, wait_until};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use task::{chunk_messages, loaded_objects_stamp};
+use task::loaded_objects_stamp;
 use worker::Initializer;
 
 /// Python's default chunksize for `map`: ceil(len / (4 × workers)).
@@ -70,25 +100,29 @@ fn auto_chunksize(len: usize, workers: usize) -> usize {
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
-/// Task functions must be `Copy + 'static`: `fn` items, or closures that
-/// capture only `Copy` values (see the [module docs](self) for why).
-/// Arguments and results must be serde types.
+/// Tasks are function pointers: `fn` items, or closures that capture
+/// nothing; what they need besides their item goes in a context (see the
+/// [module docs](self) for why). Arguments and results must be serde types.
+/// `C` is the pool's context, `()` unless set with
+/// [`PoolBuilder::context`].
 ///
 /// ```
 /// use forja::prelude::*;
 ///
 /// let pool = Pool::new(2).unwrap();
-/// let total: u64 = pool.map(|x: u64| x * 2, 0..100).unwrap().iter().sum();
+/// let total: u64 = pool.map(|x| x * 2, 0..100u64).unwrap().iter().sum();
 /// assert_eq!(total, 9900);
 /// pool.close().unwrap();
 /// pool.join().unwrap();
 /// ```
-pub struct Pool {
+pub struct Pool<C = ()> {
     shared: Shared,
     size: usize,
+    context: Arc<C>,
 }
 
-/// Builds a [`Pool`] with options (Python's `Pool(processes, initializer)`).
+/// Builds a [`Pool`] with options (Python's `Pool(processes, initializer,
+/// initargs)`).
 ///
 /// ```
 /// let pool = forja::Pool::builder()
@@ -98,12 +132,13 @@ pub struct Pool {
 ///     .unwrap();
 /// assert_eq!(pool.size(), 2);
 /// ```
-pub struct PoolBuilder {
+pub struct PoolBuilder<C = ()> {
     processes: Option<usize>,
     initializer: Option<Initializer>,
+    context: C,
 }
 
-impl PoolBuilder {
+impl<C> PoolBuilder<C> {
     /// How many workers (default: [`process_cpu_count`](crate::process_cpu_count)).
     ///
     /// ```
@@ -131,13 +166,43 @@ impl PoolBuilder {
         self
     }
 
+    /// The pool's context: made here, before the workers are forked, so
+    /// every worker has it (those forked later too: the pool keeps it). For
+    /// what tasks share and serde cannot send: a [`Value`](crate::Value), a
+    /// [`Queue`](crate::Queue), a [`Lock`](crate::Lock), a tuple or struct
+    /// of them. Tasks get it as their first argument through
+    /// [`Pool::with_context`]; the parent reads it with [`Pool::context`].
+    /// Like Python's `initargs` with an initializer that stores them in a
+    /// global.
+    ///
+    /// ```
+    /// use forja::prelude::*;
+    ///
+    /// let q: Queue<u64> = Queue::new().unwrap();
+    /// let pool = Pool::builder().processes(2).context(q).build().unwrap();
+    /// pool.with_context().map(|q: &Queue<u64>, x: u64| q.put(&(x * 10)).unwrap(), 0..3).unwrap();
+    /// let mut got: Vec<u64> = (0..3).map(|_| pool.context().get().unwrap()).collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![0, 10, 20]);
+    /// ```
+    pub fn context<D: Send + Sync + 'static>(self, context: D) -> PoolBuilder<D> {
+        PoolBuilder {
+            processes: self.processes,
+            initializer: self.initializer,
+            context,
+        }
+    }
+
     /// Starts the workers.
     ///
     /// ```
     /// let pool = forja::Pool::builder().build().unwrap();
     /// assert_eq!(pool.size(), forja::process_cpu_count());
     /// ```
-    pub fn build(self) -> Result<Pool> {
+    pub fn build(self) -> Result<Pool<C>>
+    where
+        C: Send + Sync + 'static,
+    {
         let size = self.processes.unwrap_or_else(crate::process_cpu_count);
         if size == 0 {
             return Err(Error::InvalidArgument {
@@ -146,7 +211,8 @@ impl PoolBuilder {
             });
         }
         registry::check_interrupt()?;
-        let mut inner = PoolInner::new(size, self.initializer);
+        let context = Arc::new(self.context);
+        let mut inner = PoolInner::new(size, self.initializer, context.clone());
         if let Err(e) = inner.ensure_workers(loaded_objects_stamp()) {
             inner.terminate();
             return Err(e);
@@ -154,37 +220,10 @@ impl PoolBuilder {
         Ok(Pool {
             shared: Arc::new(Mutex::new(inner)),
             size,
+            context,
         })
     }
 }
-
-/// Functions that [`Pool::starmap`] can call with a tuple of arguments
-/// spread out: `Fn(A)`, `Fn(A, B)`, `Fn(A, B, C)`, `Fn(A, B, C, D)`.
-pub trait StarCall<Args> {
-    /// What the function returns.
-    type Output;
-    /// Calls it with the tuple's elements as arguments.
-    fn star_call(&self, args: Args) -> Self::Output;
-}
-
-macro_rules! star_call {
-    ($($a:ident),*) => {
-        impl<Func, $($a,)* R> StarCall<($($a,)*)> for Func
-        where
-            Func: Fn($($a),*) -> R,
-        {
-            type Output = R;
-            #[allow(non_snake_case)]
-            fn star_call(&self, ($($a,)*): ($($a,)*)) -> R {
-                self($($a),*)
-            }
-        }
-    };
-}
-star_call!(A);
-star_call!(A, B);
-star_call!(A, B, C);
-star_call!(A, B, C, D);
 
 impl Pool {
     /// A pool of `processes` workers, forked now.
@@ -208,7 +247,7 @@ impl Pool {
         Pool::builder().build()
     }
 
-    /// Options: number of processes, initializer.
+    /// Options: number of processes, initializer, context.
     ///
     /// ```
     /// let pool = forja::Pool::builder().processes(1).build().unwrap();
@@ -217,9 +256,12 @@ impl Pool {
         PoolBuilder {
             processes: None,
             initializer: None,
+            context: (),
         }
     }
+}
 
+impl<C> Pool<C> {
     /// How many workers it keeps.
     ///
     /// ```
@@ -227,6 +269,16 @@ impl Pool {
     /// ```
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The pool's context ([`PoolBuilder::context`]), as the parent has it.
+    ///
+    /// ```
+    /// let pool = forja::Pool::builder().processes(1).context(7u8).build().unwrap();
+    /// assert_eq!(*pool.context(), 7);
+    /// ```
+    pub fn context(&self) -> &C {
+        &self.context
     }
 
     /// The pids of its current workers.
@@ -273,164 +325,36 @@ impl Pool {
     /// let v = pool.chunksize(1).map(|x: i32| -x, vec![1, 2]).unwrap();
     /// assert_eq!(v, vec![-1, -2]);
     /// ```
-    pub fn chunksize(&self, chunksize: usize) -> WithChunksize<'_> {
-        WithChunksize {
-            pool: self,
-            chunksize: Some(chunksize.max(1)),
-        }
+    pub fn chunksize(&self, chunksize: usize) -> WithChunksize<'_, C> {
+        WithChunksize::new(self, Some(chunksize.max(1)))
     }
 
     /// The view with each call's default chunksize: `Pool`'s own `map`,
     /// `imap`... go through it.
-    fn default_chunksize(&self) -> WithChunksize<'_> {
-        WithChunksize {
-            pool: self,
-            chunksize: None,
-        }
+    fn default_chunksize(&self) -> WithChunksize<'_, C> {
+        WithChunksize::new(self, None)
     }
 
-    fn submit<F, A, R>(&self, f: &F, items: &[A], chunksize: usize) -> Result<u64>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let messages = chunk_messages(f, items, chunksize)?;
-        lock(&self.shared).submit(messages)
-    }
-
-    /// Applies `f` to every item in the workers; results in input order.
-    /// Items are sent in chunks of `ceil(len / (4 × workers))`, as in Python
-    /// (change it with [`chunksize`](Self::chunksize)). The first failed
-    /// item (a panic, a dead worker) makes the whole call an `Err`.
+    /// Calls whose tasks get the pool's context ([`PoolBuilder::context`])
+    /// as their first argument: `fn(&C, A) -> R`.
     ///
     /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// let words = pool.map(|n: usize| "ab".repeat(n), vec![0, 1, 2]).unwrap();
-    /// assert_eq!(words, vec!["", "ab", "abab"]);
-    /// ```
-    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.default_chunksize().map(f, items)
-    }
-
-    /// Like [`map`](Self::map), but calls `f` with each tuple spread into
-    /// arguments (Python's `starmap`).
+    /// use forja::prelude::*;
     ///
-    /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// let sums = pool.starmap(|a: i32, b: i32| a + b, vec![(1, 2), (3, 4)]).unwrap();
-    /// assert_eq!(sums, vec![3, 7]);
-    /// ```
-    pub fn starmap<F, Args, I>(&self, f: F, items: I) -> Result<Vec<F::Output>>
-    where
-        F: StarCall<Args> + Copy + 'static,
-        Args: Serialize + DeserializeOwned,
-        F::Output: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = Args>,
-    {
-        self.map(move |args: Args| f.star_call(args), items)
-    }
-
-    /// Runs `f(arg)` in a worker and waits for the result.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.apply(|s: String| s.len(), "hola".into()).unwrap(), 4);
-    /// ```
-    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Result<R>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.apply_async(f, arg)?.get()
-    }
-
-    /// Starts `f(arg)` in a worker and returns at once; get the result from
-    /// the [`AsyncResult`].
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// let pending: Vec<_> = (0..4).map(|i| pool.apply_async(|x: u32| x * 10, i).unwrap()).collect();
-    /// let got: Vec<u32> = pending.iter().map(|r| r.get().unwrap()).collect();
-    /// assert_eq!(got, vec![0, 10, 20, 30]);
-    /// ```
-    pub fn apply_async<F, A, R>(&self, f: F, arg: A) -> Result<AsyncResult<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        let job = self.submit(&f, std::slice::from_ref(&arg), 1)?;
-        Ok(AsyncResult::new(self.shared.clone(), job, decode_one::<R>))
-    }
-
-    /// [`map`](Self::map) without waiting: the [`AsyncResult`] gives the
-    /// whole `Vec` later.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// let r = pool.map_async(|x: i32| x + 1, vec![1, 2, 3]).unwrap();
-    /// assert_eq!(r.get().unwrap(), vec![2, 3, 4]);
-    /// ```
-    pub fn map_async<F, A, R, I>(&self, f: F, items: I) -> Result<AsyncResult<Vec<R>>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.default_chunksize().map_async(f, items)
-    }
-
-    /// Like [`map`](Self::map), but an iterator that yields each result (in
-    /// input order) as soon as it and those before it are ready. All items are
-    /// taken from `items` and sent at once; one item per task message by
-    /// default, as in Python.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// for (i, r) in pool.imap(|x: u64| x * x, 0..5).unwrap().enumerate() {
-    ///     assert_eq!(r.unwrap(), (i * i) as u64);
+    /// let hits = Value::new(0u32).unwrap();
+    /// let pool = Pool::builder().processes(2).context(hits).build().unwrap();
+    /// fn count(hits: &Value<u32>, x: u32) -> u32 {
+    ///     *hits.get_lock().unwrap() += 1;
+    ///     x
     /// }
+    /// assert_eq!(pool.with_context().map(count, 0..5).unwrap(), vec![0, 1, 2, 3, 4]);
+    /// assert_eq!(pool.context().load().unwrap(), 5);
     /// ```
-    pub fn imap<F, A, R, I>(&self, f: F, items: I) -> Result<Imap<R>>
+    pub fn with_context(&self) -> WithContext<'_, C>
     where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
+        C: 'static,
     {
-        self.default_chunksize().imap(f, items)
-    }
-
-    /// Like [`imap`](Self::imap), but yields results in the order they
-    /// finish.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(2).unwrap();
-    /// let mut got: Vec<i32> = pool
-    ///     .imap_unordered(|x: i32| x * 2, vec![1, 2, 3])
-    ///     .unwrap()
-    ///     .map(|r| r.unwrap())
-    ///     .collect();
-    /// got.sort();
-    /// assert_eq!(got, vec![2, 4, 6]);
-    /// ```
-    pub fn imap_unordered<F, A, R, I>(&self, f: F, items: I) -> Result<ImapUnordered<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        self.default_chunksize().imap_unordered(f, items)
+        WithContext::new(self, None)
     }
 
     /// Takes no more tasks; those already submitted still run. Then
@@ -498,14 +422,14 @@ impl Pool {
     }
 }
 
-impl Drop for Pool {
+impl<C> Drop for Pool<C> {
     /// Terminates the workers, like Python's `Pool.__del__`.
     fn drop(&mut self) {
         lock(&self.shared).terminate();
     }
 }
 
-impl fmt::Debug for Pool {
+impl<C> fmt::Debug for Pool<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = lock(&self.shared);
         f.debug_struct("Pool")
@@ -517,154 +441,5 @@ impl fmt::Debug for Pool {
             )
             .field("queued_tasks", &inner.queue.len())
             .finish()
-    }
-}
-
-/// A [`Pool`] view with a fixed chunksize; made by [`Pool::chunksize`].
-///
-/// ```
-/// let pool = forja::Pool::new(2).unwrap();
-/// let v: Vec<i32> = pool.chunksize(10).imap(|x: i32| x, 0..25).unwrap().map(|r| r.unwrap()).collect();
-/// assert_eq!(v, (0..25).collect::<Vec<_>>());
-/// ```
-pub struct WithChunksize<'a> {
-    pool: &'a Pool,
-    /// `None`: each call's default (as in Python: `ceil(len / (4 ×
-    /// workers))` for `map` and `map_async`, 1 for `imap` and
-    /// `imap_unordered`).
-    chunksize: Option<usize>,
-}
-
-impl WithChunksize<'_> {
-    /// [`Pool::map`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.chunksize(2).map(|x: u8| x + 1, vec![1, 2, 3]).unwrap(), vec![2, 3, 4]);
-    /// ```
-    pub fn map<F, A, R, I>(&self, f: F, items: I) -> Result<Vec<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        let pool = self.pool;
-        let items: Vec<A> = items.into_iter().collect();
-        let len = items.len();
-        let cs = self
-            .chunksize
-            .unwrap_or_else(|| auto_chunksize(len, pool.size));
-        let job = pool.submit(&f, &items, cs)?;
-        drop(items);
-        // Drops the job (whatever is still running) if we return early.
-        let _handle = AsyncResult::<Vec<R>>::new(pool.shared.clone(), job, decode_all::<R>);
-        // Decode each chunk as soon as it and those before it are in, while
-        // the workers run the rest.
-        let mut out = Vec::with_capacity(len);
-        for c in 0..len.div_ceil(cs) {
-            let outcome = take_chunk(&pool.shared, job, Some(c))?;
-            decode_chunk_into(&outcome, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    /// [`Pool::map_async`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.chunksize(1).map_async(|x: u8| x, vec![7]).unwrap().get().unwrap(), vec![7]);
-    /// ```
-    pub fn map_async<F, A, R, I>(&self, f: F, items: I) -> Result<AsyncResult<Vec<R>>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = self
-            .chunksize
-            .unwrap_or_else(|| auto_chunksize(items.len(), self.pool.size));
-        let job = self.pool.submit(&f, &items, cs)?;
-        Ok(AsyncResult::new(
-            self.pool.shared.clone(),
-            job,
-            decode_all::<R>,
-        ))
-    }
-
-    /// [`Pool::starmap`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.chunksize(1).starmap(|a: i32, b: i32| a * b, vec![(2, 3)]).unwrap(), vec![6]);
-    /// ```
-    pub fn starmap<F, Args, I>(&self, f: F, items: I) -> Result<Vec<F::Output>>
-    where
-        F: StarCall<Args> + Copy + 'static,
-        Args: Serialize + DeserializeOwned,
-        F::Output: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = Args>,
-    {
-        self.map(move |args: Args| f.star_call(args), items)
-    }
-
-    /// [`Pool::imap`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.chunksize(4).imap(|x: u8| x, vec![1, 2]).unwrap().count(), 2);
-    /// ```
-    pub fn imap<F, A, R, I>(&self, f: F, items: I) -> Result<Imap<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = self.chunksize.unwrap_or(1);
-        let job = self.pool.submit(&f, &items, cs)?;
-        Ok(Imap::new(
-            self.pool.shared.clone(),
-            job,
-            items.len().div_ceil(cs),
-        ))
-    }
-
-    /// [`Pool::imap_unordered`] with this chunksize.
-    ///
-    /// ```
-    /// let pool = forja::Pool::new(1).unwrap();
-    /// assert_eq!(pool.chunksize(4).imap_unordered(|x: u8| x, vec![1, 2]).unwrap().count(), 2);
-    /// ```
-    pub fn imap_unordered<F, A, R, I>(&self, f: F, items: I) -> Result<ImapUnordered<R>>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-        I: IntoIterator<Item = A>,
-    {
-        let items: Vec<A> = items.into_iter().collect();
-        let cs = self.chunksize.unwrap_or(1);
-        let job = self.pool.submit(&f, &items, cs)?;
-        Ok(ImapUnordered::new(
-            self.pool.shared.clone(),
-            job,
-            items.len().div_ceil(cs),
-        ))
-    }
-}
-
-impl fmt::Debug for WithChunksize<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("WithChunksize");
-        d.field("pool", &self.pool);
-        match self.chunksize {
-            Some(n) => d.field("chunksize", &n),
-            None => d.field("chunksize", &"default"),
-        };
-        d.finish()
     }
 }

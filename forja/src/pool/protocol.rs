@@ -5,10 +5,13 @@
 //!
 //! Parent -> worker:
 //! - task: `TO_WORKER_TASK`, job (u64 LE, bytes 1..9), chunk (u32 LE,
-//!   9..13), trampoline address (u64 LE, 13..21), closure size (u32 LE,
-//!   21..25), the closure's bytes, the encoded arguments. Laid out by
-//!   `task::task_message`; job and chunk are filled in when the task is
-//!   queued.
+//!   9..13), trampoline address (u64 LE, 13..21), task address (u64 LE,
+//!   21..29), context length (u32 LE, 29..33), the encoded context (the
+//!   value of a `_with` call; `()` otherwise), the encoded arguments. Laid
+//!   out by `task::TaskCode`, read by `task::TaskMessage`; job and chunk are
+//!   filled in when the task is queued. The two addresses are code, never
+//!   data: no message carries a pointer into the sender's memory (see
+//!   `task` for why code is the one exception).
 //! - stop: `TO_WORKER_STOP` alone.
 //!
 //! Worker -> parent:

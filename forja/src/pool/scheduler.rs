@@ -9,7 +9,7 @@ use super::protocol::{
     TO_WORKER_STOP,
 };
 use super::task::loaded_objects_stamp;
-use super::worker::{Initializer, Worker, reap_soon};
+use super::worker::{Initializer, PoolContext, Worker, reap_soon};
 use crate::error::{Error, Result};
 use crate::registry;
 use std::collections::{HashMap, VecDeque};
@@ -48,6 +48,8 @@ pub(super) enum PoolState {
 pub(super) struct PoolInner {
     size: usize,
     initializer: Option<Initializer>,
+    /// The pool's context: every worker forked, now or later, inherits it.
+    context: PoolContext,
     pub(super) workers: Vec<Worker>,
     pub(super) queue: VecDeque<Task>,
     pub(super) jobs: HashMap<u64, Job>,
@@ -62,10 +64,15 @@ pub(super) struct PoolInner {
 
 impl PoolInner {
     /// An open pool of `size` workers, none forked yet.
-    pub(super) fn new(size: usize, initializer: Option<Initializer>) -> PoolInner {
+    pub(super) fn new(
+        size: usize,
+        initializer: Option<Initializer>,
+        context: PoolContext,
+    ) -> PoolInner {
         PoolInner {
             size,
             initializer,
+            context,
             workers: Vec::new(),
             queue: VecDeque::new(),
             jobs: HashMap::new(),
@@ -125,7 +132,7 @@ impl PoolInner {
     }
 
     fn spawn_worker(&mut self, stamp: u64) -> Result<()> {
-        let worker = Worker::spawn(self.initializer.clone(), stamp)?;
+        let worker = Worker::spawn(self.initializer.clone(), self.context.clone(), stamp)?;
         self.worker_starts += 1;
         self.workers.push(worker);
         Ok(())

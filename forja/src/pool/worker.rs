@@ -3,14 +3,15 @@
 
 use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
-    RESULT_MIXED, TO_WORKER_TASK,
+    RESULT_MIXED,
 };
-use super::task::Trampoline;
+use super::task::{TaskContext, TaskMessage, Trampoline};
 use crate::connection::MessageFd;
 use crate::error::{Error, Result};
 use crate::fork::{ChildSetup, fork_child, panic_message};
 use crate::process::next_identity;
 use crate::registry::Registry;
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -29,6 +30,10 @@ const QUEUED_WORK: Duration = Duration::from_micros(500);
 
 /// What each worker runs once, when it starts.
 pub(super) type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// The pool's context (`()` when it has none): kept by the parent, so every
+/// worker it forks, re-forked ones too, inherits it.
+pub(super) type PoolContext = Arc<dyn Any + Send + Sync>;
 
 /// The parent's handle on one worker.
 pub(super) struct Worker {
@@ -74,9 +79,13 @@ impl Worker {
         self.busy_since = now;
     }
 
-    /// Forks a worker that will have the code of `stamp`; it runs `init`
-    /// first.
-    pub(super) fn spawn(init: Option<Initializer>, stamp: u64) -> Result<Worker> {
+    /// Forks a worker that will have the code of `stamp` and the pool's
+    /// `context`; it runs `init` first.
+    pub(super) fn spawn(
+        init: Option<Initializer>,
+        context: PoolContext,
+        stamp: u64,
+    ) -> Result<Worker> {
         let reg = Registry::current()?;
         let (identity, name) = next_identity("ForkPoolWorker");
         let mut fds = [0; 2];
@@ -110,7 +119,7 @@ impl Worker {
         };
         // The worker closes its copies of every pipe end and of the other
         // workers' sockets (fork_child does it: they are registered ends).
-        let result = fork_child(&setup, move || worker_main(theirs, init));
+        let result = fork_child(&setup, move || worker_main(theirs, init, context));
         match result {
             Ok(pid) => {
                 reg.publish(slot, pid);
@@ -164,7 +173,7 @@ fn take_last_panic() -> Option<String> {
 }
 
 /// The worker's life: initializer, then tasks until told to stop.
-fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
+fn worker_main(fd: OwnedFd, init: Option<Initializer>, context: PoolContext) -> i32 {
     // Panics in tasks are reported to the parent, not printed here.
     std::panic::set_hook(Box::new(|info| {
         let msg = panic_message(info.payload());
@@ -199,15 +208,10 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
             Ok(Some(r)) => r,
             _ => return 0, // the parent is gone or closed our socket
         };
-        let task = io.payload(range.clone());
-        if task.first() != Some(&TO_WORKER_TASK) || task.len() < 25 {
+        let Some(task) = TaskMessage::parse(io.payload(range.clone())) else {
             return 0; // a stop
-        }
-        let header: [u8; 13] = task[..13].try_into().expect("13");
-        let tramp = u64::from_le_bytes(task[13..21].try_into().expect("8")) as usize;
-        let clen = u32::from_le_bytes(task[21..25].try_into().expect("4")) as usize;
-        let closure = task[25..25 + clen].as_ptr();
-        let args = &task[25 + clen..];
+        };
+        let header = task.header;
         let span = crate::timeline::task_begin(
             u64::from_le_bytes(header[1..9].try_into().expect("8")),
             u32::from_le_bytes(header[9..13].try_into().expect("4")).into(),
@@ -216,12 +220,18 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>) -> i32 {
         out.extend_from_slice(&header);
         out[0] = FROM_WORKER_RESULT;
         out.push(RESULT_ALL_OK);
-        // SAFETY: the parent sent the address of `run_chunk::<F, A, R>`
-        // instantiated for the closure whose bytes follow, and this worker
-        // was forked after that code was loaded (the pool checks).
-        let run: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp) };
+        // SAFETY: the parent sent the address of a trampoline
+        // (`run_shipped` or `run_inherited`) instantiated for the task whose
+        // address follows, and this worker was forked after that code was
+        // loaded (the pool checks the loader stamp). Code addresses are the
+        // only addresses a task message carries.
+        let run: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(task.trampoline) };
+        let ctx = TaskContext {
+            shipped: task.context,
+            inherited: &*context,
+        };
         // SAFETY: see above.
-        match unsafe { run(closure, args, &mut out, take_last_panic) } {
+        match unsafe { run(task.task, ctx, task.args, &mut out, take_last_panic) } {
             Ok(true) => {}
             Ok(false) => out[13] = RESULT_MIXED,
             Err(msg) => {

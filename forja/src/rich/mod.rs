@@ -124,11 +124,17 @@ impl Process {
 
 impl<T: Shareable + Debug> fmt::Display for Value<T> {
     /// `Value<i32>(42)`, or `Value<i32>(<locked>)` when another process
-    /// holds its lock for more than 100 ms.
+    /// holds its lock for more than 100 ms (`<held by this thread>` when
+    /// this thread holds its guard).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.get_lock_timeout(LOCK_WAIT) {
             Ok(g) => write!(f, "Value<{}>({:?})", short_type::<T>(), &*g),
-            Err(_) => write!(f, "Value<{}>(<locked>)", short_type::<T>()),
+            Err(e) => write!(
+                f,
+                "Value<{}>({})",
+                short_type::<T>(),
+                crate::value::unavailable(&e)
+            ),
         }
     }
 }
@@ -142,7 +148,7 @@ impl<T: Shareable + Debug> Value<T> {
     pub fn evcxr_display(&self) {
         let v = match self.get_lock_timeout(LOCK_WAIT) {
             Ok(g) => format!("{:?}", &*g),
-            Err(_) => "&lt;locked&gt;".to_owned(),
+            Err(e) => crate::value::unavailable(&e).to_owned(),
         };
         let html = html_table(
             &format!("Value<{}>", short_type::<T>()),
@@ -357,7 +363,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 
 // ---- Pool ----
 
-impl fmt::Display for Pool {
+impl<C> fmt::Display for Pool<C> {
     /// `<Pool size=2 state=open workers=[101, 102] worker_starts=2>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, queued) = self.state_summary();
@@ -375,7 +381,7 @@ impl fmt::Display for Pool {
     }
 }
 
-impl Pool {
+impl<C> Pool<C> {
     /// How evcxr shows a `Pool`: size, state, worker pids and how many
     /// workers it has forked (more than its size after a re-fork).
     ///

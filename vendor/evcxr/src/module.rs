@@ -27,6 +27,8 @@ use std::process::Command;
 
 mod artifacts;
 pub(crate) mod cache;
+// forja patch: rustc without cargo between cells.
+pub(crate) mod fast_rustc;
 
 pub(crate) const CORE_EXTERN_ENV: &str = "EVCXR_CORE_EXTERN";
 pub(crate) const CACHE_ENABLED_ENV: &str = "EVCXR_CACHE_ENABLED";
@@ -124,167 +126,7 @@ pub(crate) struct Module {
     build_num: i32,
     last_allow_static: Option<bool>,
     /// forja patch: how cargo last compiled the session's crate.
-    fast: Option<FastRustc>,
-}
-
-/// forja patch: the environment variable that makes evcxr's subprocess binary,
-/// run by cargo as `RUSTC_WORKSPACE_WRAPPER`, record the rustc invocation for
-/// the session's crate into the file it names, then become that rustc.
-pub(crate) const RECORD_RUSTC_ENV: &str = "EVCXR_RECORD_RUSTC";
-const RECORD_FILE: &str = ".evcxr-rustc-invocation.json";
-
-/// forja patch: a cell changes only `src/lib.rs`, yet each `cargo build`
-/// re-checks every dependency's freshness before running rustc (~35 ms with
-/// forja's 25 dependencies, a quarter of a trivial cell). After a cargo build,
-/// the rustc invocation cargo used for the session's crate (recorded by the
-/// wrapper above) is kept with a key made of everything that could change it:
-/// the cargo command, `Cargo.toml`, `Cargo.lock` and the cargo configs. While
-/// the key holds, the next cell runs that rustc directly. Anything unexpected
-/// (no library produced, a failure with no error in the cell's own code)
-/// falls back to cargo; errors in the cell are reported as cargo's would be.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RustcInvocation {
-    program: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    dir: String,
-}
-
-struct FastRustc {
-    key: u64,
-    invocation: RustcInvocation,
-}
-
-/// The key of a cargo build for [`FastRustc`], or None when the session uses
-/// something a direct rustc run would skip (another linker, sccache, evcxr's
-/// rustc cache, time-passes, another codegen backend).
-fn fast_key(command: &Command, config: &Config) -> Option<u64> {
-    use std::hash::Hash;
-    use std::hash::Hasher;
-    if config.linker != "system"
-        || config.sccache.is_some()
-        || config.cache_bytes() > 0
-        || config.time_passes
-        || config.codegen_backend.is_some()
-        || !config.allow_static_linking
-    {
-        return None;
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    command.get_program().hash(&mut h);
-    for arg in command.get_args() {
-        arg.hash(&mut h);
-    }
-    let mut envs: Vec<_> = command.get_envs().collect();
-    envs.sort();
-    envs.hash(&mut h);
-    command.get_current_dir().hash(&mut h);
-    let dir = config.crate_dir();
-    for file in [
-        dir.join("Cargo.toml"),
-        dir.join("Cargo.lock"),
-        dir.join(".cargo").join("config.toml"),
-        dir.parent()
-            .unwrap_or(dir)
-            .join(".cargo")
-            .join("config.toml"),
-    ] {
-        fs::read(&file).ok().hash(&mut h);
-    }
-    Some(h.finish())
-}
-
-/// Runs as cargo's `RUSTC_WORKSPACE_WRAPPER` (`wrapper rustc ARGS...`):
-/// records the invocation if it compiles the session's crate, then execs rustc.
-pub(crate) fn record_and_run_rustc(record: std::ffi::OsString) -> ! {
-    use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os().skip(1);
-    let Some(rustc) = args.next() else {
-        eprintln!("evcxr: the rustc wrapper was run without a rustc");
-        std::process::exit(1);
-    };
-    let args: Vec<OsString> = args.collect();
-    let compiles_ctx = args
-        .windows(2)
-        .any(|w| w[0] == "--crate-name" && w[1] == CRATE_NAME);
-    if compiles_ctx {
-        let strings = |v: &[OsString]| -> Option<Vec<String>> {
-            v.iter().map(|a| a.to_str().map(str::to_owned)).collect()
-        };
-        let env: Option<Vec<(String, String)>> = std::env::vars_os()
-            .filter(|(k, _)| {
-                // The jobserver's fds are cargo's; the wrapper is for cargo.
-                !matches!(
-                    k.to_str(),
-                    Some("CARGO_MAKEFLAGS" | "MAKEFLAGS" | "MFLAGS" | "RUSTC_WORKSPACE_WRAPPER")
-                ) && k != RECORD_RUSTC_ENV
-            })
-            .map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        let invocation = (|| {
-            Some(RustcInvocation {
-                program: rustc.to_str()?.to_owned(),
-                args: strings(&args)?,
-                env: env?,
-                dir: std::env::current_dir().ok()?.to_str()?.to_owned(),
-            })
-        })();
-        if let Some(invocation) = invocation
-            && let Ok(json) = serde_json::to_vec(&invocation)
-        {
-            let _ = fs::write(&record, json);
-        }
-    }
-    let error = Command::new(&rustc).args(&args).exec();
-    eprintln!("evcxr: could not run {rustc:?}: {error}");
-    std::process::exit(1);
-}
-
-/// Runs a recorded rustc invocation. Ok(None): fall back to cargo.
-fn run_fast(fast: &RustcInvocation, code_block: &CodeBlock) -> Result<Option<PathBuf>, Error> {
-    let out_dir = fast
-        .args
-        .windows(2)
-        .find(|w| w[0] == "--out-dir")
-        .map(|w| PathBuf::from(&w[1]));
-    let Some(out_dir) = out_dir else {
-        return Ok(None);
-    };
-    let so = out_dir.join(shared_object_name_from_crate_name(CRATE_NAME));
-    let _ = fs::remove_file(&so);
-    let Ok(output) = Command::new(&fast.program)
-        .args(&fast.args)
-        .env_clear()
-        .envs(fast.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&fast.dir)
-        .output()
-    else {
-        return Ok(None);
-    };
-    if output.status.success() {
-        return Ok(so.exists().then_some(so));
-    }
-    // Errors in the cell's own code are reported as cargo would; anything
-    // else (a dependency gone from the target dir or built anew...) is
-    // cargo's to sort out.
-    let deps_missing = fast
-        .args
-        .windows(2)
-        .filter(|w| w[0] == "--extern")
-        .filter_map(|w| w[1].split_once('=').map(|(_, path)| path))
-        .any(|path| !Path::new(path).exists());
-    let (errors, _) = errors_from_cargo_output(&output, code_block);
-    let loading_failed = errors.iter().any(|e| {
-        matches!(
-            e.code(),
-            Some("E0460" | "E0461" | "E0462" | "E0463" | "E0464" | "E0514" | "E0519" | "E0523")
-        ) || e.message().starts_with("extern location for")
-    });
-    if !deps_missing && !loading_failed && errors.iter().any(|e| e.is_from_user_code()) {
-        Err(Error::CompilationErrors(errors))
-    } else {
-        Ok(None)
-    }
+    fast: Option<fast_rustc::FastRustc>,
 }
 
 const CRATE_NAME: &str = "ctx";
@@ -351,7 +193,6 @@ impl Module {
 
         self.write_code(code_block, config)?;
 
-        let next_build_num = self.build_num + 1;
         let so_path_file = config.crate_dir().join(EXECUTION_SO_PATH_FILE);
         command.env(EXECUTION_SO_PATH_ENV, &so_path_file);
 
@@ -362,53 +203,48 @@ impl Module {
         }
 
         // forja patch: run rustc directly while nothing but the code changed.
-        let key = fast_key(&command, config);
-        let mut fast_so = None;
-        if let (Some(key), Some(fast)) = (key, &self.fast)
-            && fast.key == key
-        {
-            fast_so = run_fast(&fast.invocation, code_block)?;
-        }
-        let so_file = match fast_so {
-            Some(so) => so,
-            None => {
-                let record = config.crate_dir().join(RECORD_FILE);
-                let _ = fs::remove_file(&record);
-                self.fast = None;
-                if key.is_some() {
-                    command
-                        .env("RUSTC_WORKSPACE_WRAPPER", &config.subprocess_path)
-                        .env(RECORD_RUSTC_ENV, &record);
-                }
-                let cargo_output = run_cargo(command, code_block);
-                // Recorded even when the cell does not compile: the next cell
-                // is compiled the same way.
-                if let Some(key) = key
-                    && let Ok(json) = fs::read(&record)
-                    && let Ok(invocation) = serde_json::from_slice(&json)
-                {
-                    self.fast = Some(FastRustc { key, invocation });
-                }
-                let cargo_output = cargo_output?;
-                if config.time_passes {
-                    let output = String::from_utf8_lossy(&cargo_output.stderr);
-                    eprintln!("{output}");
-                }
-                match fs::read_to_string(&so_path_file) {
-                    Ok(path) => PathBuf::from(path),
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                        compiled_so_path(&cargo_output.stdout)?
-                    }
-                    Err(error) => return Err(error.into()),
-                }
-            }
+        let key = fast_rustc::key(&command, config);
+        let fast_so = match (key, &self.fast) {
+            (Some(key), Some(fast)) if fast.key == key => fast.run(code_block)?,
+            _ => None,
         };
+        if let Some(so_file) = fast_so {
+            return self.finish_compile(&so_file, config);
+        }
+        self.fast = None;
+        let record = key.map(|_| fast_rustc::record_with(&mut command, config));
+        let cargo_output = run_cargo(command, code_block);
+        // Recorded even when the cell does not compile: the next cell is
+        // compiled the same way.
+        if let (Some(key), Some(record)) = (key, record) {
+            self.fast = fast_rustc::FastRustc::recorded(key, &record);
+        }
+        let cargo_output = cargo_output?;
+        if config.time_passes {
+            let output = String::from_utf8_lossy(&cargo_output.stderr);
+            eprintln!("{output}");
+        }
+
+        let so_file = match fs::read_to_string(&so_path_file) {
+            Ok(path) => PathBuf::from(path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                compiled_so_path(&cargo_output.stdout)?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        self.finish_compile(&so_file, config)
+    }
+
+    /// forja patch: the end of [`Module::compile`], shared by cargo and the
+    /// fast path: copies the library for this build and returns it.
+    fn finish_compile(&mut self, so_file: &Path, config: &Config) -> Result<SoFile, Error> {
+        let next_build_num = self.build_num + 1;
 
         let copied_so_file = so_file.with_file_name(shared_object_name_from_crate_name(&format!(
             "code_{next_build_num}"
         )));
 
-        rename_or_copy_so_file(&so_file, &copied_so_file)?;
+        rename_or_copy_so_file(so_file, &copied_so_file)?;
         self.build_num = next_build_num;
 
         if config.cache_bytes() > 0 {

@@ -27,9 +27,9 @@ pub fn runtime_hook() {
         Runtime::new().run_loop();
     }
     // forja patch: cargo runs us as RUSTC_WORKSPACE_WRAPPER to record how it
-    // compiles the session's crate (see module::FastRustc).
-    if let Some(record) = std::env::var_os(crate::module::RECORD_RUSTC_ENV) {
-        crate::module::record_and_run_rustc(record);
+    // compiles the session's crate (see module::fast_rustc).
+    if let Some(record) = std::env::var_os(crate::module::fast_rustc::RECORD_RUSTC_ENV) {
+        crate::module::fast_rustc::record_and_run_rustc(record);
     }
     if std::env::var(WRAP_RUSTC_ENV).is_ok() {
         crate::module::wrap_rustc();
