@@ -389,17 +389,7 @@ impl Process {
                 slice = slice.min(d.saturating_duration_since(Instant::now()));
             }
             match &pidfd {
-                Some(fd) => {
-                    let (fd, events) = (fd.as_raw_fd(), libc::POLLIN);
-                    crate::wait::poll_fds(
-                        &mut [libc::pollfd {
-                            fd,
-                            events,
-                            revents: 0,
-                        }],
-                        slice,
-                    )?;
-                }
+                Some(fd) => crate::wait::poll_readable(fd.as_raw_fd(), slice)?,
                 None => {
                     std::thread::sleep(nap.min(slice));
                     nap = (nap * 2).min(registry::POLL_INTERVAL);

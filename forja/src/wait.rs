@@ -152,6 +152,20 @@ pub fn wait_slice<W: Waitable>(objects: &[W], timeout: Duration) -> Result<Vec<u
     }
 }
 
+/// Waits at most `slice` for `fd` to become readable (see [`poll_fds`]).
+pub(crate) fn poll_readable(fd: RawFd, slice: Duration) -> Result<()> {
+    let events = libc::POLLIN;
+    poll_fds(
+        &mut [libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }],
+        slice,
+    )
+    .map(drop)
+}
+
 /// `poll(2)` on `pfds` for at most `slice` (rounded up to a millisecond),
 /// retried on `EINTR` as a wake-up; the number of fds with events.
 pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], slice: Duration) -> Result<usize> {
