@@ -339,6 +339,45 @@ pub enum Error {
         /// The process that noticed.
         pid: i32,
     },
+    // ---- named shared memory (shared_memory.rs) ----
+    /// `SharedMemory::attach` (or `unlink`) with a name that does not exist.
+    #[error(
+        "there is no shared memory named '{name}' for this user (process {pid}): create it \
+         first with SharedMemory::create, check the spelling, or its creator already \
+         unlinked it (a creator's handle unlinks the name when dropped)"
+    )]
+    SharedMemoryNotFound {
+        /// The name asked for.
+        name: String,
+        /// The calling process.
+        pid: i32,
+    },
+    /// `SharedMemory::create` with a name that is taken.
+    #[error(
+        "shared memory named '{name}' already exists for this user (process {pid}): attach \
+         to it with SharedMemory::attach, pick another name, or unlink the old one first"
+    )]
+    SharedMemoryExists {
+        /// The name asked for.
+        name: String,
+        /// The calling process.
+        pid: i32,
+    },
+    /// `SharedMemory::attach_with_size` found a different size.
+    #[error(
+        "shared memory '{name}' holds {actual} bytes, not the {expected} asked for (process \
+         {pid}): attach with SharedMemory::attach and read .size(), or recreate it"
+    )]
+    SharedMemorySize {
+        /// The name asked for.
+        name: String,
+        /// The size asked for.
+        expected: usize,
+        /// Its real size.
+        actual: usize,
+        /// The calling process.
+        pid: i32,
+    },
     /// An argument out of its allowed range.
     #[error("invalid argument in process {pid}: {message}")]
     InvalidArgument {

@@ -29,10 +29,12 @@
 //! - [`queue`]: [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] between processes.
 //! - [`registry`]: this process's children, name, cap on children and interrupt flag.
 //! - [`rich`]: notebook displays of forja's handles, plain text elsewhere.
+//! - [`shared_memory`]: [`SharedMemory`], named shared memory that processes attach to by name.
 //! - [`shm`]: the shared-memory layer, and the [`Shareable`] types that may live in it.
 //! - [`sync`]: [`Lock`], [`RLock`], semaphores, [`Event`], [`Condition`] and [`Barrier`] between processes.
 //! - [`timeline`](mod@timeline): what ran and when, drawn as a Gantt chart by [`timeline()`].
 //! - [`value`]: [`Value`] and [`RawValue`], one plain-data value in shared memory.
+//! - [`wait`](mod@wait): [`wait()`], which of several pipe ends, processes and queues are ready.
 //! - [`prelude`]: everything a notebook cell usually needs.
 #![warn(missing_docs)]
 
@@ -52,10 +54,12 @@ pub mod process;
 pub mod queue;
 pub mod registry;
 pub mod rich;
+pub mod shared_memory;
 pub mod shm;
 pub mod sync;
 pub mod timeline;
 pub mod value;
+pub mod wait;
 
 pub use array::{Array, ArrayGuard, RawArray};
 pub use bytemuck;
@@ -68,6 +72,7 @@ pub use process::{
     process_cpu_count,
 };
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+pub use shared_memory::SharedMemory;
 pub use shm::Shareable;
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
@@ -75,6 +80,7 @@ pub use sync::{
 };
 pub use timeline::{Timeline, timeline};
 pub use value::{RawValue, Value, ValueGuard};
+pub use wait::{Waitable, wait, wait_slice};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {

@@ -51,16 +51,14 @@
 
 use crate::error::{Error, Result};
 use crate::fork::{self, ChildSetup, fork_child, pidfd_open};
-// The fork mechanics live in `fork.rs`; re-exported here for the pool, which
-// still imports them from this module.
 
 pub use crate::cpu::{cpu_count, process_cpu_count};
 use crate::registry::{self, Registry, STATUS_UNKNOWN};
 use std::fmt;
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::sync::Mutex;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The closure, wrapped so that the child can call it through `&mut`
@@ -103,6 +101,8 @@ pub struct Process {
     identity: String,
     daemon: bool,
     inner: Mutex<Inner>,
+    /// A pidfd of the child, opened by `start()`: readable once it ends.
+    pub(crate) sentinel: OnceLock<OwnedFd>,
 }
 
 /// Fallback counter when the registry cannot be made (then names are only
@@ -157,6 +157,7 @@ impl Process {
                 }),
                 state: State::New,
             }),
+            sentinel: OnceLock::new(),
         }
     }
 
@@ -279,6 +280,9 @@ impl Process {
         }) {
             Ok(pid) => {
                 reg.publish(slot, pid);
+                if let Some(fd) = pidfd_open(pid) {
+                    let _ = self.sentinel.set(fd);
+                }
                 inner.state = State::Running {
                     pid,
                     slot,
@@ -295,7 +299,7 @@ impl Process {
         // dropped in this (the parent) process by now.
     }
 
-    fn running(&self, what: &'static str) -> Result<Option<(i32, usize)>> {
+    pub(crate) fn running(&self, what: &'static str) -> Result<Option<(i32, usize)>> {
         match self.lock().state {
             State::New => Err(Error::ProcessNotStarted {
                 name: self.name.clone(),
@@ -319,7 +323,7 @@ impl Process {
     }
 
     /// Reaps it if it has ended; its exit code then.
-    fn poll_exit(&self) -> Option<i32> {
+    pub(crate) fn poll_exit(&self) -> Option<i32> {
         let mut inner = self.lock();
         match inner.state {
             State::New => None,
@@ -368,12 +372,12 @@ impl Process {
 
     fn wait(&self, deadline: Option<Instant>, what: &'static str) -> Result<bool> {
         registry::check_interrupt()?;
-        let Some((pid, _)) = self.running(what)? else {
+        if self.running(what)?.is_none() {
             return Ok(true);
-        };
-        // A pidfd becomes readable when the child ends (at once if it has
+        }
+        // The pidfd becomes readable when the child ends (at once if it has
         // ended), so with one there is no need to ask waitpid first.
-        let pidfd = pidfd_open(pid);
+        let pidfd = self.sentinel.get();
         if pidfd.is_none() && self.poll_exit().is_some() {
             return Ok(true);
         }
@@ -385,16 +389,7 @@ impl Process {
                 slice = slice.min(d.saturating_duration_since(Instant::now()));
             }
             match &pidfd {
-                Some(fd) => {
-                    let mut pfd = libc::pollfd {
-                        fd: fd.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut pfd, 1, ms) };
-                }
+                Some(fd) => crate::wait::poll_readable(fd.as_raw_fd(), slice)?,
                 None => {
                     std::thread::sleep(nap.min(slice));
                     nap = (nap * 2).min(registry::POLL_INTERVAL);
@@ -437,6 +432,25 @@ impl Process {
     /// ```
     pub fn exitcode(&self) -> Option<i32> {
         self.poll_exit().filter(|&c| c != STATUS_UNKNOWN)
+    }
+
+    /// A fd that becomes readable when the child ends (Python's
+    /// `Process.sentinel`): a pidfd opened by `start()`, for your own event
+    /// loop ([`forja::wait`](crate::wait) takes the `Process` itself). `Err`
+    /// before `start()` or without pidfds (Linux < 5.3).
+    ///
+    /// ```
+    /// let p = forja::Process::new(|| {});
+    /// assert!(p.sentinel().is_err()); // not started
+    /// p.start().unwrap();
+    /// p.join().unwrap();
+    /// let mut pfd = [nix::poll::PollFd::new(p.sentinel().unwrap(), nix::poll::PollFlags::POLLIN)];
+    /// assert_eq!(nix::poll::poll(&mut pfd, 0u16).unwrap(), 1); // readable: it ended
+    /// ```
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        self.running("sentinel")?;
+        let e = || Error::os("Process::sentinel", std::io::Error::other("no pidfd_open"));
+        Ok(self.sentinel.get().ok_or_else(e)?.as_fd())
     }
 
     fn signal(&self, sig: i32, what: &'static str) -> Result<()> {
@@ -558,7 +572,7 @@ pub fn exit(code: i32) -> ! {
 ///
 /// ```
 /// let me = forja::current_process();
-/// assert_eq!(me.pid(), crate::os::pid());
+/// assert_eq!(me.pid(), std::process::id() as i32);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -636,7 +650,7 @@ pub fn current_process() -> ProcessInfo {
 /// ```
 /// use forja::prelude::*;
 /// assert!(parent_process().is_none());
-/// let me = crate::os::pid();
+/// let me = std::process::id() as i32;
 /// let p = Process::new(move || assert_eq!(parent_process().unwrap().pid(), me));
 /// p.start().unwrap();
 /// p.join().unwrap();

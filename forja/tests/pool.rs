@@ -51,6 +51,23 @@ fn closures_that_capture_nothing_infer_their_types() {
     assert_eq!(pool.map(square, 0..3).unwrap(), vec![0, 1, 4]);
 }
 
+fn starmap_async_gives_one_result_for_all_pairs() {
+    let pool = Pool::new(2).unwrap();
+    let r = pool
+        .starmap_async(|a: u64, b: u64| a.pow(b as u32), vec![(2, 10), (3, 3)])
+        .unwrap();
+    let panics = pool
+        .chunksize(1)
+        .starmap_async(
+            |a: i32, b: i32| if b == 0 { panic!("zero") } else { a / b },
+            vec![(1, 0)],
+        )
+        .unwrap();
+    assert_eq!(r.get().unwrap(), vec![1024, 27]);
+    assert!(panics.get().is_err());
+    assert_eq!(panics.successful(), Some(false));
+}
+
 fn scale_and_shift(k: &(u64, u64), x: u64) -> u64 {
     x * k.0 + k.1
 }
@@ -669,6 +686,7 @@ fn large_arguments_and_results() {
 mod common;
 common::tests! {
     map_keeps_input_order_with_any_chunksize,
+    starmap_async_gives_one_result_for_all_pairs,
     closures_that_capture_nothing_infer_their_types,
     a_value_sent_with_the_tasks_reaches_every_task,
     the_pool_context_is_inherited_and_shared_with_the_workers,

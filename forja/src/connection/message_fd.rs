@@ -396,6 +396,19 @@ impl MessageFd {
             })
     }
 
+    /// Whether `recv` would return at once (a message, end of file, or a
+    /// message over the limit), reading what the fd has without waiting.
+    pub(crate) fn ready_now(&mut self) -> Result<bool> {
+        loop {
+            if self.message_ready().is_some() || self.eof || self.check_next_len().is_err() {
+                return Ok(true);
+            }
+            if !self.read_some()? {
+                return Ok(self.eof);
+            }
+        }
+    }
+
     /// Whether a message can be received without waiting (or EOF is there).
     pub(crate) fn poll(&mut self, timeout: Duration) -> Result<bool> {
         registry::check_interrupt()?;

@@ -464,3 +464,90 @@ macro_rules! fd_impls {
     )*};
 }
 fd_impls!(Connection, Receiver, Sender);
+
+macro_rules! waitable {
+    ($($ty:ident),*) => {$(
+        impl<T> crate::wait::Waitable for $ty<T> {}
+        impl<T> crate::wait::sealed::Sealed for $ty<T> {
+            fn probe(&self) -> Result<crate::wait::Probe> {
+                let mut io = self.io.borrow_mut();
+                Ok(if io.ready_now()? {
+                    crate::wait::Probe::Ready
+                } else {
+                    crate::wait::Probe::Fd(io.raw_fd())
+                })
+            }
+        }
+    )*};
+}
+waitable!(Connection, Receiver);
+
+/// The messages of a [`Receiver`] or [`Connection`] until end of file:
+/// `for msg in &rx { let msg = msg?; … }`. Each item is what `recv` gave;
+/// the iteration ends at [`Error::Eof`] (every sender gone) and after the
+/// first other error, which it yields (an interrupt, a message that does
+/// not decode as `T`, one over the size limit).
+///
+/// ```
+/// let (rx, tx) = forja::Pipe::one_way::<u32>().unwrap();
+/// for i in 0..3 { tx.send(&i).unwrap(); }
+/// drop(tx);
+/// let got: Vec<u32> = rx.iter().collect::<forja::Result<_>>().unwrap();
+/// assert_eq!(got, vec![0, 1, 2]);
+/// ```
+pub struct Iter<'a, E> {
+    end: Option<&'a E>,
+}
+
+impl<E> fmt::Debug for Iter<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("done", &self.end.is_none())
+            .finish()
+    }
+}
+
+macro_rules! iter_impls {
+    ($($ty:ident),*) => {$(
+        impl<T: DeserializeOwned> $ty<T> {
+            /// The messages until end of file (see [`Iter`]); the same as
+            /// `for msg in &end`.
+            ///
+            /// ```
+            /// let (a, b) = forja::Pipe::new::<String>().unwrap();
+            /// a.send(&"uno".to_string()).unwrap();
+            /// drop(a);
+            /// for msg in &b {
+            ///     assert_eq!(msg.unwrap(), "uno");
+            /// }
+            /// ```
+            pub fn iter(&self) -> Iter<'_, $ty<T>> {
+                Iter { end: Some(self) }
+            }
+        }
+        impl<'a, T: DeserializeOwned> Iterator for Iter<'a, $ty<T>> {
+            type Item = Result<T>;
+            fn next(&mut self) -> Option<Result<T>> {
+                match self.end?.io.borrow_mut().recv_value::<T>(None) {
+                    Ok(v) => Some(Ok(v)),
+                    Err(Error::Eof { .. }) => {
+                        self.end = None;
+                        None
+                    }
+                    Err(e) => {
+                        self.end = None;
+                        Some(Err(e))
+                    }
+                }
+            }
+        }
+        impl<'a, T: DeserializeOwned> IntoIterator for &'a $ty<T> {
+            type Item = Result<T>;
+            type IntoIter = Iter<'a, $ty<T>>;
+            fn into_iter(self) -> Self::IntoIter {
+                self.iter()
+            }
+        }
+    )*};
+}
+iter_impls!(Connection, Receiver);

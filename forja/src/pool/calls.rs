@@ -69,6 +69,23 @@ impl<C> Pool<C> {
         self.default_chunksize().starmap(f, items)
     }
 
+    /// [`starmap`](Self::starmap) without waiting (Python's
+    /// `starmap_async`): an [`AsyncResult`] for the whole `Vec`.
+    ///
+    /// ```
+    /// let pool = forja::Pool::new(2).unwrap();
+    /// let r = pool.starmap_async(|a: i32, b: i32| a * b, vec![(1, 2), (3, 4)]).unwrap();
+    /// assert_eq!(r.get().unwrap(), vec![2, 12]);
+    /// ```
+    pub fn starmap_async<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        self.default_chunksize().starmap_async(f, items)
+    }
+
     /// [`starmap`](Self::starmap) with `value` as the first argument of every
     /// task: `f(&value, a, b, ..)`, sent like [`map_with`](Self::map_with)'s.
     ///

@@ -186,6 +186,23 @@ impl<'a, C> WithChunksize<'a, C> {
         self.run_map(code, items.into_iter().collect())
     }
 
+    /// [`Pool::starmap_async`] with this chunksize.
+    ///
+    /// ```
+    /// let pool = forja::Pool::new(1).unwrap();
+    /// let r = pool.chunksize(1).starmap_async(|a: i32, b: i32| a - b, vec![(5, 3)]).unwrap();
+    /// assert_eq!(r.get().unwrap(), vec![2]);
+    /// ```
+    pub fn starmap_async<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        let code = TaskCode::shipped::<Spread<Args, R>, ()>(f, &())?;
+        self.run_map_async(code, items.into_iter().collect())
+    }
+
     /// [`Pool::starmap_with`] with this chunksize.
     ///
     /// ```

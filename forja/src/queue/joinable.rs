@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// # let _ = job;
 /// ```
 pub struct JoinableQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for JoinableQueue<T> {

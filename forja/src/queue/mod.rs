@@ -27,3 +27,28 @@ pub use typed::Queue;
 fn pid() -> i32 {
     crate::os::pid()
 }
+
+impl<T> crate::wait::Waitable for Queue<T> {}
+impl<T> crate::wait::sealed::Sealed for Queue<T> {
+    /// No fd to wait on: a wait that includes a queue looks at it every
+    /// millisecond (see `forja::wait`).
+    fn probe(&self) -> crate::Result<crate::wait::Probe> {
+        Ok(if self.ring.has_bytes() {
+            crate::wait::Probe::Ready
+        } else {
+            crate::wait::Probe::Poll
+        })
+    }
+}
+
+macro_rules! waitable_through_queue {
+    ($($ty:ident),*) => {$(
+        impl<T> crate::wait::Waitable for $ty<T> {}
+        impl<T> crate::wait::sealed::Sealed for $ty<T> {
+            fn probe(&self) -> crate::Result<crate::wait::Probe> {
+                self.queue.probe()
+            }
+        }
+    )*};
+}
+waitable_through_queue!(JoinableQueue, SimpleQueue);

@@ -227,6 +227,12 @@ impl Ring {
         tail.wrapping_sub(head) >= need
     }
 
+    /// Whether a `get` would find bytes at once (an item, or the first
+    /// piece of a streamed one).
+    pub(super) fn has_bytes(&self) -> bool {
+        self.used() > 0
+    }
+
     pub(super) fn qsize(&self) -> u64 {
         let out = self.shm.cons.items_out.load(Ordering::SeqCst);
         let inn = self.shm.prod.items_in.load(Ordering::SeqCst);

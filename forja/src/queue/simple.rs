@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 /// assert_eq!(q.get().unwrap(), 42);
 /// ```
 pub struct SimpleQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {
