@@ -1,10 +1,13 @@
-//! What Linux says about processes: this process's and thread's ids (cached,
-//! reset in every forked child) and one reader of `/proc/PID/stat`, used by
-//! forja and by the kernel alike.
+//! What Linux says about processes and how forja asks: this process's and
+//! thread's ids (cached, reset in every forked child), one reader of
+//! `/proc/PID/stat` (used by forja and by the kernel alike), and `poll`.
 
+use nix::libc;
 use std::cell::Cell;
+use std::os::fd::RawFd;
 use std::sync::Once;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
 
 static PID: AtomicI32 = AtomicI32::new(0);
 static ATFORK: Once = Once::new();
@@ -161,4 +164,38 @@ pub(crate) fn is_dead(id: u32) -> bool {
         Ok(stat) => parse_stat(&stat).is_some_and(|s| s.is_zombie()),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
+}
+
+/// Waits at most `slice` for `fd` to become readable (see [`poll_fds`]).
+pub(crate) fn poll_readable(fd: RawFd, slice: Duration) -> std::io::Result<()> {
+    let events = libc::POLLIN;
+    poll_fds(
+        &mut [libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        }],
+        slice,
+    )
+    .map(drop)
+}
+
+/// `poll(2)` on `pfds` for at most `slice` (rounded up to a millisecond),
+/// retried on `EINTR` as a wake-up; the number of fds with events.
+pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], slice: Duration) -> std::io::Result<usize> {
+    let ms = slice.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    if pfds.is_empty() {
+        std::thread::sleep(slice);
+        return Ok(0);
+    }
+    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds.
+    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    if r >= 0 {
+        return Ok(r as usize);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINTR) {
+        return Ok(0);
+    }
+    Err(e)
 }

@@ -389,7 +389,8 @@ impl Process {
                 slice = slice.min(d.saturating_duration_since(Instant::now()));
             }
             match &pidfd {
-                Some(fd) => crate::wait::poll_readable(fd.as_raw_fd(), slice)?,
+                Some(fd) => crate::os::poll_readable(fd.as_raw_fd(), slice)
+                    .map_err(|e| Error::os("waiting for a process (poll)", e))?,
                 None => {
                     std::thread::sleep(nap.min(slice));
                     nap = (nap * 2).min(registry::POLL_INTERVAL);

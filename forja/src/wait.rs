@@ -148,42 +148,9 @@ pub fn wait_slice<W: Waitable>(objects: &[W], timeout: Duration) -> Result<Vec<u
             }
             slice = slice.min(left);
         }
-        poll_fds(&mut pfds, slice)?;
+        crate::os::poll_fds(&mut pfds, slice)
+            .map_err(|e| Error::os("waiting on several things (poll)", e))?;
     }
-}
-
-/// Waits at most `slice` for `fd` to become readable (see [`poll_fds`]).
-pub(crate) fn poll_readable(fd: RawFd, slice: Duration) -> Result<()> {
-    let events = libc::POLLIN;
-    poll_fds(
-        &mut [libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        }],
-        slice,
-    )
-    .map(drop)
-}
-
-/// `poll(2)` on `pfds` for at most `slice` (rounded up to a millisecond),
-/// retried on `EINTR` as a wake-up; the number of fds with events.
-pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], slice: Duration) -> Result<usize> {
-    let ms = slice.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    if pfds.is_empty() {
-        std::thread::sleep(slice);
-        return Ok(0);
-    }
-    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if r >= 0 {
-        return Ok(r as usize);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EINTR) {
-        return Ok(0);
-    }
-    Err(Error::os("waiting on several things (poll)", e))
 }
 
 impl Waitable for crate::Process {}
