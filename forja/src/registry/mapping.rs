@@ -1,12 +1,13 @@
 //! Finding or making this process's registry: the [`Registry`] handle, the
 //! per-copy cache of its address, making a fresh one (from what the forking
-//! parent recorded, in a forja child) and publishing it in [`ENV`].
+//! parent recorded, in a forja child) and publishing it by its memfd's name
+//! ([`MEMFD_KIND`], see `published.rs`).
 
 use super::layout::{
     Header, MAGIC, SelfPage, Slot, header_and_slots, now_ns, page_size, shared_len, slots_match,
 };
 use super::published::{self, Published};
-use super::{DEFAULT_MAX_CHILDREN, ENV, MAX_CHILDREN_ENV, SLOTS, VERSION};
+use super::{DEFAULT_MAX_CHILDREN, MAX_CHILDREN_ENV, SLOTS, VERSION};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -20,6 +21,9 @@ pub(crate) struct Registry {
 static CACHED_PID: AtomicI32 = AtomicI32::new(0);
 static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
 static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The kind of the registry's memfd (its name is `forja-registry:PID`).
+pub(super) const MEMFD_KIND: &str = "forja-registry";
 
 pub(super) fn reg_err(message: impl Into<String>) -> Error {
     Error::Registry {
@@ -133,33 +137,55 @@ fn cache(pid: i32, addr: usize) {
 /// registry's fd and this child's [`SelfPage`] in it, if the parent recorded
 /// one for `pid`.
 pub(super) fn inherited_page(pid: i32) -> Option<(i32, &'static SelfPage)> {
-    let p = Published::find(ENV).filter(|p| p.pid != pid)?;
-    // The fd is still the inherited memfd (close-on-exec: no exec since),
-    // so the parent's mapping, and the private page after it, are here.
-    let header = Registry::from_addr(p.addr).header;
-    if header.magic != MAGIC || header.version != VERSION {
-        return None;
-    }
-    // SAFETY: see above; the page holds only atomics.
-    let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
-    (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+    published::find_all(MEMFD_KIND)
+        .into_iter()
+        .filter(|p| p.pid != pid && p.private_tail && p.len >= shared_len())
+        .find_map(|p| {
+            // The fd is still the inherited memfd (close-on-exec: no exec
+            // since), so the parent's mapping, and the private page after
+            // it, are here.
+            let header = Registry::from_addr(p.addr).header;
+            if header.magic != MAGIC || header.version != VERSION {
+                return None;
+            }
+            // SAFETY: see above; the page holds only atomics.
+            let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
+            (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+        })
 }
 
-/// The registry published for `pid`, checked so that a stale variable (after
-/// an exec, say) is never dereferenced.
+/// This process's own registry mapping as `/proc/self` shows it (see
+/// `published.rs`): made by `pid`, followed by its private page (a
+/// [`Remote`](super::Remote) of our own registry has none).
+fn own_published(pid: i32) -> Option<Published> {
+    published::find_all(MEMFD_KIND)
+        .into_iter()
+        .find(|p| p.pid == pid && p.private_tail)
+}
+
+/// The registry published for `pid`, checked so that a stale mapping (one
+/// whose fd is gone) is never dereferenced.
 fn find_published(pid: i32) -> Result<Option<usize>> {
-    let Some(p) = Published::find(ENV).filter(|p| p.pid == pid) else {
+    let Some(p) = own_published(pid) else {
         return Ok(None);
     };
-    // The fd is the same memfd that was mapped at addr by this process (an
-    // exec would have closed it: it is close-on-exec).
-    let header = Registry::from_addr(p.addr).header;
+    // The fd is the same memfd that is mapped at addr (an exec would have
+    // closed it: it is close-on-exec), at least a header long.
+    if p.len < std::mem::size_of::<Header>() {
+        return Err(reg_err(
+            "its memfd is mapped shorter than a registry header",
+        ));
+    }
+    // SAFETY: a live shared mapping at least a `Header` long (checked just
+    // above), never unmapped; the fields read here are written before the
+    // memfd is ever mapped elsewhere.
+    let header = unsafe { &*(p.addr as *const Header) };
     if header.magic != MAGIC {
         return Err(reg_err(format!(
-            "{ENV} points at memory that is not a registry"
+            "the memfd named {MEMFD_KIND}:{pid} holds memory that is not a registry"
         )));
     }
-    if header.version != VERSION || !slots_match(header) {
+    if header.version != VERSION || !slots_match(header) || p.len < shared_len() {
         return Err(reg_err(format!(
             "it was made by a different version of forja (layout {} here, {} there); use one \
              forja version in the whole program or notebook",
@@ -175,7 +201,7 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     let shared = shared_len();
     let total = shared + page_size();
     let (fd, addr) = crate::shm::memfd_mapping(
-        c"forja-registry",
+        &published::memfd_name(MEMFD_KIND, pid),
         total,
         &crate::shm::MemfdSteps {
             make: "making the process registry (memfd_create)",
@@ -224,7 +250,7 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     reg.header.name.store(info.name);
     reg.header.parent_name.store(info.parent_name);
     reg.header.identity.store(info.identity);
-    published::publish(ENV, pid, fd, addr);
+    // Published from here on: its memfd's name says whose it is.
     cache(pid, addr);
     Ok(addr)
 }
@@ -245,10 +271,12 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
 /// ```
 pub fn ensure() -> Result<(i32, i32)> {
     Registry::current()?;
-    match Published::read(ENV) {
-        Some(p) if p.pid == crate::os::pid() => Ok((p.pid, p.fd)),
-        _ => Err(reg_err(format!(
-            "it was made but {ENV} does not name it (was the variable changed?)"
+    let pid = crate::os::pid();
+    match own_published(pid) {
+        Some(p) => Ok((p.pid, p.fd)),
+        None => Err(reg_err(format!(
+            "it was made but no fd of this process is its memfd ({MEMFD_KIND}:{pid}; was it \
+             closed?)"
         ))),
     }
 }
