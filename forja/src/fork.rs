@@ -37,6 +37,7 @@ where
     B: FnOnce() -> i32,
 {
     let reg = Registry::current()?;
+    warn_if_threads(&reg);
     let before = reg.ends();
     let sync = if before.is_empty() {
         None
@@ -105,6 +106,30 @@ where
         write_fd_list(w.as_raw_fd(), &kept);
     }
     Ok(pid)
+}
+
+/// The warning shown (once per process) when it forks while it has threads
+/// forja did not start, as Python 3.12's `DeprecationWarning`.
+pub(crate) const THREADS_WARNING: &str =
+    "This process is multi-threaded, use of fork() may lead to deadlocks in the child";
+
+/// Before a fork: if this process has threads other than the calling one
+/// and forja's own ([`crate::os::other_threads`]), says so on stderr, once
+/// per process. The child gets only the forking thread; a lock another
+/// thread held at that moment (the allocator's, stdout's, a `Mutex` of the
+/// program's) stays locked in the child forever.
+fn warn_if_threads(reg: &Registry) {
+    let others = crate::os::other_threads();
+    if others == 0 || !reg.first_fork_warning() {
+        return;
+    }
+    let line = format!(
+        "forja: warning (pid {}): {THREADS_WARNING}: {others} other thread(s) that forja did \
+         not start are running; a lock one of them holds stays locked in the child. Start \
+         threads after starting processes, or inside them. (shown once per process)\n",
+        crate::os::pid()
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 fn write_fd_list(fd: i32, list: &[i32]) {
