@@ -9,7 +9,7 @@ use super::layout::{
 use super::published::{self, Published};
 use super::{DEFAULT_MAX_CHILDREN, MAX_CHILDREN_ENV, SLOTS, VERSION};
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// This process's registry (the mapping is never unmapped).
 pub(crate) struct Registry {
@@ -106,8 +106,9 @@ impl Registry {
         if let Some((fd, _)) = inherited {
             // The parent's registry fd, inherited: a forja child does not
             // keep it (its mapping stays, harmless).
-            // SAFETY: closing an fd we inherited and no longer use.
-            unsafe { libc::close(fd) };
+            // SAFETY: an fd this process inherited and owns; nothing here
+            // uses it any more (the mapping stays); dropping it closes it.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         }
         Ok(Self::from_addr(addr))
     }
@@ -176,15 +177,15 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
             "its memfd is mapped shorter than a registry header",
         ));
     }
-    // SAFETY: a live shared mapping at least a `Header` long (checked just
-    // above), never unmapped; the fields read here are written before the
-    // memfd is ever mapped elsewhere.
-    let header = unsafe { &*(p.addr as *const Header) };
-    if header.magic != MAGIC {
+    if magic_of(p.addr) != MAGIC {
         return Err(reg_err(format!(
             "the memfd named {MEMFD_KIND}:{pid} holds memory that is not a registry"
         )));
     }
+    // SAFETY: a live shared mapping at least a `Header` long (checked
+    // above), never unmapped, whose fields were written before its magic
+    // (read with Acquire).
+    let header = unsafe { &*(p.addr as *const Header) };
     if header.version != VERSION || !slots_match(header) || p.len < shared_len() {
         return Err(reg_err(format!(
             "it was made by a different version of forja (layout {} here, {} there); use one \
@@ -193,6 +194,24 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
         )));
     }
     Ok(Some(p.addr))
+}
+
+/// The magic number of the registry at `addr` (a live mapping at least a
+/// `Header` long), read with Acquire: a registry that another copy of forja
+/// is still making (it is found by its memfd's name as soon as the memfd
+/// exists) shows 0 for a moment; this waits for it (at most a second).
+fn magic_of(addr: usize) -> u64 {
+    // SAFETY: `magic` is the header's first field, an aligned u64 that is
+    // only written atomically once the memfd is mapped.
+    let magic = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let m = magic.load(Ordering::Acquire);
+        if m != 0 || std::time::Instant::now() > give_up {
+            return m;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Makes and publishes a fresh registry for `pid`.
@@ -209,20 +228,30 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
             map: "mapping the process registry",
         },
     )?;
-    // SAFETY: `addr` maps `total` bytes of fd; this replaces its last page.
-    unsafe {
-        let q = libc::mmap(
-            (addr + shared) as *mut libc::c_void,
-            total - shared,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_FIXED,
-            fd,
-            shared as libc::off_t,
-        );
-        if q == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            libc::munmap(addr as *mut libc::c_void, total);
-            libc::close(fd);
+    {
+        use nix::sys::mman::{MapFlags, ProtFlags};
+        // SAFETY: the fd was just made by memfd_mapping and is ours.
+        let memfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let page = std::num::NonZeroUsize::new(total - shared).expect("a page is not empty");
+        // SAFETY: `addr` maps `total` bytes of the fd and nothing refers to
+        // them yet; MAP_FIXED replaces exactly its last page.
+        let q = unsafe {
+            nix::sys::mman::mmap(
+                std::num::NonZeroUsize::new(addr + shared),
+                page,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE | MapFlags::MAP_FIXED,
+                memfd,
+                shared as libc::off_t,
+            )
+        };
+        if let Err(e) = q {
+            if let Some(start) = std::ptr::NonNull::new(addr as *mut std::ffi::c_void) {
+                // SAFETY: our own fresh mapping, never handed out.
+                let _ = unsafe { nix::sys::mman::munmap(start, total) };
+            }
+            // SAFETY: our own fd, not published (its mapping is gone).
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             return Err(Error::os("mapping the process registry", e));
         }
     }
@@ -231,10 +260,11 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .unwrap_or(DEFAULT_MAX_CHILDREN)
         .clamp(1, SLOTS as u32);
-    // SAFETY: fresh zeroed mapping of MAP_LEN bytes that nothing else sees yet.
+    // SAFETY: fresh zeroed mapping of MAP_LEN bytes that nothing else uses
+    // yet: another copy of forja may find it by its name already, but
+    // reads nothing else until `magic` is set, last, with Release.
     unsafe {
         let h = addr as *mut Header;
-        (*h).magic = MAGIC;
         (*h).version = VERSION;
         (*h).slot_count = SLOTS as u32;
         (*h).slot_offset = std::mem::size_of::<Header>() as u32;
@@ -250,6 +280,9 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     reg.header.name.store(info.name);
     reg.header.parent_name.store(info.parent_name);
     reg.header.identity.store(info.identity);
+    // SAFETY: `magic` is an aligned u64 in the mapping; from here on it is
+    // only accessed atomically (see `magic_of`).
+    unsafe { AtomicU64::from_ptr(addr as *mut u64) }.store(MAGIC, Ordering::Release);
     // Published from here on: its memfd's name says whose it is.
     cache(pid, addr);
     Ok(addr)
