@@ -117,4 +117,95 @@ mod tests {
             .to_string();
         assert!(e.contains("untagged"), "{e}");
     }
+
+    /// A fixed-seed xorshift: the same inputs on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn bytes(&mut self, max: usize) -> Vec<u8> {
+            let n = (self.next() % (max as u64 + 1)) as usize;
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    enum Msg {
+        Unit,
+        Text(String),
+        Pair(u64, Vec<i32>),
+        Nested {
+            items: Vec<Vec<u8>>,
+            tag: Option<char>,
+        },
+    }
+
+    /// Decodes `bytes` as several types; none may panic, and any value
+    /// found must survive a round trip (the input need not be canonical:
+    /// postcard ignores, say, unused high bits of a varint's last byte).
+    fn decode_everything(bytes: &[u8]) {
+        let _ = decode::<u64>(bytes, "u64");
+        let _ = decode::<String>(bytes, "String");
+        let _ = decode::<Vec<u8>>(bytes, "Vec<u8>");
+        let _ = decode::<Vec<String>>(bytes, "Vec<String>");
+        let _ = decode::<(bool, char, f64)>(bytes, "tuple");
+        if let Ok(m) = decode::<Msg>(bytes, "Msg") {
+            let mut again = Vec::new();
+            encode_into(&mut again, &m, "Msg").unwrap();
+            assert_eq!(decode::<Msg>(&again, "Msg").unwrap(), m);
+        }
+        let _ = decode::<Vec<Msg>>(bytes, "Vec<Msg>");
+    }
+
+    #[test]
+    fn arbitrary_bytes_decode_to_errors_not_panics() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            decode_everything(&rng.bytes(64));
+        }
+        // Valid messages, then mutated: flipped bytes, cut short, extended.
+        let samples = [
+            Msg::Unit,
+            Msg::Text("¿qué tal?".into()),
+            Msg::Pair(u64::MAX, vec![-1, 0, 7]),
+            Msg::Nested {
+                items: vec![vec![1, 2], vec![]],
+                tag: Some('ñ'),
+            },
+        ];
+        for m in &samples {
+            let mut good = Vec::new();
+            encode_into(&mut good, m, "Msg").unwrap();
+            assert_eq!(&decode::<Msg>(&good, "Msg").unwrap(), m);
+            for _ in 0..2_000 {
+                let mut b = good.clone();
+                match rng.next() % 3 {
+                    0 => {
+                        let i = (rng.next() as usize) % b.len();
+                        b[i] ^= 1 << (rng.next() % 8);
+                    }
+                    1 => b.truncate((rng.next() as usize) % b.len()),
+                    _ => b.extend(rng.bytes(8)),
+                }
+                decode_everything(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_an_error_not_a_huge_allocation() {
+        // A varint length of 2^62 elements with nothing after it: serde
+        // caps the capacity it reserves from a length it cannot trust.
+        let mut claim = vec![0xFF; 8];
+        claim.push(0x3F);
+        let started = std::time::Instant::now();
+        assert!(decode::<Vec<u64>>(&claim, "Vec<u64>").is_err());
+        assert!(decode::<Vec<String>>(&claim, "Vec<String>").is_err());
+        assert!(decode::<String>(&claim, "String").is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
 }

@@ -280,32 +280,27 @@ pub fn start_output_flusher() -> Result<()> {
         request: AtomicU32::new(0),
         done: AtomicU32::new(0),
     }));
-    std::thread::Builder::new()
-        .name("forja-stdout-flusher".into())
-        .spawn(move || {
-            let mut last_reap = std::time::Instant::now();
-            loop {
-                // Children whose handles were dropped (a cell that was
-                // interrupted, `:kill`) have no one else to reap them.
-                if last_reap.elapsed() >= std::time::Duration::from_millis(200) {
-                    last_reap = std::time::Instant::now();
-                    if let Some(reg) = crate::registry::Registry::existing() {
-                        reg.reap_dropped();
-                    }
+    crate::os::spawn_owned("flusher", move || {
+        let mut last_reap = std::time::Instant::now();
+        loop {
+            // Children whose handles were dropped (a cell that was
+            // interrupted, `:kill`) have no one else to reap them.
+            if last_reap.elapsed() >= std::time::Duration::from_millis(200) {
+                last_reap = std::time::Instant::now();
+                if let Some(reg) = crate::registry::Registry::existing() {
+                    reg.reap_dropped();
                 }
-                let seen = ctl.request.load(Ordering::Acquire);
-                let _ = crate::sync::futex::wait(
-                    &ctl.request,
-                    seen,
-                    std::time::Duration::from_millis(20),
-                );
-                let target = ctl.request.load(Ordering::Acquire);
-                let _ = std::io::stdout().flush();
-                ctl.done.store(target, Ordering::Release);
-                crate::sync::futex::wake(&ctl.done, u32::MAX);
             }
-        })
-        .map_err(|e| Error::os("starting the output flusher", e))?;
+            let seen = ctl.request.load(Ordering::Acquire);
+            let _ =
+                crate::sync::futex::wait(&ctl.request, seen, std::time::Duration::from_millis(20));
+            let target = ctl.request.load(Ordering::Acquire);
+            let _ = std::io::stdout().flush();
+            ctl.done.store(target, Ordering::Release);
+            crate::sync::futex::wake(&ctl.done, u32::MAX);
+        }
+    })
+    .map_err(|e| Error::os("starting the output flusher", e))?;
     write_stdout_frame(&json!({"type": "flusher", "addr": ctl as *const FlushControl as usize}))
 }
 

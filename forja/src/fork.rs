@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::kernel_child::ChildPlan;
 use crate::registry::{self, Registry, SelfInfo};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 /// What a child needs to set itself up right after the fork.
 pub(crate) struct ChildSetup<'a> {
@@ -37,20 +37,15 @@ where
     B: FnOnce() -> i32,
 {
     let reg = Registry::current()?;
+    warn_if_threads(&reg);
     let before = reg.ends();
     let sync = if before.is_empty() {
         None
     } else {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two fds, which we own from here on.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(Error::os(
-                "starting a process (pipe2)",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fresh fds.
-        unsafe { Some((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+        Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| Error::os("starting a process (pipe2)", e))?,
+        )
     };
     let plan = ChildPlan::capture(setup.name);
     let self_page = reg.self_page();
@@ -63,25 +58,28 @@ where
     let mut err_lock = std::io::stderr().lock();
     let _ = out_lock.flush();
     let _ = err_lock.flush();
-    // SAFETY: the child only runs forja's setup and `body`, then _exits.
-    let pid = unsafe { libc::fork() };
+    // SAFETY: the child only runs forja's setup and `body`, then _exits;
+    // the locks another thread may hold at the fork (see above and
+    // `warn_if_threads`) are the documented risk of forking with threads.
+    let forked = unsafe { nix::unistd::fork() };
     drop(err_lock);
     drop(out_lock);
-    if pid < 0 {
-        return Err(Error::os(
-            "starting a process (fork)",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    let forked = forked.map_err(|e| Error::os("starting a process (fork)", e))?;
+    let pid = match forked {
+        nix::unistd::ForkResult::Parent { child } => child.as_raw(),
+        nix::unistd::ForkResult::Child => 0,
+    };
     if pid == 0 {
         child_setup(setup, &plan, self_page);
         if let Some((r, w)) = sync {
             drop(w);
-            let kept_by_parent = read_fd_list(r.as_raw_fd());
+            let kept_by_parent = read_fd_list(&r);
             drop(r);
             for fd in &kept_by_parent {
-                // SAFETY: closing our inherited copy of an end the parent kept.
-                unsafe { libc::close(*fd) };
+                // SAFETY: our inherited copy of an end the parent kept: this
+                // process owns it and nothing else here uses it; dropping
+                // the `OwnedFd` closes it.
+                drop(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
             // The child holds pipe ends: it needs its registry now, to
             // record them (its own children must close those they do not take).
@@ -102,12 +100,36 @@ where
         drop(r);
         let after = reg.ends();
         let kept: Vec<i32> = before.into_iter().filter(|fd| after.contains(fd)).collect();
-        write_fd_list(w.as_raw_fd(), &kept);
+        write_fd_list(&w, &kept);
     }
     Ok(pid)
 }
 
-fn write_fd_list(fd: i32, list: &[i32]) {
+/// The warning shown (once per process) when it forks while it has threads
+/// forja did not start, as Python 3.12's `DeprecationWarning`.
+pub(crate) const THREADS_WARNING: &str =
+    "This process is multi-threaded, use of fork() may lead to deadlocks in the child";
+
+/// Before a fork: if this process has threads other than the calling one
+/// and forja's own ([`crate::os::other_threads`]), says so on stderr, once
+/// per process. The child gets only the forking thread; a lock another
+/// thread held at that moment (the allocator's, stdout's, a `Mutex` of the
+/// program's) stays locked in the child forever.
+fn warn_if_threads(reg: &Registry) {
+    let others = crate::os::other_threads();
+    if others == 0 || !reg.first_fork_warning() {
+        return;
+    }
+    let line = format!(
+        "forja: warning (pid {}): {THREADS_WARNING}: {others} other thread(s) that forja did \
+         not start are running; a lock one of them holds stays locked in the child. Start \
+         threads after starting processes, or inside them. (shown once per process)\n",
+        crate::os::pid()
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+fn write_fd_list(fd: &OwnedFd, list: &[i32]) {
     let mut buf = Vec::with_capacity(4 + 4 * list.len());
     buf.extend_from_slice(&(list.len() as u32).to_le_bytes());
     for f in list {
@@ -115,31 +137,25 @@ fn write_fd_list(fd: i32, list: &[i32]) {
     }
     let mut off = 0;
     while off < buf.len() {
-        // SAFETY: writing from a live buffer.
-        let n = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return;
+        match nix::unistd::write(fd, &buf[off..]) {
+            Ok(0) => return,
+            Ok(n) => off += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
         }
-        off += n as usize;
     }
 }
 
-fn read_fd_list(fd: i32) -> Vec<i32> {
+fn read_fd_list(fd: &OwnedFd) -> Vec<i32> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        // SAFETY: reading into a live buffer.
-        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
+        match nix::unistd::read(fd, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
         }
-        if n <= 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n as usize]);
     }
     if buf.len() < 4 {
         return Vec::new();
@@ -171,26 +187,28 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
         },
     );
     plan.death_signal(setup.daemon, setup.parent_pid);
-    // SAFETY: restoring default signal dispositions; replacing fd 0 with /dev/null.
-    unsafe {
-        // A crash in the child is the child's: do not run handlers inherited
-        // from the parent (evcxr's runner prints a backtrace and aborts).
-        // SIGTERM too: the kernel's runner handles it by stopping its whole
-        // process group, which must not happen for a child's `terminate()`.
-        for sig in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGILL,
-            libc::SIGFPE,
-            libc::SIGTERM,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            libc::dup2(fd, 0);
-            libc::close(fd);
-        }
+    // A crash in the child is the child's: do not run handlers inherited
+    // from the parent (evcxr's runner prints a backtrace and aborts).
+    // SIGTERM too: the kernel's runner handles it by stopping its whole
+    // process group, which must not happen for a child's `terminate()`.
+    use nix::sys::signal::{SigHandler, Signal};
+    for sig in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGTERM,
+    ] {
+        // SAFETY: restoring the default disposition installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+    }
+    use nix::fcntl::OFlag;
+    if let Ok(null) = nix::fcntl::open(
+        c"/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        let _ = nix::unistd::dup2_stdin(&null);
     }
     plan.attach_output();
     // A function item: boxing it allocates nothing.
@@ -229,6 +247,7 @@ pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: the pidfd_open system call; the fd returned is ours.
+        // (libc: nix 0.30 has no pidfd_open.)
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if fd >= 0 {
             // SAFETY: a fresh fd.
@@ -249,6 +268,7 @@ pub(crate) fn exit_child(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: ends the child without running the parent's exit handlers.
+    // (libc: nix has no `_exit`; std's `exit` would run them.)
     unsafe { libc::_exit(code) }
 }
 
@@ -265,8 +285,11 @@ pub(crate) fn finish_children() {
     reg.reap_all();
     for c in reg.children() {
         if c.state == registry::ChildState::Running && (c.daemon || c.pool_worker) {
-            // SAFETY: kill on our own unreaped child (its pid is still its own).
-            unsafe { libc::kill(c.pid, libc::SIGTERM) };
+            // Our own unreaped child: its pid is still its own.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
     let mut nap = std::time::Duration::from_micros(200);
@@ -301,6 +324,7 @@ fn finish_children_at_exit() {
         // SAFETY: registers a function that lives as long as the program
         // (forja is linked into it, not a library unloaded before exit:
         // under the kernel, where cells are libraries, this is not called).
+        // (libc: nix has no atexit.)
         unsafe { libc::atexit(at_exit) };
     });
 }

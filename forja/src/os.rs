@@ -1,6 +1,16 @@
-//! What Linux says about processes and how forja asks: this process's and
-//! thread's ids (cached, reset in every forked child), one reader of
-//! `/proc/PID/stat` (used by forja and by the kernel alike), and `poll`.
+//! What Linux says about processes: this process's and thread's ids (cached,
+//! reset in every forked child), one reader of `/proc/PID/stat`, `poll`, and which
+//! threads of this process forja did not start (forking with those is
+//! risky), used by forja and by the kernel alike.
+//!
+//! # Threads forja owns
+//!
+//! A thread that forja (or the kernel's runner) starts is named
+//! `forja/NAME` ([`spawn_owned`]): the name is the registration. Linux keeps
+//! it in `/proc/self/task/TID/comm`, where every copy of forja in the process
+//! (one per notebook cell) can read it, and it goes when the thread ends, so
+//! there is no count to keep right. A program's main thread can never carry
+//! that prefix (its name is the program's file name, which has no `/`).
 
 use nix::libc;
 use std::cell::Cell;
@@ -198,4 +208,69 @@ pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], slice: Duration) -> std::io::R
         return Ok(0);
     }
     Err(e)
+}
+
+/// The prefix of the name of every thread forja (or the kernel's runner)
+/// starts; see the module docs.
+pub const OWNED_THREAD_PREFIX: &str = "forja/";
+
+/// Starts a thread owned by forja, named `forja/NAME` (Linux keeps 15 bytes
+/// of a thread's name, so `name` should be at most 9 bytes), and returns
+/// once the thread carries that name: a fork right after does not count it.
+///
+/// ```
+/// let t = forja::os::spawn_owned("demo", forja::os::other_threads).unwrap();
+/// // The test's main thread is another thread forja did not start.
+/// assert!(t.join().unwrap() >= 1);
+/// ```
+pub fn spawn_owned<F, T>(name: &str, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (named_tx, named_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name(format!("{OWNED_THREAD_PREFIX}{name}"))
+        .spawn(move || {
+            // std names the thread before it runs this closure.
+            let _ = named_tx.send(());
+            f()
+        })?;
+    let _ = named_rx.recv();
+    Ok(handle)
+}
+
+/// How many threads of this process are neither the calling thread nor
+/// owned by forja ([`spawn_owned`]): the ones a forked child would not
+/// have, though they may hold a lock (the allocator's, stdout's...) the
+/// child then waits for forever. Reads `/proc/self/status` (and, only when
+/// there are other threads, `/proc/self/task`); 0 if it cannot be read.
+///
+/// ```
+/// assert_eq!(forja::os::other_threads(), 0); // a doctest runs on one thread
+/// ```
+pub fn other_threads() -> usize {
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .unwrap_or(1);
+    if threads <= 1 {
+        return 0;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let me = tid().to_string();
+    dir.flatten()
+        .filter(|e| e.file_name().to_str() != Some(me.as_str()))
+        .filter(|e| {
+            // A thread that ended while we read is not counted.
+            std::fs::read(e.path().join("comm"))
+                .is_ok_and(|comm| !comm.starts_with(OWNED_THREAD_PREFIX.as_bytes()))
+        })
+        .count()
 }

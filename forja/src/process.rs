@@ -573,7 +573,7 @@ pub fn exit(code: i32) -> ! {
 ///
 /// ```
 /// let me = forja::current_process();
-/// assert_eq!(me.pid(), std::process::id() as i32);
+/// assert_eq!(me.pid(), forja::os::pid());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -651,7 +651,7 @@ pub fn current_process() -> ProcessInfo {
 /// ```
 /// use forja::prelude::*;
 /// assert!(parent_process().is_none());
-/// let me = std::process::id() as i32;
+/// let me = forja::os::pid();
 /// let p = Process::new(move || assert_eq!(parent_process().unwrap().pid(), me));
 /// p.start().unwrap();
 /// p.join().unwrap();

@@ -36,6 +36,7 @@ struct Mapping {
 // used, and every typed user below only hands out shared access through
 // atomics or a lock.
 unsafe impl Send for Mapping {}
+// SAFETY: as for Send.
 unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
@@ -261,6 +262,7 @@ impl<T> Deref for ShmBox<T> {
 // SAFETY: the header is built for concurrent access from several processes,
 // so from several threads too.
 unsafe impl<T: Sync> Send for ShmBox<T> {}
+// SAFETY: as for Send.
 unsafe impl<T: Sync> Sync for ShmBox<T> {}
 
 /// Plain data that may live in shared memory: [`Value`](crate::Value),
@@ -316,7 +318,11 @@ unsafe impl<T: Sync> Sync for ShmBox<T> {}
 pub unsafe trait Shareable: bytemuck::NoUninit + Send + Sync {}
 
 macro_rules! shareable {
-    ($($t:ty),*) => { $(unsafe impl Shareable for $t {})* };
+    ($($t:ty),*) => {
+        // SAFETY: plain numbers, `bool` and `char` hold no pointer, and
+        // `NoUninit` (a supertrait) rules out padding.
+        $(unsafe impl Shareable for $t {})*
+    };
 }
 shareable!(
     u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char
@@ -330,7 +336,9 @@ unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] where [T; N]: byt
 /// Each chunk is one atomic load, so no field with a validity rule (`bool`,
 /// `char`) can be torn; wider plain numbers may mix two writes.
 ///
-/// SAFETY: `p` points to a valid, aligned `T` in memory that stays mapped.
+/// # Safety
+///
+/// `p` points to a valid, aligned `T` in memory that stays mapped.
 pub(crate) unsafe fn racy_load<T: Shareable>(p: *const T) -> T {
     use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
     let mut out = std::mem::MaybeUninit::<T>::uninit();
@@ -338,9 +346,10 @@ pub(crate) unsafe fn racy_load<T: Shareable>(p: *const T) -> T {
     let src = p.cast::<u8>();
     let chunk = align_of::<T>().min(8);
     let mut off = 0;
-    // Safety (all): chunks are aligned to `chunk` (a divisor of T's
-    // alignment) and inside the T.
     while off < size_of::<T>() {
+        // SAFETY: chunks are aligned to `chunk` (a divisor of T's alignment)
+        // and inside the T that `p` points to (the caller's promise), and
+        // inside `out`; each is read with one atomic load.
         unsafe {
             match chunk {
                 8 => dst.add(off).cast::<u64>().write(
@@ -401,41 +410,40 @@ pub(crate) struct MemfdSteps {
 
 /// A fresh memfd named `name`, `len` bytes long, mapped `MAP_SHARED`
 /// read-write: the per-process tables (the registry, the timeline) that
-/// every cell's copy of forja, and every child, finds through the fd or
-/// address published in the environment. Returns the fd (close-on-exec) and
+/// every cell's copy of forja, and every child, finds by the memfd's name
+/// (see `registry/published.rs`). Returns the fd (close-on-exec) and
 /// the address; on error nothing is left open or mapped.
 pub(crate) fn memfd_mapping(
     name: &std::ffi::CStr,
     len: usize,
     steps: &MemfdSteps,
 ) -> Result<(libc::c_int, usize)> {
-    // SAFETY: memfd_create with a valid C string.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::os(steps.make, std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is ours; we map `len` bytes of it after sizing it so.
-    unsafe {
-        if libc::ftruncate(fd, len as libc::off_t) != 0 {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os(steps.size, e));
-        }
-        let p = libc::mmap(
-            std::ptr::null_mut(),
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    use std::os::fd::IntoRawFd;
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::os(steps.make, e))?;
+    nix::unistd::ftruncate(&fd, len as libc::off_t).map_err(|e| Error::os(steps.size, e))?;
+    let len = std::num::NonZeroUsize::new(len).ok_or_else(|| {
+        Error::os(
+            steps.size,
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        )
+    })?;
+    // SAFETY: a fresh mapping (no address asked for, so nothing is replaced)
+    // of `len` bytes of a memfd just sized to `len`.
+    let p = unsafe {
+        nix::sys::mman::mmap(
+            None,
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+            &fd,
             0,
-        );
-        if p == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            libc::close(fd);
-            return Err(Error::os(steps.map, e));
-        }
-        Ok((fd, p as usize))
+        )
     }
+    .map_err(|e| Error::os(steps.map, e))?;
+    // Kept open for the life of the process: callers publish it.
+    Ok((fd.into_raw_fd(), p.as_ptr() as usize))
 }
 
 /// A short string (at most `8 * WORDS` bytes, cut at a character boundary)

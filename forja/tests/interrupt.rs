@@ -158,8 +158,16 @@ fn ensure_publishes_a_close_on_exec_registry_that_children_do_not_keep() {
     // Safety: fcntl on an fd of ours.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     assert!(flags >= 0 && flags & libc::FD_CLOEXEC != 0, "{flags}");
-    let env = std::env::var(registry::ENV).unwrap();
-    assert!(env.starts_with(&format!("{pid}:{fd}:")), "{env}");
+    // Published by the memfd's name, never in the environment.
+    #[allow(deprecated)]
+    let env = registry::ENV;
+    assert!(std::env::var_os(env).is_none());
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+    assert!(
+        link.to_string_lossy()
+            .starts_with(&format!("/memfd:forja-registry:{pid}")),
+        "{link:?}"
+    );
     let ours = fd_inode(fd).unwrap();
 
     // A child has its own registry and none of its fds is ours.

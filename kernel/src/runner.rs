@@ -174,9 +174,8 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         err_carry: Vec::new(),
         flusher: None,
     };
-    std::thread::Builder::new()
-        .name("forja-output-pump".into())
-        .spawn(move || pump.run(std::fs::File::from(out_r)))?;
+    // A forja-owned thread: forking in a cell does not warn about it.
+    forja::os::spawn_owned("out-pump", move || pump.run(std::fs::File::from(out_r)))?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! The registry's controls: the interrupt flag, the cap on live children and
-//! the cell (the kernel's execution count). Each is implemented once, on
+//! The registry's controls: the interrupt flag, the cap on live children,
+//! the cell (the kernel's execution count) and the once-per-process
+//! fork warning's flag. Each is implemented once, on
 //! [`Registry`]; the free functions act on this process's registry and
 //! [`Remote`](super::Remote)'s methods on another process's.
 
@@ -9,6 +10,13 @@ use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 impl Registry {
+    /// `true` the first time it is called in this process (every copy of
+    /// forja shares the registry): whether to show the warning about forking
+    /// a process with threads.
+    pub(crate) fn first_fork_warning(&self) -> bool {
+        self.header.fork_warned.swap(1, Ordering::Relaxed) == 0
+    }
+
     /// Raises (`true`) or lowers the interrupt flag.
     pub(super) fn set_interrupt(&self, raised: bool) {
         self.header

@@ -56,8 +56,11 @@ pub struct Header {
     /// Bitmap of the fds (below [`MAX_TRACKED_FD`]) that are forja pipe
     /// ends open in this process: a child closes those it did not take.
     pub(super) ends: [AtomicU64; MAX_TRACKED_FD / 64],
+    /// Non-zero once forja warned that this process forked while it had
+    /// threads it did not start (the warning is shown once per process).
+    pub(super) fork_warned: AtomicU64,
     /// Room for later fields (timeline...) without moving the slots.
-    reserved: [AtomicU64; 16],
+    reserved: [AtomicU64; 15],
 }
 
 /// One tracked child.

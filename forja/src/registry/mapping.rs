@@ -1,14 +1,15 @@
 //! Finding or making this process's registry: the [`Registry`] handle, the
 //! per-copy cache of its address, making a fresh one (from what the forking
-//! parent recorded, in a forja child) and publishing it in [`ENV`].
+//! parent recorded, in a forja child) and publishing it by its memfd's name
+//! ([`MEMFD_KIND`], see `published.rs`).
 
 use super::layout::{
     Header, MAGIC, SelfPage, Slot, header_and_slots, now_ns, page_size, shared_len, slots_match,
 };
 use super::published::{self, Published};
-use super::{DEFAULT_MAX_CHILDREN, ENV, MAX_CHILDREN_ENV, SLOTS, VERSION};
+use super::{DEFAULT_MAX_CHILDREN, MAX_CHILDREN_ENV, SLOTS, VERSION};
 use crate::error::{Error, Result};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// This process's registry (the mapping is never unmapped).
 pub(crate) struct Registry {
@@ -20,6 +21,9 @@ pub(crate) struct Registry {
 static CACHED_PID: AtomicI32 = AtomicI32::new(0);
 static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
 static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The kind of the registry's memfd (its name is `forja-registry:PID`).
+pub(super) const MEMFD_KIND: &str = "forja-registry";
 
 pub(super) fn reg_err(message: impl Into<String>) -> Error {
     Error::Registry {
@@ -102,8 +106,9 @@ impl Registry {
         if let Some((fd, _)) = inherited {
             // The parent's registry fd, inherited: a forja child does not
             // keep it (its mapping stays, harmless).
-            // SAFETY: closing an fd we inherited and no longer use.
-            unsafe { libc::close(fd) };
+            // SAFETY: an fd this process inherited and owns; nothing here
+            // uses it any more (the mapping stays); dropping it closes it.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
         }
         Ok(Self::from_addr(addr))
     }
@@ -133,33 +138,55 @@ fn cache(pid: i32, addr: usize) {
 /// registry's fd and this child's [`SelfPage`] in it, if the parent recorded
 /// one for `pid`.
 pub(super) fn inherited_page(pid: i32) -> Option<(i32, &'static SelfPage)> {
-    let p = Published::find(ENV).filter(|p| p.pid != pid)?;
-    // The fd is still the inherited memfd (close-on-exec: no exec since),
-    // so the parent's mapping, and the private page after it, are here.
-    let header = Registry::from_addr(p.addr).header;
-    if header.magic != MAGIC || header.version != VERSION {
-        return None;
-    }
-    // SAFETY: see above; the page holds only atomics.
-    let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
-    (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+    published::find_all(MEMFD_KIND)
+        .into_iter()
+        .filter(|p| p.pid != pid && p.private_tail && p.len >= shared_len())
+        .find_map(|p| {
+            // The fd is still the inherited memfd (close-on-exec: no exec
+            // since), so the parent's mapping, and the private page after
+            // it, are here.
+            let header = Registry::from_addr(p.addr).header;
+            if header.magic != MAGIC || header.version != VERSION {
+                return None;
+            }
+            // SAFETY: see above; the page holds only atomics.
+            let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
+            (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
+        })
 }
 
-/// The registry published for `pid`, checked so that a stale variable (after
-/// an exec, say) is never dereferenced.
+/// This process's own registry mapping as `/proc/self` shows it (see
+/// `published.rs`): made by `pid`, followed by its private page (a
+/// [`Remote`](super::Remote) of our own registry has none).
+fn own_published(pid: i32) -> Option<Published> {
+    published::find_all(MEMFD_KIND)
+        .into_iter()
+        .find(|p| p.pid == pid && p.private_tail)
+}
+
+/// The registry published for `pid`, checked so that a stale mapping (one
+/// whose fd is gone) is never dereferenced.
 fn find_published(pid: i32) -> Result<Option<usize>> {
-    let Some(p) = Published::find(ENV).filter(|p| p.pid == pid) else {
+    let Some(p) = own_published(pid) else {
         return Ok(None);
     };
-    // The fd is the same memfd that was mapped at addr by this process (an
-    // exec would have closed it: it is close-on-exec).
-    let header = Registry::from_addr(p.addr).header;
-    if header.magic != MAGIC {
+    // The fd is the same memfd that is mapped at addr (an exec would have
+    // closed it: it is close-on-exec), at least a header long.
+    if p.len < std::mem::size_of::<Header>() {
+        return Err(reg_err(
+            "its memfd is mapped shorter than a registry header",
+        ));
+    }
+    if magic_of(p.addr) != MAGIC {
         return Err(reg_err(format!(
-            "{ENV} points at memory that is not a registry"
+            "the memfd named {MEMFD_KIND}:{pid} holds memory that is not a registry"
         )));
     }
-    if header.version != VERSION || !slots_match(header) {
+    // SAFETY: a live shared mapping at least a `Header` long (checked
+    // above), never unmapped, whose fields were written before its magic
+    // (read with Acquire).
+    let header = unsafe { &*(p.addr as *const Header) };
+    if header.version != VERSION || !slots_match(header) || p.len < shared_len() {
         return Err(reg_err(format!(
             "it was made by a different version of forja (layout {} here, {} there); use one \
              forja version in the whole program or notebook",
@@ -169,13 +196,31 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
     Ok(Some(p.addr))
 }
 
+/// The magic number of the registry at `addr` (a live mapping at least a
+/// `Header` long), read with Acquire: a registry that another copy of forja
+/// is still making (it is found by its memfd's name as soon as the memfd
+/// exists) shows 0 for a moment; this waits for it (at most a second).
+fn magic_of(addr: usize) -> u64 {
+    // SAFETY: `magic` is the header's first field, an aligned u64 that is
+    // only written atomically once the memfd is mapped.
+    let magic = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let m = magic.load(Ordering::Acquire);
+        if m != 0 || std::time::Instant::now() > give_up {
+            return m;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Makes and publishes a fresh registry for `pid`.
 fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     // The shared part, then one page mapped privately (see SelfPage).
     let shared = shared_len();
     let total = shared + page_size();
     let (fd, addr) = crate::shm::memfd_mapping(
-        c"forja-registry",
+        &published::memfd_name(MEMFD_KIND, pid),
         total,
         &crate::shm::MemfdSteps {
             make: "making the process registry (memfd_create)",
@@ -183,20 +228,30 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
             map: "mapping the process registry",
         },
     )?;
-    // SAFETY: `addr` maps `total` bytes of fd; this replaces its last page.
-    unsafe {
-        let q = libc::mmap(
-            (addr + shared) as *mut libc::c_void,
-            total - shared,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_FIXED,
-            fd,
-            shared as libc::off_t,
-        );
-        if q == libc::MAP_FAILED {
-            let e = std::io::Error::last_os_error();
-            libc::munmap(addr as *mut libc::c_void, total);
-            libc::close(fd);
+    {
+        use nix::sys::mman::{MapFlags, ProtFlags};
+        // SAFETY: the fd was just made by memfd_mapping and is ours.
+        let memfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let page = std::num::NonZeroUsize::new(total - shared).expect("a page is not empty");
+        // SAFETY: `addr` maps `total` bytes of the fd and nothing refers to
+        // them yet; MAP_FIXED replaces exactly its last page.
+        let q = unsafe {
+            nix::sys::mman::mmap(
+                std::num::NonZeroUsize::new(addr + shared),
+                page,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE | MapFlags::MAP_FIXED,
+                memfd,
+                shared as libc::off_t,
+            )
+        };
+        if let Err(e) = q {
+            if let Some(start) = std::ptr::NonNull::new(addr as *mut std::ffi::c_void) {
+                // SAFETY: our own fresh mapping, never handed out.
+                let _ = unsafe { nix::sys::mman::munmap(start, total) };
+            }
+            // SAFETY: our own fd, not published (its mapping is gone).
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             return Err(Error::os("mapping the process registry", e));
         }
     }
@@ -205,10 +260,11 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .unwrap_or(DEFAULT_MAX_CHILDREN)
         .clamp(1, SLOTS as u32);
-    // SAFETY: fresh zeroed mapping of MAP_LEN bytes that nothing else sees yet.
+    // SAFETY: fresh zeroed mapping of MAP_LEN bytes that nothing else uses
+    // yet: another copy of forja may find it by its name already, but
+    // reads nothing else until `magic` is set, last, with Release.
     unsafe {
         let h = addr as *mut Header;
-        (*h).magic = MAGIC;
         (*h).version = VERSION;
         (*h).slot_count = SLOTS as u32;
         (*h).slot_offset = std::mem::size_of::<Header>() as u32;
@@ -224,7 +280,10 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     reg.header.name.store(info.name);
     reg.header.parent_name.store(info.parent_name);
     reg.header.identity.store(info.identity);
-    published::publish(ENV, pid, fd, addr);
+    // SAFETY: `magic` is an aligned u64 in the mapping; from here on it is
+    // only accessed atomically (see `magic_of`).
+    unsafe { AtomicU64::from_ptr(addr as *mut u64) }.store(MAGIC, Ordering::Release);
+    // Published from here on: its memfd's name says whose it is.
     cache(pid, addr);
     Ok(addr)
 }
@@ -245,10 +304,12 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
 /// ```
 pub fn ensure() -> Result<(i32, i32)> {
     Registry::current()?;
-    match Published::read(ENV) {
-        Some(p) if p.pid == crate::os::pid() => Ok((p.pid, p.fd)),
-        _ => Err(reg_err(format!(
-            "it was made but {ENV} does not name it (was the variable changed?)"
+    let pid = crate::os::pid();
+    match own_published(pid) {
+        Some(p) => Ok((p.pid, p.fd)),
+        None => Err(reg_err(format!(
+            "it was made but no fd of this process is its memfd ({MEMFD_KIND}:{pid}; was it \
+             closed?)"
         ))),
     }
 }

@@ -4,20 +4,21 @@
 //! Inside the forja kernel every cell is a separate library with its own copy
 //! of forja's statics, so this state cannot live in a `static`. It lives in
 //! one `MAP_SHARED` mapping per process (a `memfd` on Linux), made on first
-//! use and published in the environment variable [`ENV`] as
-//! `pid:fd:address:inode`. Every copy of forja in the process reads the same
-//! environment and so finds the same mapping; the layout is `#[repr(C)]`,
+//! use and published by its memfd's name, `forja-registry:PID`, which
+//! `/proc/self/fd` and `/proc/self/maps` show to every copy of forja in the
+//! process, so each finds the same mapping (never through the environment:
+//! `setenv` in a process with threads is unsafe); the layout is `#[repr(C)]`,
 //! starts with a magic number and a [`VERSION`], so differing copies refuse
 //! to share it rather than misread it.
 //!
 //! **One registry per process, holding that process's own children.** A
-//! forked child inherits the parent's variable, sees that the pid in it is not
-//! its own and makes a fresh registry on first use (its first pipe, child,
+//! forked child inherits the parent's memfd, sees that the pid in its name is
+//! not its own and makes a fresh registry on first use (its first pipe, child,
 //! blocking wait...). Until then nothing is made: right after the fork forja
 //! only writes who the child is (name, identity, parent, daemon) into a
 //! private, copy-on-write page that follows the parent's registry in the
 //! same `memfd`, which every copy of forja in the child finds through the
-//! inherited variable; the child's registry starts from it. So a child that
+//! inherited fd and mapping; the child's registry starts from it. So a child that
 //! never uses forja costs no more than a fork.
 //!
 //! Another process (the kernel) can map the same memory through
@@ -45,8 +46,7 @@
 //!
 //! * `layout.rs`: the `#[repr(C)]` layout of the mapping (header, slots, the
 //!   private page a forked child writes into);
-//! * `published.rs`: publishing a memfd mapping in the environment and
-//!   finding it again (the timeline uses it too);
+//! * `published.rs`: finding a memfd mapping again by its memfd's name (the timeline uses it too);
 //! * `mapping.rs`: finding or making this process's registry;
 //! * `identity.rs`: who this process is (name, identity, parent, daemon);
 //! * `children.rs`: the child slots (reserve, reap, list);
@@ -81,7 +81,10 @@ pub use mapping::ensure;
 pub(crate) use mapping::{Registry, SelfInfo};
 pub use remote::Remote;
 
-/// The environment variable that names this process's registry.
+/// The environment variable that named this process's registry, before
+/// forja stopped writing the environment (it is never set now: the
+/// registry is found by its memfd's name, `forja-registry:PID`).
+#[deprecated(note = "forja no longer publishes its registry in the environment")]
 pub const ENV: &str = "FORJA_REGISTRY";
 /// The environment variable read for the cap on live children.
 pub const MAX_CHILDREN_ENV: &str = "FORJA_MAX_CHILDREN";

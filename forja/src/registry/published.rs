@@ -1,87 +1,136 @@
-//! Publishing a per-process memfd mapping in the environment and finding it
-//! again: how every copy of forja in a process (one per notebook cell) and
-//! every forked child finds the registry and the timeline.
+//! Finding a forja memfd mapping again without the environment: how every
+//! copy of forja in a process (one per notebook cell) and every forked child
+//! finds the registry and the timeline.
 //!
-//! The variable holds `pid:fd:address:inode`: who published it, the memfd's
-//! fd (close-on-exec), where it is mapped and the memfd's inode. The mapping
-//! is only trusted while that fd is still the same memfd (same inode): after
-//! an `exec` the fd is gone, so a stale variable is never dereferenced. A
-//! forked child inherits the fd and the mapping at the same address.
+//! A mapping is published by its memfd's *name*, `KIND:PID` (say
+//! `forja-registry:1234`): the kernel shows it in `/proc/self/fd` (the fd)
+//! and in `/proc/self/maps` (where it is mapped). A mapping is only trusted
+//! while this process holds both an fd of that memfd (same inode) and a
+//! shared mapping of it from offset 0: the fd is close-on-exec, so after an
+//! `exec` nothing is found; a forked child inherits the fd and the mapping
+//! at the same address. Nothing is written to the environment, so a process
+//! that already runs threads never calls `setenv` (which races with every
+//! `getenv` in other threads: the C library takes no lock that all readers
+//! honour).
 
-/// What a variable published with [`publish`] says.
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+/// One mapping of a published memfd, as this process sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Published {
-    /// The process that published it.
+    /// The process that made it (the `PID` of its name).
     pub pid: i32,
-    /// The memfd's fd.
+    /// An fd of the memfd in this process.
     pub fd: i32,
-    /// Where it is mapped.
+    /// Where it is mapped from offset 0 (shared).
     pub addr: usize,
+    /// How many bytes that mapping covers.
+    pub len: usize,
     /// The memfd's inode.
     pub ino: u64,
+    /// Whether a private mapping of the same memfd follows right after
+    /// (the registry's [`SelfPage`](super::layout::SelfPage); a
+    /// [`Remote`](super::Remote) mapping has none).
+    pub private_tail: bool,
 }
 
-impl Published {
-    /// Parses the variable `env`, whether or not its fd is still the memfd.
-    pub(crate) fn read(env: &str) -> Option<Published> {
-        let value = std::env::var(env).ok()?;
-        parse(&value)
-    }
+/// The name to give the memfd of kind `kind` made by process `pid`.
+pub(crate) fn memfd_name(kind: &str, pid: i32) -> CString {
+    CString::new(format!("{kind}:{pid}")).expect("no NUL in a kind")
+}
 
-    /// The variable `env` if its fd is still the memfd it names (see the
-    /// module docs), so the mapping at its address is the published one.
-    pub(crate) fn find(env: &str) -> Option<Published> {
-        Self::read(env).filter(Published::is_live)
-    }
-
-    /// Whether the fd is still the memfd that was mapped at the address (an
-    /// `exec` would have closed it: it is close-on-exec).
-    pub(crate) fn is_live(&self) -> bool {
-        self.addr != 0 && fd_inode(self.fd) == Some(self.ino)
-    }
-
-    /// Whether the fd is a memfd made with `name` (on Linux, where
-    /// `/proc/self/fd` tells; elsewhere always true).
-    pub(crate) fn is_memfd_named(&self, name: &str) -> bool {
-        #[cfg(target_os = "linux")]
+/// Every mapping of a memfd of kind `kind` that this process holds an fd
+/// of (see the module docs), in address order.
+pub(crate) fn find_all(kind: &str) -> Vec<Published> {
+    let prefix = format!("/memfd:{kind}:");
+    // (fd, pid, inode) of every fd that is such a memfd.
+    let mut fds: Vec<(i32, i32, u64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if let Some(pid) = pid_in_name(link.as_os_str().as_bytes(), &prefix)
+            && let Some(ino) = fd_inode(fd)
         {
-            let link = std::fs::read_link(format!("/proc/self/fd/{}", self.fd)).unwrap_or_default();
-            link.to_string_lossy().contains(name)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = name;
-            true
+            fds.push((fd, pid, ino));
         }
     }
+    if fds.is_empty() {
+        return Vec::new();
+    }
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    let lines: Vec<MapLine> = maps.lines().filter_map(parse_map_line).collect();
+    let mut found = Vec::new();
+    for (i, m) in lines.iter().enumerate() {
+        if !m.shared || m.offset != 0 {
+            continue;
+        }
+        let Some(&(fd, pid, ino)) = fds.iter().find(|f| f.2 == m.inode) else {
+            continue;
+        };
+        let private_tail = lines.get(i + 1).is_some_and(|n| {
+            n.start == m.end && n.inode == m.inode && !n.shared && n.offset == m.end - m.start
+        });
+        found.push(Published {
+            pid,
+            fd,
+            addr: m.start,
+            len: m.end - m.start,
+            ino,
+            private_tail,
+        });
+    }
+    found
 }
 
-fn parse(value: &str) -> Option<Published> {
-    let mut parts = value.split(':');
-    let pid = parts.next()?.parse().ok()?;
-    let fd = parts.next()?.parse().ok()?;
-    let addr = usize::from_str_radix(parts.next()?.trim_start_matches("0x"), 16).ok()?;
-    let ino = parts.next()?.parse().ok()?;
-    Some(Published { pid, fd, addr, ino })
+/// `PID` from a `/proc/self/fd` link `/memfd:KIND:PID (deleted)`.
+fn pid_in_name(link: &[u8], prefix: &str) -> Option<i32> {
+    let rest = link.strip_prefix(prefix.as_bytes())?;
+    let rest = rest.strip_suffix(b" (deleted)").unwrap_or(rest);
+    std::str::from_utf8(rest).ok()?.parse().ok()
 }
 
-/// Names the memfd `fd`, mapped at `addr` by process `pid`, in the variable
-/// `env`. Call it once the mapping is ready to be used: every copy of forja
-/// that reads `env` from then on uses it.
-pub(crate) fn publish(env: &str, pid: i32, fd: i32, addr: usize) {
-    let ino = fd_inode(fd).unwrap_or(0);
-    let value = format!("{pid}:{fd}:{addr:#x}:{ino}");
-    // SAFETY: set once per process (or per process tree), on first use of
-    // forja or right after a fork, when the child has a single thread.
-    unsafe { std::env::set_var(env, value) };
+/// One line of `/proc/self/maps`, the fields forja needs.
+#[derive(Debug, PartialEq, Eq)]
+struct MapLine {
+    start: usize,
+    end: usize,
+    shared: bool,
+    offset: usize,
+    inode: u64,
+}
+
+fn parse_map_line(line: &str) -> Option<MapLine> {
+    let mut f = line.split_ascii_whitespace();
+    let (start, end) = f.next()?.split_once('-')?;
+    let perms = f.next()?;
+    let offset = f.next()?;
+    let _dev = f.next()?;
+    let inode = f.next()?.parse().ok()?;
+    Some(MapLine {
+        start: usize::from_str_radix(start, 16).ok()?,
+        end: usize::from_str_radix(end, 16).ok()?,
+        shared: perms.as_bytes().get(3) == Some(&b's'),
+        offset: usize::from_str_radix(offset, 16).ok()?,
+        inode,
+    })
 }
 
 fn fd_inode(fd: i32) -> Option<u64> {
-    // SAFETY: fstat writes into a zeroed stat we own.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
-    }
+    // SAFETY: `fd` stays open while the borrow lives (this thread does not
+    // close it; another thread closing a forja memfd would be a bug anyway,
+    // and fstat of a closed or reused fd only answers EBADF or another inode).
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::sys::stat::fstat(fd).ok().map(|st| st.st_ino)
 }
 
 #[cfg(test)]
@@ -89,18 +138,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_what_it_publishes() {
-        let p = parse("12:5:0x7f00aa000000:991").unwrap();
+    fn reads_names_and_maps_lines() {
         assert_eq!(
-            p,
-            Published {
-                pid: 12,
-                fd: 5,
-                addr: 0x7f00_aa00_0000,
-                ino: 991
-            }
+            pid_in_name(
+                b"/memfd:forja-registry:12 (deleted)",
+                "/memfd:forja-registry:"
+            ),
+            Some(12)
         );
-        assert!(parse("12:5:zz:1").is_none());
-        assert!(parse("12:5").is_none());
+        assert_eq!(
+            pid_in_name(
+                b"/memfd:forja-timeline:12 (deleted)",
+                "/memfd:forja-registry:"
+            ),
+            None
+        );
+        assert_eq!(
+            pid_in_name(b"/memfd:forja-registry:x", "/memfd:forja-registry:"),
+            None
+        );
+        assert_eq!(
+            parse_map_line(
+                "7f00aa000000-7f00aa010000 rw-s 00000000 00:01 991   /memfd:forja-registry:12 (deleted)"
+            ),
+            Some(MapLine {
+                start: 0x7f00_aa00_0000,
+                end: 0x7f00_aa01_0000,
+                shared: true,
+                offset: 0,
+                inode: 991
+            })
+        );
+        assert!(parse_map_line("garbage").is_none());
+    }
+
+    #[test]
+    fn finds_a_fresh_memfd_mapping() {
+        let name = memfd_name("forja-test-published", crate::os::pid());
+        let steps = crate::shm::MemfdSteps {
+            make: "m",
+            size: "s",
+            map: "p",
+        };
+        let (fd, addr) = crate::shm::memfd_mapping(&name, 4096, &steps).unwrap();
+        let all = find_all("forja-test-published");
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].fd, all[0].addr, all[0].pid),
+            (fd, addr, crate::os::pid())
+        );
+        assert!(!all[0].private_tail);
     }
 }

@@ -66,23 +66,24 @@ impl Remote {
                 "it is {len} bytes, not a registry of {MAP_LEN} bytes"
             )));
         }
-        // SAFETY: mapping MAP_LEN bytes of a file at least that long; the
+        use nix::sys::mman::{MapFlags, ProtFlags};
+        let map_len = std::num::NonZeroUsize::new(MAP_LEN).expect("a registry is not empty");
+        // SAFETY: a fresh mapping (no address asked for, so nothing is
+        // replaced) of MAP_LEN bytes of a file at least that long; the
         // mapping outlives the fd.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                MAP_LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
+            nix::sys::mman::mmap(
+                None,
+                map_len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &file,
                 0,
             )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(err(std::io::Error::last_os_error().to_string()));
         }
+        .map_err(|e| err(e.to_string()))?;
         let remote = Remote {
-            addr: p as usize,
+            addr: p.as_ptr() as usize,
             pid,
         };
         let h = remote.registry().header;
@@ -273,7 +274,8 @@ impl Remote {
         }
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: pidfd_open; the fd returned is ours.
+            // SAFETY: pidfd_open; the fd returned is ours. (libc: nix 0.30
+            // has no pidfd_open nor pidfd_send_signal.)
             let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
             if fd >= 0 {
                 // SAFETY: a fresh fd.
@@ -319,9 +321,12 @@ fn signal_result(sent: bool) -> Result<bool> {
 
 impl Drop for Remote {
     fn drop(&mut self) {
+        let Some(addr) = std::ptr::NonNull::new(self.addr as *mut std::ffi::c_void) else {
+            return;
+        };
         // SAFETY: unmapping our own mapping; no reference into it outlives
         // the methods that made one.
-        unsafe { libc::munmap(self.addr as *mut libc::c_void, MAP_LEN) };
+        let _ = unsafe { nix::sys::mman::munmap(addr, MAP_LEN) };
     }
 }
 

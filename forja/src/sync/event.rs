@@ -37,7 +37,7 @@ impl Event {
     /// assert!(!forja::Event::new().unwrap().is_set());
     /// ```
     pub fn new() -> Result<Event> {
-        // Safety: atomics.
+        // SAFETY: `EventState` is only atomics, built for shared access.
         Ok(Event {
             state: unsafe { ShmBox::new(EventState::default(), 0, 1)? },
         })

@@ -28,7 +28,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woke {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
-    // Safety: `word` is a valid, aligned u32 for the duration of the call.
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call;
+    // `ts` lives across it. (libc: nix has no futex wrapper.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -52,7 +53,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woke {
 /// Wakes up to `n` waiters sleeping on `word`.
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
     let n = n.min(i32::MAX as u32);
-    // Safety: `word` is a valid, aligned u32.
+    // SAFETY: `word` is a valid, aligned u32. (libc: nix has no futex wrapper.)
     unsafe {
         libc::syscall(
             libc::SYS_futex,

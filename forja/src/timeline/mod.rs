@@ -20,9 +20,9 @@
 //! Records must be visible across processes (a pool worker records its own
 //! tasks, a child its own exit) and across notebook cells (each cell has its
 //! own copy of forja's statics). They live in one `MAP_SHARED` mapping (a
-//! `memfd`), made on first use — at the latest by the first fork — and named
-//! in the environment variable [`ENV`] as `pid:fd:address:inode`, like the
-//! [`registry`](crate::registry). Children forked by forja inherit the
+//! `memfd`), made on first use — at the latest by the first fork — and found
+//! again by its memfd's name, `forja-timeline:PID`, like the
+//! [`registry`](crate::registry) (never through the environment). Children forked by forja inherit the
 //! mapping and write into the same one, so one picture shows a whole tree of
 //! processes. The layout starts with a magic number and a [`VERSION`].
 //!
@@ -61,7 +61,10 @@ pub(crate) use record::{
     before_fork, process_exiting, process_reaped, process_started, task_begin, task_end,
 };
 
-/// The environment variable that names the timeline mapping.
+/// The environment variable that named the timeline mapping, before forja
+/// stopped writing the environment (it is never set now: the mapping is
+/// found by its memfd's name, `forja-timeline:PID`).
+#[deprecated(note = "forja no longer publishes the timeline in the environment")]
 pub const ENV: &str = "FORJA_TIMELINE";
 /// Layout version; bump it whenever the header or the records change.
 pub const VERSION: u32 = 1;

@@ -1,16 +1,17 @@
 //! Recording: the ring of fixed-size event records in one shared memfd
-//! mapping (found through [`ENV`]), and the hooks that forja's process,
+//! mapping (found by its memfd's name, see `registry/published.rs`), and the hooks that forja's process,
 //! registry and pool code call as processes start, end and are reaped and
 //! as pool workers run tasks.
 
-use super::{CAPACITY, ENV, VERSION};
+use super::{CAPACITY, VERSION};
 use crate::error::{Error, Result};
 use crate::registry::published::{self, Published};
 use crate::shm::AtomicName;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"FORJATML");
-const MEMFD_NAME: &str = "forja-timeline";
+/// The kind of the timeline's memfd (its name is `forja-timeline:PID`).
+const MEMFD_KIND: &str = "forja-timeline";
 
 pub(super) const KIND_START: u32 = 1;
 pub(super) const KIND_EXIT: u32 = 2;
@@ -159,16 +160,28 @@ pub(super) fn current() -> Result<RecordRing> {
     Ok(from_addr(addr))
 }
 
-/// Reads [`ENV`] and checks that its fd is still our memfd (so the mapping
-/// was inherited by `fork`, not lost in an `exec`).
+/// The timeline mapping this process holds an fd of (see
+/// `registry/published.rs`: so it was made here or inherited by `fork`, not
+/// lost in an `exec`): its own if it made one, else the newest inherited.
 fn find_published() -> Result<Option<usize>> {
-    let Some(p) = Published::find(ENV).filter(|p| p.is_memfd_named(MEMFD_NAME)) else {
+    let me = crate::os::pid();
+    let Some(p) = published::find_all(MEMFD_KIND)
+        .into_iter()
+        .max_by_key(|p: &Published| (p.pid == me, p.ino))
+    else {
         return Ok(None);
     };
+    if p.len < MAP_LEN {
+        return Err(tl_err(format!(
+            "the memfd named {MEMFD_KIND}:{} is mapped shorter than a forja timeline",
+            p.pid
+        )));
+    }
     let header = from_addr(p.addr).header;
     if header.magic != MAGIC {
         return Err(tl_err(format!(
-            "{ENV} points at memory that is not a forja timeline"
+            "the memfd named {MEMFD_KIND}:{} holds memory that is not a forja timeline",
+            p.pid
         )));
     }
     if header.version != VERSION
@@ -185,8 +198,8 @@ fn find_published() -> Result<Option<usize>> {
 }
 
 fn create() -> Result<usize> {
-    let (fd, addr) = crate::shm::memfd_mapping(
-        c"forja-timeline",
+    let (_fd, addr) = crate::shm::memfd_mapping(
+        &published::memfd_name(MEMFD_KIND, crate::os::pid()),
         MAP_LEN,
         &crate::shm::MemfdSteps {
             make: "making the timeline (memfd_create)",
@@ -209,7 +222,7 @@ fn create() -> Result<usize> {
         (*h).created_ns = now_ns();
     }
     from_addr(addr).header.recording.store(1, Ordering::Release);
-    published::publish(ENV, crate::os::pid(), fd, addr);
+    // Published from here on: its memfd's name says whose it is.
     Ok(addr)
 }
 
