@@ -13,12 +13,10 @@ use std::path::{Path, PathBuf};
 /// assert!(forja::cpu_count() >= forja::process_cpu_count());
 /// ```
 pub fn cpu_count() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n >= 1 {
-        n as usize
-    } else {
-        process_cpu_count()
+    use nix::unistd::{SysconfVar, sysconf};
+    match sysconf(SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n >= 1 => n as usize,
+        _ => process_cpu_count(),
     }
 }
 
@@ -45,16 +43,13 @@ pub fn process_cpu_count() -> usize {
 
 /// CPUs in this process's affinity mask.
 fn affinity_count() -> Option<usize> {
-    // SAFETY: cpu_set_t is plain data: all zeroes is an empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a live cpu_set_t of the size passed; pid 0 is us.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if r != 0 {
-        return None; // more CPUs than a cpu_set_t holds: let std count
-    }
-    // SAFETY: reading a set filled by the kernel.
-    let n = unsafe { libc::CPU_COUNT(&set) };
-    (n > 0).then_some(n as usize)
+    use nix::sched::{CpuSet, sched_getaffinity};
+    // An error: more CPUs than a cpu_set_t holds; let std count.
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let n = (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .count();
+    (n > 0).then_some(n)
 }
 
 /// The tightest cgroup v2 `cpu.max` quota from this process's cgroup up to

@@ -461,14 +461,16 @@ impl Process {
         if self.poll_exit().is_some() {
             return Ok(()); // already ended: nothing to do, as in Python
         }
-        // SAFETY: kill on our own, unreaped child (its pid cannot be reused).
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(Error::os("sending a signal to a child", e));
-            }
+        // Our own, unreaped child: its pid cannot have been reused.
+        let signal = nix::sys::signal::Signal::try_from(sig)
+            .map_err(|e| Error::os("sending a signal to a child", std::io::Error::from(e)))?;
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(Error::os(
+                "sending a signal to a child",
+                std::io::Error::from(e),
+            )),
         }
-        Ok(())
     }
 
     /// Asks it to stop: sends SIGTERM (its exit code becomes `-15`). Does not

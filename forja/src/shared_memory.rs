@@ -86,8 +86,7 @@ fn pid() -> i32 {
 }
 
 fn uid() -> u32 {
-    // SAFETY: getuid cannot fail.
-    unsafe { libc::getuid() }
+    nix::unistd::getuid().as_raw()
 }
 
 fn invalid(message: String) -> Error {
@@ -120,8 +119,10 @@ fn session_key() -> String {
                 .ok()
                 .map(|k| format!("kernel{k}"))
         })
-        // SAFETY: getsid(0) only reads this process's session id.
-        .unwrap_or_else(|| format!("sid{}", unsafe { libc::getsid(0) }));
+        .unwrap_or_else(|| {
+            let sid = nix::unistd::getsid(None).map_or(0, |p| p.as_raw());
+            format!("sid{sid}")
+        });
     key.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
