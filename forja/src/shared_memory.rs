@@ -145,9 +145,11 @@ struct Segment {
     unlinked: AtomicBool,
 }
 
-// SAFETY: the mapping is plain shared memory; the data is reached only
-// through the lock (guards) and the header only through atomics.
+// SAFETY: the mapping is plain shared memory that lives as long as the
+// Segment; the data is reached only through the lock (guards) and the header
+// only through atomics, so moving the handle to another thread is sound.
 unsafe impl Send for Segment {}
+// SAFETY: as for Send: every shared access goes through atomics or the lock.
 unsafe impl Sync for Segment {}
 
 impl Segment {
