@@ -118,8 +118,9 @@ def start_lab(tmp: Path) -> Lab:
             str(jupyter), "lab", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
         ],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cwd=notebooks, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     lab = Lab(proc, f"http://127.0.0.1:{port}", token, notebooks, log)
@@ -200,23 +201,37 @@ class Student:
     def code_cells(self):
         return self.notebook.locator(".jp-Notebook .jp-CodeCell")
 
-    def wait_kernel_idle(self, timeout: float) -> None:
-        """Waits until the toolbar's kernel indicator says idle."""
-        self.notebook.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-            timeout=timeout * 1000)
+    def current_path(self) -> str:
+        """The path of the notebook in the current tab."""
+        return self.page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").first.inner_text()
 
-    def wait_cells_done(self, timeout: float) -> None:
-        """Waits until no code cell is queued or running (no `[*]` prompt)."""
-        self.page.wait_for_function(
-            """() => {
-                const p = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
-                if (!p) return false;
-                const prompts = [...p.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                return prompts.length > 0 && prompts.every(e => !e.textContent.includes('*'));
-            }""",
-            timeout=timeout * 1000,
-            polling=250,
-        )
+    def wait_kernel_idle(self, timeout: float) -> None:
+        """Waits until the notebook's kernel has started and is idle: the
+        server says so, and so does the toolbar's indicator (which also says
+        idle before a kernel exists, so it alone is not enough)."""
+        path = self.current_path()
+        deadline = time.monotonic() + timeout
+        while True:
+            sessions = [s for s in self.lab.api("/api/sessions") if s["path"].endswith(path)]
+            server_idle = any(s["kernel"]["execution_state"] == "idle" for s in sessions)
+            shown = self.notebook.locator(".jp-Notebook-ExecutionIndicator").first.get_attribute("data-status")
+            if server_idle and shown == "idle":
+                return
+            if time.monotonic() > deadline:
+                shot = self.shot("kernel-not-idle")
+                raise AssertionError(
+                    f"the kernel of {path} is not idle after {timeout}s (server: {sessions}, "
+                    f"toolbar: {shown})\n(screenshot: {shot})")
+            time.sleep(0.25)
+
+    def wait_run_all_done(self, timeout: float) -> None:
+        """After Run All: waits until the last code cell has run (a numbered
+        prompt), then until the kernel is idle. The prompts alone do not say
+        it: when a cell fails, JupyterLab blanks the `[*]` of the cells after
+        it, though the kernel still runs them."""
+        last = self.code_cells().last
+        last.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(timeout=timeout * 1000)
+        self.wait_kernel_idle(CELL)
 
     def run_cell(self, index: int, code: str | None = None, timeout: float = CELL) -> None:
         """Types `code` into code cell `index` (if given), runs it with
@@ -252,7 +267,12 @@ class Student:
     def output_text(self, index: int) -> str:
         return self.code_cells().nth(index).locator(".jp-OutputArea").inner_text()
 
-    def error_outputs(self, index: int):
-        return self.code_cells().nth(index).locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
-            " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    def saved_code_cells(self) -> list[dict]:
+        """Saves the notebook (Ctrl+S) and returns its code cells as saved:
+        the file tells an error output from text on stderr, which JupyterLab
+        renders alike."""
+        path = self.current_path()
+        self.page.keyboard.press("Control+s")
+        self.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").wait_for(state="detached")
+        nb = self.lab.api(f"/api/contents/{path}")["content"]
+        return [c for c in nb["cells"] if c["cell_type"] == "code"]
