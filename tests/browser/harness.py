@@ -162,16 +162,19 @@ class Student:
         self.step = 0
 
     # ---- screenshots -------------------------------------------------------
-    def shot(self, name: str) -> Path:
-        """Screenshot of the page now; returns its path (named in failures)."""
+    def shot(self, name: str, cell: int | None = None) -> Path:
+        """Screenshot of the page now (scrolled to code cell `cell`, if
+        given); returns its path (named in failures)."""
+        if cell is not None:
+            self.code_cells().nth(cell).scroll_into_view_if_needed()
         self.step += 1
         path = SCREENSHOTS / f"{self.step:02d}-{name}.png"
         self.page.screenshot(path=str(path))
         return path
 
-    def check(self, ok: bool, name: str, message: str) -> None:
+    def check(self, ok: bool, name: str, message: str, cell: int | None = None) -> None:
         """Takes the step's screenshot; fails naming it if not `ok`."""
-        path = self.shot(name)
+        path = self.shot(name, cell)
         assert ok, f"{message}\n(screenshot: {path})"
 
     # ---- the lab -----------------------------------------------------------
@@ -203,7 +206,7 @@ class Student:
 
     def current_path(self) -> str:
         """The path of the notebook in the current tab."""
-        return self.page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").first.inner_text()
+        return self.page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").first.inner_text()
 
     def wait_kernel_idle(self, timeout: float) -> None:
         """Waits until the notebook's kernel has started and is idle: the
@@ -254,15 +257,20 @@ class Student:
         self.page.keyboard.insert_text(code)
 
     def add_cell(self, code: str) -> int:
-        """Appends a code cell with `code` at the end; returns its index."""
+        """Puts `code` in a new code cell at the end (the empty one that
+        Shift+Enter on the last cell left, or one made with `b`); returns
+        its index."""
         cells = self.code_cells()
         n = cells.count()
-        cells.nth(n - 1).locator(".jp-InputArea-editor").click()
-        self.page.keyboard.press("Escape")
-        self.page.keyboard.press("b")
-        self.code_cells().nth(n).wait_for()
-        self.set_code(n, code)
-        return n
+        last = cells.nth(n - 1)
+        if last.locator(".jp-InputArea-editor").inner_text().strip():
+            last.locator(".jp-InputArea-editor").click()
+            self.page.keyboard.press("Escape")
+            self.page.keyboard.press("b")
+            self.code_cells().nth(n).wait_for()
+            n += 1
+        self.set_code(n - 1, code)
+        return n - 1
 
     def output_text(self, index: int) -> str:
         return self.code_cells().nth(index).locator(".jp-OutputArea").inner_text()
@@ -273,6 +281,6 @@ class Student:
         renders alike."""
         path = self.current_path()
         self.page.keyboard.press("Control+s")
-        self.page.locator(".lm-TabBar-tab.lm-mod-current.jp-mod-dirty").wait_for(state="detached")
+        self.page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current.jp-mod-dirty").wait_for(state="detached")
         nb = self.lab.api(f"/api/contents/{path}")["content"]
         return [c for c in nb["cells"] if c["cell_type"] == "code"]

@@ -140,14 +140,13 @@ def test_lesson_01_runs_top_to_bottom(student):
 @NEEDS_13
 def test_unsolved_self_check_says_falta_resolver(student):
     i = code_cell_index(student.lab.notebooks / LESSON, "l01-ej2-verificacion")
-    cell = student.code_cells().nth(i)
-    cell.scroll_into_view_if_needed()
     text = student.output_text(i)
     lines = [l for l in text.splitlines() if "falta resolver" in l]
     student.check(
         len(lines) == 1,
         "lesson01-unsolved",
         f"the unsolved self-check should show one 'falta resolver' line; it shows:\n{text[:2000]}",
+        cell=i,
     )
 
 
@@ -157,13 +156,13 @@ def test_solved_exercise_passes_its_self_check(student):
     check = code_cell_index(path, "l01-ej1-verificacion")
     student.run_cell(sol, solution("l01-ej1-solucion"))
     student.run_cell(check)
-    student.code_cells().nth(check).scroll_into_view_if_needed()
     text = student.output_text(check)
     student.check(
         "¡Ejercicio 1 resuelto!" in text
         and not [o for o in student.saved_code_cells()[check]["outputs"] if o["output_type"] == "error"],
         "lesson01-solved",
         f"exercise 1 solved: its self-check should pass; it shows:\n{text[:2000]}",
+        cell=check,
     )
     # Done with the lesson: its kernel goes, so the next notebook has the CPUs.
     student.menu("Kernel", "Shut Down Kernel")
@@ -210,6 +209,7 @@ def test_new_notebook_shows_tables_timeline_and_progress(student):
         "rich-displays",
         f"expected a Pool table, a progress bar and the timeline SVG; found {tables} tables, "
         f"{progress} progress bars, timeline shown: {svg_ok}; text:\n{out.inner_text()[:2000]}",
+        cell=0,
     )
 
 
@@ -219,7 +219,7 @@ def test_interrupt_stops_a_blocked_join_and_the_next_cell_runs(student):
     student.page.keyboard.press("Shift+Enter")
     cell.locator(".jp-OutputArea", has_text="esperando al hijo").wait_for(timeout=CELL * 1000)
     time.sleep(0.5)
-    student.shot("join-blocked")
+    student.shot("join-blocked", i)
     t = time.monotonic()
     student.notebook.locator(".jp-Toolbar [data-command='notebook:interrupt-kernel']").click()
     cell.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for(timeout=30_000)
@@ -229,6 +229,7 @@ def test_interrupt_stops_a_blocked_join_and_the_next_cell_runs(student):
         stopped_in < 10,
         "join-interrupted",
         f"the interrupted cell ended {stopped_in:.1f}s after the click",
+        cell=i,
     )
     j = student.add_cell(AFTER_INTERRUPT)
     student.run_cell(j)
@@ -237,6 +238,7 @@ def test_interrupt_stops_a_blocked_join_and_the_next_cell_runs(student):
         "la celda siguiente corre" in text,
         "after-interrupt",
         f"the cell after the interrupted one should run; it shows:\n{text[:2000]}",
+        cell=j,
     )
 
 
@@ -260,6 +262,7 @@ def test_compile_error_with_accents_shows_line_numbers_and_help(student):
         bool(numbered) and re.search(r"^\s*help", text, re.M) is not None,
         "compile-error",
         f"a compile error should show the cell's line numbers and rustc's help; it shows:\n{text[:3000]}",
+        cell=i,
     )
 
 
@@ -278,4 +281,5 @@ def test_restart_from_the_kernel_menu(student):
         "después de reiniciar: 42" in text,
         "after-restart",
         f"a cell after Kernel → Restart Kernel… should run; it shows:\n{text[:2000]}",
+        cell=i,
     )
