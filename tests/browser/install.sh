@@ -17,7 +17,7 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null  # (Debian's wrapper script warns on stderr)
 
 REQ=tests/browser/requirements.txt
 STAMP=.venv/.forja-browser-requirements
