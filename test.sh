@@ -45,6 +45,10 @@ for ex in forja/examples/*.rs; do
 done
 
 phase "end-to-end tests through Jupyter clients"
-python -m pytest tests -v --timeout=600
+python -m pytest tests -v --timeout=600 --ignore=tests/browser
+
+phase "browser: what a student sees in JupyterLab (Debian's Chromium through Playwright)"
+tests/browser/install.sh
+python -m pytest tests/browser -v --timeout=600 -rxX
 
 phase "all tests passed"
