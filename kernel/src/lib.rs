@@ -7,8 +7,9 @@
 //!
 //! - [`build_cache`]: the prebuilt forja build a new session starts from, and the session start.
 //! - [`comms`]: answers `comm_*` requests (no comm targets yet).
-//! - [`compile_errors`]: evcxr errors as tracebacks that point at the cell's lines.
+//! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
+//! - [`hints`]: every text added for a student to an error (hints after rustc's, place names), Spanish or English.
 //! - [`history`]: the execution history on disk, answering `history_request`.
 //! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
 //! - [`interrupt`]: interrupts that stop the cell's processes and keep the variables.
@@ -34,6 +35,7 @@ pub mod build_cache;
 pub mod comms;
 pub mod compile_errors;
 pub mod config;
+pub mod hints;
 pub mod history;
 pub mod install;
 pub mod interrupt;

@@ -441,7 +441,7 @@ impl Session {
                     traceback: vec![format!("\x1b[31m{ename}\x1b[0m: {evalue}")],
                 });
             }
-            Err(e) => out.error = Some(crate::compile_errors::cell_error(&e, code)),
+            Err(e) => out.error = Some(crate::compile_errors::cell_error(&e, code, cell)),
         }
         if out.error.is_none() {
             for (name, expr) in user_expressions {
@@ -456,7 +456,7 @@ impl Session {
                         json!({"status": "ok", "data": data, "metadata": {}})
                     }
                     Err(e) => {
-                        let ce = crate::compile_errors::cell_error(&e, &expr);
+                        let ce = crate::compile_errors::cell_error(&e, &expr, cell);
                         json!({"status": "error", "ename": ce.ename, "evalue": ce.evalue, "traceback": ce.traceback})
                     }
                 };
