@@ -25,9 +25,11 @@ fn cell_error_in(error: &evcxr::Error, code: &str, cell: u64, lang: Lang) -> Cel
             if shown.is_empty() {
                 shown = errors.iter().collect();
             } else {
-                shown.extend(errors.iter().filter(|e| {
-                    !is_error(e) && e.is_from_user_code() && !hints_of(e).is_empty()
-                }));
+                shown.extend(
+                    errors.iter().filter(|e| {
+                        !is_error(e) && e.is_from_user_code() && !hints_of(e).is_empty()
+                    }),
+                );
             }
             let mut traceback = Vec::new();
             for e in &shown {
@@ -93,7 +95,9 @@ fn first_cell_line(e: &CompilationError) -> Option<usize> {
             }
             let mut s = span;
             loop {
-                if s["file_name"].as_str().is_some_and(|f| f.ends_with("lib.rs"))
+                if s["file_name"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("lib.rs"))
                     && let Some(line) = s["line_start"].as_u64()
                     && let LineOrigin::Cell { line, .. } = e.line_origin(line as usize)
                 {
@@ -305,7 +309,10 @@ fn fallback(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<Stri
         Some(c) if c.starts_with('E') => format!("{level}[{c}]"),
         _ => level.to_owned(),
     };
-    let mut out = vec![format!("\x1b[1;31m{head}\x1b[0m\x1b[1m: {}\x1b[0m", e.message())];
+    let mut out = vec![format!(
+        "\x1b[1;31m{head}\x1b[0m\x1b[1m: {}\x1b[0m",
+        e.message()
+    )];
     let lines: Vec<&str> = code.lines().collect();
     let mut unplaced = Vec::new();
     for m in e.spanned_messages().iter().chain(e.help_spanned()) {
@@ -326,10 +333,7 @@ fn fallback(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<Stri
             span.start_column
         ));
         out.push(format!("{pad} \x1b[1;34m|\x1b[0m"));
-        out.push(format!(
-            "\x1b[1;34m{} |\x1b[0m {text}",
-            span.start_line
-        ));
+        out.push(format!("\x1b[1;34m{} |\x1b[0m {text}", span.start_line));
         let start = span.start_column.saturating_sub(1);
         let end = if span.end_line == span.start_line {
             span.end_column.saturating_sub(1).max(start + 1)
@@ -352,7 +356,10 @@ fn fallback(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<Stri
         out.push(format!("\x1b[1;36mhelp\x1b[0m: {help}"));
     }
     if e.spanned_messages().is_empty() && code.is_empty() {
-        out.push(format!("  = {}", hints::fill(hints::CELL.get(lang), &[("cell", &cell.to_string())])));
+        out.push(format!(
+            "  = {}",
+            hints::fill(hints::CELL.get(lang), &[("cell", &cell.to_string())])
+        ));
     }
     out
 }

@@ -220,7 +220,8 @@ pub const HINTS: &[Hint] = &[
         id: "question-mark-in-unit-closure",
         applies: |d| {
             code_is(d, &["E0277"])
-                && d.message.contains("`?` operator can only be used in a closure")
+                && d.message
+                    .contains("`?` operator can only be used in a closure")
         },
         text: Text {
             es: "la closure de un proceso hijo devuelve `()`, así que `?` no tiene adónde devolver el error: trátalo dentro (`match`, `.expect(\"…\")`), o mueve el trabajo a una función que devuelva `Result` y llámala con `.expect(…)`.",
@@ -297,7 +298,10 @@ mod tests {
 
     #[test]
     fn each_rule_keys_on_codes_and_stable_phrases() {
-        assert_eq!(ids("E0373", "closure may outlive", ""), ["closure-needs-move"]);
+        assert_eq!(
+            ids("E0373", "closure may outlive", ""),
+            ["closure-needs-move"]
+        );
         assert_eq!(
             ids(
                 "E0382",

@@ -6,6 +6,7 @@
 //! router. One job per module:
 //!
 //! - [`build_cache`]: the prebuilt forja build a new session starts from, and the session start.
+//! - [`cell_lines`]: where a line of the compiled `src/lib.rs` is in the student's cells.
 //! - [`comms`]: answers `comm_*` requests (no comm targets yet).
 //! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
@@ -32,6 +33,7 @@
 //! - [`wire`]: decodes untrusted Jupyter messages and builds replies.
 
 pub mod build_cache;
+pub mod cell_lines;
 pub mod comms;
 pub mod compile_errors;
 pub mod config;

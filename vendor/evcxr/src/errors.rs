@@ -55,7 +55,7 @@ pub enum LineOrigin {
     Generated,
 }
 
-fn line_map(code_block: &CodeBlock) -> Arc<[LineOrigin]> {
+pub(crate) fn line_map(code_block: &CodeBlock) -> Arc<[LineOrigin]> {
     code_block
         .line_origins()
         .into_iter()
