@@ -192,3 +192,34 @@ def test_language_follows_the_environment(kernel: Kernel):
         assert f"celda [{count}], línea 2" in text and "pista: " in text, text
     else:
         assert f"cell [{count}], line 2" in text and "hint: " in text, text
+
+
+def test_panic_names_the_cell_and_line(kernel_es: Kernel):
+    code = "// ¡ojo! división\nlet v: Vec<u32> = vec![];\nlet x = v[3];"
+    ex = kernel_es.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    text = strip_ansi("\n".join(ex.error["traceback"]))
+    assert f"celda [{count}], línea 3" in text, text
+    assert "src/lib.rs" not in text and "RUST_BACKTRACE" not in text, text
+
+
+def test_panic_in_a_function_of_an_earlier_cell(kernel_es: Kernel):
+    name = unique("explota")
+    defined = kernel_es.execute(f"// defino\nfn {name}(n: u32) -> u32 {{\n    if n > 1 {{\n        panic!(\"¡demasiado!\");\n    }}\n    n\n}}")
+    assert defined.status == "ok", defined.dump()
+    count = defined.reply["content"]["execution_count"]
+    ex = kernel_es.execute(f"{name}(5)")
+    assert ex.status == "error", ex.dump()
+    text = strip_ansi("\n".join(ex.error["traceback"]))
+    assert f"celda [{count}], línea 4" in text, text
+
+
+def test_todo_in_an_exercise_says_so_in_one_line(kernel_es: Kernel):
+    defined = kernel_es.execute("fn sum_with_workers(v: &[u64]) -> u64 {\n    todo!()\n}")
+    assert defined.status == "ok", defined.dump()
+    ex = kernel_es.execute("// Autoverificación\nassert_eq!(sum_with_workers(&[1, 2]), 3);")
+    assert ex.status == "error", ex.dump()
+    tb = ex.error["traceback"]
+    assert len(tb) == 1, tb
+    assert "falta resolver el ejercicio: `todo!()` en `sum_with_workers`" in strip_ansi(tb[0]), tb
