@@ -301,9 +301,13 @@ class Kernel:
                 self.km.shutdown_kernel(now=False)
 
 
-def start_kernel() -> Kernel:
+def start_kernel(env: dict[str, str] | None = None) -> Kernel:
+    """A new kernel; `env` adds to (or overrides) the test's environment."""
     km = KernelManager(kernel_name=KERNEL_NAME)
-    km.start_kernel()
+    if env is None:
+        km.start_kernel()
+    else:
+        km.start_kernel(env={**os.environ, **env})
     try:
         return Kernel(km)
     except BaseException:

@@ -6,9 +6,11 @@
 //! router. One job per module:
 //!
 //! - [`build_cache`]: the prebuilt forja build a new session starts from, and the session start.
+//! - [`cell_lines`]: where a line of the compiled `src/lib.rs` is in the student's cells.
 //! - [`comms`]: answers `comm_*` requests (no comm targets yet).
-//! - [`compile_errors`]: evcxr errors as tracebacks that point at the cell's lines.
+//! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
+//! - [`hints`]: every text added for a student to an error (hints after rustc's, place names), Spanish or English.
 //! - [`history`]: the execution history on disk, answering `history_request`.
 //! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
 //! - [`interrupt`]: interrupts that stop the cell's processes and keep the variables.
@@ -31,9 +33,11 @@
 //! - [`wire`]: decodes untrusted Jupyter messages and builds replies.
 
 pub mod build_cache;
+pub mod cell_lines;
 pub mod comms;
 pub mod compile_errors;
 pub mod config;
+pub mod hints;
 pub mod history;
 pub mod install;
 pub mod interrupt;

@@ -134,6 +134,8 @@ struct Session {
     forja: bool,
     /// The child-output readers.
     child_outputs: crate::side_channel::ChildOutputs,
+    /// The cells that compiled, to place a panic's line in them.
+    cell_lines: crate::cell_lines::CellLines,
 }
 
 impl Session {
@@ -188,6 +190,7 @@ impl Session {
             shared,
             forja,
             child_outputs: config.child_outputs.clone(),
+            cell_lines: Default::default(),
             warning,
             messages,
         };
@@ -372,6 +375,9 @@ impl Session {
             reply: tx,
         });
         let report = rx.blocking_recv().unwrap_or_default();
+        if ran {
+            self.cell_lines.record(cell, code);
+        }
 
         let mut out = Outcome::default();
         match result {
@@ -388,7 +394,7 @@ impl Session {
                 });
             }
             Ok(outputs) if report.panicked => {
-                out.error = Some(panic_error(&report));
+                out.error = Some(self.panic_error(&report, cell));
                 let _ = outputs;
             }
             Ok(outputs) => {
@@ -441,7 +447,7 @@ impl Session {
                     traceback: vec![format!("\x1b[31m{ename}\x1b[0m: {evalue}")],
                 });
             }
-            Err(e) => out.error = Some(crate::compile_errors::cell_error(&e, code)),
+            Err(e) => out.error = Some(crate::compile_errors::cell_error(&e, code, cell)),
         }
         if out.error.is_none() {
             for (name, expr) in user_expressions {
@@ -456,7 +462,7 @@ impl Session {
                         json!({"status": "ok", "data": data, "metadata": {}})
                     }
                     Err(e) => {
-                        let ce = crate::compile_errors::cell_error(&e, &expr);
+                        let ce = crate::compile_errors::cell_error(&e, &expr, cell);
                         json!({"status": "error", "ename": ce.ename, "evalue": ce.evalue, "traceback": ce.traceback})
                     }
                 };
@@ -464,6 +470,65 @@ impl Session {
             }
         }
         out
+    }
+
+    /// A panic in the cell: its message, where in the cells it happened
+    /// (`celda [12], línea 3`, not `src/lib.rs:113:5`), or, for a `todo!()`,
+    /// the exercise left to solve, in one line.
+    fn panic_error(&self, report: &CellReport, cell: u64) -> CellError {
+        use crate::cell_lines::{describe, enclosing_fn, find_lib_location};
+        let lang = crate::hints::Lang::from_env();
+        let message = report
+            .panic_lines
+            .get(1..)
+            .map(|l| l.join("\n"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "the cell panicked".into());
+        let header = report.panic_lines.first().cloned().unwrap_or_default();
+        let lib = self.ctx.last_source().unwrap_or_default();
+        let lib_lines: Vec<&str> = lib.lines().collect();
+        let located = find_lib_location(&header).map(|(range, line)| {
+            let place = self
+                .cell_lines
+                .place(self.ctx.line_origin(line), &lib, line, cell);
+            (range, line, describe(place, cell, lang))
+        });
+        if message.starts_with("not yet implemented")
+            && let Some((_, line, _)) = &located
+            && let Some((_, function)) = enclosing_fn(&lib_lines, *line)
+        {
+            let evalue = crate::hints::fill(
+                crate::hints::TODO_REACHED.get(lang),
+                &[("function", &function)],
+            );
+            return CellError {
+                ename: "Todo".into(),
+                evalue: evalue.clone(),
+                traceback: vec![format!("\x1b[1;33m{evalue}\x1b[0m")],
+            };
+        }
+        let header = match &located {
+            Some((range, _, place)) => {
+                format!("{}{place}{}", &header[..range.start], &header[range.end..])
+            }
+            None => header,
+        };
+        let evalue = match &located {
+            Some((_, _, place)) => format!("{message} ({place})"),
+            None => message.clone(),
+        };
+        let mut traceback = vec![format!("\x1b[31mPanic\x1b[0m: {message}")];
+        if !header.is_empty() {
+            traceback.push(header);
+        }
+        traceback.push(
+            "Variables defined by this cell were not kept; earlier ones are still there.".into(),
+        );
+        CellError {
+            ename: "Panic".into(),
+            evalue,
+            traceback,
+        }
     }
 
     fn complete(&mut self, code: &str, cursor_pos: usize) -> Value {
@@ -501,23 +566,5 @@ impl Session {
             }
             Err(_) => json!({"status": "ok", "found": false, "data": {}, "metadata": {}}),
         }
-    }
-}
-
-fn panic_error(report: &CellReport) -> CellError {
-    let evalue = report
-        .panic_lines
-        .get(1..)
-        .map(|l| l.join("\n"))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "the cell panicked".into());
-    let mut traceback = vec![format!("\x1b[31mPanic\x1b[0m: {evalue}")];
-    traceback.extend(report.panic_lines.iter().take(1).cloned());
-    traceback
-        .push("Variables defined by this cell were not kept; earlier ones are still there.".into());
-    CellError {
-        ename: "Panic".into(),
-        evalue,
-        traceback,
     }
 }

@@ -362,6 +362,17 @@ impl CodeBlock {
         (&CodeKind::Unknown, 0)
     }
 
+    /// forja patch: the origin of every line of the block, in order, with
+    /// the line's offset in its segment (what `origin_for_line` gives for
+    /// each line, in one pass).
+    pub(crate) fn line_origins(&self) -> Vec<(&CodeKind, usize)> {
+        let mut out = Vec::new();
+        for segment in &self.segments {
+            out.extend((0..segment.num_lines).map(|offset| (&segment.kind, offset)));
+        }
+        out
+    }
+
     pub(crate) fn apply_fallback(&mut self, fallback: &CodeBlock) {
         let mut replacement_segments = Vec::new();
         for segment in std::mem::take(&mut self.segments) {

@@ -93,6 +93,12 @@ impl CommandContext {
         self.eval_context.process_handle()
     }
 
+    /// forja patch: where line `lib_line` of the last `src/lib.rs` that
+    /// compiled came from (see `EvalContext::line_origin`).
+    pub fn line_origin(&self, lib_line: usize) -> crate::errors::LineOrigin {
+        self.eval_context.line_origin(lib_line)
+    }
+
     pub fn variables_and_types(&self) -> impl Iterator<Item = (&str, &str)> {
         self.eval_context.variables_and_types()
     }

@@ -23,6 +23,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct CompilationError {
@@ -32,6 +33,41 @@ pub struct CompilationError {
     spanned_messages: Vec<SpannedMessage>,
     spanned_helps: Vec<SpannedMessage>,
     level: String,
+    /// forja patch: rustc's own rendering of the whole diagnostic (kept when
+    /// `json` is replaced by a child that points at the user's code).
+    rendered: Option<String>,
+    /// forja patch: where each line of the compiled `src/lib.rs` came from.
+    line_map: Arc<[LineOrigin]>,
+}
+
+/// forja patch: where a line of the `src/lib.rs` evcxr compiled came from,
+/// so a caller can show rustc's report with the cell's own line numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LineOrigin {
+    /// Line `line` (1-based) of the code being evaluated; on that line the
+    /// compiled text starts after `column_offset` characters of the cell's
+    /// line (a statement that shared its line with an earlier one).
+    Cell { line: usize, column_offset: usize },
+    /// Code the user wrote in an earlier evaluation (evcxr re-emits it).
+    EarlierCell,
+    /// Code evcxr generated around the user's.
+    Generated,
+}
+
+pub(crate) fn line_map(code_block: &CodeBlock) -> Arc<[LineOrigin]> {
+    code_block
+        .line_origins()
+        .into_iter()
+        .map(|(kind, offset)| match kind {
+            CodeKind::OriginalUserCode(meta) => LineOrigin::Cell {
+                line: meta.start_line + offset,
+                column_offset: if offset == 0 { meta.column_offset } else { 0 },
+            },
+            CodeKind::OtherUserCode => LineOrigin::EarlierCell,
+            _ => LineOrigin::Generated,
+        })
+        .collect()
 }
 
 pub enum Theme {
@@ -39,12 +75,15 @@ pub enum Theme {
     Dark,
 }
 
+// forja patch: ariadne counts characters (its default index type) and so do
+// rustc's columns, so the offset is in characters, not bytes: any UTF-8 in
+// the source works (upstream gave up on non-ASCII source).
 fn span_to_byte_range(source: &str, span: &Span) -> Range<usize> {
     fn line_and_number_to_byte_offset(source: &str, line_number: usize, column: usize) -> usize {
         source
             .lines()
             .take(line_number - 1)
-            .map(|x| x.len())
+            .map(|x| x.chars().count())
             .sum::<usize>()
             + column
             + line_number
@@ -62,10 +101,10 @@ impl CompilationError {
         theme: Theme,
     ) -> Option<Report<'_, (String, Range<usize>)>> {
         let error = self;
-        if !source.is_ascii() {
-            return None;
-        }
-        let mut builder = Report::build(ReportKind::Error, (file_name.clone(), 0..source.len()))
+        let mut builder = Report::build(
+            ReportKind::Error,
+            (file_name.clone(), 0..source.chars().count()),
+        )
             .with_message(error.message());
         let mut next_color = {
             let mut colors = ColorGenerator::new();
@@ -177,6 +216,7 @@ impl CompilationError {
         if json["message"].is_object() {
             json = json["message"].clone();
         }
+        let rendered = json["rendered"].as_str().map(str::to_owned);
         let mut code_origins = get_code_origins(&json, code_block);
         let mut user_error_json = None;
         if let Value::Array(children) = &json["children"] {
@@ -223,6 +263,8 @@ impl CompilationError {
             level: json["level"].as_str().unwrap_or("").to_owned(),
             json,
             code_origins: code_origins.into_iter().cloned().collect(),
+            rendered,
+            line_map: line_map(code_block),
         })
     }
 
@@ -251,6 +293,8 @@ impl CompilationError {
             json: Value::Null,
             code_origins: vec![segment.kind.clone()],
             level: "error".to_owned(),
+            rendered: None,
+            line_map: Arc::from([]),
         }
     }
 
@@ -343,8 +387,22 @@ impl CompilationError {
         }
     }
 
+    /// forja patch: rustc's rendering of the whole diagnostic, also when
+    /// the error was narrowed to a child pointing at the user's code.
     pub fn rendered(&self) -> String {
-        self.json["rendered"].as_str().unwrap_or("").to_owned()
+        match &self.rendered {
+            Some(rendered) => rendered.clone(),
+            None => self.json["rendered"].as_str().unwrap_or("").to_owned(),
+        }
+    }
+
+    /// forja patch: where line `lib_line` (1-based, as rustc reports it) of
+    /// the compiled `src/lib.rs` came from; `Generated` past its end.
+    pub fn line_origin(&self, lib_line: usize) -> LineOrigin {
+        lib_line
+            .checked_sub(1)
+            .and_then(|i| self.line_map.get(i).copied())
+            .unwrap_or(LineOrigin::Generated)
     }
 }
 

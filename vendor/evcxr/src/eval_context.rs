@@ -60,6 +60,9 @@ pub struct EvalContext {
     stdout_sender: crossbeam_channel::Sender<String>,
     analyzer: RustAnalyzer,
     initial_config: Config,
+    /// forja patch: where each line of the last `src/lib.rs` that compiled
+    /// came from, to place a panic's `src/lib.rs:LINE` in the cell.
+    last_line_map: std::sync::Arc<[crate::errors::LineOrigin]>,
 }
 
 #[derive(Clone, Debug)]
@@ -470,6 +473,7 @@ impl EvalContext {
             stdout_sender,
             analyzer,
             initial_config,
+            last_line_map: std::sync::Arc::from([]),
         };
         let outputs = EvalContextOutputs {
             stdout: stdout_receiver,
@@ -830,6 +834,15 @@ impl EvalContext {
         }
     }
 
+    /// forja patch: where line `lib_line` (1-based) of the last `src/lib.rs`
+    /// that compiled came from (`Generated` when unknown).
+    pub fn line_origin(&self, lib_line: usize) -> crate::errors::LineOrigin {
+        lib_line
+            .checked_sub(1)
+            .and_then(|i| self.last_line_map.get(i).copied())
+            .unwrap_or(crate::errors::LineOrigin::Generated)
+    }
+
     fn try_run_statements(
         &mut self,
         user_code: CodeBlock,
@@ -840,6 +853,7 @@ impl EvalContext {
     ) -> Result<ExecutionArtifacts, Error> {
         let code = state.code_to_compile(user_code, compilation_mode);
         let so_file = self.module.compile(&code, &state.config)?;
+        self.last_line_map = crate::errors::line_map(&code);
 
         if compilation_mode == CompilationMode::NoCatchExpectError {
             // Uh-oh, caller was expecting an error, return OK and the caller can return the

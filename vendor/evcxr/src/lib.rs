@@ -31,6 +31,7 @@ mod use_trees;
 pub use crate::command_context::CommandContext;
 pub use crate::errors::CompilationError;
 pub use crate::errors::Error;
+pub use crate::errors::LineOrigin;
 pub use crate::errors::Theme;
 pub use crate::eval_context::ContextState;
 pub use crate::eval_context::EvalCallbacks;
