@@ -13,9 +13,12 @@
 //! worker. The thread does not exist in a forked child: the pool's handles
 //! check the pid they were made in before they lock anything.
 
-use super::scheduler::{PoolCore, PoolInner, lock};
-use super::worker::Worker;
+use super::outcome::Fail;
+use super::scheduler::{PoolCore, PoolInner, PoolState, lock};
+use super::worker::{Worker, reap_soon};
+use crate::error::Result;
 use crate::fork::panic_message;
+use crate::registry;
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -191,18 +194,112 @@ pub(super) struct Replacement {
 }
 
 impl PoolInner {
+    /// Workers to fork so that `size` serve (the result thread forks them
+    /// without the lock, then [`adopt_workers`](Self::adopt_workers)):
+    /// after a worker died or reached `maxtasksperchild`. `None` if none
+    /// are needed, or none may be made now.
+    pub(super) fn replacement_plan(&mut self) -> Option<Replacement> {
+        if self.state == PoolState::Terminated
+            || self.broken.is_some()
+            || registry::interrupted()
+            || (self.state == PoolState::Closed && self.queue.is_empty())
+        {
+            return None;
+        }
+        let serving = self.workers.iter().filter(|w| !w.retiring).count() + self.spawning;
+        let count = self.size.checked_sub(serving).filter(|&n| n > 0)?;
+        let stamp = self
+            .workers
+            .iter()
+            .map(|w| w.stamp)
+            .chain(self.queue.iter().map(|t| t.stamp))
+            .max()
+            .unwrap_or(0)
+            .max(self.last_stamp);
+        self.spawning += count;
+        Some(Replacement {
+            count,
+            stamp,
+            initializer: self.initializer.clone(),
+            context: self.context.clone(),
+            max_tasks: self.max_tasks,
+        })
+    }
+
+    /// Takes the workers the result thread forked for a
+    /// [`Replacement`] of `count`.
+    pub(super) fn adopt_workers(&mut self, made: Vec<Result<Worker>>, count: usize) {
+        self.spawning -= count;
+        for worker in made {
+            match worker {
+                Ok(mut w) => {
+                    self.worker_starts += 1;
+                    let serving = self.workers.iter().filter(|w| !w.retiring).count();
+                    if self.state == PoolState::Terminated {
+                        // SAFETY: signalling our own unreaped child.
+                        unsafe { libc::kill(w.pid, libc::SIGKILL) };
+                        reap_soon(w.slot, w.pid, Duration::from_secs(2));
+                        continue;
+                    }
+                    if serving >= self.size || w.stamp < self.last_stamp {
+                        w.retiring = true; // a re-fork overtook it: it stops when idle
+                    }
+                    self.workers.push(w);
+                }
+                Err(e) => {
+                    self.broken = Some(Fail::SpawnFailed {
+                        message: format!("a replacement worker could not be started: {e}"),
+                    });
+                    self.fail_queued(self.broken.clone().expect("just set"));
+                }
+            }
+        }
+    }
+
+    /// The result thread panicked (a bug): every task fails with why.
+    pub(super) fn result_thread_failed(&mut self, message: String) {
+        self.broken = Some(Fail::SpawnFailed {
+            message: format!("its result thread panicked: {message}"),
+        });
+        self.terminate();
+    }
+
+    /// Reads and writes the workers that `poll` found ready (by pid: the
+    /// list may have changed since).
+    pub(super) fn handle_ready(&mut self, ready: &[(i32, libc::c_short)]) {
+        let mut gone = Vec::new();
+        for &(pid, revents) in ready {
+            let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+                continue;
+            };
+            if revents & libc::POLLOUT != 0 && self.workers[i].io.write_some().is_err() {
+                gone.push(pid);
+                continue;
+            }
+            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !self.read_worker(i)
+            {
+                gone.push(pid);
+            }
+        }
+        for pid in gone {
+            if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
+                self.worker_gone(i);
+            }
+        }
+    }
+
     /// Looked at by the result thread after each turn: true once it has
     /// nothing left to do (terminated, or closed with no workers left).
     fn result_thread_done(&self) -> bool {
         match self.state {
-            super::scheduler::PoolState::Terminated => true,
-            super::scheduler::PoolState::Closed => {
+            PoolState::Terminated => true,
+            PoolState::Closed => {
                 self.workers.is_empty()
                     && self.queue.is_empty()
                     && self.callback_queue.is_empty()
                     && self.spawning == 0
             }
-            super::scheduler::PoolState::Open => false,
+            PoolState::Open => false,
         }
     }
 }

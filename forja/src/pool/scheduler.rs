@@ -9,7 +9,7 @@ use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
     TO_WORKER_STOP,
 };
-use super::result_thread::{Replacement, Wake, on_result_thread};
+use super::result_thread::{Wake, on_result_thread};
 use super::task::loaded_objects_stamp;
 use super::worker::{Initializer, PoolContext, Worker, reap_soon};
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ pub(super) struct Task {
     chunk: usize,
     /// Loader stamp when it was submitted: only workers forked at or after
     /// it have its code.
-    stamp: u64,
+    pub(super) stamp: u64,
     message: Vec<u8>,
 }
 
@@ -64,20 +64,20 @@ pub(super) enum PoolState {
 
 /// Everything a [`Pool`](super::Pool) knows, behind one lock.
 pub(super) struct PoolInner {
-    size: usize,
-    initializer: Option<Initializer>,
+    pub(super) size: usize,
+    pub(super) initializer: Option<Initializer>,
     /// The pool's context: every worker forked, now or later, inherits it.
-    context: PoolContext,
+    pub(super) context: PoolContext,
     pub(super) workers: Vec<Worker>,
     pub(super) queue: VecDeque<Task>,
     pub(super) jobs: HashMap<u64, Job>,
     next_job: u64,
     pub(super) state: PoolState,
-    broken: Option<Fail>,
+    pub(super) broken: Option<Fail>,
     creator: i32,
     pub(super) worker_starts: u64,
     /// The newest loader stamp workers were forked for.
-    last_stamp: u64,
+    pub(super) last_stamp: u64,
     /// Live progress display of long waits (in the kernel).
     progress: crate::rich::Progress,
     /// Python's `maxtasksperchild`: a worker gets this many task messages,
@@ -434,7 +434,7 @@ impl PoolInner {
     }
 
     /// Reads what worker `i` sent. `false` if it has gone.
-    fn read_worker(&mut self, i: usize) -> bool {
+    pub(super) fn read_worker(&mut self, i: usize) -> bool {
         loop {
             let mut results = Vec::new();
             let w = &mut self.workers[i];
@@ -500,7 +500,7 @@ impl PoolInner {
     }
 
     /// Worker `i` closed its socket: reap it, fail its tasks, replace it.
-    fn worker_gone(&mut self, i: usize) {
+    pub(super) fn worker_gone(&mut self, i: usize) {
         // Take what it sent before it went (a result, or why its initializer
         // failed): a failed write to it can come before reading that.
         let _ = self.read_worker(i);
@@ -536,101 +536,7 @@ impl PoolInner {
         self.last_stamp = self.last_stamp.max(w.stamp);
     }
 
-    /// Workers to fork so that `size` serve (the result thread forks them
-    /// without the lock, then [`adopt_workers`](Self::adopt_workers)):
-    /// after a worker died or reached `maxtasksperchild`. `None` if none
-    /// are needed, or none may be made now.
-    pub(super) fn replacement_plan(&mut self) -> Option<Replacement> {
-        if self.state == PoolState::Terminated
-            || self.broken.is_some()
-            || registry::interrupted()
-            || (self.state == PoolState::Closed && self.queue.is_empty())
-        {
-            return None;
-        }
-        let serving = self.workers.iter().filter(|w| !w.retiring).count() + self.spawning;
-        let count = self.size.checked_sub(serving).filter(|&n| n > 0)?;
-        let stamp = self
-            .workers
-            .iter()
-            .map(|w| w.stamp)
-            .chain(self.queue.iter().map(|t| t.stamp))
-            .max()
-            .unwrap_or(0)
-            .max(self.last_stamp);
-        self.spawning += count;
-        Some(Replacement {
-            count,
-            stamp,
-            initializer: self.initializer.clone(),
-            context: self.context.clone(),
-            max_tasks: self.max_tasks,
-        })
-    }
-
-    /// Takes the workers the result thread forked for a
-    /// [`Replacement`] of `count`.
-    pub(super) fn adopt_workers(&mut self, made: Vec<Result<Worker>>, count: usize) {
-        self.spawning -= count;
-        for worker in made {
-            match worker {
-                Ok(mut w) => {
-                    self.worker_starts += 1;
-                    let serving = self.workers.iter().filter(|w| !w.retiring).count();
-                    if self.state == PoolState::Terminated {
-                        // SAFETY: signalling our own unreaped child.
-                        unsafe { libc::kill(w.pid, libc::SIGKILL) };
-                        reap_soon(w.slot, w.pid, Duration::from_secs(2));
-                        continue;
-                    }
-                    if serving >= self.size || w.stamp < self.last_stamp {
-                        w.retiring = true; // a re-fork overtook it: it stops when idle
-                    }
-                    self.workers.push(w);
-                }
-                Err(e) => {
-                    self.broken = Some(Fail::SpawnFailed {
-                        message: format!("a replacement worker could not be started: {e}"),
-                    });
-                    self.fail_queued(self.broken.clone().expect("just set"));
-                }
-            }
-        }
-    }
-
-    /// The result thread panicked (a bug): every task fails with why.
-    pub(super) fn result_thread_failed(&mut self, message: String) {
-        self.broken = Some(Fail::SpawnFailed {
-            message: format!("its result thread panicked: {message}"),
-        });
-        self.terminate();
-    }
-
-    /// Reads and writes the workers that `poll` found ready (by pid: the
-    /// list may have changed since).
-    pub(super) fn handle_ready(&mut self, ready: &[(i32, libc::c_short)]) {
-        let mut gone = Vec::new();
-        for &(pid, revents) in ready {
-            let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
-                continue;
-            };
-            if revents & libc::POLLOUT != 0 && self.workers[i].io.write_some().is_err() {
-                gone.push(pid);
-                continue;
-            }
-            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !self.read_worker(i)
-            {
-                gone.push(pid);
-            }
-        }
-        for pid in gone {
-            if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
-                self.worker_gone(i);
-            }
-        }
-    }
-
-    fn fail_queued(&mut self, fail: Fail) {
+    pub(super) fn fail_queued(&mut self, fail: Fail) {
         let tasks: Vec<Task> = self.queue.drain(..).collect();
         for t in tasks {
             self.store(t.job, t.chunk, ChunkOutcome::Failed(fail.clone()));
