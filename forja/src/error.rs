@@ -205,6 +205,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A [`Future`](crate::Future) cancelled before a worker took it.
+    #[error(
+        "the task was cancelled (process {pid}): Future::cancel() took it before a worker \
+         started it; submit it again to run it"
+    )]
+    Cancelled {
+        /// The process that asked for the result.
+        pid: i32,
+    },
     /// A blocking call gave up at its deadline.
     #[error(
         "{what} timed out in process {pid}: nothing happened before the deadline; \
@@ -376,6 +385,14 @@ pub enum Error {
         /// Its real size.
         actual: usize,
         /// The calling process.
+        pid: i32,
+    },
+    /// A pool that can run no more tasks: it could not start a worker.
+    #[error("the pool in process {pid} cannot run tasks: {message}; make a new Pool")]
+    PoolBroken {
+        /// What went wrong.
+        message: String,
+        /// The process that owns the pool.
         pid: i32,
     },
     /// An argument out of its allowed range.

@@ -66,7 +66,10 @@ pub use bytemuck;
 pub use connection::{Connection, Pipe, Receiver, Sender};
 pub use error::{Error, Result};
 pub use interrupt::sleep;
-pub use pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, WithChunksize, WithContext};
+pub use pool::{
+    AsCompleted, AsyncResult, Future, Imap, ImapUnordered, Pool, PoolBuilder, ProcessPoolExecutor,
+    WithChunksize, WithContext, as_completed, as_completed_timeout,
+};
 pub use process::{
     Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
     process_cpu_count,
@@ -90,7 +93,9 @@ pub mod prelude {
     pub use crate::display::DebugDisplay as _;
     pub use crate::error::{Error, Result};
     pub use crate::interrupt::sleep;
-    pub use crate::pool::{AsyncResult, Pool};
+    pub use crate::pool::{
+        AsyncResult, Future, Pool, ProcessPoolExecutor, as_completed, as_completed_timeout,
+    };
     pub use crate::process::{
         Process, ProcessInfo, active_children, cpu_count, current_process, exit, parent_process,
         process_cpu_count,

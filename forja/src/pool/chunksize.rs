@@ -4,7 +4,7 @@
 
 use super::outcome::{decode_all, decode_chunk_into, decode_one};
 use super::results::take_chunk;
-use super::scheduler::lock;
+use super::scheduler::{check_creator, lock};
 use super::task::TaskCode;
 use super::task::sealed::{One, OneWith, Spread, SpreadWith};
 use super::{AsyncResult, Imap, ImapUnordered, Pool, StarArgs, StarArgsWith, auto_chunksize};
@@ -42,7 +42,13 @@ impl<'a, C> WithChunksize<'a, C> {
         chunksize: usize,
     ) -> Result<u64> {
         let messages = code.chunk_messages(items, chunksize)?;
-        lock(&self.pool.shared).submit(messages)
+        let shared = &self.pool.shared;
+        check_creator(shared)?;
+        let (job, wake) = lock(shared).submit(messages)?;
+        if wake {
+            shared.wake.wake();
+        }
+        Ok(job)
     }
 
     pub(super) fn run_map<A, R>(&self, code: TaskCode<A>, items: Vec<A>) -> Result<Vec<R>>

@@ -42,6 +42,12 @@
 //! forked exactly once. [`Pool::worker_starts`] counts forks, so the cost can
 //! be measured.
 //!
+//! Results make progress while the parent does other work: a thread of the
+//! parent (the pool's result thread, as Python's result handler) hands out
+//! tasks, collects results and runs callbacks
+//! ([`AsyncResult::callback`]). [`ProcessPoolExecutor`] and [`Future`] are
+//! Python's `concurrent.futures` over the same pool.
+//!
 //! A panicking task gives an `Err` with the panic's message; the worker
 //! survives. A worker that dies (killed, or a task that aborts) turns the
 //! tasks it held into [`Error::WorkerDied`] and is replaced; nothing hangs.
@@ -73,8 +79,10 @@
 mod calls;
 mod chunksize;
 mod context;
+mod futures;
 mod outcome;
 mod protocol;
+mod result_thread;
 mod results;
 mod scheduler;
 mod task;
@@ -82,14 +90,16 @@ mod worker;
 
 pub use chunksize::WithChunksize;
 pub use context::WithContext;
+pub use futures::{AsCompleted, Future, ProcessPoolExecutor, as_completed, as_completed_timeout};
 pub use results::{AsyncResult, Imap, ImapUnordered};
 pub use task::{StarArgs, StarArgsWith};
 
 use crate::error::{Error, Result};
 use crate::registry;
-use scheduler::{PoolCore, PoolInner, PoolState, lock, wait_until};
+use scheduler::{PoolCore, PoolInner, PoolShared, PoolState, lock, wait_until};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use task::loaded_objects_stamp;
 use worker::Initializer;
 
@@ -119,6 +129,8 @@ pub struct Pool<C = ()> {
     shared: PoolCore,
     size: usize,
     context: Arc<C>,
+    /// The result thread, joined when the pool stops.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Builds a [`Pool`] with options (Python's `Pool(processes, initializer,
@@ -135,6 +147,7 @@ pub struct Pool<C = ()> {
 pub struct PoolBuilder<C = ()> {
     processes: Option<usize>,
     initializer: Option<Initializer>,
+    max_tasks: Option<usize>,
     context: C,
 }
 
@@ -189,8 +202,24 @@ impl<C> PoolBuilder<C> {
         PoolBuilder {
             processes: self.processes,
             initializer: self.initializer,
+            max_tasks: self.max_tasks,
             context,
         }
+    }
+
+    /// Python's `maxtasksperchild`: each worker runs `n` task messages (a
+    /// `map` chunk is one, as in Python), then exits and is replaced by a
+    /// fresh one (for code that leaks memory or other resources). Default:
+    /// workers live as long as the pool. `0` is refused by `build`.
+    ///
+    /// ```
+    /// let pool = forja::Pool::builder().processes(1).maxtasksperchild(2).build().unwrap();
+    /// let pids = pool.chunksize(1).map(|_: u8| std::process::id(), vec![0; 6]).unwrap();
+    /// assert_eq!(pids.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+    /// ```
+    pub fn maxtasksperchild(mut self, n: usize) -> Self {
+        self.max_tasks = Some(n);
+        self
     }
 
     /// Starts the workers.
@@ -210,17 +239,49 @@ impl<C> PoolBuilder<C> {
                 pid: crate::os::pid(),
             });
         }
+        if self.max_tasks == Some(0) {
+            return Err(Error::InvalidArgument {
+                message: "maxtasksperchild must be at least 1".into(),
+                pid: crate::os::pid(),
+            });
+        }
         registry::check_interrupt()?;
         let context = Arc::new(self.context);
-        let mut inner = PoolInner::new(size, self.initializer, context.clone());
+        let mut inner = PoolInner::new(size, self.initializer, context.clone(), self.max_tasks);
         if let Err(e) = inner.ensure_workers(loaded_objects_stamp()) {
             inner.terminate();
             return Err(e);
         }
+        let wake = result_thread::Wake::new()
+            .map_err(|e| Error::os("making the pool's wake-up eventfd", e));
+        let wake = match wake {
+            Ok(w) => w,
+            Err(e) => {
+                inner.terminate();
+                return Err(e);
+            }
+        };
+        inner.thread_running = true;
+        let shared = Arc::new(PoolShared {
+            inner: Mutex::new(inner),
+            changed: Condvar::new(),
+            wake,
+            creator: crate::os::pid(),
+        });
+        let thread = match result_thread::start(shared.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                let mut inner = lock(&shared);
+                inner.thread_running = false;
+                inner.terminate();
+                return Err(Error::os("starting the pool's result thread", e));
+            }
+        };
         Ok(Pool {
-            shared: Arc::new(Mutex::new(inner)),
+            shared,
             size,
             context,
+            thread: Mutex::new(Some(thread)),
         })
     }
 }
@@ -256,6 +317,7 @@ impl Pool {
         PoolBuilder {
             processes: None,
             initializer: None,
+            max_tasks: None,
             context: (),
         }
     }
@@ -367,11 +429,27 @@ impl<C> Pool<C> {
     /// pool.join().unwrap();
     /// ```
     pub fn close(&self) -> Result<()> {
+        scheduler::check_creator(&self.shared)?;
         let mut inner = lock(&self.shared);
         if inner.state == PoolState::Open {
             inner.state = PoolState::Closed;
         }
+        drop(inner);
+        self.shared.wake.wake();
         Ok(())
+    }
+
+    /// Waits for the result thread to end (it has been told to), unless
+    /// this is that thread (a callback stopping the pool).
+    fn join_result_thread(&self) {
+        if result_thread::on_result_thread() {
+            return;
+        }
+        self.shared.wake.wake();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// After [`close`](Self::close): waits for every submitted task to finish
@@ -386,6 +464,7 @@ impl<C> Pool<C> {
     /// assert_eq!(r.get().unwrap(), 5);
     /// ```
     pub fn join(&self) -> Result<()> {
+        scheduler::check_creator(&self.shared)?;
         {
             let inner = lock(&self.shared);
             if inner.state == PoolState::Open {
@@ -404,7 +483,11 @@ impl<C> Pool<C> {
             }
             inner.dispatch(); // sends every worker a stop
         }
-        wait_until(&self.shared, None, |inner| inner.workers.is_empty())?;
+        self.shared.wake.wake();
+        wait_until(&self.shared, None, |inner| {
+            inner.workers.is_empty() || !inner.thread_running
+        })?;
+        self.join_result_thread();
         Ok(())
     }
 
@@ -417,15 +500,29 @@ impl<C> Pool<C> {
     /// assert!(pool.worker_pids().is_empty());
     /// ```
     pub fn terminate(&self) -> Result<()> {
+        scheduler::check_creator(&self.shared)?;
         lock(&self.shared).terminate();
+        self.shared.changed.notify_all();
+        self.join_result_thread();
         Ok(())
     }
 }
 
 impl<C> Drop for Pool<C> {
-    /// Terminates the workers, like Python's `Pool.__del__`.
+    /// Terminates the workers and stops the result thread, like Python's
+    /// `Pool.__del__`. In a fork of the pool's process it does nothing: the
+    /// workers and the thread are not that process's.
     fn drop(&mut self) {
+        if scheduler::check_creator(&self.shared).is_err() {
+            // The thread does not exist here: never join it.
+            if let Ok(t) = self.thread.get_mut() {
+                std::mem::forget(t.take());
+            }
+            return;
+        }
         lock(&self.shared).terminate();
+        self.shared.changed.notify_all();
+        self.join_result_thread();
     }
 }
 

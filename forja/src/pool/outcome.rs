@@ -24,6 +24,12 @@ pub(super) enum Fail {
         pid: i32,
         message: String,
     },
+    /// Cancelled before a worker took it (a [`Future`](super::Future)).
+    Cancelled,
+    /// No worker could be started (or the result thread failed).
+    SpawnFailed {
+        message: String,
+    },
 }
 
 impl Fail {
@@ -50,6 +56,13 @@ impl Fail {
             Fail::InitFailed { pid, message } => Error::PoolInitializerFailed {
                 worker_pid: pid,
                 message,
+            },
+            Fail::Cancelled => Error::Cancelled {
+                pid: crate::os::pid(),
+            },
+            Fail::SpawnFailed { message } => Error::PoolBroken {
+                message,
+                pid: crate::os::pid(),
             },
         }
     }

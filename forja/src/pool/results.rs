@@ -3,7 +3,7 @@
 //! as they come in, and drops the job when it goes.
 
 use super::outcome::{ChunkOutcome, Fail, decode_chunk};
-use super::scheduler::{PoolCore, job_done, lock, wait_until};
+use super::scheduler::{JobCallback, PoolCore, job_done, lock, wait_until};
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
@@ -14,7 +14,13 @@ use std::time::Duration;
 /// [`Pool::map_async`](super::Pool::map_async).
 ///
 /// [`get`](Self::get) may be called more than once (each call decodes the
-/// result again). Dropping it discards the result.
+/// result again). Dropping it discards the result (its callbacks still run).
+///
+/// Results arrive while the parent does other work: the pool's result
+/// thread collects them, so [`ready`](Self::ready) becomes true without a
+/// call that waits. [`callback`](Self::callback) and
+/// [`error_callback`](Self::error_callback) are Python's
+/// `apply_async(f, args, callback=..., error_callback=...)`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,9 +31,9 @@ use std::time::Duration;
 /// assert_eq!(r.successful(), Some(true));
 /// ```
 pub struct AsyncResult<T> {
-    shared: PoolCore,
-    job: u64,
-    decode: fn(&[ChunkOutcome]) -> Result<T>,
+    pub(super) shared: PoolCore,
+    pub(super) job: u64,
+    pub(super) decode: fn(&[ChunkOutcome]) -> Result<T>,
 }
 
 impl<T> AsyncResult<T> {
@@ -108,11 +114,88 @@ impl<T> AsyncResult<T> {
     /// assert!(r.ready());
     /// ```
     pub fn ready(&self) -> bool {
-        let mut inner = lock(&self.shared);
-        if !job_done(&inner, self.job) {
-            let _ = inner.pump(Duration::ZERO);
+        if super::scheduler::check_creator(&self.shared).is_err() {
+            return false;
         }
-        job_done(&inner, self.job)
+        job_done(&lock(&self.shared), self.job)
+    }
+
+    /// Calls `f` with the result when the task succeeds (Python's
+    /// `callback=`): in the parent, on the pool's result thread, in the
+    /// order results come in; at once, in this thread, if the result is
+    /// already there. [`get`](Self::get) returns after the callback has run,
+    /// as in Python. `f` should be quick (later results wait for it), and
+    /// must not wait for pool results itself.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let pool = forja::Pool::new(2).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// let r = pool
+    ///     .apply_async(|x: u64| x * x, 7)
+    ///     .unwrap()
+    ///     .callback(move |v: u64| tx.send(v).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 49);
+    /// assert_eq!(r.get().unwrap(), 49);
+    /// ```
+    pub fn callback<F>(self, f: F) -> Self
+    where
+        F: FnOnce(T) + Send + 'static,
+        T: Send + 'static,
+    {
+        let decode = self.decode;
+        self.attach(Box::new(move |chunks: &[ChunkOutcome]| {
+            let outcome = decode(chunks);
+            Box::new(move || {
+                if let Ok(v) = outcome {
+                    f(v)
+                }
+            })
+        }));
+        self
+    }
+
+    /// Calls `f` with the error when the task fails: a panic (its message is
+    /// in the [`Error`]), a dead worker (Python's `error_callback=`). Run
+    /// like [`callback`](Self::callback)'s.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let pool = forja::Pool::new(1).unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// let _r = pool
+    ///     .apply_async(|x: i32| if x < 0 { panic!("negative: {x}") } else { x }, -3)
+    ///     .unwrap()
+    ///     .error_callback(move |e: forja::Error| tx.send(e.to_string()).unwrap());
+    /// assert!(rx.recv().unwrap().contains("negative: -3"));
+    /// ```
+    pub fn error_callback<F>(self, f: F) -> Self
+    where
+        F: FnOnce(Error) + Send + 'static,
+        T: 'static,
+    {
+        let decode = self.decode;
+        self.attach(Box::new(move |chunks: &[ChunkOutcome]| {
+            let error = decode(chunks).err();
+            Box::new(move || {
+                if let Some(e) = error {
+                    f(e)
+                }
+            })
+        }));
+        self
+    }
+
+    /// Attaches `callback` to the job; runs it now (without the lock) if
+    /// the job has finished.
+    pub(super) fn attach(&self, callback: JobCallback) {
+        if super::scheduler::check_creator(&self.shared).is_err() {
+            return;
+        }
+        let now = lock(&self.shared).attach(self.job, callback);
+        if let Some(run) = now {
+            run();
+        }
     }
 
     /// `None` while not ready; then whether it succeeded (no panic, no dead
@@ -148,9 +231,12 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 fn abandon(shared: &PoolCore, job: u64) {
+    if super::scheduler::check_creator(shared).is_err() {
+        return; // a fork: the lock is not ours to touch
+    }
     let mut inner = lock(shared);
     if let Some(j) = inner.jobs.get_mut(&job) {
-        if j.remaining == 0 {
+        if j.remaining == 0 && j.callbacks_left == 0 {
             inner.jobs.remove(&job);
         } else {
             j.abandoned = true;

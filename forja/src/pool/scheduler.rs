@@ -1,23 +1,24 @@
 //! The pool's state and its scheduler: queueing a job's chunks, handing
-//! them to workers that have their code, collecting what comes back,
-//! replacing dead workers, and the wait loop (with its progress display)
-//! that every blocking call goes through.
+//! them to workers that have their code, collecting what comes back (the
+//! result thread, `result_thread.rs`, drives it), noting dead workers, the
+//! callbacks a finished job owes, and the wait that every blocking call goes
+//! through (with its progress display).
 
 use super::outcome::{ChunkOutcome, Fail};
 use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
     TO_WORKER_STOP,
 };
+use super::result_thread::{Wake, on_result_thread};
 use super::task::loaded_objects_stamp;
 use super::worker::{Initializer, PoolContext, Worker, reap_soon};
 use crate::error::{Error, Result};
 use crate::registry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// One submitted call (`map`, `apply_async`...): its chunks' outcomes.
-#[derive(Debug)]
 pub(super) struct Job {
     pub(super) chunks: Vec<ChunkOutcome>,
     pub(super) remaining: usize,
@@ -25,7 +26,24 @@ pub(super) struct Job {
     pub(super) finished: VecDeque<usize>,
     /// Its handle is gone: drop the job once every chunk is in.
     pub(super) abandoned: bool,
+    /// Callbacks to prepare when the last chunk is in.
+    pub(super) callbacks: Vec<JobCallback>,
+    /// Callbacks attached and not yet run: waiters wait for them too (as
+    /// Python's `get()` returns after the callback).
+    pub(super) callbacks_left: usize,
+    /// Chunks handed to a worker (a job with none can still be cancelled).
+    pub(super) dispatched: usize,
+    /// Cancelled before a worker took it.
+    pub(super) cancelled: bool,
+    /// When its last chunk came in (the pool's count of finished jobs).
+    pub(super) finished_seq: Option<u64>,
 }
+
+/// A callback attached to a job: given the job's chunks under the pool's
+/// lock, it decodes them and returns what to run without the lock.
+pub(super) type JobCallback = Box<dyn FnOnce(&[ChunkOutcome]) -> PreparedCallback + Send>;
+/// A callback with its decoded argument, run by the result thread.
+pub(super) type PreparedCallback = Box<dyn FnOnce() + Send>;
 
 /// One chunk waiting for a worker.
 pub(super) struct Task {
@@ -33,7 +51,7 @@ pub(super) struct Task {
     chunk: usize,
     /// Loader stamp when it was submitted: only workers forked at or after
     /// it have its code.
-    stamp: u64,
+    pub(super) stamp: u64,
     message: Vec<u8>,
 }
 
@@ -46,20 +64,48 @@ pub(super) enum PoolState {
 
 /// Everything a [`Pool`](super::Pool) knows, behind one lock.
 pub(super) struct PoolInner {
-    size: usize,
-    initializer: Option<Initializer>,
+    pub(super) size: usize,
+    pub(super) initializer: Option<Initializer>,
     /// The pool's context: every worker forked, now or later, inherits it.
-    context: PoolContext,
+    pub(super) context: PoolContext,
     pub(super) workers: Vec<Worker>,
     pub(super) queue: VecDeque<Task>,
     pub(super) jobs: HashMap<u64, Job>,
     next_job: u64,
     pub(super) state: PoolState,
-    broken: Option<Fail>,
+    pub(super) broken: Option<Fail>,
     creator: i32,
     pub(super) worker_starts: u64,
+    /// The newest loader stamp workers were forked for.
+    pub(super) last_stamp: u64,
     /// Live progress display of long waits (in the kernel).
     progress: crate::rich::Progress,
+    /// Python's `maxtasksperchild`: a worker gets this many task messages,
+    /// then exits and is replaced.
+    pub(super) max_tasks: Option<usize>,
+    /// Workers the result thread is forking (outside the lock).
+    pub(super) spawning: usize,
+    /// Finished jobs' callbacks, in the order the jobs finished.
+    pub(super) callback_queue: VecDeque<(u64, PreparedCallback)>,
+    /// How many jobs have finished (orders `as_completed`).
+    finished_jobs: u64,
+    /// The result thread runs (set when it is started, cleared when it
+    /// ends).
+    pub(super) thread_running: bool,
+}
+
+/// What the pool's handles share: its state behind one lock, the condition
+/// variable notified at every change, and the result thread's wake fd.
+pub(super) struct PoolShared {
+    pub(super) inner: Mutex<PoolInner>,
+    /// Notified when results are stored, callbacks run, workers come or go.
+    pub(super) changed: Condvar,
+    /// Wakes the result thread from its poll.
+    pub(super) wake: Wake,
+    /// The process that made the pool: its handles touch nothing (not even
+    /// the lock, which a thread that does not exist in a fork may hold) in
+    /// any other.
+    pub(super) creator: i32,
 }
 
 impl PoolInner {
@@ -68,6 +114,7 @@ impl PoolInner {
         size: usize,
         initializer: Option<Initializer>,
         context: PoolContext,
+        max_tasks: Option<usize>,
     ) -> PoolInner {
         PoolInner {
             size,
@@ -81,7 +128,13 @@ impl PoolInner {
             broken: None,
             creator: crate::os::pid(),
             worker_starts: 0,
+            last_stamp: 0,
             progress: crate::rich::Progress::default(),
+            max_tasks,
+            spawning: 0,
+            callback_queue: VecDeque::new(),
+            finished_jobs: 0,
+            thread_running: false,
         }
     }
 
@@ -132,7 +185,12 @@ impl PoolInner {
     }
 
     fn spawn_worker(&mut self, stamp: u64) -> Result<()> {
-        let worker = Worker::spawn(self.initializer.clone(), self.context.clone(), stamp)?;
+        let worker = Worker::spawn(
+            self.initializer.clone(),
+            self.context.clone(),
+            stamp,
+            self.max_tasks,
+        )?;
         self.worker_starts += 1;
         self.workers.push(worker);
         Ok(())
@@ -151,7 +209,8 @@ impl PoolInner {
                 w.retiring = true;
             }
         }
-        let mut current = self.workers.iter().filter(|w| !w.retiring).count();
+        let mut current = self.workers.iter().filter(|w| !w.retiring).count() + self.spawning;
+        self.last_stamp = self.last_stamp.max(stamp);
         while current < self.size {
             self.spawn_worker(stamp.max(loaded_objects_stamp()))?;
             current += 1;
@@ -159,10 +218,14 @@ impl PoolInner {
         Ok(())
     }
 
-    pub(super) fn submit(&mut self, messages: Vec<Vec<u8>>) -> Result<u64> {
+    /// Queues a job's task messages and hands out what workers have room
+    /// for. Its id, and whether the result thread must be woken (new
+    /// workers to poll, or a write to finish).
+    pub(super) fn submit(&mut self, messages: Vec<Vec<u8>>) -> Result<(u64, bool)> {
         self.check_usable()?;
         registry::check_interrupt()?;
         let stamp = loaded_objects_stamp();
+        let starts = self.worker_starts;
         self.ensure_workers(stamp)?;
         let job = self.next_job;
         self.next_job += 1;
@@ -184,10 +247,16 @@ impl PoolInner {
                 remaining: n,
                 finished: VecDeque::new(),
                 abandoned: false,
+                callbacks: Vec::new(),
+                callbacks_left: 0,
+                dispatched: 0,
+                cancelled: false,
+                finished_seq: None,
             },
         );
         self.dispatch();
-        Ok(job)
+        let wake = self.worker_starts != starts || self.workers.iter().any(|w| w.io.wants_write());
+        Ok((job, wake))
     }
 
     /// Hands queued tasks to workers that have room, and stops idle retiring
@@ -217,6 +286,16 @@ impl PoolInner {
             w.io.wbuf().extend_from_slice(&task.message);
             w.io.end_message(at);
             w.outstanding.push_back((task.job, task.chunk));
+            w.tasks_sent += 1;
+            if self.max_tasks.is_some_and(|m| w.tasks_sent >= m) {
+                // It exits by itself after this task (maxtasksperchild): no
+                // more tasks, no stop message; the result thread replaces it.
+                w.retiring = true;
+                w.stop_sent = true;
+            }
+            if let Some(j) = self.jobs.get_mut(&task.job) {
+                j.dispatched += 1;
+            }
             if sent.is_empty() {
                 sent.resize_with(self.workers.len(), Vec::new);
             }
@@ -235,6 +314,11 @@ impl PoolInner {
                 // failed.
                 let keep = w.outstanding.len() - tasks.len();
                 w.outstanding.truncate(keep);
+                for t in &tasks {
+                    if let Some(j) = self.jobs.get_mut(&t.job) {
+                        j.dispatched -= 1;
+                    }
+                }
                 undelivered.extend(tasks);
                 dead.push(i);
             }
@@ -269,13 +353,88 @@ impl PoolInner {
         j.chunks[chunk] = outcome;
         j.remaining -= 1;
         j.finished.push_back(chunk);
-        if j.abandoned && j.remaining == 0 {
+        if j.remaining > 0 {
+            return;
+        }
+        self.finished_jobs += 1;
+        j.finished_seq = Some(self.finished_jobs);
+        for callback in std::mem::take(&mut j.callbacks) {
+            let prepared = callback(&j.chunks);
+            self.callback_queue.push_back((job, prepared));
+        }
+        if j.abandoned && j.callbacks_left == 0 {
             self.jobs.remove(&job);
         }
     }
 
+    /// Attaches `callback` to `job`: run by the result thread when the job
+    /// finishes; returned (to be run by the caller, without the lock) if it
+    /// has finished already or no result thread is left to run it.
+    pub(super) fn attach(&mut self, job: u64, callback: JobCallback) -> Option<PreparedCallback> {
+        let thread_running = self.thread_running;
+        let j = self.jobs.get_mut(&job)?;
+        if j.remaining == 0 {
+            return Some(callback(&j.chunks));
+        }
+        if !thread_running {
+            return None;
+        }
+        j.callbacks.push(callback);
+        j.callbacks_left += 1;
+        None
+    }
+
+    /// The result thread ran one callback of `job`.
+    pub(super) fn callback_ran(&mut self, job: u64) {
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.callbacks_left = j.callbacks_left.saturating_sub(1);
+            if j.abandoned && j.remaining == 0 && j.callbacks_left == 0 {
+                self.jobs.remove(&job);
+            }
+        }
+    }
+
+    /// Cancels `job` if no worker has taken any of its chunks: they leave
+    /// the queue and fail with [`Error::Cancelled`]. `None` if it could
+    /// not; otherwise its callbacks, for the caller to run at once (as
+    /// Python's `cancel()`), then report with
+    /// [`callback_ran`](Self::callback_ran).
+    pub(super) fn cancel_job(&mut self, job: u64) -> Option<Vec<PreparedCallback>> {
+        match self.jobs.get_mut(&job) {
+            Some(j) if j.dispatched == 0 && j.remaining > 0 => j.cancelled = true,
+            _ => return None,
+        }
+        let mut chunks = Vec::new();
+        self.queue.retain(|t| {
+            let mine = t.job == job;
+            if mine {
+                chunks.push(t.chunk);
+            }
+            !mine
+        });
+        for chunk in chunks {
+            self.store(job, chunk, ChunkOutcome::Failed(Fail::Cancelled));
+        }
+        let (mine, others) = std::mem::take(&mut self.callback_queue)
+            .into_iter()
+            .partition(|(j, _)| *j == job);
+        self.callback_queue = others;
+        Some(mine.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// When `job` finished (its place among finished jobs), once it has
+    /// and its callbacks have run; a job that is gone counts as finished
+    /// first.
+    pub(super) fn finished_at(&self, job: u64) -> Option<u64> {
+        match self.jobs.get(&job) {
+            None => Some(0),
+            Some(j) if j.remaining == 0 && j.callbacks_left == 0 => j.finished_seq.or(Some(0)),
+            Some(_) => None,
+        }
+    }
+
     /// Reads what worker `i` sent. `false` if it has gone.
-    fn read_worker(&mut self, i: usize) -> bool {
+    pub(super) fn read_worker(&mut self, i: usize) -> bool {
         loop {
             let mut results = Vec::new();
             let w = &mut self.workers[i];
@@ -341,7 +500,7 @@ impl PoolInner {
     }
 
     /// Worker `i` closed its socket: reap it, fail its tasks, replace it.
-    fn worker_gone(&mut self, i: usize) {
+    pub(super) fn worker_gone(&mut self, i: usize) {
         // Take what it sent before it went (a result, or why its initializer
         // failed): a failed write to it can come before reading that.
         let _ = self.read_worker(i);
@@ -373,79 +532,15 @@ impl PoolInner {
             self.fail_queued(self.broken.clone().expect("just checked"));
             return;
         }
-        if self.state != PoolState::Terminated && !w.retiring && !w.stop_sent {
-            let stamp = self
-                .workers
-                .iter()
-                .map(|w| w.stamp)
-                .max()
-                .unwrap_or(0)
-                .max(w.stamp);
-            let _ = self.spawn_worker(stamp);
-        }
+        // The result thread forks its replacement (`replacement_plan`).
+        self.last_stamp = self.last_stamp.max(w.stamp);
     }
 
-    fn fail_queued(&mut self, fail: Fail) {
+    pub(super) fn fail_queued(&mut self, fail: Fail) {
         let tasks: Vec<Task> = self.queue.drain(..).collect();
         for t in tasks {
             self.store(t.job, t.chunk, ChunkOutcome::Failed(fail.clone()));
         }
-    }
-
-    /// Moves tasks and results along, waiting up to `max_wait` for something
-    /// to happen.
-    pub(super) fn pump(&mut self, max_wait: Duration) -> Result<()> {
-        self.dispatch();
-        if self.workers.is_empty() {
-            if !self.queue.is_empty() && self.state != PoolState::Terminated {
-                let stamp = self.queue.iter().map(|t| t.stamp).max().unwrap_or(0);
-                self.ensure_workers(stamp)?;
-                self.dispatch();
-            }
-            if self.workers.is_empty() {
-                std::thread::sleep(max_wait.min(Duration::from_millis(1)));
-                return Ok(());
-            }
-        }
-        let mut pfds: Vec<libc::pollfd> = self
-            .workers
-            .iter()
-            .map(|w| libc::pollfd {
-                fd: w.io.raw_fd(),
-                events: libc::POLLIN | if w.io.wants_write() { libc::POLLOUT } else { 0 },
-                revents: 0,
-            })
-            .collect();
-        let ms = max_wait.as_micros().div_ceil(1000) as libc::c_int;
-        // SAFETY: a valid array of pollfds.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok(());
-            }
-            return Err(Error::os("waiting for pool workers (poll)", e));
-        }
-        let mut gone = Vec::new();
-        for (i, p) in pfds.iter().enumerate() {
-            if p.revents == 0 {
-                continue;
-            }
-            if p.revents & libc::POLLOUT != 0 && self.workers[i].io.write_some().is_err() {
-                gone.push(i);
-                continue;
-            }
-            if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
-                && !self.read_worker(i)
-            {
-                gone.push(i);
-            }
-        }
-        for i in gone.into_iter().rev() {
-            self.worker_gone(i);
-        }
-        self.dispatch();
-        Ok(())
     }
 
     pub(super) fn terminate(&mut self) {
@@ -485,29 +580,75 @@ impl PoolInner {
             }
         }
         self.fail_queued(Fail::Terminated);
+        // As Python: a terminated pool runs no more callbacks.
+        self.callback_queue.clear();
+        let done: Vec<u64> = self
+            .jobs
+            .iter_mut()
+            .filter_map(|(&id, j)| {
+                j.callbacks.clear();
+                j.callbacks_left = 0;
+                (j.abandoned && j.remaining == 0).then_some(id)
+            })
+            .collect();
+        for id in done {
+            self.jobs.remove(&id);
+        }
     }
 }
 
-/// The pool's state, shared by the [`Pool`](super::Pool) and its result handles.
-pub(super) type PoolCore = Arc<Mutex<PoolInner>>;
+/// The pool's state, shared by the [`Pool`](super::Pool), its result
+/// handles and its result thread.
+pub(super) type PoolCore = Arc<PoolShared>;
 
 pub(super) fn lock(shared: &PoolCore) -> MutexGuard<'_, PoolInner> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    shared.inner.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Pumps until `done` says so, or the deadline. `Ok(false)` on the deadline.
+/// `Err` in a process that did not make the pool (a fork of it): its
+/// handles must not touch the lock there.
+pub(super) fn check_creator(shared: &PoolCore) -> Result<()> {
+    if shared.creator != crate::os::pid() {
+        return Err(Error::PoolClosed {
+            state: "owned by another process (a pool only works in the process that made it)",
+            pid: crate::os::pid(),
+        });
+    }
+    Ok(())
+}
+
+/// Waits (the result thread does the work) until `done` says so, or the
+/// deadline. `Ok(false)` on the deadline.
 pub(super) fn wait_until(
     shared: &PoolCore,
     deadline: Option<Instant>,
     mut done: impl FnMut(&PoolInner) -> bool,
 ) -> Result<bool> {
+    check_creator(shared)?;
+    let mut inner = lock(shared);
     loop {
         // First: once interrupted, every wait fails at once, done or not.
         registry::check_interrupt()?;
-        let mut inner = lock(shared);
         if done(&inner) {
             inner.tick_progress();
             return Ok(true);
+        }
+        if on_result_thread() {
+            // A callback waiting for a result would wait for itself.
+            return Err(Error::InvalidArgument {
+                message: "a pool callback cannot wait for a pool result: it runs on the \
+                          pool's result thread, which would wait for itself; use the value \
+                          the callback is given"
+                    .into(),
+                pid: crate::os::pid(),
+            });
+        }
+        if !inner.thread_running {
+            // Nothing would ever change (it ended with the pool).
+            return Err(Error::PoolClosed {
+                state: "terminated",
+                pid: crate::os::pid(),
+            });
         }
         let mut slice = registry::POLL_INTERVAL;
         if let Some(d) = deadline {
@@ -517,11 +658,34 @@ pub(super) fn wait_until(
             }
             slice = slice.min(d - now);
         }
-        inner.pump(slice)?;
         inner.tick_progress();
+        inner = shared
+            .changed
+            .wait_timeout(inner, slice)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
 
+/// Waits up to `slice` for a change of the pool, unless `done` already.
+pub(super) fn wait_changed(
+    shared: &PoolCore,
+    slice: Duration,
+    done: impl FnOnce(&PoolInner) -> bool,
+) {
+    if shared.creator != crate::os::pid() {
+        return;
+    }
+    let inner = lock(shared);
+    if done(&inner) || !inner.thread_running {
+        return;
+    }
+    let _ = shared.changed.wait_timeout(inner, slice);
+}
+
 pub(super) fn job_done(inner: &PoolInner, job: u64) -> bool {
-    inner.jobs.get(&job).is_none_or(|j| j.remaining == 0)
+    inner
+        .jobs
+        .get(&job)
+        .is_none_or(|j| j.remaining == 0 && j.callbacks_left == 0)
 }

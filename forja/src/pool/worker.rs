@@ -53,6 +53,8 @@ pub(super) struct Worker {
     /// Replaced by newer workers: gets no new tasks, stops when idle.
     pub(super) retiring: bool,
     pub(super) stop_sent: bool,
+    /// Task messages sent to it (for `maxtasksperchild`).
+    pub(super) tasks_sent: usize,
 }
 
 impl Worker {
@@ -80,11 +82,13 @@ impl Worker {
     }
 
     /// Forks a worker that will have the code of `stamp` and the pool's
-    /// `context`; it runs `init` first.
+    /// `context`; it runs `init` first, and exits after `max_tasks` task
+    /// messages if set (`maxtasksperchild`).
     pub(super) fn spawn(
         init: Option<Initializer>,
         context: PoolContext,
         stamp: u64,
+        max_tasks: Option<usize>,
     ) -> Result<Worker> {
         let reg = Registry::current()?;
         let (identity, name) = next_identity("ForkPoolWorker");
@@ -119,7 +123,12 @@ impl Worker {
         };
         // The worker closes its copies of every pipe end and of the other
         // workers' sockets (fork_child does it: they are registered ends).
-        let result = fork_child(&setup, move || worker_main(theirs, init, context));
+        // The worker's body uses only its socket, `init` and `context`:
+        // never the pool's state or its lock, which another thread of the
+        // parent may hold at the fork.
+        let result = fork_child(&setup, move || {
+            worker_main(theirs, init, context, max_tasks)
+        });
         match result {
             Ok(pid) => {
                 reg.publish(slot, pid);
@@ -135,6 +144,7 @@ impl Worker {
                     pace_ns: 0,
                     retiring: false,
                     stop_sent: false,
+                    tasks_sent: 0,
                 })
             }
             Err(e) => {
@@ -172,8 +182,14 @@ fn take_last_panic() -> Option<String> {
     LAST_PANIC.with(|p| p.borrow_mut().take())
 }
 
-/// The worker's life: initializer, then tasks until told to stop.
-fn worker_main(fd: OwnedFd, init: Option<Initializer>, context: PoolContext) -> i32 {
+/// The worker's life: initializer, then tasks until told to stop (or, with
+/// `max_tasks`, until it has run that many task messages).
+fn worker_main(
+    fd: OwnedFd,
+    init: Option<Initializer>,
+    context: PoolContext,
+    max_tasks: Option<usize>,
+) -> i32 {
     // Panics in tasks are reported to the parent, not printed here.
     std::panic::set_hook(Box::new(|info| {
         let msg = panic_message(info.payload());
@@ -203,7 +219,11 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>, context: PoolContext) -> 
         return 0;
     }
     let mut out = Vec::new();
+    let mut done = 0usize;
     loop {
+        if max_tasks.is_some_and(|m| done >= m) {
+            return 0; // maxtasksperchild: the parent replaces us
+        }
         let range = match io.recv_message(None, "the pool") {
             Ok(Some(r)) => r,
             _ => return 0, // the parent is gone or closed our socket
@@ -245,5 +265,6 @@ fn worker_main(fd: OwnedFd, init: Option<Initializer>, context: PoolContext) -> 
         if io.send_bytes(&out).is_err() {
             return 0;
         }
+        done += 1;
     }
 }

@@ -1,0 +1,305 @@
+//! The pool's result thread (Python's result handler): in the parent, it
+//! polls the workers' sockets, hands queued chunks to workers, stores what
+//! comes back, replaces workers that ended, and runs the callbacks — so
+//! results make progress while the parent does other work.
+//!
+//! It never holds the pool's `Mutex` while it polls or forks: it takes the
+//! lock to see what to poll, polls without it, and takes it again to read
+//! what arrived. Replacement workers are forked without the lock too (a
+//! fork takes stdout's lock, and a `println!("{pool:?}")` on another thread
+//! takes the two the other way round). The worker never touches the pool's
+//! `Mutex` (it runs `worker_main` with its socket, the initializer and the
+//! context only), so a fork while another thread holds it cannot block the
+//! worker. The thread does not exist in a forked child: the pool's handles
+//! check the pid they were made in before they lock anything.
+
+use super::outcome::Fail;
+use super::scheduler::{PoolCore, PoolInner, PoolState, lock};
+use super::worker::{Worker, reap_soon};
+use crate::error::Result;
+use crate::fork::panic_message;
+use crate::registry;
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// How long the thread polls at most before it looks at the pool again
+/// (every change it must see also writes the wake fd: this is a safety net).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+thread_local! {
+    static ON_RESULT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is a pool's result thread (a callback is
+/// running): waiting for a pool result here would wait for itself.
+pub(super) fn on_result_thread() -> bool {
+    ON_RESULT_THREAD.with(|c| c.get())
+}
+
+/// The eventfd that wakes the result thread from its poll.
+pub(super) struct Wake(OwnedFd);
+
+impl Wake {
+    pub(super) fn new() -> std::io::Result<Wake> {
+        // SAFETY: eventfd returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd, ours.
+        Ok(Wake(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Wakes the thread (a no-op if it is already due to wake).
+    pub(super) fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writing 8 bytes from a live buffer to our eventfd.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reading 8 bytes into a live buffer from our eventfd.
+        let _ = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+    }
+}
+
+/// Starts the result thread of `shared`.
+pub(super) fn start(shared: PoolCore) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("forja-pool-results".into())
+        .spawn(move || {
+            // FORKSAFE-HOOK (issue 11, branch i11-forksafe): register this
+            // thread as forja-owned here once that registry is merged.
+            ON_RESULT_THREAD.with(|c| c.set(true));
+            let body = std::panic::AssertUnwindSafe(|| run(&shared));
+            if let Err(payload) = std::panic::catch_unwind(body) {
+                let message = panic_message(&*payload);
+                let mut inner = lock(&shared);
+                inner.result_thread_failed(message);
+                inner.thread_running = false;
+                drop(inner);
+                shared.changed.notify_all();
+            }
+        })
+}
+
+fn run(shared: &PoolCore) {
+    let mut pfds: Vec<libc::pollfd> = Vec::new();
+    let mut pids: Vec<i32> = Vec::new();
+    loop {
+        let mut inner = lock(shared);
+        if inner.result_thread_done() {
+            inner.thread_running = false;
+            drop(inner);
+            shared.changed.notify_all();
+            return;
+        }
+        // 1. Callbacks, in the order their jobs finished, without the lock.
+        if !inner.callback_queue.is_empty() {
+            let batch: Vec<_> = inner.callback_queue.drain(..).collect();
+            drop(inner);
+            run_callbacks(shared, batch);
+            continue;
+        }
+        // 2. Workers that ended (or reached maxtasksperchild): replace them,
+        // forking without the lock.
+        if let Some(plan) = inner.replacement_plan() {
+            drop(inner);
+            let made: Vec<_> = (0..plan.count)
+                .map(|_| {
+                    Worker::spawn(
+                        plan.initializer.clone(),
+                        plan.context.clone(),
+                        plan.stamp,
+                        plan.max_tasks,
+                    )
+                })
+                .collect();
+            lock(shared).adopt_workers(made, plan.count);
+            shared.changed.notify_all();
+            continue;
+        }
+        // 3. Poll the workers' sockets (and the wake fd) without the lock.
+        inner.dispatch();
+        pfds.clear();
+        pids.clear();
+        for w in &inner.workers {
+            pfds.push(libc::pollfd {
+                fd: w.io.raw_fd(),
+                events: libc::POLLIN | if w.io.wants_write() { libc::POLLOUT } else { 0 },
+                revents: 0,
+            });
+            pids.push(w.pid);
+        }
+        pfds.push(libc::pollfd {
+            fd: shared.wake.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        drop(inner);
+        let ms = IDLE_POLL.as_millis() as libc::c_int;
+        // SAFETY: a valid array of pollfds. A worker's fd may be closed (and
+        // its number reused) while we poll: readiness is only a hint, looked
+        // up again by pid under the lock, and every read is non-blocking.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if r <= 0 {
+            continue; // timeout or EINTR: look again
+        }
+        if pfds.last().is_some_and(|p| p.revents != 0) {
+            shared.wake.drain();
+        }
+        let ready: Vec<(i32, libc::c_short)> = pids
+            .iter()
+            .zip(&pfds)
+            .filter(|(_, p)| p.revents != 0)
+            .map(|(&pid, p)| (pid, p.revents))
+            .collect();
+        if ready.is_empty() {
+            continue;
+        }
+        let mut inner = lock(shared);
+        inner.handle_ready(&ready);
+        inner.dispatch();
+        drop(inner);
+        shared.changed.notify_all();
+    }
+}
+
+/// Runs prepared callbacks (decoded under the lock when their job
+/// finished), then marks each job's callback as done.
+fn run_callbacks(shared: &PoolCore, batch: Vec<(u64, Box<dyn FnOnce() + Send>)>) {
+    for (job, callback) in batch {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(callback)) {
+            eprintln!(
+                "forja: a pool callback panicked (process {}): {}",
+                crate::os::pid(),
+                panic_message(&*payload)
+            );
+        }
+        lock(shared).callback_ran(job);
+        shared.changed.notify_all();
+    }
+}
+
+/// What the result thread needs to fork replacement workers without the
+/// pool's lock.
+pub(super) struct Replacement {
+    pub(super) count: usize,
+    pub(super) stamp: u64,
+    pub(super) initializer: Option<super::worker::Initializer>,
+    pub(super) context: super::worker::PoolContext,
+    pub(super) max_tasks: Option<usize>,
+}
+
+impl PoolInner {
+    /// Workers to fork so that `size` serve (the result thread forks them
+    /// without the lock, then [`adopt_workers`](Self::adopt_workers)):
+    /// after a worker died or reached `maxtasksperchild`. `None` if none
+    /// are needed, or none may be made now.
+    pub(super) fn replacement_plan(&mut self) -> Option<Replacement> {
+        if self.state == PoolState::Terminated
+            || self.broken.is_some()
+            || registry::interrupted()
+            || (self.state == PoolState::Closed && self.queue.is_empty())
+        {
+            return None;
+        }
+        let serving = self.workers.iter().filter(|w| !w.retiring).count() + self.spawning;
+        let count = self.size.checked_sub(serving).filter(|&n| n > 0)?;
+        let stamp = self
+            .workers
+            .iter()
+            .map(|w| w.stamp)
+            .chain(self.queue.iter().map(|t| t.stamp))
+            .max()
+            .unwrap_or(0)
+            .max(self.last_stamp);
+        self.spawning += count;
+        Some(Replacement {
+            count,
+            stamp,
+            initializer: self.initializer.clone(),
+            context: self.context.clone(),
+            max_tasks: self.max_tasks,
+        })
+    }
+
+    /// Takes the workers the result thread forked for a
+    /// [`Replacement`] of `count`.
+    pub(super) fn adopt_workers(&mut self, made: Vec<Result<Worker>>, count: usize) {
+        self.spawning -= count;
+        for worker in made {
+            match worker {
+                Ok(mut w) => {
+                    self.worker_starts += 1;
+                    let serving = self.workers.iter().filter(|w| !w.retiring).count();
+                    if self.state == PoolState::Terminated {
+                        // SAFETY: signalling our own unreaped child.
+                        unsafe { libc::kill(w.pid, libc::SIGKILL) };
+                        reap_soon(w.slot, w.pid, Duration::from_secs(2));
+                        continue;
+                    }
+                    if serving >= self.size || w.stamp < self.last_stamp {
+                        w.retiring = true; // a re-fork overtook it: it stops when idle
+                    }
+                    self.workers.push(w);
+                }
+                Err(e) => {
+                    self.broken = Some(Fail::SpawnFailed {
+                        message: format!("a replacement worker could not be started: {e}"),
+                    });
+                    self.fail_queued(self.broken.clone().expect("just set"));
+                }
+            }
+        }
+    }
+
+    /// The result thread panicked (a bug): every task fails with why.
+    pub(super) fn result_thread_failed(&mut self, message: String) {
+        self.broken = Some(Fail::SpawnFailed {
+            message: format!("its result thread panicked: {message}"),
+        });
+        self.terminate();
+    }
+
+    /// Reads and writes the workers that `poll` found ready (by pid: the
+    /// list may have changed since).
+    pub(super) fn handle_ready(&mut self, ready: &[(i32, libc::c_short)]) {
+        let mut gone = Vec::new();
+        for &(pid, revents) in ready {
+            let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
+                continue;
+            };
+            if revents & libc::POLLOUT != 0 && self.workers[i].io.write_some().is_err() {
+                gone.push(pid);
+                continue;
+            }
+            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !self.read_worker(i)
+            {
+                gone.push(pid);
+            }
+        }
+        for pid in gone {
+            if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
+                self.worker_gone(i);
+            }
+        }
+    }
+
+    /// Looked at by the result thread after each turn: true once it has
+    /// nothing left to do (terminated, or closed with no workers left).
+    fn result_thread_done(&self) -> bool {
+        match self.state {
+            PoolState::Terminated => true,
+            PoolState::Closed => {
+                self.workers.is_empty()
+                    && self.queue.is_empty()
+                    && self.callback_queue.is_empty()
+                    && self.spawning == 0
+            }
+            PoolState::Open => false,
+        }
+    }
+}
