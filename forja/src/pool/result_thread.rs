@@ -67,22 +67,20 @@ impl Wake {
 
 /// Starts the result thread of `shared`.
 pub(super) fn start(shared: PoolCore) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("forja-pool-results".into())
-        .spawn(move || {
-            // FORKSAFE-HOOK (issue 11, branch i11-forksafe): register this
-            // thread as forja-owned here once that registry is merged.
-            ON_RESULT_THREAD.with(|c| c.set(true));
-            let body = std::panic::AssertUnwindSafe(|| run(&shared));
-            if let Err(payload) = std::panic::catch_unwind(body) {
-                let message = panic_message(&*payload);
-                let mut inner = lock(&shared);
-                inner.result_thread_failed(message);
-                inner.thread_running = false;
-                drop(inner);
-                shared.changed.notify_all();
-            }
-        })
+    // A forja-owned thread (`forja/poolres`): forking while it runs does not
+    // warn, and the worker it forks never touches the pool's lock.
+    crate::os::spawn_owned("poolres", move || {
+        ON_RESULT_THREAD.with(|c| c.set(true));
+        let body = std::panic::AssertUnwindSafe(|| run(&shared));
+        if let Err(payload) = std::panic::catch_unwind(body) {
+            let message = panic_message(&*payload);
+            let mut inner = lock(&shared);
+            inner.result_thread_failed(message);
+            inner.thread_running = false;
+            drop(inner);
+            shared.changed.notify_all();
+        }
+    })
 }
 
 fn run(shared: &PoolCore) {
