@@ -89,14 +89,16 @@ match std::fs::read("/proc/{pid_b}/environ") {{
     # Stopping A's server leaves no process of A; B's kernel still answers.
     kernels[a].ws.close()
     hub.stop_server(a, tokens[a])
-    deadline = time.monotonic() + 10
-    while hc.user_pids(a) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert hc.user_pids(a) == [], f"{a} still has processes after its server stopped"
+    assert_no_processes_left(a)
     assert kernels[b].execute("1 + 1")["status"] == "ok"
     kernels[b].ws.close()
     hub.stop_server(b, tokens[b])
-    deadline = time.monotonic() + 10
-    while hc.user_pids(b) and time.monotonic() < deadline:
+    assert_no_processes_left(b)
+
+
+def assert_no_processes_left(user, within=10.0):
+    deadline = time.monotonic() + within
+    while hc.user_pids(user) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert hc.user_pids(b) == [], f"{b} still has processes after its server stopped"
+    left = hc.user_pids(user)
+    assert left == [], f"{user} still has processes {within} s after its server stopped:\n{hc.describe(left)}"

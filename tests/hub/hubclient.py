@@ -88,6 +88,18 @@ def user_pids(name: str) -> list[int]:
     return pids
 
 
+def describe(pids: list[int]) -> str:
+    """One line per process: pid, parent, name, command line (for failures)."""
+    lines = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            lines.append(f"{pid} ppid={p.ppid()} {p.name()} {' '.join(p.cmdline())[:160]}")
+        except psutil.Error:
+            lines.append(f"{pid} (gone)")
+    return "\n".join(lines)
+
+
 def remove_user(name: str) -> None:
     """Kills what is left of the user's processes, then removes the user and home."""
     for _ in range(20):
