@@ -76,7 +76,7 @@ class Student(threading.Thread):
             k = hc.Kernel(self.hub, self.user, self.token)
             self.spawn = time.monotonic() - t0
             for i, code in enumerate(self.cells):
-                r = k.execute(code, timeout=300)
+                r = k.execute(code, timeout=300, stop_on_error=False)
                 if r["status"] != "ok":
                     self.errors.append(f"cell {i}: {r['error'][:200]}")
                 if i == 0:

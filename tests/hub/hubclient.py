@@ -290,7 +290,7 @@ class Kernel:
         )
         self.session = uuid.uuid4().hex
 
-    def execute(self, code: str, timeout: float = 120) -> dict:
+    def execute(self, code: str, timeout: float = 120, stop_on_error: bool = True) -> dict:
         """Runs a cell; returns status, stdout text, error text, seconds."""
         msg_id = uuid.uuid4().hex
         msg = {
@@ -310,7 +310,7 @@ class Kernel:
                 "store_history": True,
                 "user_expressions": {},
                 "allow_stdin": False,
-                "stop_on_error": True,
+                "stop_on_error": stop_on_error,
             },
             "channel": "shell",
             "buffers": [],
