@@ -2,7 +2,7 @@
 # 1. Install TLJH (its docs), then, as root, from a forja checkout:
 #      ./install.sh --no-lab && deploy/setup-system.sh
 # 2. Copy this file to /opt/tljh/config/jupyterhub_config.d/forja.py and run
-#      tljh-config set limits.memory 1G        # see deploy/README.md, "Sizing"
+#      tljh-config set limits.memory 2G        # see deploy/README.md, "Sizing"
 #      tljh-config set services.cull.timeout 1800
 #      tljh-config reload
 # TLJH's spawner is systemd's: each student's server is a unit of its own, so
