@@ -89,7 +89,8 @@ if ! runuser -u nobody -- "$PY" -c pass 2>/dev/null; then
   STAMP="$BASE $("$PY" --version)"
   echo "$PY cannot be run by other users: copying $BASE to $PREFIX/python"
   if [ "$(cat "$PREFIX/python/.forja-python" 2>/dev/null)" != "$STAMP" ]; then
-    command -v patchelf >/dev/null || apt-get install -y -q patchelf >/dev/null
+    command -v patchelf >/dev/null || apt-get install -y -q patchelf >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q patchelf >/dev/null; }
     rm -rf "$PREFIX/python.new" "$PREFIX/venv"
     cp -al "$BASE" "$PREFIX/python.new" 2>/dev/null || { rm -rf "$PREFIX/python.new"; cp -a "$BASE" "$PREFIX/python.new"; }
     for f in "bin/python$VER" "lib/libpython$VER.so.1.0"; do
