@@ -45,10 +45,25 @@ for ex in forja/examples/*.rs; do
 done
 
 phase "end-to-end tests through Jupyter clients"
-python -m pytest tests -v --timeout=600 --ignore=tests/browser
+python -m pytest tests -v --timeout=600 --ignore=tests/browser --ignore=tests/test_hub.py
 
 phase "browser: what a student sees in JupyterLab (Debian's Chromium through Playwright)"
 tests/browser/install.sh
 python -m pytest tests/browser -v --timeout=600 -rxX
+
+phase "hub: deploy/setup-system.sh, then a real JupyterHub with two Unix users"
+if [ "$(id -u)" = 0 ]; then
+  deploy/setup-system.sh
+  if ! cmp -s tests/hub/requirements.txt .venv/.forja-hub-requirements 2>/dev/null \
+     || ! cmp -s deploy/requirements-hub.txt .venv/.forja-hub-pins 2>/dev/null; then
+    python -m pip install --quiet -r tests/hub/requirements.txt
+    cp tests/hub/requirements.txt .venv/.forja-hub-requirements
+    cp deploy/requirements-hub.txt .venv/.forja-hub-pins
+  fi
+  npm ci --prefix tests/hub --no-audit --no-fund --loglevel=error
+  python -m pytest tests/test_hub.py -v --timeout=600
+else
+  echo "skipped: the hub test creates Unix users and needs root"
+fi
 
 phase "all tests passed"

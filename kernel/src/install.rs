@@ -24,15 +24,20 @@ pub struct Options {
     pub name: String,
     /// Replace a kernelspec that is not forja's.
     pub force: bool,
+    /// Environment variables for the kernel (`--env NAME=VALUE`, repeatable),
+    /// written to `kernel.json`'s `env`: e.g. `FORJA_CRATE_DIR`,
+    /// `FORJA_PREBUILT` and a `PATH` with a shared toolchain on a JupyterHub.
+    pub env: Vec<(String, String)>,
 }
 
 impl Options {
-    /// Parses `[--user | --sys-prefix | --prefix DIR] [--name NAME] [--force]`.
+    /// Parses `[--user | --sys-prefix | --prefix DIR] [--name NAME] [--force] [--env NAME=VALUE]...`.
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut o = Options {
             location: Location::User,
             name: "forja".into(),
             force: false,
+            env: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -45,6 +50,14 @@ impl Options {
                 }
                 "--name" => o.name = it.next().context("--name needs a name")?.clone(),
                 "--force" => o.force = true,
+                "--env" => {
+                    let kv = it.next().context("--env needs NAME=VALUE")?;
+                    let (k, v) = kv
+                        .split_once('=')
+                        .filter(|(k, _)| !k.is_empty())
+                        .with_context(|| format!("--env `{kv}` is not NAME=VALUE"))?;
+                    o.env.push((k.to_owned(), v.to_owned()));
+                }
                 other => bail!("unknown option `{other}` (see `forja-kernel --help`)"),
             }
         }
@@ -117,13 +130,21 @@ pub fn install(o: &Options) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let exe = std::env::current_exe()?.canonicalize()?;
-    let spec = json!({
+    let mut spec = json!({
         "argv": [exe, "--connection-file", "{connection_file}"],
         "display_name": "Rust (forja)",
         "language": "rust",
         "interrupt_mode": "message",
         "metadata": {"forja": {"version": env!("CARGO_PKG_VERSION")}, "debugger": false},
     });
+    if !o.env.is_empty() {
+        let env: serde_json::Map<String, serde_json::Value> = o
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect();
+        spec["env"] = serde_json::Value::Object(env);
+    }
     std::fs::write(
         dir.join("kernel.json"),
         serde_json::to_string_pretty(&spec)?,
@@ -148,4 +169,41 @@ pub fn uninstall(o: &Options) -> Result<PathBuf> {
     }
     std::fs::remove_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn env_pairs_are_parsed_in_order() {
+        let o = Options::parse(&args(&[
+            "--prefix",
+            "/opt/x",
+            "--env",
+            "FORJA_PREBUILT=/opt/x/p",
+            "--env",
+            "PATH=/a:/b=c",
+        ]))
+        .unwrap();
+        assert_eq!(o.location, Location::Prefix("/opt/x".into()));
+        assert_eq!(
+            o.env,
+            [
+                ("FORJA_PREBUILT".to_owned(), "/opt/x/p".to_owned()),
+                ("PATH".to_owned(), "/a:/b=c".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_without_a_name_is_refused() {
+        assert!(Options::parse(&args(&["--env", "=x"])).is_err());
+        assert!(Options::parse(&args(&["--env", "NOVALUE"])).is_err());
+        assert!(Options::parse(&args(&["--env"])).is_err());
+    }
 }

@@ -89,6 +89,30 @@ pub fn spawn_zombie_reaper(runner: std::sync::Arc<std::sync::atomic::AtomicI32>)
         .ok();
 }
 
+/// Resolves once the process that launched this kernel is gone, if it named
+/// itself in `JPY_PARENT_PID` as jupyter_client does; never resolves
+/// otherwise. A Jupyter server that exits without shutting its kernels down
+/// (JupyterHub stops a student's server with SIGINT, which jupyter_server
+/// 2.x can turn into a plain exit) must not leave a kernel and its ~650 MB
+/// running as an orphan; ipykernel polls its parent the same way.
+pub async fn parent_gone() {
+    let named = std::env::var("JPY_PARENT_PID")
+        .ok()
+        .and_then(|p| p.trim().parse::<libc::pid_t>().ok());
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    if parent <= 1 || named != Some(parent) {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != parent {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     tokio::select! {
         _ = shutdown_rx.recv() => {}
         _ = sigterm.recv() => eprintln!("forja-kernel: SIGTERM, shutting down"),
+        _ = crate::reaper::parent_gone() => eprintln!("forja-kernel: the Jupyter server that started it is gone, shutting down"),
         _ = async { loop { sigint.recv().await; crate::interrupt::interrupt(&shared); } } => {}
     }
     shared.kill_runner();
