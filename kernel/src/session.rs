@@ -47,6 +47,9 @@ pub enum Request {
         user_expressions: Map<String, Value>,
         /// The cell's execution count (recorded with the processes it starts).
         cell: u64,
+        /// Told (and waited for) as the session begins the cell, before any
+        /// of its output: the server then clears its "still starting" note.
+        started: Option<oneshot::Sender<oneshot::Sender<()>>>,
         /// The answer.
         reply: oneshot::Sender<Outcome>,
     },
@@ -218,8 +221,15 @@ impl Session {
                     allow_stdin,
                     user_expressions,
                     cell,
+                    started,
                     reply,
                 } => {
+                    if let Some(started) = started {
+                        let (ack, acked) = oneshot::channel();
+                        if started.send(ack).is_ok() {
+                            let _ = acked.blocking_recv();
+                        }
+                    }
                     let out = self.execute(
                         &code,
                         *parent,
@@ -415,15 +425,7 @@ impl Session {
                     .variables_and_types()
                     .map(|(n, _)| n.to_owned())
                     .collect();
-                let lost: Vec<String> = before.into_iter().filter(|v| !after.contains(v)).collect();
-                let lost_text = if lost.is_empty() {
-                    "no variables were lost".to_owned()
-                } else {
-                    format!(
-                        "these variables were lost: {} (re-run the cells that define them)",
-                        lost.join(", ")
-                    )
-                };
+                let lost_text = lost_variables_text(before, &after);
                 let (ename, head) = if interrupted {
                     ("Interrupted", "Cell interrupted".to_owned())
                 } else {
@@ -519,5 +521,23 @@ fn panic_error(report: &CellReport) -> CellError {
         ename: "Panic".into(),
         evalue,
         traceback,
+    }
+}
+
+/// What a runner restart cost: the variables of `before` missing from
+/// `after`, sorted (evcxr keeps them in a hash map, whose order changes from
+/// run to run), and that the functions and types were kept (evcxr compiles
+/// them again into the fresh runner).
+fn lost_variables_text(mut before: Vec<String>, after: &[String]) -> String {
+    before.retain(|v| !after.contains(v));
+    before.sort();
+    before.dedup();
+    if before.is_empty() {
+        "no variables were lost; functions and types were kept".to_owned()
+    } else {
+        format!(
+            "these variables were lost: {} (re-run the cells that define them); functions and types were kept",
+            before.join(", ")
+        )
     }
 }
