@@ -316,6 +316,14 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
+        crate::input::open(crate::input::Desk {
+            parent: parent.clone(),
+            allow_stdin,
+            input: input.clone(),
+            router: router.clone(),
+            children: self.child_outputs.clone(),
+            shared: self.shared.clone(),
+        });
 
         let shared = self.shared.clone();
         let ask = |prompt: String, is_password: bool| -> String {
@@ -352,6 +360,7 @@ impl Session {
             },
         );
         self.shared.executing.store(false, Ordering::SeqCst);
+        crate::input::close();
         let interrupted = self.shared.interrupted.swap(false, Ordering::SeqCst);
         let old_runner = self.shared.runner_pid.load(Ordering::SeqCst);
         self.note_runner_pid();
