@@ -375,7 +375,11 @@ impl Pump {
     fn end_printed_block(&mut self, cell_end: bool) {
         if self.blocks.in_block() {
             self.splitter.leave_content();
-            let outs = self.blocks.finish();
+            let mut outs = self.blocks.finish();
+            // Its unfinished last line, held by the splitter, goes too.
+            if let Some(Piece::User(text)) = self.splitter.flush() {
+                outs.push(crate::content_blocks::Out::Text(text));
+            }
             for m in crate::content_blocks::to_messages(outs, "stdout", None) {
                 send(&self.sink, &m);
             }

@@ -81,6 +81,11 @@ impl Live {
     }
 }
 
+/// How often the watcher looks at the interrupt flag: well inside the
+/// pool's own [`POLL_INTERVAL`](crate::registry::POLL_INTERVAL), so the
+/// display says "interrupted" before the cell ends (an atomic load each time).
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
 /// Ends `live` as "interrupted" once the interrupt flag is raised; returns
 /// when the display has ended either way.
 fn watch(live: Arc<Live>) {
@@ -89,7 +94,7 @@ fn watch(live: Arc<Live>) {
             live.end(crate::lang::pick("interrumpido", "interrupted"));
             return;
         }
-        std::thread::sleep(crate::registry::POLL_INTERVAL);
+        std::thread::sleep(WATCH_EVERY);
     }
 }
 
