@@ -10,7 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The text of [`Error::Interrupted`]: short in the kernel, whose own error
 /// for the cell follows it; with the way out elsewhere.
 fn interrupted_message(pid: i32) -> String {
-    if crate::display::in_kernel() {
+    // In the kernel: its side channel is named (read here, not through
+    // `display`, which depends on this module).
+    if std::env::var_os("FORJA_KERNEL_SOCKET").is_some() {
         return crate::lang::pick("interrumpido", "interrupted").to_owned();
     }
     format!(

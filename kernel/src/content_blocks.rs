@@ -11,9 +11,6 @@
 //! split across writes is put back together, and one that never ends comes
 //! back as text from [`ContentBlocks::finish`].
 
-use crate::side_channel::{Origin, SideMessage};
-use serde_json::json;
-
 /// Printed by the cell's generated code (a `forja patch` in `vendor/evcxr`)
 /// just before the cell's value: blocks after it, up to the end of the
 /// cell, are the value and go to evcxr.
@@ -146,25 +143,6 @@ impl ContentBlocks {
             vec![Out::Text(text)]
         }
     }
-}
-
-/// The side-channel messages for `outs`: text on stream `name`, blocks as
-/// displays (with `text/plain` only when the block is text).
-pub fn to_messages(outs: Vec<Out>, name: &str, origin: Option<&Origin>) -> Vec<SideMessage> {
-    outs.into_iter()
-        .map(|o| match o {
-            Out::Text(text) => SideMessage::Stream {
-                name: name.to_owned(),
-                text,
-                origin: origin.cloned(),
-            },
-            Out::Display { mime, body } => SideMessage::DisplayData {
-                data: json!({ mime: body }),
-                metadata: json!({}),
-                display_id: None,
-            },
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -8,9 +8,6 @@
 //! the cell starts and closed when it ends; a question with no cell running,
 //! or from a frontend with `allow_stdin` off, gets an error at once.
 
-use crate::output;
-use crate::session::InputAsk;
-use crate::side_channel::ChildOutputs;
 use crate::state::SessionState;
 use jupyter_protocol::JupyterMessage;
 use serde_json::json;
@@ -18,7 +15,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+/// An input request from a running cell, answered by the server's stdin task.
+pub struct InputAsk {
+    /// The execute request that asks.
+    pub parent: JupyterMessage,
+    /// Prompt text.
+    pub prompt: String,
+    /// Hide the typed text.
+    pub password: bool,
+    /// Where the answer goes (`None`: no answer, e.g. interrupted).
+    pub reply: std::sync::mpsc::Sender<Option<String>>,
+}
 
 /// What a question needs of the running cell.
 #[derive(Clone)]
@@ -29,10 +38,9 @@ pub struct Desk {
     pub allow_stdin: bool,
     /// The server's stdin task.
     pub input: mpsc::UnboundedSender<InputAsk>,
-    /// The output router, flushed before the question.
-    pub router: mpsc::UnboundedSender<output::Command>,
-    /// The children's output readers, drained before the question.
-    pub children: ChildOutputs,
+    /// Blocks until what was printed before the question is published (the
+    /// children's output readers drained, the output router flushed).
+    pub before_asking: Arc<dyn Fn() + Send + Sync>,
     /// The session's state (whether the cell was interrupted).
     pub shared: Arc<SessionState>,
 }
@@ -67,17 +75,9 @@ async fn ask(prompt: String, password: bool) -> Result<String, String> {
                 .into(),
         );
     }
-    // What was printed before the question is shown before it: the pump and
-    // the children's readers pass on what they hold, then the router.
-    let children = desk.children.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        children.drain(Duration::from_millis(100));
-    })
-    .await;
-    let (ftx, frx) = oneshot::channel();
-    let _ = desk.router.send(output::Command::Flush(ftx));
-    let _ = frx.await;
+    // What was printed before the question is shown before it.
+    let before = desk.before_asking.clone();
+    let _ = tokio::task::spawn_blocking(move || before()).await;
     let (atx, arx) = std::sync::mpsc::channel();
     desk.input
         .send(InputAsk {

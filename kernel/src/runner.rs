@@ -364,7 +364,7 @@ impl Pump {
             return false;
         }
         let outs = self.blocks.feed(&String::from_utf8_lossy(line));
-        for m in crate::content_blocks::to_messages(outs, "stdout", None) {
+        for m in crate::side_channel::block_messages(outs, "stdout", None) {
             send(&self.sink, &m);
         }
         true
@@ -380,7 +380,7 @@ impl Pump {
             if let Some(Piece::User(text)) = self.splitter.flush() {
                 outs.push(crate::content_blocks::Out::Text(text));
             }
-            for m in crate::content_blocks::to_messages(outs, "stdout", None) {
+            for m in crate::side_channel::block_messages(outs, "stdout", None) {
                 send(&self.sink, &m);
             }
         }

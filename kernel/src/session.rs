@@ -21,17 +21,7 @@ pub use crate::outcome::{CellError, Outcome};
 #[deprecated(note = "renamed `forja_kernel::state::SessionState`")]
 pub type Shared = SessionState;
 
-/// An input request from a running cell, answered by the server's stdin task.
-pub struct InputAsk {
-    /// The execute request that asks.
-    pub parent: JupyterMessage,
-    /// Prompt text.
-    pub prompt: String,
-    /// Hide the typed text.
-    pub password: bool,
-    /// Where the answer goes (`None`: no answer, e.g. interrupted).
-    pub reply: std::sync::mpsc::Sender<Option<String>>,
-}
+pub use crate::input::InputAsk;
 
 /// Requests to the session thread.
 pub enum Request {
@@ -316,12 +306,19 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
+        let (children, flush_router) = (self.child_outputs.clone(), router.clone());
         crate::input::open(crate::input::Desk {
             parent: parent.clone(),
             allow_stdin,
             input: input.clone(),
-            router: router.clone(),
-            children: self.child_outputs.clone(),
+            before_asking: Arc::new(move || {
+                // What the cell's processes printed first, then the router.
+                std::thread::sleep(Duration::from_millis(20));
+                children.drain(Duration::from_millis(100));
+                let (ftx, frx) = oneshot::channel();
+                let _ = flush_router.send(output::Command::Flush(ftx));
+                let _ = frx.blocking_recv();
+            }),
             shared: self.shared.clone(),
         });
 

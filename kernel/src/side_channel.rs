@@ -113,6 +113,29 @@ impl SideMessage {
     }
 }
 
+/// The side-channel messages for `outs`: text on stream `name`, blocks as
+/// displays (with `text/plain` only when the block is text).
+pub fn block_messages(
+    outs: Vec<crate::content_blocks::Out>,
+    name: &str,
+    origin: Option<&Origin>,
+) -> Vec<SideMessage> {
+    outs.into_iter()
+        .map(|o| match o {
+            crate::content_blocks::Out::Text(text) => SideMessage::Stream {
+                name: name.to_owned(),
+                text,
+                origin: origin.cloned(),
+            },
+            crate::content_blocks::Out::Display { mime, body } => SideMessage::DisplayData {
+                data: serde_json::json!({ mime: body }),
+                metadata: serde_json::json!({}),
+                display_id: None,
+            },
+        })
+        .collect()
+}
+
 /// A child process that wrote some output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
@@ -195,7 +218,7 @@ async fn pump_raw(
             outs.extend(blocks.finish());
         }
         outs.retain(|o| !matches!(o, crate::content_blocks::Out::Text(t) if t.is_empty()));
-        for m in crate::content_blocks::to_messages(outs, &name, Some(&origin)) {
+        for m in block_messages(outs, &name, Some(&origin)) {
             let _ = tx.send(m);
         }
     };
