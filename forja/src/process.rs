@@ -563,7 +563,7 @@ pub fn exit(code: i32) -> ! {
 ///
 /// ```
 /// let me = forja::current_process();
-/// assert_eq!(me.pid(), crate::os::pid());
+/// assert_eq!(me.pid(), forja::os::pid());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -641,7 +641,7 @@ pub fn current_process() -> ProcessInfo {
 /// ```
 /// use forja::prelude::*;
 /// assert!(parent_process().is_none());
-/// let me = crate::os::pid();
+/// let me = forja::os::pid();
 /// let p = Process::new(move || assert_eq!(parent_process().unwrap().pid(), me));
 /// p.start().unwrap();
 /// p.join().unwrap();
