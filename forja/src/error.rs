@@ -7,6 +7,22 @@ use std::io;
 /// Shorthand for `Result<T, forja::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The text of [`Error::Interrupted`]: short in the kernel, whose own error
+/// for the cell follows it; with the way out elsewhere.
+fn interrupted_message(pid: i32) -> String {
+    // In the kernel: its side channel is named (read here, not through
+    // `display`, which depends on this module).
+    if std::env::var_os("FORJA_KERNEL_SOCKET").is_some() {
+        return crate::lang::pick("interrumpido", "interrupted").to_owned();
+    }
+    format!(
+        "interrupted by the kernel: the cell was stopped (seen in process {pid}), so every \
+         forja call in this cell now fails at once and the processes it started are being \
+         stopped; variables from earlier cells are kept: fix the cell and run it again \
+         (outside the kernel, forja::registry::clear_interrupt() lowers the flag)"
+    )
+}
+
 /// Everything that can go wrong in forja.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,6 +38,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// [`input`](crate::input()) could not read a line.
+    #[error("could not read input in process {pid}: {reason}")]
+    Input {
+        /// Why, and what to do instead.
+        reason: String,
+        /// The process that asked.
+        pid: i32,
+    },
     /// The display side channel to the kernel could not be used.
     #[error("could not send a display to the kernel: {0}")]
     Display(String),
@@ -29,12 +53,11 @@ pub enum Error {
     /// The cell was interrupted (the kernel's interrupt, or
     /// `registry::request_interrupt`): every forja call that could block or
     /// start work fails with this until the next cell starts.
-    #[error(
-        "interrupted by the kernel: the cell was stopped (seen in process {pid}), so every \
-         forja call in this cell now fails at once and the processes it started are being \
-         stopped; variables from earlier cells are kept: fix the cell and run it again \
-         (outside the kernel, forja::registry::clear_interrupt() lowers the flag)"
-    )]
+    ///
+    /// In the kernel it reads as one short line (the kernel's own
+    /// "Interrupted" error under it says what happened to the cell);
+    /// elsewhere it says how to lower the flag.
+    #[error("{}", interrupted_message(*pid))]
     Interrupted {
         /// The process that was waiting.
         pid: i32,

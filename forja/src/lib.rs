@@ -23,6 +23,8 @@
 //! - [`connection`]: [`Pipe`], [`Connection`], [`Sender`] and [`Receiver`], messages between processes.
 //! - [`display`]: rich output that appears, updates and clears while a cell runs.
 //! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
+//! - [`input`]: [`input()`] and [`input_password`]: a line typed by the student, in the notebook or the terminal.
+//! - [`lang`]: which language forja's words for students are in (Spanish or English).
 //! - [`os`]: this process's cached pid and the one reader of `/proc/PID/stat`.
 //! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
 //! - [`process`]: [`Process`], a closure run in a forked child, and who-am-I functions.
@@ -46,8 +48,10 @@ mod deadline;
 pub mod display;
 pub mod error;
 mod fork;
+pub mod input;
 mod interrupt;
 mod kernel_child;
+pub mod lang;
 pub mod os;
 pub mod pool;
 pub mod process;
@@ -65,6 +69,7 @@ pub use array::{Array, ArrayGuard, RawArray};
 pub use bytemuck;
 pub use connection::{Connection, Pipe, Receiver, Sender};
 pub use error::{Error, Result};
+pub use input::{input, input_password};
 pub use interrupt::sleep;
 pub use pool::{
     AsCompleted, AsyncResult, Future, Imap, ImapUnordered, Pool, PoolBuilder, ProcessPoolExecutor,
@@ -92,6 +97,7 @@ pub mod prelude {
     #[doc(hidden)]
     pub use crate::display::DebugDisplay as _;
     pub use crate::error::{Error, Result};
+    pub use crate::input::{input, input_password};
     pub use crate::interrupt::sleep;
     pub use crate::pool::{
         AsyncResult, Future, Pool, ProcessPoolExecutor, as_completed, as_completed_timeout,

@@ -397,6 +397,11 @@ impl Process {
                 }
             }
             if self.poll_exit().is_some() {
+                // The kernel raises the flag before it stops the cell's
+                // processes, so a child that ended during an interrupt may
+                // have been stopped by it: the wait was cut short, not
+                // satisfied, and the cell must not go on as if it had been.
+                registry::check_interrupt()?;
                 return Ok(true);
             }
             if let Some(d) = deadline

@@ -150,31 +150,124 @@ fn tail(v: Vec<&Entry>, n: Option<usize>) -> Vec<&Entry> {
     }
 }
 
-/// Glob matching with `*` and `?`, as IPython's history search.
+/// Whether `text` matches `pattern` as SQLite's `GLOB` decides, which is
+/// what IPython's history search runs (`WHERE source_raw GLOB ?`): `*` any
+/// run of characters, `?` exactly one, `[...]` one of a set (`[^...]` none
+/// of it, `a-z` ranges, a `]` first in the set is literal); case matters; an
+/// unclosed `[` matches nothing at its place. A port of SQLite's
+/// `patternCompare` (`func.c`), kept in its shape so the two can be compared.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+    glob_compare(&p, &t) == Glob::Match
+}
+
+/// SQLite's three answers: `NoWildcardMatch` tells an enclosing `*` that
+/// trying further along the text cannot help.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Glob {
+    Match,
+    NoMatch,
+    NoWildcardMatch,
+}
+
+fn glob_compare(p: &[char], t: &[char]) -> Glob {
+    let (mut pi, mut ti) = (0, 0);
+    while let Some(&c) = p.get(pi) {
+        pi += 1;
+        if c == '*' {
+            // Runs of `*` and `?` after it: each `?` takes one character.
+            let mut next = p.get(pi).copied();
+            while let Some(n @ ('*' | '?')) = next {
+                pi += 1;
+                if n == '?' {
+                    if ti >= t.len() {
+                        return Glob::NoWildcardMatch;
+                    }
+                    ti += 1;
+                }
+                next = p.get(pi).copied();
+            }
+            let Some(c) = next else {
+                return Glob::Match; // a `*` at the end matches the rest
+            };
+            if c == '[' {
+                // A set right after the `*`: try it at every place left.
+                while ti < t.len() {
+                    let r = glob_compare(&p[pi..], &t[ti..]);
+                    if r != Glob::NoMatch {
+                        return r;
+                    }
+                    ti += 1;
+                }
+                return Glob::NoWildcardMatch;
+            }
+            // A plain character: find it, and go on matching after it.
             pi += 1;
+            while ti < t.len() {
+                let here = t[ti];
+                ti += 1;
+                if here != c {
+                    continue;
+                }
+                let r = glob_compare(&p[pi..], &t[ti..]);
+                if r != Glob::NoMatch {
+                    return r;
+                }
+            }
+            return Glob::NoWildcardMatch;
+        }
+        if c == '[' {
+            let Some(&ch) = t.get(ti) else {
+                return Glob::NoMatch;
+            };
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
+            let (mut seen, mut invert, mut prior) = (false, false, None::<char>);
+            let mut c2 = p.get(pi).copied();
             pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+            if c2 == Some('^') {
+                invert = true;
+                c2 = p.get(pi).copied();
+                pi += 1;
+            }
+            if c2 == Some(']') {
+                seen = ch == ']';
+                c2 = p.get(pi).copied();
+                pi += 1;
+            }
+            while let Some(x) = c2.filter(|&x| x != ']') {
+                let after = p.get(pi).copied();
+                if x == '-' && after.is_some_and(|a| a != ']') && prior.is_some() {
+                    let hi = after.unwrap_or_default();
+                    pi += 1;
+                    if prior.is_some_and(|lo| ch >= lo && ch <= hi) {
+                        seen = true;
+                    }
+                    prior = None;
+                } else {
+                    if ch == x {
+                        seen = true;
+                    }
+                    prior = Some(x);
+                }
+                c2 = p.get(pi).copied();
+                pi += 1;
+            }
+            if c2.is_none() || seen == invert {
+                return Glob::NoMatch;
+            }
+            continue;
+        }
+        match t.get(ti) {
+            Some(&c2) if c2 == c || c == '?' => ti += 1,
+            _ => return Glob::NoMatch,
         }
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
+    if ti == t.len() {
+        Glob::Match
+    } else {
+        Glob::NoMatch
     }
-    pi == p.len()
 }
 
 #[cfg(test)]
@@ -210,5 +303,25 @@ mod tests {
         assert_eq!(rows, vec![json!([1, 3, "a + 1"])]);
         assert!(glob_match("*+*", "a + 1"));
         assert!(!glob_match("b?", "b"));
+    }
+
+    #[test]
+    fn glob_is_sqlite_glob() {
+        // A literal `*` in the text does not stop the wildcard.
+        assert!(glob_match("6 *", "6 * 7"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b?d", "axxbcd"));
+        assert!(!glob_match("a*b?d", "axxbd"));
+        assert!(glob_match("[abc]x", "bx"));
+        assert!(!glob_match("[^abc]x", "bx"));
+        assert!(glob_match("[a-c]*", "c + 1"));
+        assert!(glob_match("[]]", "]"));
+        assert!(glob_match("[a-]", "-"));
+        assert!(glob_match("*[0-9]", "x = 7"));
+        assert!(!glob_match("Let*", "let a"));
+        // An unclosed `[` matches nothing at its place.
+        assert!(!glob_match("v[1", "v[1"));
+        assert!(!glob_match("*[", "a["));
+        assert!(glob_match("ñ?o", "ñuo"));
     }
 }

@@ -10,8 +10,10 @@
 //! - [`comms`]: answers `comm_*` requests (no comm targets yet).
 //! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
+//! - [`content_blocks`]: evcxr content blocks printed during a cell, found so each becomes a display at once.
 //! - [`hints`]: every text added for a student to an error (hints after rustc's, place names), Spanish or English.
 //! - [`history`]: the execution history on disk, answering `history_request`.
+//! - [`input`]: answers `forja::input` over the side channel, through Jupyter's stdin channel.
 //! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
 //! - [`interrupt`]: interrupts that stop the cell's processes and keep the variables.
 //! - [`is_complete`]: answers `is_complete_request`.
@@ -37,8 +39,10 @@ pub mod cell_lines;
 pub mod comms;
 pub mod compile_errors;
 pub mod config;
+pub mod content_blocks;
 pub mod hints;
 pub mod history;
+pub mod input;
 pub mod install;
 pub mod interrupt;
 pub mod is_complete;

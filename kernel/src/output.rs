@@ -170,7 +170,9 @@ impl Router {
 
     fn message_now(&mut self, f: SideMessage) {
         match f {
-            SideMessage::AttachOutput { .. } | SideMessage::Flusher { .. } => {}
+            SideMessage::AttachOutput { .. }
+            | SideMessage::Flusher { .. }
+            | SideMessage::InputRequest { .. } => {}
             SideMessage::RunnerHello { pid, registry_fd } => {
                 if let Ok(mut r) = self.shared.registry.lock() {
                     *r = Some((pid, registry_fd));

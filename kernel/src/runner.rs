@@ -173,6 +173,8 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         stderr: Some(std::fs::File::from(err_r)),
         err_carry: Vec::new(),
         flusher: None,
+        blocks: crate::content_blocks::ContentBlocks::new(),
+        in_value: false,
     };
     // A forja-owned thread: forking in a cell does not warn about it.
     forja::os::spawn_owned("out-pump", move || pump.run(std::fs::File::from(out_r)))?;
@@ -291,6 +293,12 @@ impl StdoutSplitter {
         out
     }
 
+    /// Leaves a content block that will never end (the cell ended inside
+    /// it): what follows is read as usual again.
+    pub fn leave_content(&mut self) {
+        self.in_content = false;
+    }
+
     /// Gives up waiting: whatever is held back is user output.
     pub fn flush(&mut self) -> Option<Piece> {
         if self.pending.is_empty() || self.in_content {
@@ -338,6 +346,49 @@ fn marker_prefix_suffix(buf: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
+impl Pump {
+    /// Takes the value marker and the lines of a content block the cell
+    /// printed (not its value), sending each whole block as a display
+    /// ([`crate::content_blocks`]). `true` if `line` was taken.
+    fn printed_block(&mut self, line: &[u8]) -> bool {
+        if line.starts_with(crate::content_blocks::VALUE_MARKER.as_bytes()) {
+            self.in_value = true;
+            return true;
+        }
+        if self.in_value
+            || line.starts_with(EXECUTION_COMPLETE)
+            || line.starts_with(PANIC_NOTIFICATION)
+            || !(self.blocks.in_block() || line.starts_with(BEGIN_CONTENT))
+        {
+            return false;
+        }
+        let outs = self.blocks.feed(&String::from_utf8_lossy(line));
+        for m in crate::side_channel::block_messages(outs, "stdout", None) {
+            send(&self.sink, &m);
+        }
+        true
+    }
+
+    /// At a panic or the cell's end: a printed block that never ended is
+    /// sent as text (nothing lost, evcxr never waits for its end).
+    fn end_printed_block(&mut self, cell_end: bool) {
+        if self.blocks.in_block() {
+            self.splitter.leave_content();
+            let mut outs = self.blocks.finish();
+            // Its unfinished last line, held by the splitter, goes too.
+            if let Some(Piece::User(text)) = self.splitter.flush() {
+                outs.push(crate::content_blocks::Out::Text(text));
+            }
+            for m in crate::side_channel::block_messages(outs, "stdout", None) {
+                send(&self.sink, &m);
+            }
+        }
+        if cell_end {
+            self.in_value = false;
+        }
+    }
+}
+
 /// The runner's output pump: one thread reading the stdout and stderr pipes.
 ///
 /// A panic message is written to stderr before evcxr's panic notice reaches
@@ -352,6 +403,10 @@ struct Pump {
     err_carry: Vec<u8>,
     /// The cells' stdout flusher, once forja announced it.
     flusher: Option<&'static forja::display::FlushControl>,
+    /// Content blocks the cell prints, each a display at once.
+    blocks: crate::content_blocks::ContentBlocks,
+    /// Between the cell's value marker and its end: blocks go to evcxr.
+    in_value: bool,
 }
 
 impl Pump {
@@ -444,8 +499,14 @@ impl Pump {
                 },
             ),
             Piece::Control(line) => {
+                if self.printed_block(&line) {
+                    return;
+                }
                 if line.starts_with(EXECUTION_COMPLETE) {
                     self.flush_cell_stdout(stdout);
+                }
+                if line.starts_with(EXECUTION_COMPLETE) || line.starts_with(PANIC_NOTIFICATION) {
+                    self.end_printed_block(line.starts_with(EXECUTION_COMPLETE));
                 }
                 self.drain_stderr();
                 if line.starts_with(EXECUTION_COMPLETE) {

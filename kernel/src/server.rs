@@ -420,13 +420,21 @@ impl ShellState {
         if store_history {
             self.history.record(count, &req.code);
         }
-        if !self.shared.ready.load(Ordering::SeqCst) {
+        // While the session starts, a quiet note (a display, not red
+        // stderr) that the session removes with `clear_output` as it begins
+        // the cell, before any of the cell's output: it is not kept in the
+        // saved notebook.
+        let (started, started_rx) = if !silent && !self.shared.ready.load(Ordering::SeqCst) {
             let _ = self.iopub.send(wire::child_json(
                 msg,
-                "stream",
-                json!({"name": "stderr", "text": "(the Rust session is still starting; this cell runs as soon as it is ready)\n"}),
+                "display_data",
+                json!({"data": {"text/plain": STARTING_NOTE}, "metadata": {}, "transient": {}}),
             ));
-        }
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let user_expressions = req
             .user_expressions
             .clone()
@@ -439,8 +447,21 @@ impl ShellState {
             allow_stdin: req.allow_stdin,
             user_expressions,
             cell: count,
+            started,
             reply: tx,
         });
+        if let Some(started_rx) = started_rx
+            && let Ok(ack) = started_rx.await
+        {
+            // On the one iopub queue, so it lands before the cell's output;
+            // the session waits for the ack before the cell runs.
+            let _ = self.iopub.send(wire::child_json(
+                msg,
+                "clear_output",
+                json!({"wait": false}),
+            ));
+            let _ = ack.send(());
+        }
         let outcome = rx.await.unwrap_or_else(|_| Outcome {
             error: Some(CellError {
                 ename: "KernelError".into(),
@@ -474,6 +495,10 @@ impl ShellState {
                "user_expressions": outcome.user_expressions, "payload": []})
     }
 }
+
+/// Shown under a cell sent while the Rust session is still starting.
+const STARTING_NOTE: &str =
+    "(the Rust session is still starting; this cell runs as soon as it is ready)";
 
 fn session_gone() -> Value {
     json!({"status": "error", "ename": "KernelError", "evalue": "the Rust session stopped", "traceback": []})

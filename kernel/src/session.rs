@@ -21,17 +21,7 @@ pub use crate::outcome::{CellError, Outcome};
 #[deprecated(note = "renamed `forja_kernel::state::SessionState`")]
 pub type Shared = SessionState;
 
-/// An input request from a running cell, answered by the server's stdin task.
-pub struct InputAsk {
-    /// The execute request that asks.
-    pub parent: JupyterMessage,
-    /// Prompt text.
-    pub prompt: String,
-    /// Hide the typed text.
-    pub password: bool,
-    /// Where the answer goes (`None`: no answer, e.g. interrupted).
-    pub reply: std::sync::mpsc::Sender<Option<String>>,
-}
+pub use crate::input::InputAsk;
 
 /// Requests to the session thread.
 pub enum Request {
@@ -47,6 +37,9 @@ pub enum Request {
         user_expressions: Map<String, Value>,
         /// The cell's execution count (recorded with the processes it starts).
         cell: u64,
+        /// Told (and waited for) as the session begins the cell, before any
+        /// of its output: the server then clears its "still starting" note.
+        started: Option<oneshot::Sender<oneshot::Sender<()>>>,
         /// The answer.
         reply: oneshot::Sender<Outcome>,
     },
@@ -221,8 +214,15 @@ impl Session {
                     allow_stdin,
                     user_expressions,
                     cell,
+                    started,
                     reply,
                 } => {
+                    if let Some(started) = started {
+                        let (ack, acked) = oneshot::channel();
+                        if started.send(ack).is_ok() {
+                            let _ = acked.blocking_recv();
+                        }
+                    }
                     let out = self.execute(
                         &code,
                         *parent,
@@ -309,6 +309,21 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
+        let (children, flush_router) = (self.child_outputs.clone(), router.clone());
+        crate::input::open(crate::input::Desk {
+            parent: parent.clone(),
+            allow_stdin,
+            input: input.clone(),
+            before_asking: Arc::new(move || {
+                // What the cell's processes printed first, then the router.
+                std::thread::sleep(Duration::from_millis(20));
+                children.drain(Duration::from_millis(100));
+                let (ftx, frx) = oneshot::channel();
+                let _ = flush_router.send(output::Command::Flush(ftx));
+                let _ = frx.blocking_recv();
+            }),
+            shared: self.shared.clone(),
+        });
 
         let shared = self.shared.clone();
         let ask = |prompt: String, is_password: bool| -> String {
@@ -345,6 +360,7 @@ impl Session {
             },
         );
         self.shared.executing.store(false, Ordering::SeqCst);
+        crate::input::close();
         let interrupted = self.shared.interrupted.swap(false, Ordering::SeqCst);
         let old_runner = self.shared.runner_pid.load(Ordering::SeqCst);
         self.note_runner_pid();
@@ -421,15 +437,7 @@ impl Session {
                     .variables_and_types()
                     .map(|(n, _)| n.to_owned())
                     .collect();
-                let lost: Vec<String> = before.into_iter().filter(|v| !after.contains(v)).collect();
-                let lost_text = if lost.is_empty() {
-                    "no variables were lost".to_owned()
-                } else {
-                    format!(
-                        "these variables were lost: {} (re-run the cells that define them)",
-                        lost.join(", ")
-                    )
-                };
+                let lost_text = lost_variables_text(before, &after);
                 let (ename, head) = if interrupted {
                     ("Interrupted", "Cell interrupted".to_owned())
                 } else {
@@ -566,5 +574,23 @@ impl Session {
             }
             Err(_) => json!({"status": "ok", "found": false, "data": {}, "metadata": {}}),
         }
+    }
+}
+
+/// What a runner restart cost: the variables of `before` missing from
+/// `after`, sorted (evcxr keeps them in a hash map, whose order changes from
+/// run to run), and that the functions and types were kept (evcxr compiles
+/// them again into the fresh runner).
+fn lost_variables_text(mut before: Vec<String>, after: &[String]) -> String {
+    before.retain(|v| !after.contains(v));
+    before.sort();
+    before.dedup();
+    if before.is_empty() {
+        "no variables were lost; functions and types were kept".to_owned()
+    } else {
+        format!(
+            "these variables were lost: {} (re-run the cells that define them); functions and types were kept",
+            before.join(", ")
+        )
     }
 }

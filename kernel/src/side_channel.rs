@@ -82,6 +82,16 @@ pub enum SideMessage {
         /// The display to update.
         display_id: String,
     },
+    /// First line of a connection that asks the student for a line
+    /// (`forja::input`); the kernel answers on the same connection
+    /// ([`crate::input`]).
+    InputRequest {
+        /// The prompt.
+        prompt: String,
+        /// Hide what is typed.
+        #[serde(default)]
+        password: bool,
+    },
     /// Clear the cell's output.
     ClearOutput {
         /// Clear only when new output arrives.
@@ -101,6 +111,29 @@ impl SideMessage {
         v.push(b'\n');
         v
     }
+}
+
+/// The side-channel messages for `outs`: text on stream `name`, blocks as
+/// displays (with `text/plain` only when the block is text).
+pub fn block_messages(
+    outs: Vec<crate::content_blocks::Out>,
+    name: &str,
+    origin: Option<&Origin>,
+) -> Vec<SideMessage> {
+    outs.into_iter()
+        .map(|o| match o {
+            crate::content_blocks::Out::Text(text) => SideMessage::Stream {
+                name: name.to_owned(),
+                text,
+                origin: origin.cloned(),
+            },
+            crate::content_blocks::Out::Display { mime, body } => SideMessage::DisplayData {
+                data: serde_json::json!({ mime: body }),
+                metadata: serde_json::json!({}),
+                display_id: None,
+            },
+        })
+        .collect()
 }
 
 /// A child process that wrote some output.
@@ -171,15 +204,23 @@ async fn pump_raw(
     mut drains: mpsc::UnboundedReceiver<DrainRequest>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
-    let send = |bytes: Vec<u8>| {
-        if bytes.is_empty() {
-            return;
+    // Content blocks the child prints become displays
+    // (crate::content_blocks); `end`: the cell ends, or the output does.
+    let mut blocks = crate::content_blocks::ContentBlocks::new();
+    let mut send = |bytes: Vec<u8>, end: bool| {
+        let text = String::from_utf8_lossy(&bytes);
+        let mut outs = if name == "stdout" {
+            blocks.feed(&text)
+        } else {
+            vec![crate::content_blocks::Out::Text(text.into_owned())]
+        };
+        if end {
+            outs.extend(blocks.finish());
         }
-        let _ = tx.send(SideMessage::Stream {
-            name: name.clone(),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            origin: Some(origin.clone()),
-        });
+        outs.retain(|o| !matches!(o, crate::content_blocks::Out::Text(t) if t.is_empty()));
+        for m in block_messages(outs, &name, Some(&origin)) {
+            let _ = tx.send(m);
+        }
     };
     let whole_lines = |pending: &mut Vec<u8>| -> Vec<u8> {
         match pending.iter().rposition(|&b| b == b'\n') {
@@ -190,7 +231,7 @@ async fn pump_raw(
             None => Vec::new(),
         }
     };
-    send(whole_lines(&mut pending));
+    send(whole_lines(&mut pending), false);
     let mut eof = false;
     while !eof {
         let wait = async {
@@ -209,7 +250,7 @@ async fn pump_raw(
                     Ok(0) => eof = true,
                     Ok(n) => {
                         pending.extend_from_slice(&buf[..n]);
-                        send(whole_lines(&mut pending));
+                        send(whole_lines(&mut pending), false);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => eof = true,
@@ -224,15 +265,15 @@ async fn pump_raw(
                         Err(_) => break,
                     }
                 }
-                send(std::mem::take(&mut pending));
+                send(std::mem::take(&mut pending), true);
                 if let Some(ack) = d {
                     let _ = ack.send(());
                 }
             }
-            _ = wait => send(std::mem::take(&mut pending)),
+            _ = wait => send(std::mem::take(&mut pending), false),
         }
     }
-    send(pending);
+    send(pending, true);
 }
 
 /// Binds the socket and forwards every message received to `tx`.
@@ -267,6 +308,10 @@ pub fn listen(
                                 let buffered = reader.buffer().to_vec();
                                 let stream = reader.into_inner();
                                 pump_raw(stream, buffered, name, origin, &tx, drains).await;
+                                return;
+                            }
+                            Ok(SideMessage::InputRequest { prompt, password }) => {
+                                crate::input::answer(reader.into_inner(), prompt, password).await;
                                 return;
                             }
                             Ok(message) => {

@@ -58,6 +58,11 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Resul
             return Err(Error::os("waiting on a pipe (poll)", e));
         }
         if r > 0 {
+            // After waiting, the flag comes first: the kernel raises it
+            // before it stops the cell's processes, so an end of file (or a
+            // broken pipe, or the last words of a sender it stopped) seen
+            // now is the interrupt's doing, not the other side's.
+            registry::check_interrupt()?;
             return Ok(true);
         }
         if let Some(d) = deadline

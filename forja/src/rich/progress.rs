@@ -1,7 +1,8 @@
 //! The live progress display of a [`Pool`](crate::Pool)'s long waits.
 
-use crate::display::{self, DisplayHandle};
+use crate::display::{self, Data, DisplayHandle};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a pool wait runs before the progress display appears.
@@ -33,12 +34,68 @@ pub struct Progress {
 }
 
 struct Shown {
-    handle: DisplayHandle,
-    since: Instant,
+    /// Shared with the watcher thread, which ends the display if the cell is
+    /// interrupted while it shows (the pool's wait then returns at once and
+    /// never ticks again; the pool itself may live on in a variable).
+    live: Arc<Live>,
     /// Jobs followed: (id, tasks).
     jobs: Vec<(u64, usize)>,
     last_update: Instant,
-    last: (usize, usize),
+}
+
+/// What the watcher thread and the pool share of a showing display.
+struct Live {
+    handle: DisplayHandle,
+    since: Instant,
+    /// `(done, total)` last shown, and whether the display has ended (said
+    /// "done", "stopped" or "interrupted"): an ended display is never
+    /// updated again.
+    state: Mutex<(usize, usize, bool)>,
+}
+
+impl Live {
+    /// Shows `(done, total)`, or ends the display with `how`; nothing once
+    /// it has ended.
+    fn show(&self, done: usize, total: usize, how: Option<&str>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.2 {
+            return;
+        }
+        *st = (done, total, how.is_some());
+        let _ = self
+            .handle
+            .update_data(&progress_data(done, total, self.since.elapsed(), how));
+    }
+
+    /// Ends the display with `how` at the last counts shown.
+    fn end(&self, how: &str) {
+        let (done, total) = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (st.0, st.1)
+        };
+        self.show(done, total, Some(how));
+    }
+
+    fn ended(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).2
+    }
+}
+
+/// How often the watcher looks at the interrupt flag: well inside the
+/// pool's own [`POLL_INTERVAL`](crate::registry::POLL_INTERVAL), so the
+/// display says "interrupted" before the cell ends (an atomic load each time).
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+/// Ends `live` as "interrupted" once the interrupt flag is raised; returns
+/// when the display has ended either way.
+fn watch(live: Arc<Live>) {
+    while !live.ended() {
+        if crate::registry::interrupted() {
+            live.end(crate::lang::pick("interrumpido", "interrupted"));
+            return;
+        }
+        std::thread::sleep(WATCH_EVERY);
+    }
 }
 
 impl fmt::Debug for Progress {
@@ -61,6 +118,22 @@ fn progress_html(done: usize, total: usize, elapsed: Duration, finished: Option<
          {done} / {total} tasks, {tail}</div>",
         total.max(1)
     )
+}
+
+/// The same line as text, for frontends (and saved notebooks read as text)
+/// that do not show HTML.
+fn progress_text(done: usize, total: usize, elapsed: Duration, finished: Option<&str>) -> String {
+    let secs = elapsed.as_secs_f64();
+    match finished {
+        Some(how) => format!("{done} / {total} tasks, {how} in {secs:.1} s"),
+        None => format!("{done} / {total} tasks, {secs:.1} s"),
+    }
+}
+
+fn progress_data(done: usize, total: usize, elapsed: Duration, finished: Option<&str>) -> Data {
+    Data::new()
+        .text(progress_text(done, total, elapsed, finished))
+        .html(progress_html(done, total, elapsed, finished))
 }
 
 impl Progress {
@@ -110,20 +183,18 @@ impl Progress {
             }
             let now = Instant::now();
             if done >= total {
-                let _ = shown.handle.update(progress_html(
-                    done,
-                    total,
-                    now - shown.since,
-                    Some("done"),
-                ));
+                shown.live.show(done, total, Some("done"));
                 self.shown = None;
                 self.pending_since = None;
-            } else if now - shown.last_update >= PROGRESS_EVERY && shown.last != (done, total) {
-                let _ = shown
-                    .handle
-                    .update(progress_html(done, total, now - shown.since, None));
-                shown.last_update = now;
-                shown.last = (done, total);
+            } else if now - shown.last_update >= PROGRESS_EVERY {
+                let last = {
+                    let st = shown.live.state.lock().unwrap_or_else(|e| e.into_inner());
+                    (st.0, st.1)
+                };
+                if last != (done, total) {
+                    shown.live.show(done, total, None);
+                    shown.last_update = now;
+                }
             }
             return;
         }
@@ -150,13 +221,20 @@ impl Progress {
         }
         let done = snapshot.iter().map(|j| j.2).sum();
         let total = snapshot.iter().map(|j| j.1).sum();
-        if let Ok(handle) = display::html(progress_html(done, total, now - since, None)) {
-            self.shown = Some(Shown {
+        if let Ok(handle) = display::display(&progress_data(done, total, now - since, None)) {
+            let live = Arc::new(Live {
                 handle,
                 since,
+                state: Mutex::new((done, total, false)),
+            });
+            let watched = live.clone();
+            let _ = std::thread::Builder::new()
+                .name("forja-progress".into())
+                .spawn(move || watch(watched));
+            self.shown = Some(Shown {
+                live,
                 jobs: snapshot.iter().map(|&(id, n, _)| (id, n)).collect(),
                 last_update: now,
-                last: (done, total),
             });
         }
     }
@@ -167,13 +245,7 @@ impl Drop for Progress {
     /// interrupted) says that it stopped.
     fn drop(&mut self) {
         if let Some(shown) = self.shown.take() {
-            let (done, total) = shown.last;
-            let _ = shown.handle.update(progress_html(
-                done,
-                total,
-                shown.since.elapsed(),
-                Some("stopped"),
-            ));
+            shown.live.end("stopped");
         }
     }
 }
@@ -187,5 +259,7 @@ mod tests {
         let h = progress_html(3, 10, Duration::from_millis(1500), None);
         assert!(h.contains("3 / 10 tasks, 1.5 s"));
         assert!(progress_html(10, 10, Duration::from_secs(2), Some("done")).contains("done in"));
+        let d = progress_data(3, 10, Duration::from_millis(1500), Some("interrupted"));
+        assert_eq!(d.plain(), Some("3 / 10 tasks, interrupted in 1.5 s"));
     }
 }

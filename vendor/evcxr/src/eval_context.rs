@@ -285,6 +285,11 @@ static ERROR_FORMATS: &[ErrorFormat] = &[
     },
 ];
 
+/// forja patch: printed just before a cell's value is displayed, so that
+/// forja's runner tells the value's content blocks from the ones the cell
+/// printed (those become displays at once). The runner takes the line.
+const FORJA_VALUE_MARKER: &str = "println!(\"EVCXR_FORJA_VALUE\");";
+
 const SEND_TEXT_PLAIN_DEF: &str = stringify!(
     fn evcxr_send_text_plain(text: &str) {
         use std::io::Write;
@@ -1869,7 +1874,11 @@ impl ContextState {
                     if self.config.display_final_expression {
                         code_out = code_out.code_with_fallback(
                             // First we try calling .evcxr_display().
+                            // forja patch: a line that tells forja's runner
+                            // the cell's value follows (content blocks
+                            // printed before it are displays of their own).
                             CodeBlock::new()
+                                .generated(FORJA_VALUE_MARKER)
                                 .generated("(")
                                 .with_segment(segment.clone())
                                 .generated(").evcxr_display();")
@@ -1882,12 +1891,13 @@ impl ContextState {
                                 .generated("{ let r = &(")
                                 .with_segment(segment)
                                 .generated(format!(
-                                    "); evcxr_send_text_plain(&format!(\": {{}} = {}\", evcxr_get_type_name(r), r)); }};",
+                                    "); {FORJA_VALUE_MARKER} evcxr_send_text_plain(&format!(\": {{}} = {}\", evcxr_get_type_name(r), r)); }};",
                                     self.config.output_format
                                 ))
                             } else {
                                 CodeBlock::new()
                                 .generated(SEND_TEXT_PLAIN_DEF)
+                                .generated(FORJA_VALUE_MARKER)
                                 .generated(format!(
                                     "evcxr_send_text_plain(&format!(\"{}\",&(\n",
                                     self.config.output_format
