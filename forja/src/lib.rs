@@ -55,6 +55,7 @@ pub mod lang;
 pub mod os;
 pub mod pool;
 pub mod process;
+mod process_info;
 pub mod queue;
 pub mod registry;
 pub mod rich;

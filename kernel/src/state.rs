@@ -41,7 +41,8 @@ impl SessionState {
     }
 
     /// Kills the runner's whole process group (every process a cell started
-    /// that did not leave it), then whatever was re-parented to the kernel.
+    /// that did not leave it), then whatever was re-parented to the kernel,
+    /// and unlinks the named shared memory they left.
     pub fn kill_runner(&self) {
         let pid = self.runner_pid.load(Ordering::SeqCst);
         if pid > 0 {
@@ -52,5 +53,8 @@ impl SessionState {
             }
         }
         crate::reaper::sweep(pid, true);
+        // Named shared memory the session's processes created and did not
+        // unlink (they are all gone now) goes with them.
+        let _ = forja::shared_memory::cleanup_session();
     }
 }

@@ -35,8 +35,6 @@ from harness import CELL, FIRST_CELL, SCREENSHOTS, Student
 LESSON = "01_procesos.ipynb"
 # The kernelspec's display_name (kernel/src/install.rs).
 KERNEL_DISPLAY_NAME = "Rust (forja)"
-NEEDS_12 = pytest.mark.xfail(strict=True, reason="needs issue 12 (branch i12-cell)")
-NEEDS_13 = pytest.mark.xfail(strict=True, reason="needs issue 13 (branch i13-errors)")
 
 
 def code_cell_index(path: Path, grade_id: str) -> int:
@@ -137,7 +135,6 @@ def test_lesson_01_runs_top_to_bottom(student):
     )
 
 
-@NEEDS_13
 def test_unsolved_self_check_says_falta_resolver(student):
     i = code_cell_index(student.lab.notebooks / LESSON, "l01-ej2-verificacion")
     text = student.output_text(i)
@@ -242,7 +239,6 @@ def test_interrupt_stops_a_blocked_join_and_the_next_cell_runs(student):
     )
 
 
-@NEEDS_12
 def test_interrupted_join_does_not_run_the_rest_of_its_cell(student):
     text = getattr(student, "blocked_join_output", None)
     assert text is not None, "the interrupt step did not run"
@@ -252,7 +248,6 @@ def test_interrupted_join_does_not_run_the_rest_of_its_cell(student):
     )
 
 
-@NEEDS_13
 def test_compile_error_with_accents_shows_line_numbers_and_help(student):
     i = student.add_cell(COMPILE_ERROR)
     student.run_cell(i)

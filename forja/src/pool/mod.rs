@@ -86,6 +86,7 @@ mod result_thread;
 mod results;
 mod scheduler;
 mod task;
+mod wake;
 mod worker;
 
 pub use chunksize::WithChunksize;
@@ -252,8 +253,7 @@ impl<C> PoolBuilder<C> {
             inner.terminate();
             return Err(e);
         }
-        let wake = result_thread::Wake::new()
-            .map_err(|e| Error::os("making the pool's wake-up eventfd", e));
+        let wake = wake::Wake::new().map_err(|e| Error::os("making the pool's wake-up eventfd", e));
         let wake = match wake {
             Ok(w) => w,
             Err(e) => {
@@ -442,7 +442,7 @@ impl<C> Pool<C> {
     /// Waits for the result thread to end (it has been told to), unless
     /// this is that thread (a callback stopping the pool).
     fn join_result_thread(&self) {
-        if result_thread::on_result_thread() {
+        if wake::on_result_thread() {
             return;
         }
         self.shared.wake.wake();

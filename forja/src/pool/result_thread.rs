@@ -19,58 +19,19 @@ use super::worker::{Worker, reap_soon};
 use crate::error::Result;
 use crate::fork::panic_message;
 use crate::registry;
-use std::cell::Cell;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// How long the thread polls at most before it looks at the pool again
 /// (every change it must see also writes the wake fd: this is a safety net).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-thread_local! {
-    static ON_RESULT_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the calling thread is a pool's result thread (a callback is
-/// running): waiting for a pool result here would wait for itself.
-pub(super) fn on_result_thread() -> bool {
-    ON_RESULT_THREAD.with(|c| c.get())
-}
-
-/// The eventfd that wakes the result thread from its poll.
-pub(super) struct Wake(OwnedFd);
-
-impl Wake {
-    pub(super) fn new() -> std::io::Result<Wake> {
-        // SAFETY: eventfd returns a new fd or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd, ours.
-        Ok(Wake(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Wakes the thread (a no-op if it is already due to wake).
-    pub(super) fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a live buffer to our eventfd.
-        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
-    }
-
-    fn drain(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into a live buffer from our eventfd.
-        let _ = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
-    }
-}
-
 /// Starts the result thread of `shared`.
 pub(super) fn start(shared: PoolCore) -> std::io::Result<std::thread::JoinHandle<()>> {
     // A forja-owned thread (`forja/poolres`): forking while it runs does not
     // warn, and the worker it forks never touches the pool's lock.
     crate::os::spawn_owned("poolres", move || {
-        ON_RESULT_THREAD.with(|c| c.set(true));
+        super::wake::mark_result_thread();
         let body = std::panic::AssertUnwindSafe(|| run(&shared));
         if let Err(payload) = std::panic::catch_unwind(body) {
             let message = panic_message(&*payload);
@@ -132,7 +93,7 @@ fn run(shared: &PoolCore) {
             pids.push(w.pid);
         }
         pfds.push(libc::pollfd {
-            fd: shared.wake.0.as_raw_fd(),
+            fd: shared.wake.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         });

@@ -9,8 +9,8 @@ use super::protocol::{
     FROM_WORKER_INIT_FAILED, FROM_WORKER_READY, FROM_WORKER_RESULT, RESULT_ALL_OK, RESULT_FAILED,
     TO_WORKER_STOP,
 };
-use super::result_thread::{Wake, on_result_thread};
 use super::task::loaded_objects_stamp;
+use super::wake::{Wake, on_result_thread};
 use super::worker::{Initializer, PoolContext, Worker, reap_soon};
 use crate::error::{Error, Result};
 use crate::registry;
