@@ -5,7 +5,13 @@
     python notebooks/build_student.py --check  # only compares; exit 1 if stale
     python notebooks/build_student.py --out DIR
 
-Each ``source/NN_*.ipynb`` (solutions between ``// BEGIN SOLUTION`` and
+``--out DIR`` writes the **student bundle**: the student notebooks, the help
+page ``AYUDA.md`` and the images the notebooks show. Every relative link in
+it resolves inside it (tests/test_notebooks.py checks that), so nothing sends
+a student to the instructor README or to ``source/``.
+
+Each ``source/NN_*.ipynb`` (``NN`` may carry a letter: ``00a`` is the Rust
+on-ramp that goes before ``00``) (solutions between ``// BEGIN SOLUTION`` and
 ``// END SOLUTION``, nbgrader metadata) goes through the same nbgrader
 preprocessors as ``nbgrader generate_assignment`` (minus the database and
 header steps), configured by ``nbgrader_config.py``: solutions become
@@ -17,6 +23,8 @@ student version it fails (the stub panics) until the exercise is solved.
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +44,12 @@ from traitlets.config.loader import PyFileConfigLoader
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "source"
 FAILS_TAG = "raises-exception"
+# A lesson file: two digits, an optional letter, "_", a name.
+LESSON_GLOB = "[0-9][0-9]*_*.ipynb"
+LESSON_NAME = re.compile(r"^[0-9]{2}[a-z]?_[^/]*\.ipynb$")
+# What goes into the student bundle besides the notebooks.
+HELP_PAGE = "AYUDA.md"
+IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp"}
 
 # The order of nbgrader's GenerateAssignment converter.
 PIPELINE = [
@@ -56,9 +70,20 @@ def load_config():
     return PyFileConfigLoader("nbgrader_config.py", path=str(HERE)).load_config()
 
 
+def is_lesson(path: Path) -> bool:
+    return bool(LESSON_NAME.match(path.name))
+
+
 def lessons() -> list[Path]:
-    """The instructor notebooks, in lesson order."""
-    return sorted(SOURCE.glob("[0-9][0-9]_*.ipynb"))
+    """The instructor notebooks, sorted by file name."""
+    return sorted(p for p in SOURCE.glob(LESSON_GLOB) if is_lesson(p))
+
+
+def bundle_extras() -> list[Path]:
+    """The help page and the images under ``notebooks/`` (not ``source/``)."""
+    images = [p for p in HERE.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+              and SOURCE not in p.parents and ".ipynb_checkpoints" not in p.parts]
+    return [HERE / HELP_PAGE] + sorted(images)
 
 
 def is_graded(cell) -> bool:
@@ -88,7 +113,8 @@ def student_version(source: Path, config=None) -> str:
 
 
 def build(out: Path) -> list[Path]:
-    """Writes every student notebook into ``out``; returns their paths."""
+    """Writes the student bundle into ``out``: every student notebook, then
+    the help page and the images; returns the notebooks' paths."""
     config = load_config()
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -96,6 +122,11 @@ def build(out: Path) -> list[Path]:
         target = out / source.name
         target.write_text(student_version(source, config), encoding="utf-8")
         written.append(target)
+    for extra in bundle_extras():
+        target = out / extra.relative_to(HERE)
+        if target.resolve() != extra.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(extra, target)
     return written
 
 
@@ -109,7 +140,7 @@ def stale(out: Path = HERE) -> list[str]:
             if not committed.exists() or committed.read_bytes() != f.read_bytes():
                 bad.append(f.name)
         expected = {f.name for f in fresh}
-        extra = [p.name for p in out.glob("[0-9][0-9]_*.ipynb") if p.name not in expected]
+        extra = [p.name for p in out.glob(LESSON_GLOB) if is_lesson(p) and p.name not in expected]
         return bad + extra
 
 
@@ -128,6 +159,8 @@ def main(argv: list[str]) -> int:
         return 0
     for path in build(args.out):
         print("wrote", path)
+    if args.out.resolve() != HERE:
+        print("copied", ", ".join(str(p.relative_to(HERE)) for p in bundle_extras()))
     return 0
 
 
