@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -37,7 +38,9 @@ from conftest import FIRST_CELL_TIMEOUT, KERNEL_NAME, STARTUP_TIMEOUT, strip_ans
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 SOURCE = NOTEBOOKS / "source"
+# In lesson order: 00a (the Rust on-ramp) goes before 00.
 EXPECTED_LESSONS = [
+    "00a_rust_al_paso.ipynb",
     "00_fundamentos.ipynb",
     "01_procesos.ipynb",
     "02_pipe_y_queue.ipynb",
@@ -92,9 +95,15 @@ IDS = [f"{version}-{path.stem}" for version, path in ALL_NOTEBOOKS]
 # ---------------------------------------------------------------- format ----
 
 
-def test_the_six_lessons_exist_in_both_versions():
-    assert sorted(p.name for p in SOURCE.glob("[0-9][0-9]_*.ipynb")) == EXPECTED_LESSONS
-    assert sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) == EXPECTED_LESSONS
+def lesson_files(folder: Path) -> list[str]:
+    builder = load_builder()
+    return sorted(p.name for p in folder.glob(builder.LESSON_GLOB) if builder.is_lesson(p))
+
+
+def test_the_lessons_exist_in_both_versions():
+    assert lesson_files(SOURCE) == sorted(EXPECTED_LESSONS)
+    assert lesson_files(NOTEBOOKS) == sorted(EXPECTED_LESSONS)
+    assert [p.name for p in load_builder().lessons()] == sorted(EXPECTED_LESSONS)
 
 
 @pytest.mark.parametrize("version,path", ALL_NOTEBOOKS, ids=IDS)
@@ -123,6 +132,9 @@ def test_lesson_structure(name):
     md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "**Objetivos.**" in nb.cells[0].source
     assert "| Python" in nb.cells[0].source, "table of Python names beside forja's"
+    assert nb.cells[1].cell_type == "markdown" and "](AYUDA.md)" in nb.cells[1].source, (
+        "the cell after the title links the students' help page"
+    )
     assert md.count("Puesta en común") >= 2 and md.count("<details>") >= 2
     assert md.count("<details>") == md.count("</details>")
     assert "## Ideas clave" in md
@@ -130,7 +142,7 @@ def test_lesson_structure(name):
     if i + 1 < len(EXPECTED_LESSONS):
         assert f"]({EXPECTED_LESSONS[i + 1]})" in nb.cells[-1].source, "link to the next lesson"
     else:
-        assert "README.md" in nb.cells[-1].source, "the last lesson links back to the index"
+        assert "](" in nb.cells[-1].source, "the last lesson links back to an index"
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     solutions = [c for c in code if is_solution(c)]
@@ -154,6 +166,50 @@ def test_student_versions_in_sync():
     builder = load_builder()
     stale = builder.stale(NOTEBOOKS)
     assert not stale, f"regenerate with `python notebooks/build_student.py`: {stale}"
+
+
+# Links in the student bundle that still leave it: cells of lessons 02 and 05
+# that issue 20 items 2-5 rewrite (another change). Tolerated, not required:
+# remove an entry once its cell points inside the bundle (AYUDA.md).
+KNOWN_LINKS_OUT = {("02_pipe_y_queue.ipynb", "README.md"), ("05_memoria_compartida.ipynb", "README.md")}
+MD_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+HTML_LINK = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""")
+
+
+def links_in(text: str) -> list[str]:
+    return MD_LINK.findall(text) + HTML_LINK.findall(text)
+
+
+def test_student_bundle_links_resolve(tmp_path):
+    """`build_student.py --out DIR` writes the student bundle: the student
+    notebooks, AYUDA.md and the images. Every relative link in it (markdown
+    cells, AYUDA.md) names a file inside the bundle: never the instructor
+    README or source/ (where the solutions are)."""
+    out = tmp_path / "bundle"
+    builder = load_builder()
+    assert builder.main(["--out", str(out)]) == 0
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert set(EXPECTED_LESSONS) <= files and "AYUDA.md" in files, sorted(files)
+    assert not any(f.startswith("source/") or f == "README.md" for f in files), sorted(files)
+
+    texts = [("AYUDA.md", (out / "AYUDA.md").read_text(encoding="utf-8"))]
+    for name in EXPECTED_LESSONS:
+        nb = read(out / name)
+        texts += [(name, c.source) for c in nb.cells if c.cell_type == "markdown"]
+    bad, checked = [], 0
+    for where, text in texts:
+        for link in links_in(text):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.I) or link.startswith("#"):
+                continue  # a web address, mailto:, or an anchor in the same page
+            target = link.split("#")[0]
+            checked += 1
+            resolved = (out / target).resolve()
+            if (where, target) in KNOWN_LINKS_OUT:
+                continue
+            if out.resolve() not in resolved.parents or not resolved.is_file():
+                bad.append(f"{where}: {link}")
+    assert checked >= len(EXPECTED_LESSONS) * 2, "links were found (every lesson links AYUDA.md and the next)"
+    assert not bad, f"links that leave the student bundle or name no file in it: {bad}"
 
 
 @pytest.mark.parametrize("name", EXPECTED_LESSONS)
