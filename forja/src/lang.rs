@@ -145,8 +145,11 @@ pub fn placeholders(text: &str) -> Vec<&str> {
 /// `get` and `fill` in the current language. Entries that end in `, same`
 /// are meant to read the same in both languages.
 ///
+/// The first line names the function that gives the current language.
+///
 /// ```
 /// forja::catalogue! {
+///     lang: forja::lang::Lang::current;
 ///     /// A greeting.
 ///     Hello { es: "hola, {name}", en: "hello, {name}" }
 ///     Ok { es: "ok", en: "ok", same }
@@ -158,7 +161,7 @@ pub fn placeholders(text: &str) -> Vec<&str> {
 /// ```
 #[macro_export]
 macro_rules! catalogue {
-    ($( $(#[doc = $doc:literal])* $name:ident { es: $es:literal, en: $en:literal $(, $same:ident)? } )*) => {
+    (lang: $current:path; $( $(#[doc = $doc:literal])* $name:ident { es: $es:literal, en: $en:literal $(, $same:ident)? } )*) => {
         /// One message a student can read, in Spanish and English.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Msg {
@@ -194,7 +197,7 @@ macro_rules! catalogue {
 
             /// The text in the current language, unfilled.
             pub fn get(self) -> &'static str {
-                self.text($crate::lang::Lang::current())
+                self.text($current())
             }
 
             /// The text in the current language with its `{placeholders}` filled.

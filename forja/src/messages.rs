@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use crate::lang::Lang;
 
 crate::catalogue! {
+    lang: crate::lang::Lang::current;
     // ---- forja::Error ----
     /// `Error::Os`.
     ErrOs {
@@ -103,14 +104,14 @@ crate::catalogue! {
     }
     /// `Error::TaskPanicked`.
     ErrTaskPanicked {
-        es: "una tarea entró en pánico en el worker del pool {worker} (pid {worker_pid}): \
+        es: "una tarea hizo panic en el trabajador del pool {worker} (pid {worker_pid}): \
              {message}",
         en: "a task panicked in pool worker {worker} (pid {worker_pid}): {message}"
     }
     /// `Error::WorkerDied`.
     ErrWorkerDied {
-        es: "el worker del pool {worker} (pid {worker_pid}) murió {how} mientras ejecutaba una \
-             tarea, así que el resultado de esa tarea se perdió; el pool arrancó un worker de \
+        es: "el trabajador del pool {worker} (pid {worker_pid}) murió {how} mientras ejecutaba una \
+             tarea, así que el resultado de esa tarea se perdió; el pool arrancó un trabajador de \
              reemplazo. ¿Lo mataron, o la tarea abortó o llamó a exit?",
         en: "pool worker {worker} (pid {worker_pid}) died {how} while running a task, so that \
              task's result is lost; the pool started a replacement worker. Was it killed, or \
@@ -118,7 +119,7 @@ crate::catalogue! {
     }
     /// `Error::PoolInitializerFailed`.
     ErrPoolInitializerFailed {
-        es: "falló el inicializador del pool en el worker con pid {worker_pid}: {message}; \
+        es: "falló el inicializador del pool en el trabajador con pid {worker_pid}: {message}; \
              corregí el inicializador y creá un Pool nuevo",
         en: "the pool's initializer failed in worker pid {worker_pid}: {message}; fix the \
              initializer and make a new Pool"
@@ -161,7 +162,7 @@ crate::catalogue! {
     /// `Error::Cancelled`.
     ErrCancelled {
         es: "la tarea se canceló (proceso {pid}): Future::cancel() la sacó antes de que un \
-             worker la empezara; enviala de nuevo para ejecutarla",
+             trabajador la empezara; enviala de nuevo para ejecutarla",
         en: "the task was cancelled (process {pid}): Future::cancel() took it before a worker \
              started it; submit it again to run it"
     }
@@ -300,7 +301,7 @@ crate::catalogue! {
     /// A queue.
     TermAQueue { es: "una cola", en: "a queue" }
     /// A pool worker, as what was read.
-    TermAPoolWorker { es: "un worker del pool", en: "a pool worker" }
+    TermAPoolWorker { es: "un trabajador del pool", en: "a pool worker" }
     /// A pool task.
     TermAPoolTask { es: "una tarea del pool", en: "a pool task" }
     /// A pool result.
@@ -400,9 +401,9 @@ crate::catalogue! {
     /// Table header: pool size.
     ColSize { es: "tamaño", en: "size" }
     /// Table header: workers' pids.
-    ColWorkerPids { es: "pids de los workers", en: "worker pids" }
+    ColWorkerPids { es: "pids de los trabajadores", en: "worker pids" }
     /// Table header: how many workers were started.
-    ColWorkerStarts { es: "workers iniciados", en: "worker_starts" }
+    ColWorkerStarts { es: "trabajadores iniciados", en: "worker_starts" }
     /// Table header: queued tasks.
     ColQueuedTasks { es: "tareas en cola", en: "queued tasks" }
     /// A process not started yet.
