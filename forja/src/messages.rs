@@ -189,8 +189,8 @@ crate::catalogue! {
     }
     /// `Error::LockOwnerDied`.
     ErrLockOwnerDied {
-        es: "el proceso o hilo {pid} murió mientras tenía {what}, así que los datos que \
-             protege pueden haber quedado a medio actualizar (lo vio el proceso {by}). Ahora \
+        es: "el proceso o hilo {pid} murió mientras tenía {what} (en plena sección crítica), \
+             así que los datos que protege pueden haber quedado a medio actualizar (lo vio el proceso {by}). Ahora \
              nadie tiene el lock, y todo acquire recibe este error hasta que alguien llame a \
              .recover(): eso te da el guard, así que revisá o arreglá los datos y después \
              soltá el guard para que el lock vuelva a servir",
@@ -295,6 +295,133 @@ crate::catalogue! {
         en: "invalid argument in process {pid}: {message}"
     }
 
+    // ---- the inner text of some errors (`message`, `reason`) ----
+    /// An array too big.
+    ArrayTooBig {
+        es: "un arreglo de {len} elementos no entra en memoria",
+        en: "an array of {len} elements does not fit in memory"
+    }
+    /// An index past the end.
+    ArrayIndex {
+        es: "el índice {index} está fuera de rango para un arreglo de largo {len}",
+        en: "index {index} is out of bounds for an array of length {len}"
+    }
+    /// A barrier for nobody.
+    BarrierParties {
+        es: "una Barrier necesita al menos 1 participante",
+        en: "a Barrier needs at least 1 party"
+    }
+    /// A pool without workers.
+    PoolNeedsWorker {
+        es: "un Pool necesita al menos 1 proceso trabajador",
+        en: "a Pool needs at least 1 worker process"
+    }
+    /// `maxtasksperchild(0)`.
+    MaxTasksPerChild {
+        es: "maxtasksperchild tiene que ser al menos 1",
+        en: "maxtasksperchild must be at least 1"
+    }
+    /// A worker that answered nothing.
+    WorkerSentNoResult {
+        es: "el trabajador no mandó ningún resultado",
+        en: "the worker sent no result"
+    }
+    /// A replacement worker that could not start.
+    ReplacementFailed {
+        es: "no se pudo iniciar un trabajador de reemplazo: {error}",
+        en: "a replacement worker could not be started: {error}"
+    }
+    /// The pool's result thread panicked.
+    ResultThreadPanicked {
+        es: "su hilo de resultados hizo panic: {message}",
+        en: "its result thread panicked: {message}"
+    }
+    /// A worker gone before it was ready.
+    WorkerEndedEarly {
+        es: "el trabajador terminó {how} antes de estar listo",
+        en: "the worker ended {how} before it was ready"
+    }
+    /// A callback waiting for a result.
+    CallbackWaits {
+        es: "un callback del pool no puede esperar un resultado del pool: corre en el hilo de \
+             resultados del pool, que se estaría esperando a sí mismo (un interbloqueo); usá \
+             el valor que recibe el callback",
+        en: "a pool callback cannot wait for a pool result: it runs on the pool's result \
+             thread, which would wait for itself; use the value the callback is given"
+    }
+    /// postcard cannot do what the type asks.
+    CodecNotSelfDescribing {
+        es: "el tipo usa una función de serde que postcard, el formato compacto de forja, no \
+             puede soportar porque no se autodescribe: #[serde(untagged)], \
+             #[serde(flatten)], serde_json::Value u otro tipo que necesita deserialize_any; \
+             usá un struct simple o un enum etiquetado externamente",
+        en: "the type uses a serde feature that postcard, forja's compact format, cannot \
+             support because it is not self-describing: #[serde(untagged)], \
+             #[serde(flatten)], serde_json::Value or another type that needs \
+             deserialize_any; use a plain struct or an externally tagged enum"
+    }
+    /// The type's own serde code failed.
+    CodecCustom {
+        es: "el error lo reportó el código Serialize/Deserialize del propio tipo (una impl \
+             propia, o un atributo de serde como #[serde(try_from)])",
+        en: "the type's own Serialize/Deserialize code reported this error (a custom impl, \
+             or a serde attribute such as #[serde(try_from)])"
+    }
+    /// A sequence of unknown length.
+    CodecSeqLength {
+        es: "una secuencia sin largo conocido (un iterador serializado con collect_seq): \
+             juntalo primero en un Vec",
+        en: "a sequence without a known length (an iterator serialized with \
+             collect_seq): collect it into a Vec first"
+    }
+    /// Bytes that do not fit the type.
+    CodecDecode {
+        es: "los bytes no corresponden al tipo esperado: fijate que los dos extremos usen el \
+             mismo tipo de mensaje (postcard no guarda los tipos, así que una diferencia se \
+             ve como bytes que se acaban o que no son válidos)",
+        en: "the bytes do not fit the expected type: check that both ends use the same \
+             message type (postcard does not store types, so a mismatch shows up as \
+             running out of bytes or invalid ones)"
+    }
+    /// Any other codec error.
+    CodecOther { es: "revisá el tipo del mensaje", en: "check the message type" }
+    /// `input()`: no side channel.
+    InputNoChannel {
+        es: "no se puede llegar al canal lateral del kernel {path}: {error}",
+        en: "the kernel's side channel {path} cannot be reached: {error}"
+    }
+    /// `input()`: the question could not be sent.
+    InputSending {
+        es: "mandando la pregunta al kernel: {error}",
+        en: "sending the question to the kernel: {error}"
+    }
+    /// `input()`: the answer could not be read.
+    InputReading {
+        es: "leyendo la respuesta del kernel: {error}",
+        en: "reading the kernel's answer: {error}"
+    }
+    /// `input()`: no answer.
+    InputClosed {
+        es: "el kernel cerró la pregunta sin respuesta (¿se interrumpió la celda, o se \
+             reinició el kernel?)",
+        en: "the kernel closed the question without an answer (was the cell interrupted, or \
+             the kernel restarted?)"
+    }
+    /// `input()`: a garbled answer.
+    InputNotUnderstood {
+        es: "no se entiende la respuesta del kernel: {error}",
+        en: "the kernel's answer is not understood: {error}"
+    }
+    /// `input()`: an empty answer.
+    InputEmpty { es: "la respuesta del kernel está vacía", en: "the kernel's answer is empty" }
+    /// `input()` in a terminal: stdin failed.
+    InputStdin { es: "leyendo stdin: {error}", en: "reading stdin: {error}" }
+    /// `input()` in a terminal: stdin at its end.
+    InputEof {
+        es: "stdin está cerrado (fin de archivo): no se puede escribir nada",
+        en: "stdin is closed (end of file): nothing can be typed"
+    }
+
     // ---- the fragments an error is built from (`what`, `state`, `action`) ----
     /// A pipe, as what was read.
     TermAPipe { es: "una tubería", en: "a pipe" }
@@ -378,6 +505,13 @@ crate::catalogue! {
     TermTerminate { es: "terminate", en: "terminate", same }
     /// A kill.
     TermKill { es: "kill", en: "kill", same }
+
+    /// How a pool worker ended: a signal.
+    HowKilled { es: "(lo mató la señal {signal})", en: "(killed by signal {signal})" }
+    /// How a pool worker ended: an exit code.
+    HowExitCode { es: "(código de salida {code})", en: "(exit code {code})" }
+    /// How a pool worker ended: unknown.
+    HowUnknown { es: "(no se sabe cómo terminó)", en: "(exit status unknown)" }
 
     // ---- displays ----
     /// Table header: a process's name.

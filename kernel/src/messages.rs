@@ -145,7 +145,7 @@ forja::catalogue! {
     /// A restarted runner.
     RunnerRestarted {
         es: "{head}: se detuvieron el proceso runner y todos los procesos que arrancó, y se \
-             arrancó un runner nuevo; {lost}.",
+             inició un runner nuevo; {lost}.",
         en: "{head}: the runner process and every process it started were stopped and a fresh \
              runner was started; {lost}."
     }
@@ -310,7 +310,7 @@ forja::catalogue! {
     /// `:kill all` with nothing to stop.
     KillNone { es: "no hay procesos para detener\n", en: "no processes to stop\n" }
     /// One process stopped by `:kill`.
-    KillStopped { es: "se detuvo {name} (pid {pid})\n", en: "stopped {name} (pid {pid})\n" }
+    KillStopped { es: "detenido: {name} (pid {pid})\n", en: "stopped {name} (pid {pid})\n" }
 }
 
 #[cfg(test)]
