@@ -67,15 +67,15 @@ crate::catalogue! {
     }
     /// `Error::ProcessNotStarted`.
     ErrProcessNotStarted {
-        es: "el proceso {name} no fue iniciado (en el proceso {pid}): llamá a start() antes \
-             de {what}()",
+        es: "el proceso {name} todavía no se inició (en el proceso {pid}): llamá a start() \
+             antes de {what}()",
         en: "process {name} has not been started (in process {pid}): call start() before \
              {what}()"
     }
     /// `Error::AlreadyStarted`.
     ErrAlreadyStarted {
-        es: "el proceso {name} ya fue iniciado (con pid {child}); un Process corre una sola \
-             vez: creá un Process nuevo para ejecutar la función de nuevo",
+        es: "el proceso {name} ya se inició (con pid {child}); un Process corre una sola vez: \
+             creá un Process nuevo para volver a ejecutar la función",
         en: "process {name} was already started (as pid {child}); a Process runs only once: \
              make a new Process to run the function again"
     }
@@ -88,13 +88,13 @@ crate::catalogue! {
     }
     /// `Error::TooManyChildren`.
     ErrTooManyChildren {
-        es: "el proceso {pid} ya tiene {limit} procesos hijos vivos, el límite: hacé join() \
-             de los que terminaron (o detené los que ya no necesitás) antes de iniciar más. \
-             El límite protege a la máquina de una fork bomb (un bucle sin fin de start()); \
-             para subirlo llamá a forja::registry::set_max_children(n) en ese proceso, o \
-             definí la variable de entorno FORJA_MAX_CHILDREN antes de que el proceso use \
-             forja por primera vez (como mucho 1024; cada proceso hijo tiene su propio límite \
-             para sus propios hijos)",
+        es: "el proceso {pid} ya tiene {limit} procesos hijos vivos, que es el límite: hacé \
+             join() de los que terminaron (o detené los que ya no necesitás) antes de iniciar \
+             más. El límite protege a la máquina de una fork bomb (un bucle sin fin de \
+             start()); para subirlo llamá a forja::registry::set_max_children(n) en ese \
+             proceso, o definí la variable de entorno FORJA_MAX_CHILDREN antes de que el \
+             proceso use forja por primera vez (como mucho 1024; cada proceso hijo tiene su \
+             propio límite para sus propios hijos)",
         en: "process {pid} already has {limit} live child processes, the limit: join() the \
              ones that finished (or stop ones you no longer need) before starting more. The \
              limit protects the machine from a fork bomb (an endless loop of start()); to raise \
@@ -239,8 +239,8 @@ crate::catalogue! {
     }
     /// `Error::TooManyTaskDone`.
     ErrTooManyTaskDone {
-        es: "se llamó a task_done() más veces que elementos puestos (proceso {pid}): llamalo \
-             exactamente una vez por cada elemento sacado con get()",
+        es: "se llamó a task_done() más veces que elementos se pusieron en la cola (proceso \
+             {pid}): llamalo exactamente una vez por cada elemento sacado con get()",
         en: "task_done() was called more times than items were put (process {pid}): call it \
              exactly once for each item taken with get()"
     }
@@ -351,8 +351,8 @@ crate::catalogue! {
     }
     /// postcard cannot do what the type asks.
     CodecNotSelfDescribing {
-        es: "el tipo usa una función de serde que postcard, el formato compacto de forja, no \
-             puede soportar porque no se autodescribe: #[serde(untagged)], \
+        es: "el tipo usa una característica de serde que postcard, el formato compacto de \
+             forja, no puede soportar porque no se autodescribe: #[serde(untagged)], \
              #[serde(flatten)], serde_json::Value u otro tipo que necesita deserialize_any; \
              usá un struct simple o un enum etiquetado externamente",
         en: "the type uses a serde feature that postcard, forja's compact format, cannot \
