@@ -46,7 +46,19 @@ if ! cmp -s requirements.txt .venv/.forja-requirements 2>/dev/null; then
 fi
 
 phase "registering the kernelspec in the virtualenv"
-VIRTUAL_ENV="$ROOT/.venv" "$KERNEL" install --sys-prefix
+# The students' messages in the language of this person's locale, the same
+# rule as forja's (FORJA_LANG > LC_ALL > LC_MESSAGES > LANG): Spanish is
+# written into the kernelspec, so it holds even when Jupyter is started
+# without that locale; otherwise the kernel follows the locale it gets.
+# Change it later with: target/release/forja-kernel install --sys-prefix --lang es|en|auto
+LANG_OF_LOCALE=auto
+for v in "${FORJA_LANG:-}" "${LC_ALL:-}" "${LC_MESSAGES:-}" "${LANG:-}"; do
+  if [ -n "$v" ]; then
+    case "$v" in es*|ES*|Es*) LANG_OF_LOCALE=es ;; esac
+    break
+  fi
+done
+VIRTUAL_ENV="$ROOT/.venv" "$KERNEL" install --sys-prefix --lang "$LANG_OF_LOCALE"
 .venv/bin/jupyter kernelspec list
 
 phase "prebuilding forja for the kernel"

@@ -23,7 +23,9 @@
 #
 # Options (environment): FORJA_PREFIX (default /opt/forja), FORJA_PYTHON (the
 # interpreter for venv/, default python3 as for ./install.sh, so that
-# requirements.txt's pins fit it). If user `nobody` cannot run it (a pyenv
+# requirements.txt's pins fit it), FORJA_KERNEL_LANG (es, en or auto; default
+# es: the language of the students' messages, written into the kernelspec, so
+# a hub whose locale is C.UTF-8 still speaks Spanish). If user `nobody` cannot run it (a pyenv
 # Python in /root), it is copied to $PREFIX/python first, its library path
 # rewritten with patchelf.
 set -euo pipefail
@@ -118,7 +120,7 @@ fi
 phase "kernelspec -> $PREFIX/venv/share/jupyter/kernels/forja"
 ENV_ARGS=()
 for kv in "${KERNEL_ENV[@]}"; do ENV_ARGS+=(--env "$kv"); done
-"$PREFIX/bin/forja-kernel" install --prefix "$PREFIX/venv" "${ENV_ARGS[@]}"
+"$PREFIX/bin/forja-kernel" install --prefix "$PREFIX/venv" --lang "${FORJA_KERNEL_LANG:-es}" "${ENV_ARGS[@]}"
 
 phase "prebuilding forja -> $PREFIX/forja-prebuilt"
 env "${KERNEL_ENV[@]}" "$PREFIX/bin/forja-kernel" prebuild

@@ -52,6 +52,9 @@ def _configure_environment() -> None:
     find the forja kernelspec of the virtualenv and write their history to a
     private file, never to the user's."""
     os.environ.setdefault("JUPYTER_PATH", str(ROOT / ".venv" / "share" / "jupyter"))
+    # The suite reads the kernel's and forja's messages in English, whatever
+    # the machine's locale; tests that want Spanish set FORJA_LANG=es.
+    os.environ["FORJA_LANG"] = "en"
     if "FORJA_TEST_HISTORY_DIR" not in os.environ:
         d = tempfile.mkdtemp(prefix="forja-test-history-")
         os.environ["FORJA_TEST_HISTORY_DIR"] = d

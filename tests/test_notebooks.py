@@ -51,10 +51,12 @@ EXPECTED_LESSONS = [
 CELL_TIMEOUT = int(os.environ.get("FORJA_NOTEBOOK_CELL_TIMEOUT", "120"))
 FAILS_TAG = "raises-exception"
 STUB_PANIC = "not yet implemented"
+# The lessons run in the students' language (the kernel's catalogue in Spanish).
+LESSON_ENV = {"FORJA_LANG": "es"}
 # How the kernel marks output that arrived between two cells.
-LATE_OUTPUT = "between cells] "
+LATE_OUTPUT = "entre celdas] "
 # What the kernel says in the first cell when forja could not be added.
-FORJA_MISSING = "forja could not be added to this session"
+FORJA_MISSING = "no se pudo agregar forja a esta sesión"
 # How long processes may take to disappear after the last cell / shutdown.
 GRACE = 10.0
 
@@ -363,7 +365,7 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
     set_subreaper(True)
     start = time.monotonic()
     try:
-        with client.setup_kernel():
+        with client.setup_kernel(env={**os.environ, **LESSON_ENV}):
             kernel_pid = client.km.provisioner.process.pid
             first = True
             first_index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")

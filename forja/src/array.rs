@@ -37,7 +37,7 @@ fn make<T: Shareable>(len: usize, fill: impl FnMut(usize) -> T) -> Result<ShmBox
     let bytes = len
         .checked_mul(size_of::<T>())
         .ok_or_else(|| Error::InvalidArgument {
-            message: format!("an array of {len} elements does not fit in memory"),
+            message: crate::messages::Msg::ArrayTooBig.fill(&[("len", &len)]),
             pid: crate::os::pid(),
         })?;
     let header = ArrayHeader {
@@ -57,7 +57,7 @@ fn make<T: Shareable>(len: usize, fill: impl FnMut(usize) -> T) -> Result<ShmBox
 
 fn out_of_bounds(index: usize, len: usize) -> Error {
     Error::InvalidArgument {
-        message: format!("index {index} is out of bounds for an array of length {len}"),
+        message: crate::messages::Msg::ArrayIndex.fill(&[("index", &index), ("len", &len)]),
         pid: crate::os::pid(),
     }
 }

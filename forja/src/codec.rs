@@ -56,29 +56,16 @@ pub(crate) fn message_error(
     what: &'static str,
     e: &postcard::Error,
 ) -> Error {
+    use crate::messages::Msg;
     use postcard::Error as P;
     let hint = match e {
-        P::WontImplement | P::NotYetImplemented => {
-            "the type uses a serde feature that postcard, forja's compact format, cannot \
-             support because it is not self-describing: #[serde(untagged)], \
-             #[serde(flatten)], serde_json::Value or another type that needs \
-             deserialize_any; use a plain struct or an externally tagged enum"
-        }
-        P::SerdeSerCustom | P::SerdeDeCustom => {
-            "the type's own Serialize/Deserialize code reported this error (a custom impl, \
-             or a serde attribute such as #[serde(try_from)])"
-        }
-        P::SerializeSeqLengthUnknown => {
-            "a sequence without a known length (an iterator serialized with \
-             collect_seq): collect it into a Vec first"
-        }
-        _ if action == "decode" => {
-            "the bytes do not fit the expected type: check that both ends use the same \
-             message type (postcard does not store types, so a mismatch shows up as \
-             running out of bytes or invalid ones)"
-        }
-        _ => "check the message type",
-    };
+        P::WontImplement | P::NotYetImplemented => Msg::CodecNotSelfDescribing,
+        P::SerdeSerCustom | P::SerdeDeCustom => Msg::CodecCustom,
+        P::SerializeSeqLengthUnknown => Msg::CodecSeqLength,
+        _ if action == "decode" => Msg::CodecDecode,
+        _ => Msg::CodecOther,
+    }
+    .get();
     Error::Message {
         action,
         what,

@@ -4,6 +4,8 @@
 
 use std::io;
 
+use crate::messages::{Msg, term};
+
 /// Shorthand for `Result<T, forja::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -13,14 +15,9 @@ fn interrupted_message(pid: i32) -> String {
     // In the kernel: its side channel is named (read here, not through
     // `display`, which depends on this module).
     if std::env::var_os("FORJA_KERNEL_SOCKET").is_some() {
-        return crate::lang::pick("interrumpido", "interrupted").to_owned();
+        return Msg::ErrInterruptedShort.get().to_owned();
     }
-    format!(
-        "interrupted by the kernel: the cell was stopped (seen in process {pid}), so every \
-         forja call in this cell now fails at once and the processes it started are being \
-         stopped; variables from earlier cells are kept: fix the cell and run it again \
-         (outside the kernel, forja::registry::clear_interrupt() lowers the flag)"
-    )
+    Msg::ErrInterrupted.fill(&[("pid", &pid)])
 }
 
 /// Everything that can go wrong in forja.
@@ -28,7 +25,7 @@ fn interrupted_message(pid: i32) -> String {
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed.
-    #[error("{what} failed in process {pid}: {source}")]
+    #[error("{}", Msg::ErrOs.fill(&[("what", &term(what)), ("pid", pid), ("source", source)]))]
     Os {
         /// What forja was doing.
         what: &'static str,
@@ -39,7 +36,7 @@ pub enum Error {
         source: io::Error,
     },
     /// [`input`](crate::input()) could not read a line.
-    #[error("could not read input in process {pid}: {reason}")]
+    #[error("{}", Msg::ErrInput.fill(&[("reason", reason), ("pid", pid)]))]
     Input {
         /// Why, and what to do instead.
         reason: String,
@@ -47,7 +44,7 @@ pub enum Error {
         pid: i32,
     },
     /// The display side channel to the kernel could not be used.
-    #[error("could not send a display to the kernel: {0}")]
+    #[error("{}", Msg::ErrDisplay.fill(&[("message", .0)]))]
     Display(String),
     // ---- processes, pipes and pools (process.rs, connection.rs, pool.rs) ----
     /// The cell was interrupted (the kernel's interrupt, or
@@ -63,11 +60,7 @@ pub enum Error {
         pid: i32,
     },
     /// Every writer of a pipe has closed it: nothing more can ever arrive.
-    #[error(
-        "end of file on {what} in process {pid}: every process that could send on the other \
-         end has closed it or exited, so nothing more will arrive; stop receiving here (if a \
-         message was expected, check whether the sender crashed)"
-    )]
+    #[error("{}", Msg::ErrEof.fill(&[("what", &term(what)), ("pid", pid)]))]
     Eof {
         /// What was being read ("a pipe", "a pool worker").
         what: &'static str,
@@ -75,19 +68,13 @@ pub enum Error {
         pid: i32,
     },
     /// Sending on a pipe whose receiving end is closed everywhere.
-    #[error(
-        "process {pid} sent on a pipe whose other end is closed in every process (the \
-         receiver exited or dropped it): nobody can read this message"
-    )]
+    #[error("{}", Msg::ErrBrokenPipe.fill(&[("pid", pid)]))]
     BrokenPipe {
         /// The process that tried to send.
         pid: i32,
     },
     /// `join`, `terminate`... on a process that was never started.
-    #[error(
-        "process {name} has not been started (in process {pid}): call start() before \
-         {what}()"
-    )]
+    #[error("{}", Msg::ErrProcessNotStarted.fill(&[("name", name), ("what", &term(what)), ("pid", pid)]))]
     ProcessNotStarted {
         /// The name of the `Process`.
         name: String,
@@ -97,10 +84,7 @@ pub enum Error {
         pid: i32,
     },
     /// `start()` twice on one `Process`.
-    #[error(
-        "process {name} was already started (as pid {child}); a Process runs only once: \
-         make a new Process to run the function again"
-    )]
+    #[error("{}", Msg::ErrAlreadyStarted.fill(&[("name", name), ("child", child)]))]
     AlreadyStarted {
         /// The name of the `Process`.
         name: String,
@@ -108,10 +92,7 @@ pub enum Error {
         child: i32,
     },
     /// Waiting for or signalling a process from a process that did not start it.
-    #[error(
-        "process {name} (pid {child}) was started by process {parent}, so only that \
-         process can {what} it, not process {pid}"
-    )]
+    #[error("{}", Msg::ErrNotOurChild.fill(&[("name", name), ("child", child), ("parent", parent), ("what", &term(what)), ("pid", pid)]))]
     NotOurChild {
         /// The name of the `Process`.
         name: String,
@@ -125,14 +106,7 @@ pub enum Error {
         pid: i32,
     },
     /// The cap on live children was reached (fork-bomb protection).
-    #[error(
-        "process {pid} already has {limit} live child processes, the limit: join() the \
-         ones that finished (or stop ones you no longer need) before starting more. The \
-         limit protects the machine from a fork bomb (an endless loop of start()); to raise \
-         it call forja::registry::set_max_children(n) in that process, or set the \
-         FORJA_MAX_CHILDREN environment variable before the process first uses forja \
-         (at most 1024; each child process has its own limit for its own children)"
-    )]
+    #[error("{}", Msg::ErrTooManyChildren.fill(&[("limit", limit), ("pid", pid)]))]
     TooManyChildren {
         /// The cap in force.
         limit: u32,
@@ -140,7 +114,7 @@ pub enum Error {
         pid: i32,
     },
     /// A pool task panicked; the worker survived.
-    #[error("a task panicked in pool worker {worker} (pid {worker_pid}): {message}")]
+    #[error("{}", Msg::ErrTaskPanicked.fill(&[("worker", worker), ("worker_pid", worker_pid), ("message", message)]))]
     TaskPanicked {
         /// The worker's name.
         worker: String,
@@ -150,11 +124,7 @@ pub enum Error {
         message: String,
     },
     /// A pool worker died while it had tasks.
-    #[error(
-        "pool worker {worker} (pid {worker_pid}) died {how} while running a task, so that \
-         task's result is lost; the pool started a replacement worker. Was it killed, or \
-         did the task abort or call exit?"
-    )]
+    #[error("{}", Msg::ErrWorkerDied.fill(&[("worker", worker), ("worker_pid", worker_pid), ("how", how)]))]
     WorkerDied {
         /// The worker's name.
         worker: String,
@@ -164,10 +134,7 @@ pub enum Error {
         how: String,
     },
     /// The pool's initializer failed, so the pool cannot run tasks.
-    #[error(
-        "the pool's initializer failed in worker pid {worker_pid}: {message}; fix the \
-         initializer and make a new Pool"
-    )]
+    #[error("{}", Msg::ErrPoolInitializerFailed.fill(&[("worker_pid", worker_pid), ("message", message)]))]
     PoolInitializerFailed {
         /// The worker where it failed.
         worker_pid: i32,
@@ -175,7 +142,7 @@ pub enum Error {
         message: String,
     },
     /// Using a pool after `close()` or `terminate()`.
-    #[error("the pool is {state} (process {pid}): it takes no more tasks; make a new Pool")]
+    #[error("{}", Msg::ErrPoolClosed.fill(&[("state", &term(state)), ("pid", pid)]))]
     PoolClosed {
         /// "closed" or "terminated".
         state: &'static str,
@@ -183,16 +150,13 @@ pub enum Error {
         pid: i32,
     },
     /// `Pool::join` before `close()`/`terminate()`.
-    #[error(
-        "Pool::join() in process {pid} would wait forever: call close() (or terminate()) \
-         first, then join()"
-    )]
+    #[error("{}", Msg::ErrPoolStillOpen.fill(&[("pid", pid)]))]
     PoolStillOpen {
         /// The calling process.
         pid: i32,
     },
     /// A message could not be encoded or decoded.
-    #[error("could not {action} a message for {what} in process {pid}: {message}")]
+    #[error("{}", Msg::ErrMessage.fill(&[("action", &term(action)), ("what", &term(what)), ("pid", pid), ("message", message)]))]
     Message {
         /// "encode" or "decode".
         action: &'static str,
@@ -205,13 +169,7 @@ pub enum Error {
     },
     /// A pipe end received a message header naming more bytes than its
     /// limit (`with_max_message_bytes`).
-    #[error(
-        "process {pid} received a message of {len} bytes on a pipe whose limit is {max} \
-         bytes, so it was refused instead of allocating that much: either the sender sent \
-         a larger message than this end accepts (raise the limit with \
-         .with_max_message_bytes(n) on the receiving end), or something other than forja \
-         wrote to the pipe. This end cannot receive any more messages"
-    )]
+    #[error("{}", Msg::ErrMessageTooLarge.fill(&[("len", len), ("max", max), ("pid", pid)]))]
     MessageTooLarge {
         /// The length the header announced.
         len: u64,
@@ -221,7 +179,7 @@ pub enum Error {
         pid: i32,
     },
     /// The process registry could not be made or found.
-    #[error("the forja process registry is unusable in process {pid}: {message}")]
+    #[error("{}", Msg::ErrRegistry.fill(&[("pid", pid), ("message", message)]))]
     Registry {
         /// The calling process.
         pid: i32,
@@ -229,19 +187,13 @@ pub enum Error {
         message: String,
     },
     /// A [`Future`](crate::Future) cancelled before a worker took it.
-    #[error(
-        "the task was cancelled (process {pid}): Future::cancel() took it before a worker \
-         started it; submit it again to run it"
-    )]
+    #[error("{}", Msg::ErrCancelled.fill(&[("pid", pid)]))]
     Cancelled {
         /// The process that asked for the result.
         pid: i32,
     },
     /// A blocking call gave up at its deadline.
-    #[error(
-        "{what} timed out in process {pid}: nothing happened before the deadline; \
-         wait longer, or check that the other processes are still running"
-    )]
+    #[error("{}", Msg::ErrTimeout.fill(&[("what", &term(what)), ("pid", pid)]))]
     Timeout {
         /// What was being waited for.
         what: &'static str,
@@ -249,31 +201,20 @@ pub enum Error {
         pid: i32,
     },
     /// `try_put`/`put_timeout` on a queue that stayed full.
-    #[error(
-        "the queue is full (process {pid}): its maxsize was reached; use put() to wait \
-         for room, or have a consumer get() items"
-    )]
+    #[error("{}", Msg::ErrFull.fill(&[("pid", pid)]))]
     Full {
         /// The process that tried to put.
         pid: i32,
     },
     /// `try_get`/`get_timeout` on a queue that stayed empty.
-    #[error(
-        "the queue is empty (process {pid}): there was nothing to take; use get() to wait \
-         for an item, or check that a producer is running"
-    )]
+    #[error("{}", Msg::ErrEmpty.fill(&[("pid", pid)]))]
     Empty {
         /// The process that tried to get.
         pid: i32,
     },
     /// A lock's holder died without releasing it. Nobody holds the lock now:
     /// every acquire gets this error until someone calls `recover()` on it.
-    #[error(
-        "process or thread {pid} died while holding {what}, so the data it protects may be \
-         half-updated (seen by process {by}). Nobody holds the lock now, and every acquire \
-         gets this error until someone calls .recover() on it: that gives the guard, so \
-         check or repair the data, then drop the guard to make the lock usable again"
-    )]
+    #[error("{}", Msg::ErrLockOwnerDied.fill(&[("what", &term(what)), ("pid", pid), ("by", by)]))]
     LockOwnerDied {
         /// Which lock.
         what: &'static str,
@@ -286,11 +227,7 @@ pub enum Error {
     /// Forja's `Lock` and the locks of `Value`, `Array` and `Condition` are
     /// not re-entrant (Python's `Value` and `Condition` default to an RLock),
     /// so waiting would wait forever.
-    #[error(
-        "thread {tid} of process {pid} already holds {what} through a guard it has not \
-         dropped, and that lock is not re-entrant, so waiting for it would wait forever: \
-         {hint}"
-    )]
+    #[error("{}", Msg::ErrWouldDeadlock.fill(&[("what", &term(what)), ("pid", pid), ("tid", tid), ("hint", &term(hint))]))]
     WouldDeadlock {
         /// Which lock.
         what: &'static str,
@@ -303,10 +240,7 @@ pub enum Error {
         hint: &'static str,
     },
     /// `recover()` on a lock whose owner did not die.
-    #[error(
-        "process {pid} called recover() on {what}, but no holder of it died without \
-         releasing it (or someone recovered it already); use acquire() instead"
-    )]
+    #[error("{}", Msg::ErrNothingToRecover.fill(&[("what", &term(what)), ("pid", pid)]))]
     NothingToRecover {
         /// Which lock.
         what: &'static str,
@@ -314,10 +248,7 @@ pub enum Error {
         pid: i32,
     },
     /// Releasing a lock that is not held.
-    #[error(
-        "process {pid} released {what}, which is not held: each release must pair with \
-         one acquire"
-    )]
+    #[error("{}", Msg::ErrNotHeld.fill(&[("what", &term(what)), ("pid", pid)]))]
     NotHeld {
         /// Which lock.
         what: &'static str,
@@ -325,10 +256,7 @@ pub enum Error {
         pid: i32,
     },
     /// Releasing a `BoundedSemaphore` above its initial value.
-    #[error(
-        "process {pid} released a BoundedSemaphore more times than it was acquired (its \
-         value would exceed the initial {bound}): pair each release with one acquire"
-    )]
+    #[error("{}", Msg::ErrSemaphoreOverReleased.fill(&[("bound", bound), ("pid", pid)]))]
     SemaphoreOverReleased {
         /// The initial (maximum) value.
         bound: u32,
@@ -336,48 +264,32 @@ pub enum Error {
         pid: i32,
     },
     /// A barrier was broken by a timeout, `abort()` or `reset()`.
-    #[error(
-        "the barrier is broken (seen in process {pid}): a waiter timed out, or abort() or \
-         reset() was called; call reset() before using it again"
-    )]
+    #[error("{}", Msg::ErrBrokenBarrier.fill(&[("pid", pid)]))]
     BrokenBarrier {
         /// The process that saw it.
         pid: i32,
     },
     /// `task_done()` called more often than items were put.
-    #[error(
-        "task_done() was called more times than items were put (process {pid}): call it \
-         exactly once for each item taken with get()"
-    )]
+    #[error("{}", Msg::ErrTooManyTaskDone.fill(&[("pid", pid)]))]
     TooManyTaskDone {
         /// The calling process.
         pid: i32,
     },
     /// `put` after `close()` on this process's queue handle.
-    #[error(
-        "process {pid} closed this queue and then tried to put on it: close() means this \
-         process puts no more items; put before closing"
-    )]
+    #[error("{}", Msg::ErrQueueClosed.fill(&[("pid", pid)]))]
     QueueClosed {
         /// The calling process.
         pid: i32,
     },
     /// A process died in the middle of streaming a large item through a queue.
-    #[error(
-        "a process died while moving a large item through the queue (seen in process \
-         {pid}); the queue's contents can no longer be trusted: make a new queue"
-    )]
+    #[error("{}", Msg::ErrQueueCorrupted.fill(&[("pid", pid)]))]
     QueueCorrupted {
         /// The process that noticed.
         pid: i32,
     },
     // ---- named shared memory (shared_memory.rs) ----
     /// `SharedMemory::attach` (or `unlink`) with a name that does not exist.
-    #[error(
-        "there is no shared memory named '{name}' for this user (process {pid}): create it \
-         first with SharedMemory::create, check the spelling, or its creator already \
-         unlinked it (a creator's handle unlinks the name when dropped)"
-    )]
+    #[error("{}", Msg::ErrSharedMemoryNotFound.fill(&[("name", name), ("pid", pid)]))]
     SharedMemoryNotFound {
         /// The name asked for.
         name: String,
@@ -385,10 +297,7 @@ pub enum Error {
         pid: i32,
     },
     /// `SharedMemory::create` with a name that is taken.
-    #[error(
-        "shared memory named '{name}' already exists for this user (process {pid}): attach \
-         to it with SharedMemory::attach, pick another name, or unlink the old one first"
-    )]
+    #[error("{}", Msg::ErrSharedMemoryExists.fill(&[("name", name), ("pid", pid)]))]
     SharedMemoryExists {
         /// The name asked for.
         name: String,
@@ -396,10 +305,7 @@ pub enum Error {
         pid: i32,
     },
     /// `SharedMemory::attach_with_size` found a different size.
-    #[error(
-        "shared memory '{name}' holds {actual} bytes, not the {expected} asked for (process \
-         {pid}): attach with SharedMemory::attach and read .size(), or recreate it"
-    )]
+    #[error("{}", Msg::ErrSharedMemorySize.fill(&[("name", name), ("expected", expected), ("actual", actual), ("pid", pid)]))]
     SharedMemorySize {
         /// The name asked for.
         name: String,
@@ -411,7 +317,7 @@ pub enum Error {
         pid: i32,
     },
     /// A pool that can run no more tasks: it could not start a worker.
-    #[error("the pool in process {pid} cannot run tasks: {message}; make a new Pool")]
+    #[error("{}", Msg::ErrPoolBroken.fill(&[("message", message), ("pid", pid)]))]
     PoolBroken {
         /// What went wrong.
         message: String,
@@ -419,7 +325,7 @@ pub enum Error {
         pid: i32,
     },
     /// An argument out of its allowed range.
-    #[error("invalid argument in process {pid}: {message}")]
+    #[error("{}", Msg::ErrInvalidArgument.fill(&[("message", message), ("pid", pid)]))]
     InvalidArgument {
         /// What is wrong and what is allowed.
         message: String,

@@ -68,10 +68,10 @@ struct Answer {
 
 fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<String> {
     let mut stream = UnixStream::connect(path).map_err(|e| {
-        input_error(format!(
-            "the kernel's side channel {} cannot be reached: {e}",
-            path.to_string_lossy()
-        ))
+        input_error(
+            crate::messages::Msg::InputNoChannel
+                .fill(&[("path", &path.to_string_lossy()), ("error", &e)]),
+        )
     })?;
     let mut line = serde_json::to_vec(&serde_json::json!({
         "type": "input_request",
@@ -82,7 +82,7 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
     line.push(b'\n');
     stream
         .write_all(&line)
-        .map_err(|e| input_error(format!("sending the question to the kernel: {e}")))?;
+        .map_err(|e| input_error(crate::messages::Msg::InputSending.fill(&[("error", &e)])))?;
     // Wait for the answer, looking at the interrupt flag as every wait does.
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
@@ -109,21 +109,23 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(input_error(format!("reading the kernel's answer: {e}"))),
+            Err(e) => {
+                return Err(input_error(
+                    crate::messages::Msg::InputReading.fill(&[("error", &e)]),
+                ));
+            }
         }
     }
     if reply.is_empty() {
-        return Err(input_error(
-            "the kernel closed the question without an answer (was the cell interrupted, or \
-             the kernel restarted?)",
-        ));
+        return Err(input_error(crate::messages::Msg::InputClosed.get()));
     }
-    let answer: Answer = serde_json::from_slice(&reply)
-        .map_err(|e| input_error(format!("the kernel's answer is not understood: {e}")))?;
+    let answer: Answer = serde_json::from_slice(&reply).map_err(|e| {
+        input_error(crate::messages::Msg::InputNotUnderstood.fill(&[("error", &e)]))
+    })?;
     match (answer.value, answer.error) {
         (_, Some(e)) => Err(input_error(e)),
         (Some(v), None) => Ok(v),
-        (None, None) => Err(input_error("the kernel's answer is empty")),
+        (None, None) => Err(input_error(crate::messages::Msg::InputEmpty.get())),
     }
 }
 
@@ -169,11 +171,9 @@ fn ask_terminal(prompt: &str, password: bool) -> Result<String> {
     let n = std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| input_error(format!("reading stdin: {e}")))?;
+        .map_err(|e| input_error(crate::messages::Msg::InputStdin.fill(&[("error", &e)])))?;
     if n == 0 {
-        return Err(input_error(
-            "stdin is closed (end of file): nothing can be typed",
-        ));
+        return Err(input_error(crate::messages::Msg::InputEof.get()));
     }
     while line.ends_with('\n') || line.ends_with('\r') {
         line.pop();

@@ -73,10 +73,13 @@ pub fn enclosing_fn(lib: &[&str], line: usize) -> Option<(usize, String)> {
 pub fn describe(place: Option<(u64, usize)>, current: u64, lang: Lang) -> String {
     match place {
         Some((cell, line)) => hints::fill(
-            hints::CELL_LINE.get(lang),
+            hints::Msg::CellLine.text(lang),
             &[("cell", &cell.to_string()), ("line", &line.to_string())],
         ),
-        None => hints::fill(hints::CELL.get(lang), &[("cell", &current.to_string())]),
+        None => hints::fill(
+            hints::Msg::Cell.text(lang),
+            &[("cell", &current.to_string())],
+        ),
     }
 }
 

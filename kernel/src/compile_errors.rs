@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr;
 /// Turns an evcxr error for `code`, run as cell `cell` (its execution count),
 /// into a cell error.
 pub fn cell_error(error: &evcxr::Error, code: &str, cell: u64) -> CellError {
-    cell_error_in(error, code, cell, Lang::from_env())
+    cell_error_in(error, code, cell, crate::messages::lang())
 }
 
 fn cell_error_in(error: &evcxr::Error, code: &str, cell: u64, lang: Lang) -> CellError {
@@ -43,7 +43,7 @@ fn cell_error_in(error: &evcxr::Error, code: &str, cell: u64, lang: Lang) -> Cel
                     Some(line) => format!("{} ({})", e.message(), place(lang, cell, line)),
                     None => e.message(),
                 },
-                None => "the cell did not compile".into(),
+                None => crate::messages::Msg::DidNotCompile.get().into(),
             };
             CellError {
                 ename: "CompileError".into(),
@@ -65,7 +65,7 @@ fn cell_error_in(error: &evcxr::Error, code: &str, cell: u64, lang: Lang) -> Cel
 /// `celda [N], línea L`.
 fn place(lang: Lang, cell: u64, line: usize) -> String {
     hints::fill(
-        hints::CELL_LINE.get(lang),
+        hints::Msg::CellLine.text(lang),
         &[("cell", &cell.to_string()), ("line", &line.to_string())],
     )
 }
@@ -149,7 +149,7 @@ fn report(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<String
             1.min(lines.len()),
             format!(
                 "  \x1b[1;34m-->\x1b[0m {} {}",
-                hints::CALLED_FROM.get(lang),
+                hints::Msg::CalledFrom.text(lang),
                 place(lang, cell, line)
             ),
         );
@@ -157,8 +157,8 @@ fn report(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<String
     for hint in hints_of(e) {
         lines.push(format!(
             "\x1b[1;32m{}\x1b[0m: {}",
-            hints::HINT.get(lang),
-            hint.text.get(lang)
+            hints::Msg::HintWord.text(lang),
+            hint.text.text(lang)
         ));
     }
     lines
@@ -192,7 +192,7 @@ fn remap(rendered: &str, e: &CompilationError, cell: u64, lang: Lang) -> Vec<Str
                         line,
                         column_offset,
                     } => format!("{}, {}", place(lang, cell, line), col + column_offset),
-                    LineOrigin::EarlierCell => hints::EARLIER_CELL.get(lang).to_owned(),
+                    LineOrigin::EarlierCell => hints::Msg::EarlierCell.text(lang).to_owned(),
                     _ => continue,
                 };
                 out.push(format!("\x1b[1;34m{arrow}\x1b[0m{text}"));
@@ -358,7 +358,7 @@ fn fallback(e: &CompilationError, code: &str, cell: u64, lang: Lang) -> Vec<Stri
     if e.spanned_messages().is_empty() && code.is_empty() {
         out.push(format!(
             "  = {}",
-            hints::fill(hints::CELL.get(lang), &[("cell", &cell.to_string())])
+            hints::fill(hints::Msg::Cell.text(lang), &[("cell", &cell.to_string())])
         ));
     }
     out

@@ -67,7 +67,7 @@ async fn ask(prompt: String, password: bool) -> Result<String, String> {
         .lock()
         .ok()
         .and_then(|d| d.clone())
-        .ok_or("no cell is running, so there is nobody to ask")?;
+        .ok_or(crate::messages::Msg::InputNoCell.get())?;
     if !desk.allow_stdin {
         return Err(
             "this frontend does not accept input (its execute_request has allow_stdin \
@@ -86,19 +86,19 @@ async fn ask(prompt: String, password: bool) -> Result<String, String> {
             password,
             reply: atx,
         })
-        .map_err(|_| "the kernel's stdin channel is closed".to_owned())?;
+        .map_err(|_| crate::messages::Msg::InputStdinClosed.get().to_owned())?;
     let shared = desk.shared.clone();
     tokio::task::spawn_blocking(move || {
         loop {
             match arx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Some(v)) => return Ok(v),
-                Ok(None) => return Err("the frontend gave no answer".to_owned()),
+                Ok(None) => return Err(crate::messages::Msg::InputNoAnswer.get().to_owned()),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if shared.interrupted.load(Ordering::SeqCst) {
-                        return Err("the cell was interrupted".to_owned());
+                        return Err(crate::messages::Msg::InputInterrupted.get().to_owned());
                     }
                 }
-                Err(_) => return Err("the kernel's stdin channel is closed".to_owned()),
+                Err(_) => return Err(crate::messages::Msg::InputStdinClosed.get().to_owned()),
             }
         }
     })

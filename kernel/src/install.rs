@@ -31,7 +31,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses `[--user | --sys-prefix | --prefix DIR] [--name NAME] [--force] [--env NAME=VALUE]...`.
+    /// Parses `[--user | --sys-prefix | --prefix DIR] [--name NAME] [--force]
+    /// [--lang es|en|auto] [--env NAME=VALUE]...`.
+    ///
+    /// `--lang es` or `en` writes `FORJA_LANG` into the kernelspec's `env`,
+    /// so the student's messages are in that language whatever the server's
+    /// locale (a hub whose locale is `C.UTF-8` gets Spanish this way);
+    /// `auto`, the default, writes nothing and the kernel follows the
+    /// locale it is started with (see `forja::lang`).
     pub fn parse(args: &[String]) -> Result<Self> {
         let mut o = Options {
             location: Location::User,
@@ -50,6 +57,15 @@ impl Options {
                 }
                 "--name" => o.name = it.next().context("--name needs a name")?.clone(),
                 "--force" => o.force = true,
+                "--lang" => {
+                    let lang = it.next().context("--lang needs es, en or auto")?;
+                    o.env.retain(|(k, _)| k != "FORJA_LANG");
+                    match lang.as_str() {
+                        "es" | "en" => o.env.push(("FORJA_LANG".into(), lang.clone())),
+                        "auto" => {}
+                        other => bail!("--lang `{other}`: use es, en or auto"),
+                    }
+                }
                 "--env" => {
                     let kv = it.next().context("--env needs NAME=VALUE")?;
                     let (k, v) = kv
@@ -198,6 +214,18 @@ mod tests {
                 ("PATH".to_owned(), "/a:/b=c".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn lang_writes_forja_lang_and_auto_writes_nothing() {
+        let o = Options::parse(&args(&["--lang", "es"])).unwrap();
+        assert_eq!(o.env, [("FORJA_LANG".to_owned(), "es".to_owned())]);
+        let o = Options::parse(&args(&["--env", "FORJA_LANG=es", "--lang", "en"])).unwrap();
+        assert_eq!(o.env, [("FORJA_LANG".to_owned(), "en".to_owned())]);
+        let o = Options::parse(&args(&["--lang", "es", "--lang", "auto"])).unwrap();
+        assert!(o.env.is_empty());
+        assert!(Options::parse(&args(&["--lang", "fr"])).is_err());
+        assert!(Options::parse(&args(&["--lang"])).is_err());
     }
 
     #[test]

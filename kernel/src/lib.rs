@@ -11,7 +11,7 @@
 //! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
 //! - [`content_blocks`]: evcxr content blocks printed during a cell, found so each becomes a display at once.
-//! - [`hints`]: every text added for a student to an error (hints after rustc's, place names), Spanish or English.
+//! - [`hints`]: the hints added after rustc's errors for the mistakes beginners make with processes.
 //! - [`history`]: the execution history on disk, answering `history_request`.
 //! - [`input`]: answers `forja::input` over the side channel, through Jupyter's stdin channel.
 //! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
@@ -19,6 +19,7 @@
 //! - [`is_complete`]: answers `is_complete_request`.
 //! - [`kernel_info`]: the `kernel_info_reply` content.
 //! - [`logo`]: the kernel's logo, as SVG and PNG.
+//! - [`messages`]: every text the kernel writes for a student, in Spanish and English (one catalogue).
 //! - [`outcome`]: what running a cell gives back (value, error, user expressions).
 //! - [`output`]: the router from side-channel messages to iopub, batching stream text.
 //! - [`paths`]: where the kernel keeps things (work dir, forja, lock file, prebuilt build).
@@ -48,6 +49,7 @@ pub mod interrupt;
 pub mod is_complete;
 pub mod kernel_info;
 pub mod logo;
+pub mod messages;
 pub mod outcome;
 pub mod output;
 pub mod paths;

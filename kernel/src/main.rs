@@ -9,7 +9,9 @@ forja-kernel — a Jupyter kernel for Rust, with forja's process tools
 
 USAGE:
     forja-kernel --connection-file FILE      run the kernel (Jupyter does this)
-    forja-kernel install [--user | --sys-prefix | --prefix DIR] [--name NAME] [--force] [--env NAME=VALUE]...
+    forja-kernel install [--user | --sys-prefix | --prefix DIR] [--name NAME] [--force]
+                         [--lang es|en|auto] [--env NAME=VALUE]...
+        --lang: the language of the students' messages (auto, the default, follows the locale)
     forja-kernel uninstall [--user | --sys-prefix | --prefix DIR] [--name NAME] [--force]
     forja-kernel prebuild                    compile forja once for fast first cells
     forja-kernel --version | --help

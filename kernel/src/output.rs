@@ -252,7 +252,8 @@ impl Router {
                 if std::mem::take(&mut self.between_dropped) {
                     self.message(SideMessage::Stream {
                         name: "stderr".into(),
-                        text: format!("[forja] more than {} KiB were printed between cells; the rest was dropped\n", BETWEEN_CELLS_KEEP / 1024),
+                        text: crate::messages::Msg::BetweenCellsDropped
+                            .fill(&[("kib", &(BETWEEN_CELLS_KEEP / 1024))]),
                         origin: None,
                     });
                 }
@@ -298,8 +299,9 @@ pub fn mark_between_cells(messages: Vec<SideMessage>) -> Vec<SideMessage> {
         .map(|f| match f {
             SideMessage::Stream { name, text, origin } => {
                 let label = match &origin {
-                    Some(o) => format!("[{} pid {}, between cells] ", o.process, o.pid),
-                    None => "[between cells] ".to_owned(),
+                    Some(o) => crate::messages::Msg::BetweenCellsOf
+                        .fill(&[("process", &o.process), ("pid", &o.pid)]),
+                    None => crate::messages::Msg::BetweenCells.get().to_owned(),
                 };
                 let mut marked = String::with_capacity(text.len() + label.len());
                 for line in text.split_inclusive('\n') {

@@ -10,15 +10,15 @@ use serde_json::{Map, Value};
 fn state_of(child: &ChildRecord) -> String {
     let pid = child.pid;
     if let Some(code) = child.exitcode {
-        return format!("finished (exit code {code}), not joined");
+        return crate::messages::Msg::ProcsFinished.fill(&[("code", &code)]);
     }
     match forja::os::proc_stat(pid).map(|p| p.state) {
-        Some('R') => "running".into(),
-        Some('S') | Some('D') => "sleeping".into(),
-        Some('T') | Some('t') => "stopped".into(),
-        Some('Z') => "zombie (finished, not joined)".into(),
-        Some(c) => format!("state {c}"),
-        None => "gone".into(),
+        Some('R') => crate::messages::Msg::ProcsRunning.get().into(),
+        Some('S') | Some('D') => crate::messages::Msg::ProcsSleeping.get().into(),
+        Some('T') | Some('t') => crate::messages::Msg::ProcsStopped.get().into(),
+        Some('Z') => crate::messages::Msg::ProcsZombie.get().into(),
+        Some(c) => crate::messages::Msg::ProcsOtherState.fill(&[("state", &c)]),
+        None => crate::messages::Msg::ProcsGone.get().into(),
     }
 }
 
@@ -43,17 +43,20 @@ fn escape(s: &str) -> String {
 pub fn list(shared: &SessionState) -> Map<String, Value> {
     let rows = rows(shared);
     let mut text = String::new();
-    let mut html = String::from(
-        "<table><thead><tr><th>pid</th><th>name</th><th>state</th><th>cell</th></tr></thead><tbody>",
+    let (name, state, cell) = (
+        crate::messages::Msg::ProcsName.get(),
+        crate::messages::Msg::ProcsState.get(),
+        crate::messages::Msg::ProcsCell.get(),
+    );
+    let mut html = format!(
+        "<table><thead><tr><th>pid</th><th>{name}</th><th>{state}</th><th>{cell}</th></tr></thead><tbody>",
     );
     if rows.is_empty() {
-        text.push_str("no processes started by cells are alive\n");
-        html.push_str("<tr><td colspan=\"4\">no processes started by cells are alive</td></tr>");
+        let none = crate::messages::Msg::ProcsNone.get();
+        text.push_str(&format!("{none}\n"));
+        html.push_str(&format!("<tr><td colspan=\"4\">{none}</td></tr>"));
     } else {
-        text.push_str(&format!(
-            "{:>8}  {:<20} {:<32} cell\n",
-            "pid", "name", "state"
-        ));
+        text.push_str(&format!("{:>8}  {name:<20} {state:<32} {cell}\n", "pid"));
     }
     for r in &rows {
         let state = state_of(r);
@@ -85,18 +88,16 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
         pid => {
             let pid: i32 = pid
                 .parse()
-                .map_err(|_| format!("usage: :kill PID|all (got `{pid}`)"))?;
+                .map_err(|_| crate::messages::Msg::KillUsage.fill(&[("arg", &pid)]))?;
             let t: Vec<&ChildRecord> = rows.iter().filter(|r| r.pid == pid).collect();
             if t.is_empty() {
-                return Err(format!(
-                    "process {pid} was not started by a cell of this kernel (see :procs)"
-                ));
+                return Err(crate::messages::Msg::KillNotOurs.fill(&[("pid", &pid)]));
             }
             t
         }
     };
     if targets.is_empty() {
-        return Ok("no processes to stop\n".into());
+        return Ok(crate::messages::Msg::KillNone.get().into());
     }
     let mut pids: Vec<i32> = Vec::new();
     for r in &targets {
@@ -114,6 +115,6 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     }
     Ok(targets
         .iter()
-        .map(|r| format!("stopped {} (pid {})\n", r.name, r.pid))
+        .map(|r| crate::messages::Msg::KillStopped.fill(&[("name", &r.name), ("pid", &r.pid)]))
         .collect())
 }

@@ -428,7 +428,7 @@ impl ShellState {
             let _ = self.iopub.send(wire::child_json(
                 msg,
                 "display_data",
-                json!({"data": {"text/plain": STARTING_NOTE}, "metadata": {}, "transient": {}}),
+                json!({"data": {"text/plain": starting_note()}, "metadata": {}, "transient": {}}),
             ));
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
@@ -465,7 +465,7 @@ impl ShellState {
         let outcome = rx.await.unwrap_or_else(|_| Outcome {
             error: Some(CellError {
                 ename: "KernelError".into(),
-                evalue: "the Rust session stopped".into(),
+                evalue: crate::messages::Msg::SessionStopped.get().into(),
                 traceback: vec![],
             }),
             ..Default::default()
@@ -497,9 +497,10 @@ impl ShellState {
 }
 
 /// Shown under a cell sent while the Rust session is still starting.
-const STARTING_NOTE: &str =
-    "(the Rust session is still starting; this cell runs as soon as it is ready)";
+fn starting_note() -> &'static str {
+    crate::messages::Msg::StillStarting.get()
+}
 
 fn session_gone() -> Value {
-    json!({"status": "error", "ename": "KernelError", "evalue": "the Rust session stopped", "traceback": []})
+    json!({"status": "error", "ename": "KernelError", "evalue": crate::messages::Msg::SessionStopped.get(), "traceback": []})
 }

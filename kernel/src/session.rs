@@ -99,8 +99,8 @@ fn fail_forever(mut rx: mpsc::UnboundedReceiver<Request>, why: &str) {
     while let Some(r) = rx.blocking_recv() {
         let err = CellError {
             ename: "KernelError".into(),
-            evalue: format!("the Rust session could not start: {why}"),
-            traceback: vec![format!("the Rust session could not start: {why}")],
+            evalue: crate::messages::Msg::SessionCouldNotStart.fill(&[("why", &why)]),
+            traceback: vec![crate::messages::Msg::SessionCouldNotStart.fill(&[("why", &why)])],
         };
         match r {
             Request::Execute { reply, .. } => {
@@ -153,8 +153,9 @@ impl Session {
             Some(dir) => session_start::start_with_forja(config, dir).map_err(|e| {
                 // Rust still works without forja; say why in the first cell.
                 warning = Some(format!(
-                    "{}forja-kernel: forja could not be added to this session, so `forja::` is unavailable:\n{e}\n",
-                    warning.take().unwrap_or_default()
+                    "{}{}",
+                    warning.take().unwrap_or_default(),
+                    crate::messages::Msg::ForjaUnavailable.fill(&[("error", &e)])
                 ));
             }),
             None => Err(()),
@@ -399,14 +400,17 @@ impl Session {
         match result {
             Ok(_) if interrupted => {
                 let evalue = if report.panicked {
-                    "Cell interrupted: the processes it started were stopped. Variables from earlier cells are kept (this cell's new ones are not)."
+                    crate::messages::Msg::InterruptedKeptEarlier.get()
                 } else {
-                    "Cell interrupted: the processes it started were stopped. Your variables are kept."
+                    crate::messages::Msg::InterruptedKept.get()
                 };
                 out.error = Some(CellError {
                     ename: "Interrupted".into(),
                     evalue: evalue.into(),
-                    traceback: vec![format!("\x1b[31mInterrupted\x1b[0m: {evalue}")],
+                    traceback: vec![format!(
+                        "\x1b[31m{}\x1b[0m: {evalue}",
+                        crate::messages::Msg::InterruptedLabel.get()
+                    )],
                 });
             }
             Ok(outputs) if report.panicked => {
@@ -439,16 +443,18 @@ impl Session {
                     .collect();
                 let lost_text = lost_variables_text(before, &after);
                 let (ename, head) = if interrupted {
-                    ("Interrupted", "Cell interrupted".to_owned())
+                    (
+                        "Interrupted",
+                        crate::messages::Msg::CellInterrupted.get().to_owned(),
+                    )
                 } else {
                     (
                         "RunnerDied",
-                        format!("The process running your code died ({msg})"),
+                        crate::messages::Msg::RunnerDied.fill(&[("why", &msg)]),
                     )
                 };
-                let evalue = format!(
-                    "{head}: the runner process and every process it started were stopped and a fresh runner was started; {lost_text}."
-                );
+                let evalue = crate::messages::Msg::RunnerRestarted
+                    .fill(&[("head", &head), ("lost", &lost_text)]);
                 out.error = Some(CellError {
                     ename: ename.into(),
                     evalue: evalue.clone(),
@@ -485,13 +491,13 @@ impl Session {
     /// the exercise left to solve, in one line.
     fn panic_error(&self, report: &CellReport, cell: u64) -> CellError {
         use crate::cell_lines::{describe, enclosing_fn, find_lib_location};
-        let lang = crate::hints::Lang::from_env();
+        let lang = crate::messages::lang();
         let message = report
             .panic_lines
             .get(1..)
             .map(|l| l.join("\n"))
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "the cell panicked".into());
+            .unwrap_or_else(|| crate::messages::Msg::CellPanicked.text(lang).into());
         let header = report.panic_lines.first().cloned().unwrap_or_default();
         let lib = self.ctx.last_source().unwrap_or_default();
         let lib_lines: Vec<&str> = lib.lines().collect();
@@ -505,8 +511,8 @@ impl Session {
             && let Some((_, line, _)) = &located
             && let Some((_, function)) = enclosing_fn(&lib_lines, *line)
         {
-            let evalue = crate::hints::fill(
-                crate::hints::TODO_REACHED.get(lang),
+            let evalue = crate::messages::fill(
+                crate::messages::Msg::TodoReached.text(lang),
                 &[("function", &function)],
             );
             return CellError {
@@ -529,9 +535,7 @@ impl Session {
         if !header.is_empty() {
             traceback.push(header);
         }
-        traceback.push(
-            "Variables defined by this cell were not kept; earlier ones are still there.".into(),
-        );
+        traceback.push(crate::messages::Msg::PanicNotKept.text(lang).into());
         CellError {
             ename: "Panic".into(),
             evalue,
@@ -586,11 +590,8 @@ fn lost_variables_text(mut before: Vec<String>, after: &[String]) -> String {
     before.sort();
     before.dedup();
     if before.is_empty() {
-        "no variables were lost; functions and types were kept".to_owned()
+        crate::messages::Msg::NoVariablesLost.get().to_owned()
     } else {
-        format!(
-            "these variables were lost: {} (re-run the cells that define them); functions and types were kept",
-            before.join(", ")
-        )
+        crate::messages::Msg::VariablesLost.fill(&[("vars", &before.join(", "))])
     }
 }

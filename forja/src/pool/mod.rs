@@ -236,13 +236,13 @@ impl<C> PoolBuilder<C> {
         let size = self.processes.unwrap_or_else(crate::process_cpu_count);
         if size == 0 {
             return Err(Error::InvalidArgument {
-                message: "a Pool needs at least 1 worker process".into(),
+                message: crate::messages::Msg::PoolNeedsWorker.get().into(),
                 pid: crate::os::pid(),
             });
         }
         if self.max_tasks == Some(0) {
             return Err(Error::InvalidArgument {
-                message: "maxtasksperchild must be at least 1".into(),
+                message: crate::messages::Msg::MaxTasksPerChild.get().into(),
                 pid: crate::os::pid(),
             });
         }

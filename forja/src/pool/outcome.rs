@@ -161,7 +161,7 @@ pub(super) fn decode_one<R: DeserializeOwned>(chunks: &[ChunkOutcome]) -> Result
                 action: "decode",
                 what: "a pool result",
                 pid: crate::os::pid(),
-                message: "the worker sent no result".into(),
+                message: crate::messages::Msg::WorkerSentNoResult.get().into(),
             })
         })
 }

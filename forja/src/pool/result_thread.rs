@@ -207,7 +207,7 @@ impl PoolInner {
                 }
                 Err(e) => {
                     self.broken = Some(Fail::SpawnFailed {
-                        message: format!("a replacement worker could not be started: {e}"),
+                        message: crate::messages::Msg::ReplacementFailed.fill(&[("error", &e)]),
                     });
                     self.fail_queued(self.broken.clone().expect("just set"));
                 }
@@ -218,7 +218,7 @@ impl PoolInner {
     /// The result thread panicked (a bug): every task fails with why.
     pub(super) fn result_thread_failed(&mut self, message: String) {
         self.broken = Some(Fail::SpawnFailed {
-            message: format!("its result thread panicked: {message}"),
+            message: crate::messages::Msg::ResultThreadPanicked.fill(&[("message", &message)]),
         });
         self.terminate();
     }

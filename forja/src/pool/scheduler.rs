@@ -507,14 +507,16 @@ impl PoolInner {
         let w = self.workers.remove(i);
         let code = reap_soon(w.slot, w.pid, Duration::from_secs(2));
         let how = match code {
-            Some(c) if c < 0 => format!("(killed by signal {})", -c),
-            Some(c) if c != registry::STATUS_UNKNOWN => format!("(exit code {c})"),
-            _ => "(exit status unknown)".to_owned(),
+            Some(c) if c < 0 => crate::messages::Msg::HowKilled.fill(&[("signal", &-c)]),
+            Some(c) if c != registry::STATUS_UNKNOWN => {
+                crate::messages::Msg::HowExitCode.fill(&[("code", &c)])
+            }
+            _ => crate::messages::Msg::HowUnknown.get().to_owned(),
         };
         if !w.ready && self.broken.is_none() && !w.stop_sent {
             self.broken = Some(Fail::InitFailed {
                 pid: w.pid,
-                message: format!("the worker ended {how} before it was ready"),
+                message: crate::messages::Msg::WorkerEndedEarly.fill(&[("how", &how)]),
             });
         }
         let fail = match (&self.broken, w.ready) {
@@ -636,10 +638,7 @@ pub(super) fn wait_until(
         if on_result_thread() {
             // A callback waiting for a result would wait for itself.
             return Err(Error::InvalidArgument {
-                message: "a pool callback cannot wait for a pool result: it runs on the \
-                          pool's result thread, which would wait for itself; use the value \
-                          the callback is given"
-                    .into(),
+                message: crate::messages::Msg::CallbackWaits.get().into(),
                 pid: crate::os::pid(),
             });
         }

@@ -76,16 +76,25 @@ fn short_type<T>() -> String {
     out
 }
 
+/// `true`/`false` in an HTML table, in the student's language.
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        crate::messages::Msg::Yes.get()
+    } else {
+        crate::messages::Msg::No.get()
+    }
+}
+
 // ---- Process ----
 
 impl Process {
     fn state_word(&self) -> (&'static str, Option<i32>) {
         match self.pid() {
-            None => ("initial", None),
+            None => (crate::messages::Msg::StateInitial.get(), None),
             Some(_) => match self.exitcode() {
-                Some(c) => ("stopped", Some(c)),
-                None if self.is_alive() => ("running", None),
-                None => ("started", None),
+                Some(c) => (crate::messages::Msg::StateStopped.get(), Some(c)),
+                None if self.is_alive() => (crate::messages::Msg::StateRunning.get(), None),
+                None => (crate::messages::Msg::StateStarted.get(), None),
             },
         }
     }
@@ -101,13 +110,23 @@ impl Process {
         let (state, code) = self.state_word();
         let code_html = match code {
             Some(0) => "<span style=\"color:#2e7d32\">0</span>".to_owned(),
-            Some(c) if c < 0 => format!("<span style=\"color:#ef6c00\">{c} (signal {})</span>", -c),
+            Some(c) if c < 0 => format!(
+                "<span style=\"color:#ef6c00\">{}</span>",
+                crate::messages::Msg::ExitSignal.fill(&[("code", &c), ("signal", &-c)])
+            ),
             Some(c) => format!("<span style=\"color:#c62828\">{c}</span>"),
             None => "–".to_owned(),
         };
         let html = html_table(
             "Process",
-            &["name", "pid", "state", "exit code", "daemon"].map(String::from),
+            &[
+                crate::messages::Msg::ColName.get(),
+                "pid",
+                crate::messages::Msg::ColState.get(),
+                crate::messages::Msg::ColExitCode.get(),
+                crate::messages::Msg::ColDaemon.get(),
+            ]
+            .map(String::from),
             &[
                 xml_escape(self.name()),
                 self.pid().map(|p| p.to_string()).unwrap_or("–".into()),
@@ -152,7 +171,7 @@ impl<T: Shareable + Debug> Value<T> {
         };
         let html = html_table(
             &format!("Value<{}>", short_type::<T>()),
-            &["value".to_owned()],
+            &[crate::messages::Msg::ColValue.get().to_owned()],
             &[xml_escape(&v)],
         );
         emit_html(self.to_string(), html);
@@ -175,7 +194,7 @@ impl<T: Shareable + Debug> RawValue<T> {
     pub fn evcxr_display(&self) {
         let html = html_table(
             &format!("RawValue<{}>", short_type::<T>()),
-            &["value".to_owned()],
+            &[crate::messages::Msg::ColValue.get().to_owned()],
             &[xml_escape(&format!("{:?}", self.load()))],
         );
         emit_html(self.to_string(), html);
@@ -217,7 +236,11 @@ fn array_text<T: Debug>(kind: &str, items: Option<&[T]>, len: usize) -> String {
 }
 
 fn array_html<T: Debug>(kind: &str, items: Option<&[T]>, len: usize) -> String {
-    let caption = format!("{kind}<{}>, {len} items", short_type::<T>());
+    let caption = crate::messages::Msg::ArrayCaption.fill(&[
+        ("kind", &kind),
+        ("type", &short_type::<T>()),
+        ("len", &len),
+    ]);
     let Some(items) = items else {
         return html_table(&caption, &["".into()], &["&lt;locked&gt;".into()]);
     };
@@ -314,11 +337,16 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn evcxr_display(&self) {
         let html = html_table(
             &format!("Queue<{}>", short_type::<T>()),
-            &["qsize", "maxsize", "closed"].map(String::from),
+            &[
+                crate::messages::Msg::ColQsize.get(),
+                crate::messages::Msg::ColMaxsize.get(),
+                crate::messages::Msg::ColClosed.get(),
+            ]
+            .map(String::from),
             &[
                 self.qsize().to_string(),
                 maxsize_text(self.maxsize()),
-                self.is_closed().to_string(),
+                yes_no(self.is_closed()).to_owned(),
             ],
         );
         emit_html(self.to_string(), html);
@@ -349,12 +377,18 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn evcxr_display(&self) {
         let html = html_table(
             &format!("JoinableQueue<{}>", short_type::<T>()),
-            &["qsize", "maxsize", "unfinished tasks", "closed"].map(String::from),
+            &[
+                crate::messages::Msg::ColQsize.get(),
+                crate::messages::Msg::ColMaxsize.get(),
+                crate::messages::Msg::ColUnfinished.get(),
+                crate::messages::Msg::ColClosed.get(),
+            ]
+            .map(String::from),
             &[
                 self.qsize().to_string(),
                 maxsize_text(self.maxsize()),
                 self.unfinished_tasks().to_string(),
-                self.is_closed().to_string(),
+                yes_no(self.is_closed()).to_owned(),
             ],
         );
         emit_html(self.to_string(), html);
@@ -394,11 +428,11 @@ impl<C> Pool<C> {
         let html = html_table(
             "Pool",
             &[
-                "size",
-                "state",
-                "worker pids",
-                "worker_starts",
-                "queued tasks",
+                crate::messages::Msg::ColSize.get(),
+                crate::messages::Msg::ColState.get(),
+                crate::messages::Msg::ColWorkerPids.get(),
+                crate::messages::Msg::ColWorkerStarts.get(),
+                crate::messages::Msg::ColQueuedTasks.get(),
             ]
             .map(String::from),
             &[

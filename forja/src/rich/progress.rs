@@ -91,7 +91,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(5);
 fn watch(live: Arc<Live>) {
     while !live.ended() {
         if crate::registry::interrupted() {
-            live.end(crate::lang::pick("interrumpido", "interrupted"));
+            live.end(crate::messages::Msg::ProgressInterrupted.get());
             return;
         }
         std::thread::sleep(WATCH_EVERY);
@@ -107,16 +107,12 @@ impl fmt::Debug for Progress {
 }
 
 fn progress_html(done: usize, total: usize, elapsed: Duration, finished: Option<&str>) -> String {
-    let secs = elapsed.as_secs_f64();
-    let tail = match finished {
-        Some(how) => format!("{how} in {secs:.1} s"),
-        None => format!("{secs:.1} s"),
-    };
     format!(
         "<div class=\"forja-progress\" style=\"font-family:monospace\">\
          <progress value=\"{done}\" max=\"{}\" style=\"width:300px\"></progress> \
-         {done} / {total} tasks, {tail}</div>",
-        total.max(1)
+         {}</div>",
+        total.max(1),
+        progress_text(done, total, elapsed, finished)
     )
 }
 
@@ -125,8 +121,17 @@ fn progress_html(done: usize, total: usize, elapsed: Duration, finished: Option<
 fn progress_text(done: usize, total: usize, elapsed: Duration, finished: Option<&str>) -> String {
     let secs = elapsed.as_secs_f64();
     match finished {
-        Some(how) => format!("{done} / {total} tasks, {how} in {secs:.1} s"),
-        None => format!("{done} / {total} tasks, {secs:.1} s"),
+        Some(how) => crate::messages::Msg::ProgressFinished.fill(&[
+            ("done", &done),
+            ("total", &total),
+            ("how", &how),
+            ("secs", &format!("{secs:.1}")),
+        ]),
+        None => crate::messages::Msg::ProgressRunning.fill(&[
+            ("done", &done),
+            ("total", &total),
+            ("secs", &format!("{secs:.1}")),
+        ]),
     }
 }
 
@@ -183,7 +188,9 @@ impl Progress {
             }
             let now = Instant::now();
             if done >= total {
-                shown.live.show(done, total, Some("done"));
+                shown
+                    .live
+                    .show(done, total, Some(crate::messages::Msg::ProgressDone.get()));
                 self.shown = None;
                 self.pending_since = None;
             } else if now - shown.last_update >= PROGRESS_EVERY {
@@ -245,7 +252,7 @@ impl Drop for Progress {
     /// interrupted) says that it stopped.
     fn drop(&mut self) {
         if let Some(shown) = self.shown.take() {
-            shown.live.end("stopped");
+            shown.live.end(crate::messages::Msg::ProgressStopped.get());
         }
     }
 }

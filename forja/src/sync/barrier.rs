@@ -80,7 +80,7 @@ impl Barrier {
     pub fn new(parties: u32) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidArgument {
-                message: "a Barrier needs at least 1 party".into(),
+                message: crate::messages::Msg::BarrierParties.get().into(),
                 pid: crate::os::pid(),
             });
         }

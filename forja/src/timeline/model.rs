@@ -4,7 +4,7 @@
 
 use super::record::{self, KIND_EXIT, KIND_REAPED, KIND_START, KIND_TASK, now_ns};
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 /// One task a pool worker ran (one chunk of a `map`, or one `apply`).
 #[derive(Debug, Clone, PartialEq)]
@@ -355,31 +355,34 @@ impl Timeline {
     }
 
     pub(super) fn title(&self) -> String {
-        let mut t = String::from("forja timeline");
+        let mut t = String::from(crate::messages::Msg::TimelineTitle.get());
         if let Some(g) = self.cell {
-            let _ = write!(t, ", cell {g}");
+            t.push_str(&crate::messages::Msg::TimelineCell.fill(&[("cell", &g)]));
         }
         let n = self.lanes.len();
-        let _ = write!(
-            t,
-            ": {n} process{}, {} ms",
-            if n == 1 { "" } else { "es" },
-            fmt_ms(self.span_ms, self.span_ms)
-        );
+        let ms = fmt_ms(self.span_ms, self.span_ms);
+        t.push_str(&if n == 1 {
+            crate::messages::Msg::TimelineOneProcess.fill(&[("ms", &ms)])
+        } else {
+            crate::messages::Msg::TimelineProcesses.fill(&[("n", &n), ("ms", &ms)])
+        });
         if n > 0 {
-            let _ = write!(t, ", at most {} at once", self.max_parallel_processes());
+            t.push_str(
+                &crate::messages::Msg::TimelineAtOnce
+                    .fill(&[("n", &self.max_parallel_processes())]),
+            );
         }
         let tasks = self.task_count();
         if tasks > 0 {
-            let _ = write!(
-                t,
-                "; {tasks} pool task{}, at most {} at once",
-                if tasks == 1 { "" } else { "s" },
-                self.max_parallel_tasks()
-            );
+            let n = self.max_parallel_tasks();
+            t.push_str(&if tasks == 1 {
+                crate::messages::Msg::TimelineOneTask.fill(&[("n", &n)])
+            } else {
+                crate::messages::Msg::TimelineTasks.fill(&[("tasks", &tasks), ("n", &n)])
+            });
         }
         if self.lost > 0 {
-            let _ = write!(t, " ({} older events lost)", self.lost);
+            t.push_str(&crate::messages::Msg::TimelineLost.fill(&[("n", &self.lost)]));
         }
         t
     }
@@ -425,7 +428,7 @@ pub(super) fn exit_label(code: Option<i32>, ended: bool) -> String {
             s => format!("signal {s}"),
         },
         None if ended => "exit ?".into(),
-        None => "running".into(),
+        None => crate::messages::Msg::TimelineRunning.get().into(),
     }
 }
 
@@ -436,7 +439,7 @@ impl fmt::Display for Timeline {
         const BAR: usize = 40;
         writeln!(f, "{}", self.title())?;
         if self.lanes.is_empty() {
-            return write!(f, "  (no processes ran)");
+            return write!(f, "  ({})", crate::messages::Msg::TimelineEmpty.get());
         }
         let span = if self.span_ms > 0.0 {
             self.span_ms
@@ -448,10 +451,10 @@ impl fmt::Display for Timeline {
             f,
             "  {:>7}  {:<20} {:>9} {:>9}  {:<8} |0{:>w$}|",
             "pid",
-            "name",
-            "start ms",
-            "end ms",
-            "exit",
+            crate::messages::Msg::TimelineColName.get(),
+            crate::messages::Msg::TimelineColStart.get(),
+            crate::messages::Msg::TimelineColEnd.get(),
+            crate::messages::Msg::TimelineColExit.get(),
             format!("{} ms", fmt_ms(self.span_ms, span)),
             w = BAR - 1
         )?;

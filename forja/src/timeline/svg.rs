@@ -108,8 +108,9 @@ fn render_svg(t: &Timeline) -> String {
     if t.lanes.is_empty() {
         let _ = writeln!(
             s,
-            "<text x=\"{LABEL_W}\" y=\"{:.1}\" fill=\"#757575\">no processes ran</text>",
-            TOP + 17.0
+            "<text x=\"{LABEL_W}\" y=\"{:.1}\" fill=\"#757575\">{}</text>",
+            TOP + 17.0,
+            crate::messages::Msg::TimelineEmpty.get()
         );
     }
     for (i, lane) in t.lanes.iter().enumerate() {
@@ -193,18 +194,19 @@ fn render_svg(t: &Timeline) -> String {
         for (a, b, job, count) in merged {
             let (tx0, tx1) = (x(a), x(b).max(x(a) + 1.0));
             let what = if count == 1 {
-                "task".to_owned()
+                crate::messages::Msg::TimelineTask.get().to_owned()
             } else {
-                format!("{count} tasks")
+                crate::messages::Msg::TimelineTasksMerged.fill(&[("count", &count)])
             };
             let _ = writeln!(
                 s,
                 "<rect class=\"task\" x=\"{tx0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
-                 fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"0.75\"><title>{what} of job {job}: {}–{} ms</title></rect>",
+                 fill=\"{}\" stroke=\"#ffffff\" stroke-width=\"0.75\"><title>{}: {}–{} ms</title></rect>",
                 y + 8.0,
                 tx1 - tx0,
                 LANE_H - 16.0,
                 JOB_COLOURS[(job as usize) % JOB_COLOURS.len()],
+                crate::messages::Msg::TimelineTaskTitle.fill(&[("what", &what), ("job", &job)]),
                 fmt_ms(a, span),
                 fmt_ms(b, span)
             );

@@ -30,6 +30,10 @@ pub struct Test {
 
 /// The `main` of a fork-heavy test binary.
 pub fn main(tests: &[Test]) -> ! {
+    // The suite reads forja's messages in English, whatever the machine's
+    // locale (see forja::lang).
+    // SAFETY: the first thing main does: no other thread exists yet.
+    unsafe { std::env::set_var("FORJA_LANG", "en") };
     let mut args = Arguments::from_args();
     let in_own_process =
         std::env::var_os("NEXTEST").is_some() || std::env::var_os(ONE_TEST).is_some();

@@ -37,10 +37,20 @@ struct PendingCopy {
     prebuilt: PathBuf,
 }
 
-const SLOW: &str =
-    "so this session compiles forja and its dependencies first (about half a minute)";
-
-const FIX: &str = "Run `forja-kernel prebuild` to make new kernels start fast.";
+/// A start-up note: `msg` with the directory, the reason, and why the
+/// first cell is slow and how to fix that, filled in.
+fn seed_note(
+    msg: crate::messages::Msg,
+    dir: &std::path::Path,
+    why: &dyn std::fmt::Display,
+) -> String {
+    msg.fill(&[
+        ("dir", &dir.display()),
+        ("why", why),
+        ("slow", &crate::messages::Msg::SeedSlow.get()),
+        ("fix", &crate::messages::Msg::SeedFix.get()),
+    ])
+}
 
 /// Starts a [`seed`]: checks the prebuilt build and writes the cargo config
 /// now, and copies the target dir in the background, so the copy overlaps
@@ -65,22 +75,17 @@ pub fn start_seed(config: &Config) -> Seed {
     };
     let from = prebuilt.join(CRATE).join("target");
     let Some(stamp) = Stamp::read(prebuilt).filter(|_| from.is_dir()) else {
-        return note(format!(
-            "forja-kernel: there is no prebuilt forja build in {}, {SLOW}. {FIX}\n",
-            prebuilt.display()
-        ));
+        return note(seed_note(crate::messages::Msg::SeedMissing, prebuilt, &""));
     };
     if let Some(why) = stamp.mismatch(forja) {
-        return note(format!(
-            "forja-kernel: the prebuilt forja build in {} does not fit this session ({why}), \
-             {SLOW}. {FIX}\n",
-            prebuilt.display()
+        return note(seed_note(
+            crate::messages::Msg::SeedMismatch,
+            prebuilt,
+            &why,
         ));
     }
     let Some(work) = config.crate_dir.parent() else {
-        return note(format!(
-            "forja-kernel: the crate dir has no parent, {SLOW}.\n"
-        ));
+        return note(seed_note(crate::messages::Msg::SeedNoParent, prebuilt, &""));
     };
     let work_config = work.join(CARGO_CONFIG);
     let configured = (|| -> anyhow::Result<()> {
@@ -96,10 +101,7 @@ pub fn start_seed(config: &Config) -> Seed {
     })();
     if let Err(e) = configured {
         let _ = std::fs::remove_file(&work_config);
-        return note(format!(
-            "forja-kernel: could not use the prebuilt forja build in {} ({e}), {SLOW}. {FIX}\n",
-            prebuilt.display()
-        ));
+        return note(seed_note(crate::messages::Msg::SeedUnusable, prebuilt, &e));
     }
     // Before evcxr starts: its analyzer resolves the standard library's
     // workspace with cargo while it loads. Best effort (see seed_registry).
@@ -120,8 +122,10 @@ pub fn start_seed(config: &Config) -> Seed {
         },
         Err(e) => {
             let _ = std::fs::remove_file(&work_config);
-            note(format!(
-                "forja-kernel: could not start copying the prebuilt build ({e}), {SLOW}.\n"
+            note(seed_note(
+                crate::messages::Msg::SeedCopyNotStarted,
+                prebuilt,
+                &e,
             ))
         }
     }
@@ -143,9 +147,10 @@ impl Seed {
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&copy.target);
                 let _ = std::fs::remove_file(&copy.work_config);
-                Some(format!(
-                    "forja-kernel: could not copy the prebuilt forja build in {} ({e}), {SLOW}. {FIX}\n",
-                    copy.prebuilt.display()
+                Some(seed_note(
+                    crate::messages::Msg::SeedCopyFailed,
+                    &copy.prebuilt,
+                    &e,
                 ))
             }
         }
