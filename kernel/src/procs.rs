@@ -3,7 +3,7 @@
 
 use crate::state::SessionState;
 use forja::registry::ChildRecord;
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde_json::{Map, Value};
 
@@ -106,11 +106,11 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
         pids.extend(crate::reaper::descendants(r.pid).into_iter().map(|d| d.pid));
     }
     for &p in &pids {
-        let _ = kill(Pid::from_raw(p), Signal::SIGTERM);
+        let _ = signal::kill(Pid::from_raw(p), Signal::SIGTERM);
     }
     std::thread::sleep(crate::interrupt::GRACE);
     for &p in &pids {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        let _ = signal::kill(Pid::from_raw(p), Signal::SIGKILL);
     }
     Ok(targets
         .iter()
