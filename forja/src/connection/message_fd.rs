@@ -500,4 +500,152 @@ mod tests {
         a.set_max_message(1).unwrap();
         a.set_max_message(MAX_MAX_MESSAGE).unwrap();
     }
+
+    /// Property tests of the framing: what a reader makes of any bytes.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The messages a reader must find in `wire`, by an independent
+        /// reading of the format: each 8-byte length and its payload, in
+        /// order, up to the first incomplete one; and whether the wire then
+        /// names a message longer than `max` (an error, not an end of file).
+        fn reference_frames(wire: &[u8], max: u64) -> (Vec<&[u8]>, bool) {
+            let mut frames = Vec::new();
+            let mut rest = wire;
+            while rest.len() >= HEADER {
+                let len = u64::from_le_bytes(rest[..HEADER].try_into().unwrap());
+                if len > max {
+                    return (frames, true);
+                }
+                let Some(payload) = rest[HEADER..].get(..len as usize) else {
+                    break;
+                };
+                frames.push(payload);
+                rest = &rest[HEADER + payload.len()..];
+            }
+            (frames, false)
+        }
+
+        /// A reader whose peer wrote `wire` (in one go: it fits the socket
+        /// buffer) and closed.
+        fn reader_of(wire: &[u8], max: u64) -> MessageFd {
+            let (a, b) = super::super::super::socket_pair().unwrap();
+            let mut sent = 0;
+            while sent < wire.len() {
+                sent += nix::unistd::write(&b, &wire[sent..]).unwrap();
+            }
+            drop(b);
+            let mut r = MessageFd::new(a, true).unwrap();
+            r.set_max_message(max).unwrap();
+            r
+        }
+
+        fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
+            let mut wire = Vec::new();
+            for p in payloads {
+                wire.extend_from_slice(&(p.len() as u64).to_le_bytes());
+                wire.extend_from_slice(p);
+            }
+            wire
+        }
+
+        /// Well-framed bytes, then damaged: cut short, a byte flipped, and
+        /// arbitrary bytes appended (each maybe).
+        fn damaged_wire() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..12),
+                any::<Option<prop::sample::Index>>(),
+                any::<Option<(prop::sample::Index, u8)>>(),
+                prop::collection::vec(any::<u8>(), 0..24),
+            )
+                .prop_map(|(payloads, cut, flip, tail)| {
+                    let mut wire = frame(&payloads);
+                    if let Some(i) = cut
+                        && !wire.is_empty()
+                    {
+                        wire.truncate(i.index(wire.len()));
+                    }
+                    if let Some((i, bits)) = flip
+                        && !wire.is_empty()
+                    {
+                        let i = i.index(wire.len());
+                        wire[i] ^= bits;
+                    }
+                    wire.extend_from_slice(&tail);
+                    wire
+                })
+        }
+
+        /// Every message until the reader stops, and how it stopped.
+        fn read_all(r: &mut MessageFd) -> (Vec<Vec<u8>>, Error) {
+            let mut got = Vec::new();
+            loop {
+                match r.recv_bytes(None) {
+                    Ok(m) => got.push(m),
+                    Err(e) => return (got, e),
+                }
+            }
+        }
+
+        proptest! {
+            /// Any bytes: the reader returns exactly the reference's
+            /// messages (nothing read past a payload's end, nothing
+            /// invented), then end of file, or "too large" where a header
+            /// names more than the limit; it never panics.
+            #[test]
+            fn any_bytes_frame_as_the_format_says(
+                wire in prop_oneof![damaged_wire(), prop::collection::vec(any::<u8>(), 0..2048)],
+                max in prop_oneof![1u64..600, Just(DEFAULT_MAX_MESSAGE)],
+            ) {
+                let (want, too_large) = reference_frames(&wire, max);
+                let mut r = reader_of(&wire, max);
+                let (got, end) = read_all(&mut r);
+                prop_assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert_eq!(&g[..], *w);
+                }
+                if too_large {
+                    prop_assert!(matches!(end, Error::MessageTooLarge { .. }), "{end:?}");
+                } else {
+                    prop_assert!(matches!(end, Error::Eof { .. }), "{end:?}");
+                }
+            }
+
+            /// Messages sent through the writer arrive whole and in order.
+            #[test]
+            fn sent_bytes_round_trip(
+                payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..12),
+            ) {
+                let (mut a, mut b) = socket_pair();
+                for p in &payloads {
+                    a.send_bytes(p).unwrap();
+                }
+                drop(a);
+                let (got, end) = read_all(&mut b);
+                prop_assert_eq!(got, payloads);
+                prop_assert!(matches!(end, Error::Eof { .. }), "{end:?}");
+            }
+
+            /// Values sent encoded decode to themselves; a payload of any
+            /// bytes decodes to a value or an error, never a panic.
+            #[test]
+            fn values_round_trip_and_any_payload_decodes_or_fails(
+                values in prop::collection::vec(
+                    any::<(String, Vec<i64>, Option<char>, bool)>(), 0..8),
+                junk in prop::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let (mut a, mut b) = socket_pair();
+                for v in &values {
+                    a.send_value(v, "a test").unwrap();
+                }
+                a.send_bytes(&junk).unwrap();
+                for v in &values {
+                    let got: (String, Vec<i64>, Option<char>, bool) = b.recv_value(None).unwrap();
+                    prop_assert_eq!(&got, v);
+                }
+                let _ = b.recv_value::<(String, Vec<i64>, Option<char>, bool)>(None);
+            }
+        }
+    }
 }
