@@ -10,8 +10,10 @@
 //! password, when stdin is a terminal).
 
 use crate::error::{Error, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 use std::io::{BufRead, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 
 /// Asks the student for one line, showing `prompt`; returns the line without
@@ -88,15 +90,9 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
     let mut buf = [0u8; 4096];
     loop {
         crate::interrupt::check()?;
-        let mut pfd = libc::pollfd {
-            fd: stream.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = crate::registry::POLL_INTERVAL.as_millis() as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r <= 0 {
+        let mut pfd = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(crate::registry::POLL_INTERVAL).unwrap_or(PollTimeout::MAX);
+        if !matches!(poll(&mut pfd, ms), Ok(n) if n > 0) {
             continue; // timeout or EINTR: look at the flag again
         }
         crate::interrupt::check()?;
@@ -131,31 +127,30 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
 
 /// Turns the terminal's echo off while it lives (for a password).
 struct NoEcho {
-    saved: Option<libc::termios>,
+    saved: Option<Termios>,
 }
 
 impl NoEcho {
+    /// Fd 0 may not be a terminal: then nothing changes.
     fn new() -> NoEcho {
-        // SAFETY: tcgetattr fills a termios we own; fd 0 may not be a tty,
-        // then it fails and nothing changes.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::isatty(0) != 1 || libc::tcgetattr(0, &mut t) != 0 {
-                return NoEcho { saved: None };
-            }
-            let saved = t;
-            t.c_lflag &= !libc::ECHO;
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            NoEcho { saved: Some(saved) }
+        let stdin = std::io::stdin();
+        if nix::unistd::isatty(&stdin) != Ok(true) {
+            return NoEcho { saved: None };
         }
+        let Ok(mut t) = termios::tcgetattr(&stdin) else {
+            return NoEcho { saved: None };
+        };
+        let saved = t.clone();
+        t.local_flags.remove(LocalFlags::ECHO);
+        let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &t);
+        NoEcho { saved: Some(saved) }
     }
 }
 
 impl Drop for NoEcho {
     fn drop(&mut self) {
-        if let Some(saved) = self.saved {
-            // SAFETY: restores the settings read in `new`.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+        if let Some(saved) = &self.saved {
+            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, saved);
             println!();
         }
     }

@@ -12,9 +12,10 @@
 //! there is no count to keep right. A program's main thread can never carry
 //! that prefix (its name is the program's file name, which has no `/`).
 
-use nix::libc;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::cell::Cell;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::sync::Once;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
@@ -38,9 +39,10 @@ extern "C" fn after_fork_in_child() {
 
 fn register_atfork() {
     ATFORK.call_once(|| {
+        // libc: nix has no pthread_atfork.
         // SAFETY: the handler only touches an atomic and a thread-local cell,
         // both async-signal-safe to write in a freshly forked child.
-        unsafe { nix::libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
 }
 
@@ -177,37 +179,23 @@ pub(crate) fn is_dead(id: u32) -> bool {
 }
 
 /// Waits at most `slice` for `fd` to become readable (see [`poll_fds`]).
-pub(crate) fn poll_readable(fd: RawFd, slice: Duration) -> std::io::Result<()> {
-    let events = libc::POLLIN;
-    poll_fds(
-        &mut [libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        }],
-        slice,
-    )
-    .map(drop)
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, slice: Duration) -> std::io::Result<()> {
+    poll_fds(&mut [PollFd::new(fd, PollFlags::POLLIN)], slice).map(drop)
 }
 
 /// `poll(2)` on `pfds` for at most `slice` (rounded up to a millisecond),
 /// retried on `EINTR` as a wake-up; the number of fds with events.
-pub(crate) fn poll_fds(pfds: &mut [libc::pollfd], slice: Duration) -> std::io::Result<usize> {
-    let ms = slice.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+pub(crate) fn poll_fds(pfds: &mut [PollFd<'_>], slice: Duration) -> std::io::Result<usize> {
+    let ms = PollTimeout::try_from(slice.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX);
     if pfds.is_empty() {
         std::thread::sleep(slice);
         return Ok(0);
     }
-    // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if r >= 0 {
-        return Ok(r as usize);
+    match nix::poll::poll(pfds, ms) {
+        Ok(n) => Ok(n as usize),
+        Err(Errno::EINTR) => Ok(0),
+        Err(e) => Err(e.into()),
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EINTR) {
-        return Ok(0);
-    }
-    Err(e)
 }
 
 /// The prefix of the name of every thread forja (or the kernel's runner)

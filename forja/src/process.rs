@@ -57,7 +57,7 @@ pub use crate::cpu::{cpu_count, process_cpu_count};
 use crate::registry::{self, Registry, STATUS_UNKNOWN};
 use std::fmt;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -390,7 +390,7 @@ impl Process {
                 slice = slice.min(d.saturating_duration_since(Instant::now()));
             }
             match &pidfd {
-                Some(fd) => crate::os::poll_readable(fd.as_raw_fd(), slice)
+                Some(fd) => crate::os::poll_readable(fd.as_fd(), slice)
                     .map_err(|e| Error::os("waiting for a process (poll)", e))?,
                 None => {
                     std::thread::sleep(nap.min(slice));

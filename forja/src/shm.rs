@@ -154,9 +154,11 @@ impl<T: bytemuck::Pod> SharedMem<T> {
     /// assert_eq!(unsafe { *x.as_ptr() }, 1.5);
     /// ```
     pub fn new(value: T) -> Result<Self> {
+        check_align(align_of::<T>())?;
         let region = SharedRegion::new(size_of::<T>())?;
-        // mmap returns page-aligned memory, enough for any Pod type.
-        // SAFETY: fresh, large enough and aligned.
+        // SAFETY: the region is fresh (nothing else refers to it), at least
+        // `size_of::<T>()` bytes, and page-aligned: enough for `T`, whose
+        // alignment `check_align` bounded by a page.
         unsafe { region.as_ptr().cast::<T>().write(value) };
         Ok(SharedMem {
             region,
@@ -183,6 +185,23 @@ impl<T: bytemuck::Pod> SharedMem<T> {
     pub fn region(&self) -> &SharedRegion {
         &self.region
     }
+}
+
+/// The alignment a mapping guarantees: a page (at least 4 KiB on Linux).
+const MAP_ALIGN: usize = 4096;
+
+/// Refuses a type aligned beyond a page: `mmap` would not align it.
+fn check_align(align: usize) -> Result<()> {
+    if align <= MAP_ALIGN {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        message: format!(
+            "shared memory is aligned to {MAP_ALIGN} bytes; a type aligned to {align} bytes \
+             cannot live there"
+        ),
+        pid: crate::os::pid(),
+    })
 }
 
 /// Crate-internal: a header `T` (atomics only: it is reached through `&T`
@@ -226,14 +245,17 @@ impl<T> ShmBox<T> {
         trailing_len: usize,
         trailing_align: usize,
     ) -> Result<Self> {
-        debug_assert!(align_of::<T>() <= 4096 && trailing_align <= 4096);
+        check_align(align_of::<T>())?;
+        check_align(trailing_align)?;
         let align = trailing_align.max(1);
         let trailing_offset = size_of::<T>().div_ceil(align) * align;
         let total = trailing_offset
             .checked_add(trailing_len)
             .ok_or_else(|| Error::os("sizing shared memory", std::io::Error::other("too large")))?;
         let region = SharedRegion::new(total)?;
-        // SAFETY: fresh, page-aligned, large enough.
+        // SAFETY: the region is fresh (nothing else refers to it), page-
+        // aligned (so aligned for `T`, checked above) and holds
+        // `trailing_offset >= size_of::<T>()` bytes before the trailing ones.
         unsafe { region.as_ptr().cast::<T>().write(header) };
         Ok(ShmBox {
             region,
@@ -245,7 +267,9 @@ impl<T> ShmBox<T> {
 
     /// The trailing bytes.
     pub(crate) fn trailing_ptr(&self) -> *mut u8 {
-        // SAFETY: within the mapping.
+        // SAFETY: `trailing_offset` is at most the mapping's length (`new`
+        // mapped `trailing_offset + trailing_len` bytes), so the result is
+        // inside it or one past its end.
         unsafe { self.region.as_ptr().add(self.trailing_offset) }
     }
 }
@@ -368,7 +392,12 @@ pub(crate) unsafe fn racy_load<T: Shareable>(p: *const T) -> T {
         }
         off += chunk;
     }
-    // SAFETY: every byte was copied from valid `T`s, chunk-wise (see above).
+    // SAFETY: every byte of `out` was written. Each chunk comes whole from
+    // one valid `T` (one atomic load); the only fields with a validity rule
+    // (`bool`, 1 byte; `char`, 4 bytes aligned to 4, while chunks are
+    // aligned to `min(align_of::<T>(), 8) >= 4` when a `char` is in `T`)
+    // never straddle two chunks, and `Shareable` types have no padding and
+    // no pointers, so a mix of chunks of different writes is a valid `T`.
     unsafe { out.assume_init() }
 }
 

@@ -32,7 +32,8 @@
 
 use crate::error::{Error, Result};
 use crate::registry::{self, POLL_INTERVAL};
-use std::os::fd::{AsRawFd, RawFd};
+use nix::poll::{PollFd, PollFlags};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// How often a wait that includes a queue looks at it.
@@ -120,7 +121,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Duration) -> Result<Vec<usize>> 
 /// ```
 pub fn wait_slice<W: Waitable>(objects: &[W], timeout: Duration) -> Result<Vec<usize>> {
     let deadline = crate::deadline::deadline(timeout);
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(objects.len());
+    let mut pfds: Vec<PollFd<'_>> = Vec::with_capacity(objects.len());
     loop {
         registry::check_interrupt()?;
         let mut ready = Vec::new();
@@ -129,11 +130,14 @@ pub fn wait_slice<W: Waitable>(objects: &[W], timeout: Duration) -> Result<Vec<u
         for (i, o) in objects.iter().enumerate() {
             match o.probe()? {
                 Probe::Ready => ready.push(i),
-                Probe::Fd(fd) => pfds.push(libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }),
+                Probe::Fd(fd) => {
+                    // SAFETY: `fd` is `o`'s own (a process's pidfd, a pipe
+                    // end's fd), open as long as `o` lives, and `objects`
+                    // is borrowed for this whole call; the borrow ends with
+                    // `pfds`, before the call returns.
+                    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+                    pfds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
                 Probe::Poll => any_poll = true,
             }
         }

@@ -11,6 +11,7 @@
 
 use crate::state::SessionState;
 use forja::registry::{ChildState, Remote};
+use nix::sys::signal::Signal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -94,9 +95,9 @@ fn stop_cell_processes(r: &Remote, cell: u64) {
         all
     };
     let targets = tree(&pids);
-    signal_all(&targets[pids.len()..], libc::SIGTERM);
+    signal_all(&targets[pids.len()..], Signal::SIGTERM);
     for &p in &pids {
-        let _ = r.signal(p, libc::SIGTERM);
+        let _ = r.signal(p, Signal::SIGTERM as i32);
     }
     std::thread::spawn(move || {
         std::thread::sleep(GRACE);
@@ -105,15 +106,12 @@ fn stop_cell_processes(r: &Remote, cell: u64) {
         for &p in &targets {
             now.extend(crate::reaper::descendants(p).into_iter().map(|d| d.pid));
         }
-        signal_all(&now, libc::SIGKILL);
+        signal_all(&now, Signal::SIGKILL);
     });
 }
 
-fn signal_all(pids: &[i32], sig: i32) {
+fn signal_all(pids: &[i32], sig: Signal) {
     for &p in pids {
-        // SAFETY: plain kill syscall.
-        unsafe {
-            libc::kill(p, sig);
-        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
     }
 }

@@ -73,8 +73,7 @@ fn remove_dead_workdirs(base: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
@@ -95,9 +94,9 @@ fn remove_dead_workdirs(base: &std::path::Path) {
         {
             continue;
         }
-        // SAFETY: signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } == -1
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        // No signal: only checks that the process exists.
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
         if gone {
             let _ = std::fs::remove_dir_all(entry.path());
         }

@@ -3,6 +3,8 @@
 
 use crate::state::SessionState;
 use forja::registry::ChildRecord;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use serde_json::{Map, Value};
 
 /// What `:procs` says of a child's state: `running`, `sleeping`,
@@ -105,13 +107,11 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
         pids.extend(crate::reaper::descendants(r.pid).into_iter().map(|d| d.pid));
     }
     for &p in &pids {
-        // SAFETY: plain kill syscall.
-        unsafe { libc::kill(p, libc::SIGTERM) };
+        let _ = signal::kill(Pid::from_raw(p), Signal::SIGTERM);
     }
     std::thread::sleep(crate::interrupt::GRACE);
     for &p in &pids {
-        // SAFETY: plain kill syscall.
-        unsafe { libc::kill(p, libc::SIGKILL) };
+        let _ = signal::kill(Pid::from_raw(p), Signal::SIGKILL);
     }
     Ok(targets
         .iter()

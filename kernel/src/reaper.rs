@@ -8,14 +8,13 @@
 //! (the current runner, cargo and rustc, all in the kernel's own group).
 
 use forja::os::{ProcStat, processes};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, getppid};
 use std::time::Duration;
 
 /// Makes this process the subreaper of its descendants.
 pub fn become_subreaper() {
-    // SAFETY: prctl with plain integer arguments.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    let _ = nix::sys::prctl::set_child_subreaper(true);
 }
 
 /// All descendants of `root`.
@@ -39,8 +38,7 @@ pub fn descendants(root: i32) -> Vec<ProcStat> {
 /// With `kill_running` false only zombies are reaped.
 pub fn sweep(current_runner: i32, kill_running: bool) {
     let me = std::process::id() as i32;
-    // SAFETY: getpgrp has no preconditions.
-    let my_group = unsafe { libc::getpgrp() };
+    let my_group = nix::unistd::getpgrp().as_raw();
     for p in processes() {
         if p.ppid != me || p.pid == current_runner || p.pgid == my_group {
             continue;
@@ -48,21 +46,16 @@ pub fn sweep(current_runner: i32, kill_running: bool) {
         if p.state == 'Z' {
             reap(p.pid);
         } else if kill_running {
-            // SAFETY: plain kill/waitpid on our own child.
-            unsafe {
-                libc::kill(p.pid, libc::SIGKILL);
-            }
+            let _ = kill(Pid::from_raw(p.pid), Signal::SIGKILL);
             reap(p.pid);
         }
     }
 }
 
 fn reap(pid: i32) {
-    let mut status = 0;
-    // SAFETY: waitpid on a specific child of ours.
-    unsafe {
-        libc::waitpid(pid, &mut status, 0);
-    }
+    // The status is not wanted: nix's failing to name a real-time signal
+    // after reaping does not matter here.
+    let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
 }
 
 /// Kills a whole process group and everything re-parented from it.
@@ -70,10 +63,7 @@ pub fn kill_group(pgid: i32) {
     if pgid <= 1 {
         return;
     }
-    // SAFETY: plain kill syscall.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
+    let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
 }
 
 /// Reaps orphaned zombies every second, so none piles up.
@@ -99,15 +89,13 @@ pub async fn parent_gone() {
     let named = std::env::var("JPY_PARENT_PID")
         .ok()
         .and_then(|p| p.trim().parse::<libc::pid_t>().ok());
-    // SAFETY: getppid cannot fail.
-    let parent = unsafe { libc::getppid() };
+    let parent = getppid().as_raw();
     if parent <= 1 || named != Some(parent) {
         return std::future::pending().await;
     }
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        // SAFETY: getppid cannot fail.
-        if unsafe { libc::getppid() } != parent {
+        if getppid().as_raw() != parent {
             return;
         }
     }

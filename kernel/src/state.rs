@@ -3,6 +3,7 @@
 //! runner restarted. One [`SessionState`], shared by the session thread, the
 //! control channel, the output router and the zombie reaper.
 
+use nix::sys::signal::Signal;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -47,10 +48,7 @@ impl SessionState {
         let pid = self.runner_pid.load(Ordering::SeqCst);
         if pid > 0 {
             crate::reaper::kill_group(pid);
-            // SAFETY: plain kill syscall.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
         }
         crate::reaper::sweep(pid, true);
         // Named shared memory the session's processes created and did not

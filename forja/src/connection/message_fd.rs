@@ -2,15 +2,17 @@
 //! the wire as an 8-byte length and its payload; reads and writes are
 //! buffered, so many small messages cost one system call.
 
-use super::os_err;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry;
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, send};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::io;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Bytes of the length prefix of every message.
@@ -29,7 +31,7 @@ pub(crate) const MAX_MAX_MESSAGE: u64 = 1 << 36;
 /// Waits until `fd` is ready for `events` or `deadline` passes, waking every
 /// [`registry::POLL_INTERVAL`] to check the interrupt flag. `Ok(false)` on
 /// the deadline.
-fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Result<bool> {
+fn wait_fd(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> Result<bool> {
     loop {
         registry::check_interrupt()?;
         let mut slice = registry::POLL_INTERVAL;
@@ -42,21 +44,13 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Resul
                 slice = slice.min(d - now);
             }
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
+        let ms =
+            PollTimeout::try_from(slice.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX);
+        let r = match poll(&mut [PollFd::new(fd, events)], ms) {
+            Ok(r) => r,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::os("waiting on a pipe (poll)", e)),
         };
-        let ms = slice.as_micros().div_ceil(1000) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(Error::os("waiting on a pipe (poll)", e));
-        }
         if r > 0 {
             // After waiting, the flag comes first: the kernel raises it
             // before it stops the cell's processes, so an end of file (or a
@@ -92,14 +86,12 @@ pub(crate) struct MessageFd {
 
 impl MessageFd {
     pub(crate) fn new(fd: OwnedFd, is_socket: bool) -> Result<MessageFd> {
-        // SAFETY: fcntl on an fd we own.
-        unsafe {
-            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-            {
-                return Err(os_err("making a pipe non-blocking"));
-            }
-        }
+        fcntl(&fd, FcntlArg::F_GETFL)
+            .and_then(|flags| {
+                let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
+                fcntl(&fd, FcntlArg::F_SETFL(flags))
+            })
+            .map_err(|e| Error::os("making a pipe non-blocking", e))?;
         if let Ok(reg) = registry::Registry::current() {
             reg.register_end(fd.as_raw_fd());
         }
@@ -216,7 +208,11 @@ impl MessageFd {
         self.rbuf.reserve(want);
         let spare = self.rbuf.spare_capacity_mut();
         loop {
-            // SAFETY: reading into the Vec's spare capacity, at most its length.
+            // libc, not nix: `nix::unistd::read` wants an initialised
+            // `&mut [u8]`, and zeroing 64 KiB before every read costs more
+            // than many small messages' whole round trip.
+            // SAFETY: `spare` is the Vec's spare capacity, writable for
+            // `spare.len()` bytes, and nothing else refers to it meanwhile.
             let n =
                 unsafe { libc::read(self.fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
             if n > 0 {
@@ -228,16 +224,15 @@ impl MessageFd {
                 self.eof = true;
                 return Ok(false);
             }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Ok(false),
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => return Ok(false),
                 // A socket whose peer vanished mid-stream.
-                Some(libc::ECONNRESET) => {
+                Errno::ECONNRESET => {
                     self.eof = true;
                     return Ok(false);
                 }
-                _ => return Err(Error::os("reading from a pipe", e)),
+                e => return Err(Error::os("reading from a pipe", e)),
             }
         }
     }
@@ -262,7 +257,7 @@ impl MessageFd {
             }
             // Wait first, then read: in a request/response exchange the data
             // is rarely there yet, so this saves a read that would find none.
-            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
+            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline)? {
                 return Ok(None);
             }
             self.read_some()?;
@@ -305,28 +300,22 @@ impl MessageFd {
     pub(crate) fn write_some(&mut self) -> Result<bool> {
         while self.wpos < self.wbuf.len() {
             let rest = &self.wbuf[self.wpos..];
-            // SAFETY: writing from a live slice.
-            let n = unsafe {
-                if self.is_socket {
-                    libc::send(
-                        self.fd.as_raw_fd(),
-                        rest.as_ptr().cast(),
-                        rest.len(),
-                        libc::MSG_NOSIGNAL,
-                    )
-                } else {
-                    libc::write(self.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len())
-                }
+            let n = if self.is_socket {
+                send(self.fd.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL)
+            } else {
+                nix::unistd::write(&self.fd, rest)
             };
-            if n >= 0 {
-                self.wpos += n as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => return Ok(false),
-                Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
+            let e = match n {
+                Ok(n) => {
+                    self.wpos += n;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            match e {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => return Ok(false),
+                Errno::EPIPE | Errno::ECONNRESET => {
                     self.wbuf.clear();
                     self.wpos = 0;
                     return Err(Error::BrokenPipe {
@@ -344,7 +333,7 @@ impl MessageFd {
     /// Writes everything buffered, waiting for room as needed.
     pub(crate) fn flush(&mut self) -> Result<()> {
         while !self.write_some()? {
-            wait_fd(self.raw_fd(), libc::POLLOUT, None)?;
+            wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, None)?;
         }
         Ok(())
     }
@@ -426,7 +415,7 @@ impl MessageFd {
             if self.read_some()? || self.eof {
                 continue;
             }
-            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
+            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline)? {
                 return Ok(false);
             }
         }
@@ -444,22 +433,9 @@ impl Drop for MessageFd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::FromRawFd;
 
     fn socket_pair() -> (MessageFd, MessageFd) {
-        let mut fds = [0; 2];
-        // SAFETY: socketpair fills two fds, which we own from here on.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: fresh fds.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = super::super::socket_pair().unwrap();
         (
             MessageFd::new(a, true).unwrap(),
             MessageFd::new(b, true).unwrap(),
@@ -523,5 +499,153 @@ mod tests {
         assert!(a.set_max_message(MAX_MAX_MESSAGE + 1).is_err());
         a.set_max_message(1).unwrap();
         a.set_max_message(MAX_MAX_MESSAGE).unwrap();
+    }
+
+    /// Property tests of the framing: what a reader makes of any bytes.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The messages a reader must find in `wire`, by an independent
+        /// reading of the format: each 8-byte length and its payload, in
+        /// order, up to the first incomplete one; and whether the wire then
+        /// names a message longer than `max` (an error, not an end of file).
+        fn reference_frames(wire: &[u8], max: u64) -> (Vec<&[u8]>, bool) {
+            let mut frames = Vec::new();
+            let mut rest = wire;
+            while rest.len() >= HEADER {
+                let len = u64::from_le_bytes(rest[..HEADER].try_into().unwrap());
+                if len > max {
+                    return (frames, true);
+                }
+                let Some(payload) = rest[HEADER..].get(..len as usize) else {
+                    break;
+                };
+                frames.push(payload);
+                rest = &rest[HEADER + payload.len()..];
+            }
+            (frames, false)
+        }
+
+        /// A reader whose peer wrote `wire` (in one go: it fits the socket
+        /// buffer) and closed.
+        fn reader_of(wire: &[u8], max: u64) -> MessageFd {
+            let (a, b) = super::super::super::socket_pair().unwrap();
+            let mut sent = 0;
+            while sent < wire.len() {
+                sent += nix::unistd::write(&b, &wire[sent..]).unwrap();
+            }
+            drop(b);
+            let mut r = MessageFd::new(a, true).unwrap();
+            r.set_max_message(max).unwrap();
+            r
+        }
+
+        fn frame(payloads: &[Vec<u8>]) -> Vec<u8> {
+            let mut wire = Vec::new();
+            for p in payloads {
+                wire.extend_from_slice(&(p.len() as u64).to_le_bytes());
+                wire.extend_from_slice(p);
+            }
+            wire
+        }
+
+        /// Well-framed bytes, then damaged: cut short, a byte flipped, and
+        /// arbitrary bytes appended (each maybe).
+        fn damaged_wire() -> impl Strategy<Value = Vec<u8>> {
+            (
+                prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..12),
+                any::<Option<prop::sample::Index>>(),
+                any::<Option<(prop::sample::Index, u8)>>(),
+                prop::collection::vec(any::<u8>(), 0..24),
+            )
+                .prop_map(|(payloads, cut, flip, tail)| {
+                    let mut wire = frame(&payloads);
+                    if let Some(i) = cut
+                        && !wire.is_empty()
+                    {
+                        wire.truncate(i.index(wire.len()));
+                    }
+                    if let Some((i, bits)) = flip
+                        && !wire.is_empty()
+                    {
+                        let i = i.index(wire.len());
+                        wire[i] ^= bits;
+                    }
+                    wire.extend_from_slice(&tail);
+                    wire
+                })
+        }
+
+        /// Every message until the reader stops, and how it stopped.
+        fn read_all(r: &mut MessageFd) -> (Vec<Vec<u8>>, Error) {
+            let mut got = Vec::new();
+            loop {
+                match r.recv_bytes(None) {
+                    Ok(m) => got.push(m),
+                    Err(e) => return (got, e),
+                }
+            }
+        }
+
+        proptest! {
+            /// Any bytes: the reader returns exactly the reference's
+            /// messages (nothing read past a payload's end, nothing
+            /// invented), then end of file, or "too large" where a header
+            /// names more than the limit; it never panics.
+            #[test]
+            fn any_bytes_frame_as_the_format_says(
+                wire in prop_oneof![damaged_wire(), prop::collection::vec(any::<u8>(), 0..2048)],
+                max in prop_oneof![1u64..600, Just(DEFAULT_MAX_MESSAGE)],
+            ) {
+                let (want, too_large) = reference_frames(&wire, max);
+                let mut r = reader_of(&wire, max);
+                let (got, end) = read_all(&mut r);
+                prop_assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert_eq!(&g[..], *w);
+                }
+                if too_large {
+                    prop_assert!(matches!(end, Error::MessageTooLarge { .. }), "{end:?}");
+                } else {
+                    prop_assert!(matches!(end, Error::Eof { .. }), "{end:?}");
+                }
+            }
+
+            /// Messages sent through the writer arrive whole and in order.
+            #[test]
+            fn sent_bytes_round_trip(
+                payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..3000), 0..12),
+            ) {
+                let (mut a, mut b) = socket_pair();
+                for p in &payloads {
+                    a.send_bytes(p).unwrap();
+                }
+                drop(a);
+                let (got, end) = read_all(&mut b);
+                prop_assert_eq!(got, payloads);
+                prop_assert!(matches!(end, Error::Eof { .. }), "{end:?}");
+            }
+
+            /// Values sent encoded decode to themselves; a payload of any
+            /// bytes decodes to a value or an error, never a panic.
+            #[test]
+            fn values_round_trip_and_any_payload_decodes_or_fails(
+                values in prop::collection::vec(
+                    any::<(String, Vec<i64>, Option<char>, bool)>(), 0..8),
+                junk in prop::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let (mut a, mut b) = socket_pair();
+                for v in &values {
+                    a.send_value(v, "a test").unwrap();
+                }
+                a.send_bytes(&junk).unwrap();
+                for v in &values {
+                    let got: (String, Vec<i64>, Option<char>, bool) = b.recv_value(None).unwrap();
+                    prop_assert_eq!(&got, v);
+                }
+                let _ = b.recv_value::<(String, Vec<i64>, Option<char>, bool)>(None);
+            }
+        }
     }
 }

@@ -41,13 +41,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::fmt;
-use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-fn os_err(what: &'static str) -> Error {
-    Error::os(what, io::Error::last_os_error())
+/// A connected pair of Unix stream sockets, both close-on-exec.
+pub(crate) fn socket_pair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
 }
 
 /// Makes pipes. See [`Pipe::new`] and [`Pipe::one_way`].
@@ -71,21 +77,7 @@ impl Pipe {
     /// ```
     #[allow(clippy::new_ret_no_self)]
     pub fn new<T>() -> Result<(Connection<T>, Connection<T>)> {
-        let mut fds = [0; 2];
-        // SAFETY: socketpair fills two fds.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if r != 0 {
-            return Err(os_err("making a pipe (socketpair)"));
-        }
-        // SAFETY: both fds are fresh and ours.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = socket_pair().map_err(|e| Error::os("making a pipe (socketpair)", e))?;
         Ok((
             Connection::from_io(MessageFd::new(a, true)?),
             Connection::from_io(MessageFd::new(b, true)?),
@@ -102,13 +94,8 @@ impl Pipe {
     /// assert_eq!(rx.recv().unwrap(), vec![1, 2, 3]);
     /// ```
     pub fn one_way<T>() -> Result<(Receiver<T>, Sender<T>)> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two fds.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(os_err("making a pipe (pipe2)"));
-        }
-        // SAFETY: both fds are fresh and ours.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::os("making a pipe (pipe2)", e))?;
         let mut r = MessageFd::new(r, false)?;
         r.set_max_message(DEFAULT_MAX_MESSAGE)?;
         Ok((

@@ -19,6 +19,8 @@ use super::worker::{Worker, reap_soon};
 use crate::error::Result;
 use crate::fork::panic_message;
 use crate::registry;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -99,9 +101,14 @@ fn run(shared: &PoolCore) {
         });
         drop(inner);
         let ms = IDLE_POLL.as_millis() as libc::c_int;
-        // SAFETY: a valid array of pollfds. A worker's fd may be closed (and
-        // its number reused) while we poll: readiness is only a hint, looked
-        // up again by pid under the lock, and every read is non-blocking.
+        // libc, not nix: nix's `PollFd` borrows each fd for the call, and a
+        // worker's fd may be closed (and its number reused) while we poll,
+        // which no borrow can promise against. Readiness is only a hint,
+        // looked up again by pid under the lock, and every read is
+        // non-blocking.
+        // SAFETY: `pfds` is a live array of `pfds.len()` pollfds; poll only
+        // writes their `revents`. A closed fd is not undefined behaviour for
+        // poll (it reports POLLNVAL).
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
         if r <= 0 {
             continue; // timeout or EINTR: look again
@@ -195,8 +202,8 @@ impl PoolInner {
                     self.worker_starts += 1;
                     let serving = self.workers.iter().filter(|w| !w.retiring).count();
                     if self.state == PoolState::Terminated {
-                        // SAFETY: signalling our own unreaped child.
-                        unsafe { libc::kill(w.pid, libc::SIGKILL) };
+                        // Our own unreaped child: the pid is still its.
+                        let _ = kill(Pid::from_raw(w.pid), Signal::SIGKILL);
                         reap_soon(w.slot, w.pid, Duration::from_secs(2));
                         continue;
                     }

@@ -14,6 +14,8 @@ use super::wake::{Wake, on_result_thread};
 use super::worker::{Initializer, PoolContext, Worker, reap_soon};
 use crate::error::{Error, Result};
 use crate::registry;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -554,8 +556,8 @@ impl PoolInner {
             return;
         }
         for w in &self.workers {
-            // SAFETY: signalling our own unreaped child.
-            unsafe { libc::kill(w.pid, libc::SIGTERM) };
+            // Our own unreaped child: the pid is still its.
+            let _ = kill(Pid::from_raw(w.pid), Signal::SIGTERM);
         }
         // After an interrupt there is no grace period: the cell must end
         // quickly (the kernel stops the workers too).
@@ -571,8 +573,8 @@ impl PoolInner {
                 d.saturating_duration_since(Instant::now())
             });
             if reap_soon(w.slot, w.pid, left).is_none() {
-                // SAFETY: as above; SIGKILL cannot be ignored.
-                unsafe { libc::kill(w.pid, libc::SIGKILL) };
+                // As above; SIGKILL cannot be ignored.
+                let _ = kill(Pid::from_raw(w.pid), Signal::SIGKILL);
                 reap_soon(w.slot, w.pid, Duration::from_secs(2));
             }
         }

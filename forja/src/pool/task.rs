@@ -44,7 +44,10 @@ pub(super) fn loaded_objects_stamp() -> u64 {
         size: usize,
         data: *mut libc::c_void,
     ) -> libc::c_int {
-        // SAFETY: data is our Acc; info is valid for `size` bytes.
+        // SAFETY: `data` is the `&mut acc` passed below, alive and not
+        // otherwise borrowed during the call; `info` points to `size` valid
+        // bytes, and `dlpi_adds` is read only when they reach past it (it
+        // ends where `dlpi_subs` begins).
         unsafe {
             let acc = &mut *(data as *mut Acc);
             let need = std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs);
@@ -60,7 +63,9 @@ pub(super) fn loaded_objects_stamp() -> u64 {
         adds: None,
         count: 0,
     };
-    // SAFETY: the callback only touches `acc`.
+    // libc: nix has no dl_iterate_phdr.
+    // SAFETY: `cb` only reads the entries it is given and writes `acc`,
+    // which outlives the call; it never unwinds.
     unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut Acc as *mut libc::c_void) };
     acc.adds.unwrap_or(acc.count)
 }

@@ -1,8 +1,9 @@
 //! How a pool's result thread is woken (an eventfd) and how a thread knows
 //! it is one: what the scheduler and the result thread both need.
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 thread_local! {
     static ON_RESULT_THREAD: Cell<bool> = const { Cell::new(false) };
@@ -15,30 +16,23 @@ pub(super) fn on_result_thread() -> bool {
 }
 
 /// The eventfd that wakes the result thread from its poll.
-pub(super) struct Wake(OwnedFd);
+pub(super) struct Wake(EventFd);
 
 impl Wake {
     pub(super) fn new() -> std::io::Result<Wake> {
-        // SAFETY: eventfd returns a new fd or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd, ours.
-        Ok(Wake(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let flags = EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK;
+        Ok(Wake(EventFd::from_value_and_flags(0, flags)?))
     }
 
     /// Wakes the thread (a no-op if it is already due to wake).
     pub(super) fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writing 8 bytes from a live buffer to our eventfd.
-        let _ = unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+        // Only fails when the counter is full (EAGAIN): it is due to wake.
+        let _ = self.0.write(1);
     }
 
+    /// Resets the counter (a no-op when it is zero).
     pub(super) fn drain(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into a live buffer from our eventfd.
-        let _ = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), 8) };
+        let _ = self.0.read();
     }
 }
 

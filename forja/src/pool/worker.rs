@@ -14,7 +14,7 @@ use crate::registry::Registry;
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,25 +92,8 @@ impl Worker {
     ) -> Result<Worker> {
         let reg = Registry::current()?;
         let (identity, name) = next_identity("ForkPoolWorker");
-        let mut fds = [0; 2];
-        // SAFETY: socketpair fills two fds.
-        if unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        } != 0
-        {
-            return Err(Error::os(
-                "making a pool worker's socket",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fresh fds, ours.
-        let (ours, theirs) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (ours, theirs) = crate::connection::socket_pair()
+            .map_err(|e| Error::os("making a pool worker's socket", e))?;
         // Registered as a pipe end before the fork, so the worker closes it.
         let ours = MessageFd::new(ours, true)?;
         let slot = reg.reserve(&name, true, true)?;

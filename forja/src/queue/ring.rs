@@ -239,14 +239,21 @@ impl Ring {
         inn.saturating_sub(out)
     }
 
-    /// Copies `data` into the ring at byte position `pos`.
+    /// Copies `data` (at most the ring's size: a whole small record, a
+    /// length, or a piece no larger than the free space) into the ring at
+    /// byte position `pos`.
     fn write_at(&self, pos: u64, data: &[u8]) {
         let cap = self.cap();
+        debug_assert!(data.len() as u64 <= cap);
         let off = (pos & (cap - 1)) as usize;
         let first = data.len().min(cap as usize - off);
         let base = self.shm.trailing_ptr();
-        // SAFETY: both copies stay inside the ring; the range is free space
-        // that only this producer (holding the put lock) touches.
+        // SAFETY: the ring is `cap` mapped bytes at `base`; the first copy
+        // is `off..off + first <= cap`, the second `0..data.len() - first`,
+        // within it as `data.len() <= cap`. `data` is a local slice, not in
+        // the ring. The range is free space that only this producer
+        // (holding the put lock) touches, and consumers read it only after
+        // `publish` (SeqCst) moves `tail` past it.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(off), first);
             if first < data.len() {
@@ -255,14 +262,20 @@ impl Ring {
         }
     }
 
-    /// Copies ring bytes at `pos` into `out`.
+    /// Copies published ring bytes at `pos` into `out` (at most the ring's
+    /// size: a length, a whole small record, or a piece no larger than what
+    /// is published).
     fn read_at(&self, pos: u64, out: &mut [u8]) {
         let cap = self.cap();
+        debug_assert!(out.len() as u64 <= cap);
         let off = (pos & (cap - 1)) as usize;
         let first = out.len().min(cap as usize - off);
         let base = self.shm.trailing_ptr();
-        // SAFETY: published bytes that only this consumer (holding the get
-        // lock) reads and no producer writes until `head` moves past them.
+        // SAFETY: inside the ring as in `write_at` (`out.len() <= cap`);
+        // `out` is the caller's own buffer, not in the ring. The bytes are
+        // published (`tail` was seen past them, SeqCst) and no producer
+        // writes them until this consumer (holding the get lock) moves
+        // `head` past them.
         unsafe {
             std::ptr::copy_nonoverlapping(base.add(off), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(base, out.as_mut_ptr().add(first), out.len() - first);
@@ -271,11 +284,18 @@ impl Ring {
 
     /// The published bytes at `pos..pos+len` as one slice, if they do not
     /// wrap around the end of the ring.
-    fn contiguous(&self, pos: u64, len: usize) -> Option<&[u8]> {
+    ///
+    /// # Safety
+    /// The bytes are published, the caller holds the get lock, and it drops
+    /// the slice before moving `head` past them (after which producers may
+    /// overwrite them).
+    unsafe fn contiguous(&self, pos: u64, len: usize) -> Option<&[u8]> {
         let cap = self.cap() as usize;
         let off = (pos as usize) & (cap - 1);
         (off + len <= cap).then(|| {
-            // SAFETY: see read_at; lives while `self` does.
+            // SAFETY: `off..off + len` is inside the ring's `cap` mapped
+            // bytes; the caller's promise keeps producers off them while
+            // the slice lives.
             unsafe { std::slice::from_raw_parts(self.shm.trailing_ptr().add(off), len) }
         })
     }
@@ -490,7 +510,10 @@ impl Ring {
         let record = HEADER + len;
         if record <= self.cap() {
             // A small record is published whole: its bytes are all here.
-            let value = match self.contiguous(head + HEADER, len as usize) {
+            // SAFETY: `wait_data` saw the whole record published (a small
+            // record is published at once), we hold the get lock, and the
+            // slice is gone (decoded) before `finish_get` moves `head`.
+            let value = match unsafe { self.contiguous(head + HEADER, len as usize) } {
                 Some(slice) => decode(slice),
                 None => DECODE_BUF.with(|buf| {
                     let mut buf = buf.borrow_mut();

@@ -108,9 +108,13 @@ impl Registry {
     fn reap_locked(&self, s: &Slot, pid: i32) -> Option<i32> {
         let mut status = 0;
         let r = loop {
-            // SAFETY: plain waitpid on our own child.
+            // libc, not nix: nix's `waitpid` reaps a child killed by a
+            // real-time signal and then fails (its `Signal` has no such
+            // number), losing the status.
+            // SAFETY: `status` is a live i32 for the call to write; `pid`
+            // is our own child, reaped by this slot holder only (REAPING).
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            if r == -1 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
                 continue;
             }
             break r;

@@ -274,20 +274,16 @@ impl Remote {
         }
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: pidfd_open; the fd returned is ours. (libc: nix 0.30
-            // has no pidfd_open nor pidfd_send_signal.)
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            if fd >= 0 {
-                // SAFETY: a fresh fd.
-                let fd = unsafe {
-                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
-                };
+            if let Some(fd) = crate::fork::pidfd_open(pid) {
                 // The pidfd pins the process: if the pid is still an unreaped
                 // child now, the pidfd is that child.
                 if !reg.holds_unreaped(pid) {
                     return Ok(false);
                 }
-                // SAFETY: pidfd_send_signal on our pidfd, no siginfo.
+                // libc: nix 0.30 has no pidfd_send_signal.
+                // SAFETY: the system call takes an fd (ours, open for the
+                // call), a signal number (checked by the kernel), a null
+                // siginfo (allowed) and flags 0; it touches no memory of ours.
                 let r = unsafe {
                     libc::syscall(
                         libc::SYS_pidfd_send_signal,
@@ -300,8 +296,10 @@ impl Remote {
                 return signal_result(r == 0);
             }
         }
-        // SAFETY: plain kill; the pid is an unreaped child of the owner, so
-        // it cannot have been reused.
+        // libc, not nix: nix's `kill` takes a `Signal`, which has no
+        // real-time signals; any number goes through here as it does above.
+        // SAFETY: kill takes two integers and touches no memory of ours
+        // (the pid is an unreaped child of the owner, so not reused).
         let r = unsafe { libc::kill(pid, signal) };
         signal_result(r == 0)
     }
@@ -312,7 +310,7 @@ fn signal_result(sent: bool) -> Result<bool> {
         return Ok(true);
     }
     let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
+    if e.raw_os_error() == Some(nix::errno::Errno::ESRCH as i32) {
         Ok(false)
     } else {
         Err(Error::os("signalling a child of another process", e))

@@ -44,8 +44,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) -> Woke {
     if r == 0 {
         return Woke::Changed;
     }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::EAGAIN) => Woke::Changed,
+    match nix::errno::Errno::last() {
+        nix::errno::Errno::EAGAIN => Woke::Changed,
         _ => Woke::TimedOut, // ETIMEDOUT, EINTR
     }
 }
