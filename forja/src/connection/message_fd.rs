@@ -2,6 +2,7 @@
 //! the wire as an 8-byte length and its payload; reads and writes are
 //! buffered, so many small messages cost one system call.
 
+use crate::waits::record::{self as waits, Holder, Site};
 use super::os_err;
 use crate::codec;
 use crate::error::{Error, Result};
@@ -29,10 +30,25 @@ pub(crate) const MAX_MAX_MESSAGE: u64 = 1 << 36;
 /// Waits until `fd` is ready for `events` or `deadline` passes, waking every
 /// [`registry::POLL_INTERVAL`] to check the interrupt flag. `Ok(false)` on
 /// the deadline.
-fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Result<bool> {
+///
+/// With a `site` (a user's pipe end), a wait that has to sleep is recorded
+/// in the wait table (`forja::waits`): the first look does not sleep.
+fn wait_fd(
+    fd: RawFd,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+    site: Option<Site>,
+) -> Result<bool> {
+    let mut recorded: Option<waits::Waiting> = None;
     loop {
         registry::check_interrupt()?;
-        let mut slice = registry::POLL_INTERVAL;
+        let mut slice = match (site, deadline) {
+            (Some(_), None) => crate::sync::futex::UNTIMED_SLICE,
+            _ => registry::POLL_INTERVAL,
+        };
+        if site.is_some() && recorded.is_none() {
+            slice = Duration::ZERO;
+        }
         if let Some(d) = deadline {
             let now = Instant::now();
             if now >= d {
@@ -70,6 +86,14 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Resul
         {
             return Ok(false);
         }
+        if let Some(site) = site {
+            match &mut recorded {
+                Some(w) => w.check()?,
+                None => {
+                    recorded = Some(waits::begin(site, Holder::Anyone, deadline.is_some()));
+                }
+            }
+        }
     }
 }
 
@@ -78,6 +102,8 @@ fn wait_fd(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> Resul
 /// its 8-byte length, then its payload.
 pub(crate) struct MessageFd {
     fd: OwnedFd,
+    /// What a wait on it is, in the wait table (a user's pipe end).
+    site: Option<Site>,
     is_socket: bool,
     /// Received bytes; `rbuf[rpos..]` is not consumed yet.
     rbuf: Vec<u8>,
@@ -105,6 +131,7 @@ impl MessageFd {
         }
         Ok(MessageFd {
             fd,
+            site: None,
             is_socket,
             rbuf: Vec::new(),
             rpos: 0,
@@ -149,6 +176,15 @@ impl MessageFd {
         }
     }
 
+    /// Names this fd a user's pipe end (a new id) unless it is one already;
+    /// its id.
+    pub(crate) fn user_end(&mut self) -> u32 {
+        let kind = crate::waits::Kind::Connection;
+        self.site
+            .get_or_insert_with(|| Site::new(crate::waits::names::new_id(kind), kind))
+            .id
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -162,6 +198,7 @@ impl MessageFd {
             .map_err(|e| Error::os("duplicating a pipe end", e))?;
         let mut io = MessageFd::new(fd, self.is_socket)?;
         io.max_message = self.max_message;
+        io.site = self.site;
         Ok(io)
     }
 
@@ -262,7 +299,7 @@ impl MessageFd {
             }
             // Wait first, then read: in a request/response exchange the data
             // is rarely there yet, so this saves a read that would find none.
-            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
+            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline, self.site)? {
                 return Ok(None);
             }
             self.read_some()?;
@@ -344,7 +381,7 @@ impl MessageFd {
     /// Writes everything buffered, waiting for room as needed.
     pub(crate) fn flush(&mut self) -> Result<()> {
         while !self.write_some()? {
-            wait_fd(self.raw_fd(), libc::POLLOUT, None)?;
+            wait_fd(self.raw_fd(), libc::POLLOUT, None, self.site)?;
         }
         Ok(())
     }
@@ -426,7 +463,7 @@ impl MessageFd {
             if self.read_some()? || self.eof {
                 continue;
             }
-            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline)? {
+            if !wait_fd(self.raw_fd(), libc::POLLIN, deadline, None)? {
                 return Ok(false);
             }
         }
