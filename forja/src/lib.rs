@@ -117,6 +117,7 @@ pub mod prelude {
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
     pub use crate::timeline::{Timeline, timeline};
     pub use crate::value::{RawValue, Value};
+    pub use crate::waits::{WaitGraph, waits};
 }
 
 #[cfg(test)]

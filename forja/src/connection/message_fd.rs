@@ -2,11 +2,11 @@
 //! the wire as an 8-byte length and its payload; reads and writes are
 //! buffered, so many small messages cost one system call.
 
-use crate::waits::record::{self as waits, Holder, Site};
 use super::os_err;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry;
+use crate::waits::record::{self as waits, Holder, Site};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io;

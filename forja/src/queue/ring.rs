@@ -8,12 +8,12 @@
 //! full. Items are opaque bytes here: encoding them is the typed queues'
 //! job.
 
-use crate::waits::record::{self as waits, Holder, Site};
 use super::pid;
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use crate::sync::futex::{self, Woke};
 use crate::sync::raw_lock::{Acquired, LockWord};
+use crate::waits::record::{self as waits, Holder, Site};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
@@ -159,8 +159,8 @@ fn wait_for(
                 _ => return Ok(false),
             },
         };
-        let rec = recorded
-            .get_or_insert_with(|| waits::begin(site, Holder::Anyone, deadline.is_some()));
+        let rec =
+            recorded.get_or_insert_with(|| waits::begin(site, Holder::Anyone, deadline.is_some()));
         let woke = futex::wait(seq, s, slice);
         if woke == Woke::TimedOut {
             crate::interrupt::check()?;

@@ -136,14 +136,12 @@ impl Barrier {
     fn hold(&self) -> Result<Held<'_>> {
         // The critical sections are a few stores; a holder that died in one
         // leaves consistent-enough state, so a take-over is simply accepted.
-        self.state
-            .lock
-            .lock(
-                crate::os::pid() as u32,
-                None,
-                "a Barrier's internal lock",
-                self.wait_site(),
-            )?;
+        self.state.lock.lock(
+            crate::os::pid() as u32,
+            None,
+            "a Barrier's internal lock",
+            self.wait_site(),
+        )?;
         Ok(Held(&self.state.lock))
     }
 

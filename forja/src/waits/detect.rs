@@ -193,11 +193,12 @@ impl Scanner {
         let snap = snapshot::take(t);
         let (ring, quiescent) = find(&snap)?;
         let me = crate::os::tid() as i32;
-        // One thread reports: the first of the ring.
-        let first = ring
-            .iter()
-            .copied()
-            .min_by_key(|&i| (snap.waits[i].pid, snap.waits[i].tid))?;
+        // One thread reports: the first of the ring, a join only if nothing
+        // else waits (the joined process is the one that is stuck).
+        let first = ring.iter().copied().min_by_key(|&i| {
+            let w = &snap.waits[i];
+            (w.kind == super::kind::Kind::Process, w.pid, w.tid)
+        })?;
         if snap.waits[first].tid != me {
             return None;
         }
@@ -269,7 +270,10 @@ mod tests {
 
     #[test]
     fn a_free_lock_or_a_running_holder_is_not_stuck() {
-        let s = snap(vec![wait(1, 1, true, 2, 2), wait(2, 2, true, 0, 0)], vec![1, 2]);
+        let s = snap(
+            vec![wait(1, 1, true, 2, 2), wait(2, 2, true, 0, 0)],
+            vec![1, 2],
+        );
         assert!(stuck(&s, &mut one_thread).is_empty());
         let s = snap(vec![wait(1, 1, true, 2, 2)], vec![1, 2]);
         assert!(stuck(&s, &mut one_thread).is_empty());
@@ -282,7 +286,10 @@ mod tests {
     #[test]
     fn anyone_waits_are_stuck_only_when_the_whole_tree_is() {
         // 1 waits on a pipe, 2 joins 1: nobody else can write.
-        let s = snap(vec![wait(1, 1, false, 0, 0), wait(2, 2, true, 1, 0)], vec![1, 2]);
+        let s = snap(
+            vec![wait(1, 1, false, 0, 0), wait(2, 2, true, 1, 0)],
+            vec![1, 2],
+        );
         let st = stuck(&s, &mut one_thread);
         assert_eq!(st, vec![0, 1]);
         assert_eq!(ring(&s, &st).1, true);
@@ -293,7 +300,10 @@ mod tests {
         );
         assert!(stuck(&s, &mut one_thread).is_empty());
         // A second thread of process 1 outside forja could too.
-        let s = snap(vec![wait(1, 1, false, 0, 0), wait(2, 2, true, 1, 0)], vec![1, 2]);
+        let s = snap(
+            vec![wait(1, 1, false, 0, 0), wait(2, 2, true, 1, 0)],
+            vec![1, 2],
+        );
         assert!(stuck(&s, &mut |p| if p == 1 { vec![1, 7] } else { vec![p] }).is_empty());
     }
 }

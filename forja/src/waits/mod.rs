@@ -65,33 +65,36 @@ pub fn waits() -> WaitGraph {
     build(&t, &snap, cycle)
 }
 
-fn build(t: &table::Table, snap: &snapshot::Snapshot, cycle: Option<(Vec<usize>, bool)>) -> WaitGraph {
-        let edges: Vec<WaitStep> = snap
-            .waits
-            .iter()
-            .map(|w| snapshot::step(t, w, snap.now_ns))
-            .collect();
-        let processes = snap
-            .procs
-            .iter()
-            .map(|&pid| ProcNode {
-                pid,
-                name: t.process_name(pid),
-                waiting: snap.waits.iter().any(|w| w.pid == pid),
-            })
-            .collect();
-        let (cycle, quiescent) = match cycle {
-            Some((idx, q)) => (Some(idx.iter().map(|&i| edges[i].clone()).collect()), q),
-            None => (None, false),
-        };
-        WaitGraph {
-            processes,
-            edges,
-            cycle,
-            quiescent,
-        }
+fn build(
+    t: &table::Table,
+    snap: &snapshot::Snapshot,
+    cycle: Option<(Vec<usize>, bool)>,
+) -> WaitGraph {
+    let edges: Vec<WaitStep> = snap
+        .waits
+        .iter()
+        .map(|w| snapshot::step(t, w, snap.now_ns))
+        .collect();
+    let processes = snap
+        .procs
+        .iter()
+        .map(|&pid| ProcNode {
+            pid,
+            name: t.process_name(pid),
+            waiting: snap.waits.iter().any(|w| w.pid == pid),
+        })
+        .collect();
+    let (cycle, quiescent) = match cycle {
+        Some((idx, q)) => (Some(idx.iter().map(|&i| edges[i].clone()).collect()), q),
+        None => (None, false),
+    };
+    WaitGraph {
+        processes,
+        edges,
+        cycle,
+        quiescent,
     }
-
+}
 
 impl WaitGraph {
     /// Shows the graph: as a picture in the forja kernel, as text elsewhere.

@@ -56,7 +56,6 @@ pub(crate) fn name_of(id: u32, kind: Kind) -> String {
     }
 }
 
-
 /// Gives a primitive type `with_name`, `name` and its wait site; `$id` is
 /// the path of its `u32` id field (from [`new_id`]).
 macro_rules! named {

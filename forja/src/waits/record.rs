@@ -9,7 +9,6 @@ use super::table::{self, OWNED, TIMED, WaitSlot};
 use crate::error::Result;
 use std::sync::atomic::Ordering;
 
-
 /// Who must act for a wait to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Holder {
