@@ -123,3 +123,15 @@ impl WaitGraph {
         ]);
     }
 }
+
+/// Records one untimed wait on a lock and ends it at once: what a blocking
+/// call adds before it sleeps (for `bench/wait-record`).
+#[doc(hidden)]
+pub fn bench_record_one_wait() {
+    let site = record::Site::new(1, Kind::Lock);
+    drop(std::hint::black_box(record::begin(
+        site,
+        record::Holder::Thread(1),
+        false,
+    )));
+}

@@ -19,8 +19,12 @@ pub(crate) enum Holder {
     /// One thread (a lock held through a guard, an RLock); readers find
     /// its process.
     Thread(i32),
-    /// One process (a lock held without a guard; a process being joined).
+    /// One process that must end (a process being joined).
     Process(i32),
+    /// A process holds it, but any process may release it (a lock taken
+    /// without a guard, as Python's `release()` from anywhere): shown as
+    /// held by it, and a deadlock only when the whole tree is stuck.
+    Releasable(i32),
 }
 
 impl Holder {
@@ -31,7 +35,7 @@ impl Holder {
         match id {
             0 => Holder::Free,
             id if is_thread => Holder::Thread(id as i32),
-            id => Holder::Process(id as i32),
+            id => Holder::Releasable(id as i32),
         }
     }
 }
@@ -67,7 +71,7 @@ pub(crate) fn begin(site: Site, holder: Holder, timed: bool) -> Waiting {
         slot.tid.store(tid as i32, Ordering::Relaxed);
         slot.prim.store(site.id, Ordering::Relaxed);
         slot.kind.store(site.kind as u32, Ordering::Relaxed);
-        let owned = if matches!(holder, Holder::Anyone) {
+        let owned = if matches!(holder, Holder::Anyone | Holder::Releasable(_)) {
             0
         } else {
             OWNED
@@ -91,7 +95,7 @@ fn store_holder(slot: &WaitSlot, holder: Holder) {
     let (pid, tid) = match holder {
         Holder::Anyone | Holder::Free => (0, 0),
         Holder::Thread(tid) => (0, tid),
-        Holder::Process(pid) => (pid, 0),
+        Holder::Process(pid) | Holder::Releasable(pid) => (pid, 0),
     };
     slot.holder_pid.store(pid, Ordering::Relaxed);
     slot.holder_tid.store(tid, Ordering::Relaxed);
@@ -104,6 +108,10 @@ impl Waiting {
             self.holder = holder;
             if let Some(slot) = self.slot {
                 store_holder(slot, holder);
+                let owned = !matches!(holder, Holder::Anyone | Holder::Releasable(_));
+                let timed = if self.timed { TIMED } else { 0 };
+                slot.flags
+                    .store(timed | if owned { OWNED } else { 0 }, Ordering::Relaxed);
             }
         }
     }

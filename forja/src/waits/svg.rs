@@ -156,3 +156,54 @@ impl WaitGraph {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::graph::ProcNode;
+    use super::*;
+    use std::time::Duration;
+
+    fn step(pid: i32, held_by: Option<i32>) -> WaitStep {
+        WaitStep {
+            pid,
+            tid: pid,
+            process: format!("p<{pid}>"),
+            what: "<script>alert(1)</script> & \"x\"".repeat(3),
+            kind: Kind::Lock,
+            held_by,
+            holder: String::new(),
+            waited: Duration::from_millis(1500),
+            timed: false,
+        }
+    }
+
+    #[test]
+    fn a_huge_graph_stays_small_and_escaped() {
+        let n = 10_000;
+        let g = WaitGraph {
+            processes: (0..n)
+                .map(|pid| ProcNode {
+                    pid,
+                    name: "<b>".repeat(20),
+                    waiting: true,
+                })
+                .collect(),
+            edges: (0..n).map(|p| step(p, Some((p + 1) % n))).collect(),
+            cycle: Some((0..n).map(|p| step(p, Some((p + 1) % n))).collect()),
+            quiescent: false,
+        };
+        let svg = g.svg();
+        assert!(svg.len() <= 1 << 20, "{} bytes", svg.len());
+        let elements = svg.matches('<').count() - svg.matches("</").count();
+        assert!(elements <= 5000, "{elements} elements");
+        assert!(!svg.contains("<script>") && !svg.contains("<b>"));
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn an_empty_graph_says_nobody_waits() {
+        let svg = WaitGraph::default().svg();
+        assert!(svg.contains(text::nobody_waits()));
+    }
+}
