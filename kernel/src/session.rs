@@ -264,6 +264,12 @@ impl Session {
         ),
     ) -> Outcome {
         let trimmed = code.trim();
+        if trimmed == ":waits" {
+            return Outcome {
+                data: Some(crate::waits::show(&self.shared)),
+                ..Default::default()
+            };
+        }
         if trimmed == ":procs" {
             return Outcome {
                 data: Some(crate::procs::list(&self.shared)),

@@ -381,7 +381,7 @@ impl MessageFd {
     /// Writes everything buffered, waiting for room as needed.
     pub(crate) fn flush(&mut self) -> Result<()> {
         while !self.write_some()? {
-            wait_fd(self.raw_fd(), libc::POLLOUT, None, self.site)?;
+            wait_fd(self.raw_fd(), libc::POLLOUT, None, None)?;
         }
         Ok(())
     }

@@ -96,6 +96,21 @@ fn build(
     }
 }
 
+/// The wait-for graph of the tree process `pid` belongs to, read from
+/// outside that tree (the kernel reads its runner's for `:waits`); `None`
+/// if that process has no wait table (it never forked nor waited).
+///
+/// ```
+/// let _ = forja::waits(); // makes no table by itself
+/// assert!(forja::waits::of_process(i32::MAX).is_none());
+/// ```
+pub fn of_process(pid: i32) -> Option<WaitGraph> {
+    let t = table::remote(pid)?;
+    let snap = snapshot::take(&t);
+    let cycle = detect::find(&snap);
+    Some(build(&t, &snap, cycle))
+}
+
 impl WaitGraph {
     /// Shows the graph: as a picture in the forja kernel, as text elsewhere.
     ///

@@ -198,6 +198,63 @@ fn create() -> Result<usize> {
     Ok(addr)
 }
 
+/// The wait table of process `pid`'s tree, mapped read-only from outside
+/// (the kernel reads its runner's through `/proc/PID/fd`); mapped once per
+/// table and kept.
+pub(crate) fn remote(pid: i32) -> Option<Table> {
+    static MAPPED: std::sync::Mutex<Vec<(i32, u64, usize)>> = std::sync::Mutex::new(Vec::new());
+    let prefix = format!("/memfd:{MEMFD_KIND}:");
+    let mut found = None;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let link = link.to_string_lossy();
+        if let Some(rest) = link.strip_prefix(&prefix) {
+            let owner: i32 = rest.split(' ').next()?.parse().ok()?;
+            // Its own table first, else the one it inherited.
+            if found.is_none() || owner == pid {
+                found = Some(entry.path());
+            }
+        }
+    }
+    let path = found?;
+    let file = std::fs::File::open(&path).ok()?;
+    let meta = file.metadata().ok()?;
+    use std::os::unix::fs::MetadataExt;
+    let ino = meta.ino();
+    let mut mapped = MAPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&(_, _, addr)) = mapped.iter().find(|m| m.0 == pid && m.1 == ino) {
+        return Some(from_addr(addr));
+    }
+    if meta.len() < MAP_LEN as u64 {
+        return None;
+    }
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    let len = std::num::NonZeroUsize::new(MAP_LEN)?;
+    // SAFETY: a fresh read-only mapping (no address asked for, so nothing is
+    // replaced) of MAP_LEN bytes of a file at least that long; it outlives
+    // the fd and is never unmapped.
+    let p = unsafe {
+        nix::sys::mman::mmap(
+            None,
+            len,
+            ProtFlags::PROT_READ,
+            MapFlags::MAP_SHARED,
+            &file,
+            0,
+        )
+    }
+    .ok()?;
+    let addr = p.as_ptr() as usize;
+    let t = from_addr(addr);
+    if t.header.magic != MAGIC || t.header.version != VERSION {
+        return None;
+    }
+    mapped.push((pid, ino, addr));
+    Some(t)
+}
+
 impl Table {
     /// Records `pid` as a process of the tree (a forja child just forked,
     /// or the root); reuses the slot of a process that ended.
