@@ -626,8 +626,7 @@ pub(super) fn wait_until(
 ) -> Result<bool> {
     check_creator(shared)?;
     let mut inner = lock(shared);
-    // Shown in the wait graph; never a deadlock of its own (the workers
-    // wait outside the wait table, so they always count as able to go on).
+    // Shown in the wait graph; never a deadlock (workers wait outside it).
     let mut recorded = None;
     loop {
         // First: once interrupted, every wait fails at once, done or not.
@@ -662,14 +661,10 @@ pub(super) fn wait_until(
             slice = slice.min(d - now);
         }
         inner.tick_progress();
-        recorded.get_or_insert_with(|| {
-            let kind = crate::waits::Kind::PoolResult;
-            crate::waits::record::begin(
-                crate::waits::record::Site::new(0, kind),
-                crate::waits::record::Holder::Anyone,
-                deadline.is_some(),
-            )
-        });
+        let site = crate::waits::record::Site::new(0, crate::waits::Kind::PoolResult);
+        let anyone = crate::waits::record::Holder::Anyone;
+        recorded
+            .get_or_insert_with(|| crate::waits::record::begin(site, anyone, deadline.is_some()));
         inner = shared
             .changed
             .wait_timeout(inner, slice)

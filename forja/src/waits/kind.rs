@@ -69,6 +69,19 @@ impl Kind {
     }
 }
 
+/// What a blocking call waits on: the primitive's id and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Site {
+    pub(crate) id: u32,
+    pub(crate) kind: Kind,
+}
+
+impl Site {
+    pub(crate) const fn new(id: u32, kind: Kind) -> Site {
+        Site { id, kind }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@
 
 pub mod detect;
 mod graph;
-mod kind;
+pub(crate) mod kind;
 pub(crate) mod names;
 pub(crate) mod record;
 mod snapshot;

@@ -76,8 +76,8 @@ macro_rules! named {
             }
 
             #[allow(dead_code)]
-            pub(crate) fn wait_site(&self) -> $crate::waits::record::Site {
-                $crate::waits::record::Site::new(self.$($id).+, $kind)
+            pub(crate) fn wait_site(&self) -> $crate::waits::kind::Site {
+                $crate::waits::kind::Site::new(self.$($id).+, $kind)
             }
         }
     };

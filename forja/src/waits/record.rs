@@ -4,7 +4,7 @@
 //! fork. A call that does not sleep never gets here.
 
 use super::detect::Scanner;
-use super::names::Kind;
+pub(crate) use super::kind::Site;
 use super::table::{self, OWNED, TIMED, WaitSlot};
 use crate::error::Result;
 use std::sync::atomic::Ordering;
@@ -37,19 +37,6 @@ impl Holder {
             id if is_thread => Holder::Thread(id as i32),
             id => Holder::Releasable(id as i32),
         }
-    }
-}
-
-/// What a blocking call waits on: the primitive's id and kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Site {
-    pub(crate) id: u32,
-    pub(crate) kind: Kind,
-}
-
-impl Site {
-    pub(crate) const fn new(id: u32, kind: Kind) -> Site {
-        Site { id, kind }
     }
 }
 

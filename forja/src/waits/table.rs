@@ -360,6 +360,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<WaitSlot>(), 64);
         assert_eq!(std::mem::size_of::<NameSlot>(), 64);
         assert_eq!(std::mem::size_of::<ProcSlot>(), 64);
-        assert!(MAP_LEN < 1 << 20);
+        const { assert!(MAP_LEN < 1 << 20) };
     }
 }
