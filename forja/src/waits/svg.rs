@@ -2,7 +2,7 @@
 //! to the holder of what it waits for, labelled with the primitive's name
 //! and how long; the deadlock's arrows in red and its sentence below.
 
-use super::graph::{WaitGraph, WaitStep, sentence};
+use super::graph::{WaitGraph, WaitStep};
 use super::names::Kind;
 use super::text;
 use crate::rich::protocol::xml_escape;
@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 pub(crate) const MAX_NODES: usize = 200;
 pub(crate) const MAX_EDGES: usize = 600;
 /// Sentences longer than this are cut.
-const MAX_SENTENCE: usize = 4000;
+const MAX_SENTENCE: usize = 400;
+/// At most this many steps of a deadlock are said in words.
+const MAX_LINES: usize = 12;
 
 fn cut(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -47,7 +49,12 @@ impl WaitGraph {
         let r = (60.0 + 22.0 * n).min(420.0);
         let (cx, cy) = (r + 160.0, r + 60.0);
         let w = 2.0 * r + 320.0;
-        let sentence_lines = if self.cycle.is_some() { 2.0 } else { 0.0 };
+        let steps_shown = self.cycle.as_ref().map_or(0, |c| c.len().min(MAX_LINES));
+        let sentence_lines = if self.cycle.is_some() {
+            steps_shown as f64 + 2.0
+        } else {
+            0.0
+        };
         let h = 2.0 * r + 110.0 + 18.0 * sentence_lines;
         let pos = |pid: i32| -> Option<(f64, f64)> {
             let i = nodes.iter().position(|p| p.pid == pid)?;
@@ -144,13 +151,24 @@ impl WaitGraph {
             let _ = write!(s, "<text x=\"10\" y=\"{y:.0}\">(+{hidden} …)</text>");
         }
         if let Some(c) = &self.cycle {
+            // The heading, then one line per step (a long cycle is cut).
             y += 18.0;
             let _ = write!(
                 s,
-                "<text class=\"sentence\" x=\"10\" y=\"{y:.0}\" fill=\"#d32f2f\">{} {}</text>",
-                xml_escape(text::cycle_heading()),
-                xml_escape(&cut(&sentence(c), MAX_SENTENCE))
+                "<text class=\"sentence\" x=\"10\" y=\"{y:.0}\" fill=\"#d32f2f\">{}</text>",
+                xml_escape(text::cycle_heading())
             );
+            for step in c.iter().take(MAX_LINES) {
+                y += 18.0;
+                let _ = write!(
+                    s,
+                    "<text class=\"sentence\" x=\"20\" y=\"{y:.0}\" fill=\"#d32f2f\">{}</text>",
+                    xml_escape(&cut(&step.sentence(), MAX_SENTENCE))
+                );
+            }
+            if c.len() > MAX_LINES {
+                let _ = write!(s, "<text x=\"20\" y=\"{:.0}\">…</text>", y + 18.0);
+            }
         }
         s.push_str("</svg>\n");
         s
