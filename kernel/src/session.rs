@@ -264,11 +264,8 @@ impl Session {
         ),
     ) -> Outcome {
         let trimmed = code.trim();
-        if trimmed == ":waits" {
-            return Outcome {
-                data: Some(crate::waits::show(&self.shared)),
-                ..Default::default()
-            };
+        if let Some(arg) = trimmed.strip_prefix(":waits") {
+            return crate::waits::command(&self.shared, arg);
         }
         if trimmed == ":procs" {
             return Outcome {
@@ -315,6 +312,7 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
+        crate::waits::watch_cell(&self.shared, cell);
         let (children, flush_router) = (self.child_outputs.clone(), router.clone());
         crate::input::open(crate::input::Desk {
             parent: parent.clone(),
