@@ -43,8 +43,11 @@ pub fn configure(arg: &str) -> Result<String, String> {
     })
 }
 
-/// What must stay the same for a tree to count as stuck: the stuck waits.
-fn stuck_key(g: &forja::WaitGraph) -> Option<Vec<(i32, i32, String)>> {
+/// The stuck waits (process, thread, primitive), which must stay the same
+/// for a tree to count as stuck.
+type StuckKey = Vec<(i32, i32, String)>;
+
+fn stuck_key(g: &forja::WaitGraph) -> Option<StuckKey> {
     let c = g.cycle.as_ref()?;
     let mut k: Vec<_> = c.iter().map(|s| (s.pid, s.tid, s.what.clone())).collect();
     k.sort();
@@ -64,7 +67,7 @@ pub fn watch_cell(shared: &Arc<SessionState>, cell: u64) {
     let _ = std::thread::Builder::new()
         .name("waits-watch".into())
         .spawn(move || {
-            let mut since: Option<(Vec<(i32, i32, String)>, Instant)> = None;
+            let mut since: Option<(StuckKey, Instant)> = None;
             loop {
                 std::thread::sleep(LOOK_EVERY);
                 if shared.cell_seq.load(Ordering::SeqCst) != cell
