@@ -239,6 +239,20 @@ pub enum Error {
         /// What to write instead.
         hint: &'static str,
     },
+    /// An untimed wait that can never end: the processes of `cycle` each wait
+    /// for something another of them holds (or, `quiescent`, every process
+    /// of the tree waits for something only another of them can give).
+    /// Returned, in one process of the cycle, instead of hanging; see
+    /// [`forja::deadlock`](crate::deadlock).
+    #[error("{}", crate::waits::text::deadlock(*pid, &crate::waits::sentence(cycle), *quiescent))]
+    Deadlock {
+        /// The process that saw it (and got this error).
+        pid: i32,
+        /// Who waits for what, held by whom, starting at `pid`.
+        cycle: Vec<crate::waits::WaitStep>,
+        /// Whether it is a whole tree waiting rather than a ring of holders.
+        quiescent: bool,
+    },
     /// `recover()` on a lock whose owner did not die.
     #[error("{}", Msg::ErrNothingToRecover.fill(&[("what", &term(what)), ("pid", pid)]))]
     NothingToRecover {

@@ -50,6 +50,7 @@ where
     let plan = ChildPlan::capture(setup.name);
     let self_page = reg.self_page();
     let fork_record = crate::timeline::before_fork();
+    crate::waits::record::before_fork();
     // Hold the stdout/stderr locks across the fork: another thread of this
     // process (the kernel's output flusher, or the user's) must not own them
     // in the child, where that thread does not exist. The forking thread owns
@@ -92,6 +93,7 @@ where
         exit_child(body())
     }
     crate::timeline::process_started(fork_record, pid, setup.name);
+    crate::waits::record::process_started(pid, setup.name);
     if !plan.under_kernel() {
         finish_children_at_exit();
     }

@@ -38,6 +38,7 @@
 //! - [`timeline`](mod@timeline): what ran and when, drawn as a Gantt chart by [`timeline()`].
 //! - [`value`]: [`Value`] and [`RawValue`], one plain-data value in shared memory.
 //! - [`wait`](mod@wait): [`wait()`], which of several pipe ends, processes and queues are ready.
+//! - [`waits`](mod@waits): who waits for whom across the tree, drawn by [`waits()`]; deadlocks named with their cycle ([`deadlock`]).
 //! - [`prelude`]: everything a notebook cell usually needs.
 #![warn(missing_docs)]
 
@@ -67,6 +68,9 @@ pub mod sync;
 pub mod timeline;
 pub mod value;
 pub mod wait;
+pub mod waits;
+
+pub use waits::detect as deadlock;
 
 pub use array::{Array, ArrayGuard, RawArray};
 pub use bytemuck;
@@ -92,6 +96,7 @@ pub use sync::{
 pub use timeline::{Timeline, timeline};
 pub use value::{RawValue, Value, ValueGuard};
 pub use wait::{Waitable, wait, wait_slice};
+pub use waits::{WaitGraph, waits};
 
 /// Everything a notebook cell usually needs: `use forja::prelude::*;`.
 pub mod prelude {
@@ -114,6 +119,7 @@ pub mod prelude {
     pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
     pub use crate::timeline::{Timeline, timeline};
     pub use crate::value::{RawValue, Value};
+    pub use crate::waits::{WaitGraph, waits};
 }
 
 #[cfg(test)]

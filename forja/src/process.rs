@@ -383,12 +383,21 @@ impl Process {
             return Ok(true);
         }
         let mut nap = Duration::from_micros(200);
+        let mut recorded = None;
         loop {
             registry::check_interrupt()?;
-            let mut slice = registry::POLL_INTERVAL;
+            let mut slice = crate::sync::futex::UNTIMED_SLICE;
             if let Some(d) = deadline {
-                slice = slice.min(d.saturating_duration_since(Instant::now()));
+                slice = registry::POLL_INTERVAL.min(d.saturating_duration_since(Instant::now()));
             }
+            let rec = recorded.get_or_insert_with(|| {
+                let pid = self.pid().unwrap_or(0);
+                crate::waits::record::begin(
+                    crate::waits::record::Site::new(0, crate::waits::Kind::Process),
+                    crate::waits::record::Holder::Process(pid),
+                    deadline.is_some(),
+                )
+            });
             match &pidfd {
                 Some(fd) => crate::os::poll_readable(fd.as_fd(), slice)
                     .map_err(|e| Error::os("waiting for a process (poll)", e))?,
@@ -410,6 +419,7 @@ impl Process {
             {
                 return Ok(false);
             }
+            rec.check()?;
         }
     }
 

@@ -53,6 +53,10 @@
 
 use crate::error::{Error, Result};
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
+
+/// What a wait for this lock is on, in the wait graph.
+const DATA_SITE: crate::waits::record::Site =
+    crate::waits::record::Site::new(0, crate::waits::Kind::DataLock);
 use std::fs::{File, OpenOptions};
 use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -455,7 +459,7 @@ impl SharedMemory {
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<SharedMemoryGuard<'_>> {
         let me = guard_id();
-        lock_or_report(&self.seg.header().lock, me, deadline, WHAT, HINT)?;
+        lock_or_report(&self.seg.header().lock, me, deadline, WHAT, HINT, DATA_SITE)?;
         Ok(self.guard(me))
     }
 

@@ -33,6 +33,10 @@
 use crate::error::{Error, Result};
 use crate::shm::{Shareable, ShmBox, racy_load, racy_store};
 use crate::sync::raw_lock::{LockWord, NotSend, guard_id, lock_or_report};
+
+/// What a wait for this lock is on, in the wait graph.
+const DATA_SITE: crate::waits::record::Site =
+    crate::waits::record::Site::new(0, crate::waits::Kind::DataLock);
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
@@ -147,7 +151,7 @@ impl<T: Shareable> Value<T> {
     #[inline]
     fn guard_until(&self, deadline: Option<Instant>) -> Result<ValueGuard<'_, T>> {
         let me = guard_id();
-        lock_or_report(&self.cell.lock, me, deadline, WHAT, HINT)?;
+        lock_or_report(&self.cell.lock, me, deadline, WHAT, HINT, DATA_SITE)?;
         Ok(self.guard(me))
     }
 

@@ -33,6 +33,7 @@
 //! - [`state`]: the session state other threads see (runner pid, running cell).
 //! - [`text`]: unicode code point and byte offsets.
 //! - [`toolchain`]: the Rust toolchain as evcxr finds it.
+//! - [`waits`]: the `:waits` command, the wait-for graph of the runner's tree.
 //! - [`wire`]: decodes untrusted Jupyter messages and builds replies.
 
 pub mod build_cache;
@@ -63,6 +64,7 @@ pub mod side_channel;
 pub mod state;
 pub mod text;
 pub mod toolchain;
+pub mod waits;
 pub mod wire;
 
 /// rust-analyzer (inside evcxr) allocates heavily while it parses the

@@ -265,6 +265,9 @@ impl Session {
         ),
     ) -> Outcome {
         let trimmed = code.trim();
+        if let Some(arg) = trimmed.strip_prefix(":waits") {
+            return crate::waits::command(&self.shared, arg);
+        }
         if trimmed == ":procs" {
             return Outcome {
                 data: Some(crate::procs::list(&self.shared)),
@@ -310,6 +313,7 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
+        crate::waits::watch_cell(&self.shared, cell);
         let (children, flush_router) = (self.child_outputs.clone(), router.clone());
         crate::input::open(crate::input::Desk {
             parent: parent.clone(),

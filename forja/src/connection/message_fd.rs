@@ -5,6 +5,7 @@
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry;
+use crate::waits::record::{self as waits, Holder, Site};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -31,10 +32,25 @@ pub(crate) const MAX_MAX_MESSAGE: u64 = 1 << 36;
 /// Waits until `fd` is ready for `events` or `deadline` passes, waking every
 /// [`registry::POLL_INTERVAL`] to check the interrupt flag. `Ok(false)` on
 /// the deadline.
-fn wait_fd(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> Result<bool> {
+///
+/// With a `site` (a user's pipe end), a wait that has to sleep is recorded
+/// in the wait table (`forja::waits`): the first look does not sleep.
+fn wait_fd(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+    site: Option<Site>,
+) -> Result<bool> {
+    let mut recorded: Option<waits::Waiting> = None;
     loop {
         registry::check_interrupt()?;
-        let mut slice = registry::POLL_INTERVAL;
+        let mut slice = match (site, deadline) {
+            (Some(_), None) => crate::sync::futex::UNTIMED_SLICE,
+            _ => registry::POLL_INTERVAL,
+        };
+        if site.is_some() && recorded.is_none() {
+            slice = Duration::ZERO;
+        }
         if let Some(d) = deadline {
             let now = Instant::now();
             if now >= d {
@@ -64,6 +80,14 @@ fn wait_fd(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> 
         {
             return Ok(false);
         }
+        if let Some(site) = site {
+            match &mut recorded {
+                Some(w) => w.check()?,
+                None => {
+                    recorded = Some(waits::begin(site, Holder::Anyone, deadline.is_some()));
+                }
+            }
+        }
     }
 }
 
@@ -72,6 +96,8 @@ fn wait_fd(fd: BorrowedFd<'_>, events: PollFlags, deadline: Option<Instant>) -> 
 /// its 8-byte length, then its payload.
 pub(crate) struct MessageFd {
     fd: OwnedFd,
+    /// What a wait on it is, in the wait table (a user's pipe end).
+    site: Option<Site>,
     is_socket: bool,
     /// Received bytes; `rbuf[rpos..]` is not consumed yet.
     rbuf: Vec<u8>,
@@ -97,6 +123,7 @@ impl MessageFd {
         }
         Ok(MessageFd {
             fd,
+            site: None,
             is_socket,
             rbuf: Vec::new(),
             rpos: 0,
@@ -141,6 +168,15 @@ impl MessageFd {
         }
     }
 
+    /// Names this fd a user's pipe end (a new id) unless it is one already;
+    /// its id.
+    pub(crate) fn user_end(&mut self) -> u32 {
+        let kind = crate::waits::Kind::Connection;
+        self.site
+            .get_or_insert_with(|| Site::new(crate::waits::names::new_id(kind), kind))
+            .id
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -154,6 +190,7 @@ impl MessageFd {
             .map_err(|e| Error::os("duplicating a pipe end", e))?;
         let mut io = MessageFd::new(fd, self.is_socket)?;
         io.max_message = self.max_message;
+        io.site = self.site;
         Ok(io)
     }
 
@@ -257,7 +294,7 @@ impl MessageFd {
             }
             // Wait first, then read: in a request/response exchange the data
             // is rarely there yet, so this saves a read that would find none.
-            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline)? {
+            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline, self.site)? {
                 return Ok(None);
             }
             self.read_some()?;
@@ -333,7 +370,7 @@ impl MessageFd {
     /// Writes everything buffered, waiting for room as needed.
     pub(crate) fn flush(&mut self) -> Result<()> {
         while !self.write_some()? {
-            wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, None)?;
+            wait_fd(self.fd.as_fd(), PollFlags::POLLOUT, None, None)?;
         }
         Ok(())
     }
@@ -415,7 +452,7 @@ impl MessageFd {
             if self.read_some()? || self.eof {
                 continue;
             }
-            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline)? {
+            if !wait_fd(self.fd.as_fd(), PollFlags::POLLIN, deadline, None)? {
                 return Ok(false);
             }
         }

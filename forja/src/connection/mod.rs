@@ -98,9 +98,11 @@ impl Pipe {
             .map_err(|e| Error::os("making a pipe (pipe2)", e))?;
         let mut r = MessageFd::new(r, false)?;
         r.set_max_message(DEFAULT_MAX_MESSAGE)?;
+        let id = r.user_end();
         Ok((
             Receiver {
                 io: RefCell::new(r),
+                id,
                 _marker: PhantomData,
             },
             Sender {
@@ -127,15 +129,20 @@ impl Pipe {
 /// ```
 pub struct Connection<T> {
     io: RefCell<MessageFd>,
+    id: u32,
     _marker: PhantomData<fn(T) -> T>,
 }
+
+crate::waits::names::named!([T] Connection<T>, crate::waits::Kind::Connection, id);
 
 impl<T> Connection<T> {
     fn from_io(mut io: MessageFd) -> Self {
         io.set_max_message(DEFAULT_MAX_MESSAGE)
             .expect("the default limit is valid");
+        let id = io.user_end();
         Connection {
             io: RefCell::new(io),
+            id,
             _marker: PhantomData,
         }
     }
@@ -266,8 +273,11 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
 /// ```
 pub struct Receiver<T> {
     io: RefCell<MessageFd>,
+    id: u32,
     _marker: PhantomData<fn() -> T>,
 }
+
+crate::waits::names::named!([T] Receiver<T>, crate::waits::Kind::Connection, id);
 
 impl<T> Receiver<T> {
     /// Sets the largest message this end accepts (default 1 GiB); see
@@ -327,6 +337,7 @@ impl<T> Receiver<T> {
     pub fn try_clone(&self) -> Result<Self> {
         Ok(Receiver {
             io: RefCell::new(self.io.borrow().try_clone()?),
+            id: self.id,
             _marker: PhantomData,
         })
     }

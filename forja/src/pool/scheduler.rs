@@ -630,6 +630,8 @@ pub(super) fn wait_until(
 ) -> Result<bool> {
     check_creator(shared)?;
     let mut inner = lock(shared);
+    // Shown in the wait graph; never a deadlock (workers wait outside it).
+    let mut recorded = None;
     loop {
         // First: once interrupted, every wait fails at once, done or not.
         registry::check_interrupt()?;
@@ -660,6 +662,10 @@ pub(super) fn wait_until(
             slice = slice.min(d - now);
         }
         inner.tick_progress();
+        let site = crate::waits::record::Site::new(0, crate::waits::Kind::PoolResult);
+        let anyone = crate::waits::record::Holder::Anyone;
+        recorded
+            .get_or_insert_with(|| crate::waits::record::begin(site, anyone, deadline.is_some()));
         inner = shared
             .changed
             .wait_timeout(inner, slice)

@@ -46,6 +46,8 @@ impl<T> std::fmt::Debug for JoinableQueue<T> {
     }
 }
 
+crate::waits::names::named!([T] JoinableQueue<T>, crate::waits::Kind::Queue, queue.ring.id);
+
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// An unbounded joinable queue.
     ///
@@ -173,6 +175,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
         crate::interrupt::check()?;
         let j = &self.queue.ring.join();
+        let mut recorded = None;
         loop {
             j.waiters.fetch_add(1, Ordering::SeqCst);
             let s = j.seq.load(Ordering::SeqCst);
@@ -181,10 +184,18 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
                 return Ok(());
             }
             let slice = futex::slice_until(deadline, "joining a JoinableQueue");
+            let rec = recorded.get_or_insert_with(|| {
+                crate::waits::record::begin(
+                    self.queue.ring.site(),
+                    crate::waits::record::Holder::Anyone,
+                    deadline.is_some(),
+                )
+            });
             let woke = slice.map(|s2| futex::wait(&j.seq, s, s2));
             j.waiters.fetch_sub(1, Ordering::SeqCst);
             if woke? == Woke::TimedOut {
                 crate::interrupt::check()?;
+                rec.check()?;
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::shm::ShmBox;
 use crate::sync::futex::{self, Woke};
 use crate::sync::raw_lock::{Acquired, LockWord};
+use crate::waits::record::{self as waits, Holder, Site};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
@@ -113,6 +114,8 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub(super) struct Ring {
     shm: ShmBox<QueueState>,
+    /// The queue's id in the wait table (see `waits/names.rs`).
+    pub(super) id: u32,
 }
 
 /// Waits (spinning first, then on the futex `seq`) until `ready()`,
@@ -123,6 +126,7 @@ fn wait_for(
     seq: &AtomicU32,
     deadline: Option<Instant>,
     on_timeout_slice: impl Fn() -> Result<()>,
+    site: Site,
 ) -> Result<bool> {
     // Back off between looks, so a waiting side does not keep pulling the
     // cache line the other side is about to write.
@@ -141,6 +145,7 @@ fn wait_for(
     // The flag stays up until a waker takes it down (another process may
     // sleep on it too): a flag left up costs the other side one needless
     // wake-up, a flag taken down too early a sleeper that oversleeps.
+    let mut recorded = None;
     loop {
         waiting.store(1, Ordering::SeqCst);
         let s = seq.load(Ordering::SeqCst);
@@ -148,16 +153,19 @@ fn wait_for(
             return Ok(true);
         }
         let slice = match deadline {
-            None => futex::SLICE,
+            None => futex::UNTIMED_SLICE,
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(r) if !r.is_zero() => r.min(futex::SLICE),
                 _ => return Ok(false),
             },
         };
+        let rec =
+            recorded.get_or_insert_with(|| waits::begin(site, Holder::Anyone, deadline.is_some()));
         let woke = futex::wait(seq, s, slice);
         if woke == Woke::TimedOut {
             crate::interrupt::check()?;
             on_timeout_slice()?;
+            rec.check()?;
         }
     }
 }
@@ -172,7 +180,10 @@ impl Ring {
         };
         // SAFETY: atomics and constants; the ring is raw trailing bytes.
         let shm = unsafe { ShmBox::new(state, capacity, 64)? };
-        Ok(Ring { shm })
+        Ok(Ring {
+            shm,
+            id: crate::waits::names::new_id(crate::waits::Kind::Queue),
+        })
     }
 
     /// The `maxsize` given at creation (0: unbounded).
@@ -319,6 +330,11 @@ impl Ring {
         }
     }
 
+    /// What a wait on this queue is on, in the wait graph.
+    pub(super) fn site(&self) -> Site {
+        Site::new(self.id, crate::waits::Kind::Queue)
+    }
+
     fn publish(&self, tail: u64) {
         self.shm.tail.0.store(tail, Ordering::SeqCst);
         self.signal_consumer();
@@ -332,6 +348,7 @@ impl Ring {
             &p.seq,
             deadline,
             || self.check_consumer_alive(),
+            self.site(),
         )
     }
 
@@ -347,6 +364,7 @@ impl Ring {
             &p.seq,
             deadline,
             || Ok(()),
+            self.site(),
         )
     }
 
@@ -358,6 +376,7 @@ impl Ring {
             &c.seq,
             deadline,
             || self.check_producer_alive(),
+            self.site(),
         )
     }
 
@@ -382,6 +401,7 @@ impl Ring {
     /// Takes a side's lock; a take-over from a dead process is fine unless
     /// it died in the middle of streaming a large item.
     fn take(
+        &self,
         lock: &LockWord,
         partial: &AtomicU32,
         deadline: Option<Instant>,
@@ -390,7 +410,7 @@ impl Ring {
         if lock.try_lock(crate::os::pid() as u32) {
             return Ok(());
         }
-        match lock.lock(crate::os::pid() as u32, deadline, what)? {
+        match lock.lock(crate::os::pid() as u32, deadline, what, self.site())? {
             Acquired::Clean => Ok(()),
             Acquired::FromDead(_) => {
                 lock.take_recovery(crate::os::pid() as u32);
@@ -412,7 +432,7 @@ impl Ring {
         joinable: bool,
     ) -> Result<bool> {
         let p = &self.shm.prod;
-        match Self::take(&p.lock, &p.partial, deadline, "putting on a Queue") {
+        match self.take(&p.lock, &p.partial, deadline, "putting on a Queue") {
             Ok(()) => {}
             Err(Error::Timeout { .. }) => return Ok(false),
             Err(e) => return Err(e),
@@ -484,7 +504,7 @@ impl Ring {
         decode: impl FnOnce(&[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
         let c = &self.shm.cons;
-        match Self::take(&c.lock, &c.partial, deadline, "getting from a Queue") {
+        match self.take(&c.lock, &c.partial, deadline, "getting from a Queue") {
             Ok(()) => {}
             Err(Error::Timeout { .. }) => return Ok(None),
             Err(e) => return Err(e),

@@ -35,6 +35,8 @@ impl<T> std::fmt::Debug for SimpleQueue<T> {
     }
 }
 
+crate::waits::names::named!([T] SimpleQueue<T>, crate::waits::Kind::Queue, queue.ring.id);
+
 impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// A new, empty queue.
     ///

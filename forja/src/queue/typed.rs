@@ -62,6 +62,8 @@ impl<T> std::fmt::Debug for Queue<T> {
     }
 }
 
+crate::waits::names::named!([T] Queue<T>, crate::waits::Kind::Queue, ring.id);
+
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// An unbounded queue.
     ///

@@ -49,7 +49,10 @@ struct BarrierState {
 pub struct Barrier {
     state: ShmBox<BarrierState>,
     action: Option<Action>,
+    id: u32,
 }
+
+crate::waits::names::named!([] Barrier, crate::waits::Kind::Barrier, id);
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,6 +99,7 @@ impl Barrier {
             // SAFETY: atomics, a lock word and a constant.
             state: unsafe { ShmBox::new(st, 0, 1)? },
             action: None,
+            id: crate::waits::names::new_id(crate::waits::Kind::Barrier),
         })
     }
 
@@ -132,9 +136,12 @@ impl Barrier {
     fn hold(&self) -> Result<Held<'_>> {
         // The critical sections are a few stores; a holder that died in one
         // leaves consistent-enough state, so a take-over is simply accepted.
-        self.state
-            .lock
-            .lock(crate::os::pid() as u32, None, "a Barrier's internal lock")?;
+        self.state.lock.lock(
+            crate::os::pid() as u32,
+            None,
+            "a Barrier's internal lock",
+            self.wait_site(),
+        )?;
         Ok(Held(&self.state.lock))
     }
 
@@ -183,6 +190,11 @@ impl Barrier {
             st.count.store(index + 1, Ordering::Relaxed);
             (index, g)
         };
+        let mut recorded = crate::waits::record::begin(
+            self.wait_site(),
+            crate::waits::record::Holder::Anyone,
+            deadline.is_some(),
+        );
         loop {
             let now = st.generation.load(Ordering::Acquire);
             if now != generation {
@@ -204,7 +216,7 @@ impl Barrier {
                 Err(e) => return Err(e),
             };
             if futex::wait(&st.generation, generation, slice) == Woke::TimedOut
-                && let Err(e) = crate::interrupt::check()
+                && let Err(e) = crate::interrupt::check().and_then(|()| recorded.check())
             {
                 let _held = self.hold()?;
                 if st.generation.load(Ordering::Relaxed) == generation {

@@ -41,7 +41,10 @@ struct CondState {
 pub struct Condition {
     lock: Lock,
     state: ShmBox<CondState>,
+    id: u32,
 }
+
+crate::waits::names::named!([] Condition, crate::waits::Kind::Condition, id);
 
 /// Holds a [`Condition`]'s lock; wait and notify through it.
 ///
@@ -96,6 +99,7 @@ impl Condition {
         Ok(Condition {
             lock: lock.clone(),
             state,
+            id: crate::waits::names::new_id(crate::waits::Kind::Condition),
         })
     }
 
@@ -117,7 +121,7 @@ impl Condition {
     /// ```
     pub fn acquire(&self) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
-        lock_or_report(self.lock.word(), me, None, WHAT, HINT)?;
+        lock_or_report(self.lock.word(), me, None, WHAT, HINT, self.wait_site())?;
         Ok(ConditionGuard::new(self, me))
     }
 
@@ -136,6 +140,7 @@ impl Condition {
             crate::deadline::deadline(timeout),
             WHAT,
             HINT,
+            self.wait_site(),
         )?;
         Ok(ConditionGuard::new(self, me))
     }
@@ -166,12 +171,17 @@ impl ConditionGuard<'_> {
         let word = self.cond.lock.word();
         let me = self.me;
         st.waiters.fetch_add(1, Ordering::Relaxed);
+        let mut recorded = crate::waits::record::begin(
+            self.cond.wait_site(),
+            crate::waits::record::Holder::Anyone,
+            deadline.is_some(),
+        );
         loop {
             let seq = st.seq.load(Ordering::Relaxed);
             word.unlock_if_owner(me);
             self.held = false;
             let slice = match deadline {
-                None => Some(SLICE),
+                None => Some(futex::UNTIMED_SLICE),
                 Some(d) => d
                     .checked_duration_since(Instant::now())
                     .map(|r| r.min(SLICE)),
@@ -180,7 +190,7 @@ impl ConditionGuard<'_> {
                 Some(s) if !s.is_zero() => futex::wait(&st.seq, seq, s) == futex::Woke::TimedOut,
                 _ => true,
             };
-            let relocked = lock_or_report(word, me, None, WHAT, HINT);
+            let relocked = lock_or_report(word, me, None, WHAT, HINT, self.cond.wait_site());
             self.held = relocked.is_ok();
             if !self.held {
                 // Interrupted, or the lock's holder died meanwhile
@@ -196,7 +206,9 @@ impl ConditionGuard<'_> {
             }
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
             let interrupted = if timed_out {
-                crate::interrupt::check().err()
+                crate::interrupt::check()
+                    .and_then(|()| recorded.check())
+                    .err()
             } else {
                 None
             };

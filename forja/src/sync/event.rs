@@ -28,7 +28,10 @@ struct EventState {
 #[derive(Debug, Clone)]
 pub struct Event {
     state: ShmBox<EventState>,
+    id: u32,
 }
+
+crate::waits::names::named!([] Event, crate::waits::Kind::Event, id);
 
 impl Event {
     /// Makes a new event, not set.
@@ -40,6 +43,7 @@ impl Event {
         // SAFETY: `EventState` is only atomics, built for shared access.
         Ok(Event {
             state: unsafe { ShmBox::new(EventState::default(), 0, 1)? },
+            id: crate::waits::names::new_id(crate::waits::Kind::Event),
         })
     }
 
@@ -82,6 +86,7 @@ impl Event {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
         crate::interrupt::check()?;
+        let mut recorded = None;
         loop {
             if self.is_set() {
                 return Ok(true);
@@ -91,11 +96,19 @@ impl Event {
                 Err(Error::Timeout { .. }) => return Ok(false),
                 Err(e) => return Err(e),
             };
+            let rec = recorded.get_or_insert_with(|| {
+                crate::waits::record::begin(
+                    self.wait_site(),
+                    crate::waits::record::Holder::Anyone,
+                    deadline.is_some(),
+                )
+            });
             self.state.waiters.fetch_add(1, Ordering::SeqCst);
             let woke = futex::wait(&self.state.flag, 0, slice);
             self.state.waiters.fetch_sub(1, Ordering::SeqCst);
             if woke == Woke::TimedOut {
                 crate::interrupt::check()?;
+                rec.check()?;
             }
         }
     }

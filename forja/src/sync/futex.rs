@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// How long one futex sleep lasts at most: waiters wake this often to check
 /// the interrupt flag and whether a lock's owner died.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
+/// How long one sleep of an untimed wait lasts at most: it also looks for a
+/// deadlock (`waits/detect.rs`) this often.
+pub(crate) const UNTIMED_SLICE: Duration = Duration::from_millis(25);
 
 /// What a futex wait ended with.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -71,7 +74,7 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
 /// `deadline`; `Err(Timeout)` once the deadline has passed.
 pub(crate) fn slice_until(deadline: Option<Instant>, what: &'static str) -> Result<Duration> {
     match deadline {
-        None => Ok(SLICE),
+        None => Ok(UNTIMED_SLICE),
         Some(d) => {
             let now = Instant::now();
             if now >= d {

@@ -15,6 +15,7 @@
 use super::raw_lock::{LockWord, NotSend, Released, guard_id, lock_or_report};
 use crate::error::{Error, Result};
 use crate::shm::ShmBox;
+use crate::waits::Kind;
 use std::time::Duration;
 
 const WHAT: &str = "a Lock";
@@ -40,7 +41,10 @@ const HINT: &str = "drop the guard before acquiring again (a block `{ let _g = l
 #[derive(Debug, Clone)]
 pub struct Lock {
     word: ShmBox<LockWord>,
+    id: u32,
 }
+
+crate::waits::names::named!([] Lock, Kind::Lock, id);
 
 /// Holds a [`Lock`]; dropping it releases the lock.
 ///
@@ -89,7 +93,10 @@ impl Lock {
     pub fn new() -> Result<Lock> {
         // SAFETY: LockWord is made of atomics.
         let word = unsafe { ShmBox::new(LockWord::new(), 0, 1)? };
-        Ok(Lock { word })
+        Ok(Lock {
+            word,
+            id: crate::waits::names::new_id(Kind::Lock),
+        })
     }
 
     pub(crate) fn word(&self) -> &LockWord {
@@ -114,7 +121,7 @@ impl Lock {
     #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
         let me = guard_id();
-        lock_or_report(&self.word, me, None, WHAT, HINT)?;
+        lock_or_report(&self.word, me, None, WHAT, HINT, self.wait_site())?;
         Ok(LockGuard::new(self, me))
     }
 
@@ -133,7 +140,14 @@ impl Lock {
     /// assert!(!lock.is_locked());
     /// ```
     pub fn acquire_no_guard(&self) -> Result<()> {
-        lock_or_report(&self.word, crate::os::pid() as u32, None, WHAT, HINT)
+        lock_or_report(
+            &self.word,
+            crate::os::pid() as u32,
+            None,
+            WHAT,
+            HINT,
+            self.wait_site(),
+        )
     }
 
     /// Like [`acquire`](Lock::acquire), giving up with
@@ -155,6 +169,7 @@ impl Lock {
             crate::deadline::deadline(timeout),
             WHAT,
             HINT,
+            self.wait_site(),
         )?;
         Ok(LockGuard::new(self, me))
     }

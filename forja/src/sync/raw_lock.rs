@@ -53,6 +53,7 @@
 
 use super::futex::{self, Woke};
 use crate::error::{Error, Result};
+use crate::waits::record::{self as waits, Holder, Site};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -174,11 +175,12 @@ impl LockWord {
         me: u32,
         deadline: Option<Instant>,
         what: &'static str,
+        site: Site,
     ) -> Result<Acquired> {
         if self.try_lock(me) {
             return Ok(Acquired::Clean);
         }
-        self.lock_slow(me, deadline, what, OnDeath::TakeOver)
+        self.lock_slow(me, deadline, what, OnDeath::TakeOver, site)
     }
 
     #[cold]
@@ -188,6 +190,7 @@ impl LockWord {
         deadline: Option<Instant>,
         what: &'static str,
         on_death: OnDeath,
+        site: Site,
     ) -> Result<Acquired> {
         for _ in 0..SPINS {
             std::hint::spin_loop();
@@ -195,6 +198,8 @@ impl LockWord {
                 return Ok(Acquired::Clean);
             }
         }
+        // Recorded in the wait table only once this thread is about to sleep.
+        let mut recorded: Option<(waits::Waiting, u32)> = None;
         loop {
             let s = self.state.load(Ordering::Relaxed);
             if s == 0 {
@@ -221,8 +226,24 @@ impl LockWord {
                 continue;
             }
             let slice = futex::slice_until(deadline, what)?;
+            let holder_id = s & !WAITERS;
+            match &mut recorded {
+                Some((w, seen)) => {
+                    if *seen != holder_id {
+                        *seen = holder_id;
+                        w.set_holder(lock_holder(holder_id, site));
+                    }
+                }
+                None => {
+                    let w = waits::begin(site, lock_holder(holder_id, site), deadline.is_some());
+                    recorded = Some((w, holder_id));
+                }
+            }
             if futex::wait(&self.state, s | WAITERS, slice) == Woke::TimedOut {
                 crate::interrupt::check()?;
+                if let Some((w, _)) = &mut recorded {
+                    w.check()?;
+                }
                 let owner = s & ID;
                 if crate::os::is_dead(owner)
                     && let Some(acquired) = self.after_death(s | WAITERS, owner, me, on_death)
@@ -367,6 +388,13 @@ impl LockWord {
     }
 }
 
+/// Who holds a lock whose state (without the waiters bit) is `s`: a guard's
+/// or an RLock's thread, or a process.
+fn lock_holder(s: u32, site: Site) -> Holder {
+    let is_thread = s & GUARDED != 0 || site.kind == crate::waits::Kind::RLock;
+    Holder::of_lock_owner(s & ID, is_thread)
+}
+
 fn owner_died(what: &'static str, dead: u32) -> Error {
     Error::LockOwnerDied {
         what,
@@ -386,6 +414,7 @@ pub(crate) fn lock_or_report(
     deadline: Option<Instant>,
     what: &'static str,
     hint: &'static str,
+    site: Site,
 ) -> Result<()> {
     // Every acquire (Lock, RLock, Condition, Value, Array) fails at once
     // after an interrupt.
@@ -393,7 +422,7 @@ pub(crate) fn lock_or_report(
     if word.try_lock(me) {
         return Ok(());
     }
-    lock_contended(word, me, deadline, what, hint)
+    lock_contended(word, me, deadline, what, hint, site)
 }
 
 #[cold]
@@ -403,11 +432,12 @@ fn lock_contended(
     deadline: Option<Instant>,
     what: &'static str,
     hint: &'static str,
+    site: Site,
 ) -> Result<()> {
     if word.held_by_my_guard() {
         return Err(would_deadlock(what, hint));
     }
-    word.lock_slow(me, deadline, what, OnDeath::Report)
+    word.lock_slow(me, deadline, what, OnDeath::Report, site)
         .map(|_| ())
 }
 

@@ -37,7 +37,10 @@ struct RLockState {
 #[derive(Debug, Clone)]
 pub struct RLock {
     state: ShmBox<RLockState>,
+    id: u32,
 }
+
+crate::waits::names::named!([] RLock, crate::waits::Kind::RLock, id);
 
 /// One acquisition of an [`RLock`]; dropping it releases that acquisition.
 ///
@@ -82,7 +85,10 @@ impl RLock {
     pub fn new() -> Result<RLock> {
         // SAFETY: made of atomics.
         let state = unsafe { ShmBox::new(RLockState::default(), 0, 1)? };
-        Ok(RLock { state })
+        Ok(RLock {
+            state,
+            id: crate::waits::names::new_id(crate::waits::Kind::RLock),
+        })
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
@@ -91,7 +97,7 @@ impl RLock {
             self.state.depth.fetch_add(1, Ordering::Relaxed);
             return Ok(RLockGuard::new(self));
         }
-        lock_or_report(&self.state.word, me, deadline, WHAT, HINT)?;
+        lock_or_report(&self.state.word, me, deadline, WHAT, HINT, self.wait_site())?;
         self.state.depth.store(1, Ordering::Relaxed);
         Ok(RLockGuard::new(self))
     }

@@ -32,6 +32,7 @@ struct SemState {
 #[derive(Debug, Clone)]
 struct SemCore {
     state: ShmBox<SemState>,
+    id: u32,
 }
 
 impl SemCore {
@@ -44,6 +45,7 @@ impl SemCore {
         Ok(SemCore {
             // SAFETY: atomics and a constant.
             state: unsafe { ShmBox::new(st, 0, 1)? },
+            id: crate::waits::names::new_id(crate::waits::Kind::Semaphore),
         })
     }
 
@@ -66,16 +68,25 @@ impl SemCore {
 
     fn down(&self, deadline: Option<Instant>, what: &'static str) -> Result<()> {
         crate::interrupt::check()?;
+        let mut recorded = None;
         loop {
             if self.try_down() {
                 return Ok(());
             }
             let slice = futex::slice_until(deadline, what)?;
+            let rec = recorded.get_or_insert_with(|| {
+                crate::waits::record::begin(
+                    crate::waits::record::Site::new(self.id, crate::waits::Kind::Semaphore),
+                    crate::waits::record::Holder::Anyone,
+                    deadline.is_some(),
+                )
+            });
             self.state.waiters.fetch_add(1, Ordering::SeqCst);
             let woke = futex::wait(&self.state.value, 0, slice);
             self.state.waiters.fetch_sub(1, Ordering::SeqCst);
             if woke == Woke::TimedOut {
                 crate::interrupt::check()?;
+                rec.check()?;
             }
         }
     }
@@ -124,6 +135,8 @@ impl SemCore {
 pub struct Semaphore {
     core: SemCore,
 }
+
+crate::waits::names::named!([] Semaphore, crate::waits::Kind::Semaphore, core.id);
 
 /// One unit of a [`Semaphore`] or [`BoundedSemaphore`]; dropping it gives the
 /// unit back.
@@ -264,6 +277,8 @@ impl Semaphore {
 pub struct BoundedSemaphore {
     core: SemCore,
 }
+
+crate::waits::names::named!([] BoundedSemaphore, crate::waits::Kind::Semaphore, core.id);
 
 impl BoundedSemaphore {
     /// Makes a bounded semaphore with `value` units, which is also its maximum.
