@@ -46,7 +46,7 @@ SETUP = {
     "01_procesos": [],
     "02_pipe_y_queue": [],
     "03_lock": [],
-    "04_pool": ["l04-c02"],
+    "04_pool": ["l04-c02", "l04-c17"],  # count_primes; the lesson's pool, closed
     "05_memoria_compartida": ["l05-c22"],
 }
 CHECK_TIMEOUT = int(os.environ.get("FORJA_WRONG_SOLUTION_TIMEOUT", "120"))
@@ -110,6 +110,7 @@ def test_wrong_solutions_fail_their_self_check(lesson, capsys):
             done = run(client, nb, cell, FIRST_CELL_TIMEOUT if i == 0 else CHECK_TIMEOUT)
             assert not has_error(done), f"{lesson}: setup cell {cell.id} failed:\n{output_text(done)}"
         runner = runner_of(kernel_pid)
+        before = set(left_behind(kernel_pid, runner))  # what the setup cells keep running
         for exercise, solution, check in exercises(nb):
             for wrong in sorted((WRONG / lesson / exercise).glob("*.rs")):
                 name = f"{lesson}/{exercise}/{wrong.name}"
@@ -131,8 +132,11 @@ def test_wrong_solutions_fail_their_self_check(lesson, capsys):
                     problems.append(f"{name}: the self-check passed:\n{text}")
                 elif any(o.ename == "CompileError" for o in errors):
                     problems.append(f"{name}: the self-check does not compile with it:\n{text}")
-                if not wait_until(lambda: not left_behind(kernel_pid, runner), GRACE):
-                    left = left_behind(kernel_pid, runner)
+                def new_left():
+                    return [p for p in left_behind(kernel_pid, runner) if p not in before]
+
+                if not wait_until(lambda: not new_left(), GRACE):
+                    left = new_left()
                     problems.append(f"{name}: processes left after the failed check: {describe(left, proc_table())}")
     elapsed = time.monotonic() - start
     with capsys.disabled():
