@@ -21,6 +21,7 @@
 //!
 //! - [`array`](mod@array): [`Array`] and [`RawArray`], a fixed-length array of plain data in shared memory.
 //! - [`connection`]: [`Pipe`], [`Connection`], [`Sender`] and [`Receiver`], messages between processes.
+//! - [`demo`]: helpers the lessons use to show a real orphan and to clean up after a failed self-check.
 //! - [`display`]: rich output that appears, updates and clears while a cell runs.
 //! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
 //! - [`input`]: [`input()`] and [`input_password`]: a line typed by the student, in the notebook or the terminal.
@@ -47,6 +48,7 @@ mod codec;
 pub mod connection;
 mod cpu;
 mod deadline;
+pub mod demo;
 pub mod display;
 pub mod error;
 mod fork;
