@@ -19,6 +19,7 @@
 //! - [`is_complete`]: answers `is_complete_request`.
 //! - [`kernel_info`]: the `kernel_info_reply` content.
 //! - [`logo`]: the kernel's logo, as SVG and PNG.
+//! - [`memory`]: giving the kernel's freed memory back to the system between cells.
 //! - [`outcome`]: what running a cell gives back (value, error, user expressions).
 //! - [`output`]: the router from side-channel messages to iopub, batching stream text.
 //! - [`paths`]: where the kernel keeps things (work dir, forja, lock file, prebuilt build).
@@ -48,6 +49,7 @@ pub mod interrupt;
 pub mod is_complete;
 pub mod kernel_info;
 pub mod logo;
+pub mod memory;
 pub mod outcome;
 pub mod output;
 pub mod paths;

@@ -1,0 +1,28 @@
+//! Giving the kernel's freed memory back to the system between cells.
+//!
+//! rust-analyzer (inside evcxr) allocates and frees hundreds of megabytes
+//! while it loads the crate graph, primes it on a second thread and infers
+//! the first cells' types. mimalloc keeps freed pages for reuse and purges
+//! them only later, per thread, when that thread allocates again; pages of a
+//! thread that ended (the primer) wait until another thread reclaims them.
+//! So after a cell, with nothing else waiting, the session thread asks
+//! mimalloc to collect everything it can ([`release`]): a few milliseconds,
+//! after the reply has gone out.
+
+// The symbol is mimalloc's own (linked in by the global allocator, see
+// lib.rs); `libmimalloc-sys` declares it only behind a feature.
+unsafe extern "C" {
+    fn mi_collect(force: bool);
+}
+
+/// Frees what the allocator holds but no longer uses: this thread's heap,
+/// and the abandoned heaps of threads that ended. `FORJA_NO_MEMORY_RELEASE`
+/// set in the kernel's environment turns it off (for `bench/memory.py`).
+pub fn release() {
+    if std::env::var_os("FORJA_NO_MEMORY_RELEASE").is_some() {
+        return;
+    }
+    // SAFETY: mi_collect only walks mimalloc's own heaps; it may be called
+    // from any thread at any time.
+    unsafe { mi_collect(true) };
+}
