@@ -1,4 +1,6 @@
-//! Giving the kernel's freed memory back to the system between cells.
+//! The kernel's memory: what rust-analyzer leaves out of the standard
+//! library ([`ANALYSIS_SKIP`]), and giving freed memory back to the system
+//! between cells ([`release`]).
 //!
 //! rust-analyzer (inside evcxr) allocates and frees hundreds of megabytes
 //! while it loads the crate graph, primes it on a second thread and infers
@@ -8,6 +10,18 @@
 //! So after a cell, with nothing else waiting, the session thread asks
 //! mimalloc to collect everything it can ([`release`]): a few milliseconds,
 //! after the reply has gone out.
+
+/// Parts of the Rust sysroot's source rust-analyzer (inside evcxr, patch
+/// 0013) is given empty, as `EVCXR_ANALYSIS_SKIP` (the kernel sets it unless
+/// it is already set): the x86 intrinsics `core::arch` includes (8 MB of
+/// source, all parsed for `core`'s name resolution) and the standard
+/// library's own tests and benchmarks (never part of a crate). Nothing a
+/// student's cell uses lives there; `std::arch::x86_64::*` is then unknown to
+/// completion and to the types of `let`s (the cell still compiles: rustc
+/// sees the real standard library).
+pub const ANALYSIS_SKIP: &str = "/stdarch/crates/core_arch/src/x86/:\
+/stdarch/crates/core_arch/src/x86_64/:/library/coretests/:/library/alloctests/:\
+/tests/:/benches/";
 
 // The symbol is mimalloc's own (linked in by the global allocator, see
 // lib.rs); `libmimalloc-sys` declares it only behind a feature.
