@@ -176,7 +176,7 @@ def kernel_pid(km):
 def bench(name, kind, runs):
     km, kc, started = start(name)
     pid = kernel_pid(km)
-    out = {"start": started}
+    out = {"start": started, "at_ready": memory(pid)}
     try:
         five = FIVE_PY if kind == "ipykernel" else FIVE
         out["first"] = run_cell(kc, five[0])
@@ -205,13 +205,14 @@ def bench(name, kind, runs):
     return out
 
 
-def workdir_written(name):
+def workdir_written(name, out):
     """forja: bytes in the kernel's work dir (symlinks counted as links) once its
-    warm-up is done, before any cell; and the same for its target dir."""
+    warm-up is done, before any cell; and its memory then (out["idle_start"])."""
     km, kc, _ = start(name)
     pid = kernel_pid(km)
     try:
         wait_idle(pid, quiet=2.0)
+        out["idle_start"] = memory(pid)
         base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
         if not base.is_dir():
             base = Path(tempfile.gettempdir())
@@ -253,7 +254,7 @@ def main():
         if "forja" in only:
             results["forja-kernel"] = bench("mem-forja", "forja", args.runs)
             if LESSON:
-                results["forja-kernel"]["written"] = workdir_written("mem-forja")
+                results["forja-kernel"]["written"] = workdir_written("mem-forja", results["forja-kernel"])
         if "evcxr" in only and Path(evcxr).exists():
             results["evcxr_jupyter"] = bench("mem-evcxr", "evcxr", args.runs)
         if "ipykernel" in only:
@@ -281,6 +282,8 @@ def report(results, args):
         print(f"| {label} | " + " | ".join(cells) + " |")
     row("kernel start → kernel_info", lambda r: f"{r['start']*1000:.0f} ms")
     row("first cell", lambda r: f"{r['first']*1000:.0f} ms")
+    row("RSS at the kernel_info reply", lambda r: f"{r['at_ready']['rss']/MiB:.0f} MiB")
+    row("RSS idle after start, no cell yet", lambda r: f"{r['idle_start']['rss']/MiB:.0f} MiB")
     row("RSS after the five cells", lambda r: f"{r['after_five']['rss']/MiB:.0f} MiB")
     row("PSS after the five cells", lambda r: f"{r['after_five']['pss']/MiB:.0f} MiB")
     row("of the five, cells that failed", lambda r: ", ".join(f"`{c}`" for c in r["failed"]) or "none")
@@ -292,7 +295,7 @@ def report(results, args):
     row("work dir before the first cell", lambda r: f"{r['written']/1e6:.1f} MB")
     print()
     for n in names:
-        for when in ("after_five", "after_lesson01"):
+        for when in ("at_ready", "idle_start", "after_five", "after_lesson01"):
             if when in results[n]:
                 procs = ", ".join(f"{c} {rss/MiB:.0f}/{pss/MiB:.0f}/{anon/MiB:.0f}"
                                   for _, c, rss, pss, anon in results[n][when]["procs"])
