@@ -10,6 +10,7 @@ Usage: .venv/bin/python bench/soak.py [--passes 5] [--env VAR=VALUE ...]
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,11 @@ def main():
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--env", action="append", default=[])
     args = ap.parse_args()
+
+    def stop(*_):
+        raise KeyboardInterrupt
+    # A `timeout` still shuts the kernel down and prints the passes done.
+    signal.signal(signal.SIGTERM, stop)
     with tempfile.TemporaryDirectory() as tmp:
         write_spec(Path(tmp), "soak-forja", ["env", *args.env, str(FORJA_KERNEL),
                                              "--connection-file", "{connection_file}"])
@@ -84,25 +90,36 @@ def main():
         work = next(iter(base.glob(f"forja-kernel-{kernel}-*")), None)
         rows = []
         try:
-            run_cell(kc, "1 + 1")
-            wait_idle(kernel)
-            rows.append(("start", 0.0, 0, measure(kernel, work)))
-            print(f"start: {rows[-1][3]}", flush=True)
-            for n in range(1, args.passes + 1):
-                t, failed = time.perf_counter(), 0
-                for lesson in LESSONS:
-                    for code in lesson_cells(lesson):
-                        try:
-                            run_cell(kc, code, timeout=600, allow_error=False)
-                        except RuntimeError:
-                            failed += 1
-                wait_idle(kernel)
-                rows.append((f"pass {n}", time.perf_counter() - t, failed, measure(kernel, work)))
-                print(f"pass {n}: {rows[-1][1]:.0f} s, {failed} cells failed "
-                      f"(some demos fail on purpose), {rows[-1][3]}", flush=True)
+            soak(kc, kernel, work, rows, args.passes)
+        except KeyboardInterrupt:
+            print("stopped: the table has the passes done", flush=True)
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
+    table(rows, args)
+
+
+def soak(kc, kernel, work, rows, passes):
+    """Runs the passes, appending (name, seconds, failed cells, measures) to rows."""
+    run_cell(kc, "1 + 1")
+    wait_idle(kernel)
+    rows.append(("start", 0.0, 0, measure(kernel, work)))
+    print(f"start: {rows[-1][3]}", flush=True)
+    for n in range(1, passes + 1):
+        t, failed = time.perf_counter(), 0
+        for lesson in LESSONS:
+            for code in lesson_cells(lesson):
+                try:
+                    run_cell(kc, code, timeout=600, allow_error=False)
+                except RuntimeError:
+                    failed += 1
+        wait_idle(kernel)
+        rows.append((f"pass {n}", time.perf_counter() - t, failed, measure(kernel, work)))
+        print(f"pass {n}: {rows[-1][1]:.0f} s, {failed} cells failed "
+              f"(some demos fail on purpose), {rows[-1][3]}", flush=True)
+
+
+def table(rows, args):
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, load {load}, forja env: {args.env or 'default'}\n")
     print("| after | time | failed cells | runner RSS | runner PSS | runner anon | runner fds "
