@@ -12,7 +12,7 @@
 #               FORJA_LOCKFILE)
 #   bin/        forja-kernel
 #   forja-prebuilt/, forja-prebuilt-vendor/
-#               the prebuilt forja every kernel copies (FORJA_PREBUILT)
+#               the prebuilt forja every kernel uses in place (FORJA_PREBUILT)
 #   venv/       Python with JupyterLab, jupyterhub-singleuser and the forja
 #               kernelspec, whose kernel.json sets the variables above and a
 #               PATH with toolchain/bin first

@@ -19,6 +19,7 @@
 //! - [`is_complete`]: answers `is_complete_request`.
 //! - [`kernel_info`]: the `kernel_info_reply` content.
 //! - [`logo`]: the kernel's logo, as SVG and PNG.
+//! - [`memory`]: giving the kernel's freed memory back to the system between cells.
 //! - [`messages`]: every text the kernel writes for a student, in Spanish and English (one catalogue).
 //! - [`outcome`]: what running a cell gives back (value, error, user expressions).
 //! - [`output`]: the router from side-channel messages to iopub, batching stream text.
@@ -50,6 +51,7 @@ pub mod interrupt;
 pub mod is_complete;
 pub mod kernel_info;
 pub mod logo;
+pub mod memory;
 pub mod messages;
 pub mod outcome;
 pub mod output;

@@ -228,17 +228,10 @@ forja::catalogue! {
         en: "forja-kernel: could not use the prebuilt forja build in {dir} ({why}), {slow}. \
              {fix}\n"
     }
-    /// Start-up: the copy could not start.
-    SeedCopyNotStarted {
-        es: "forja-kernel: no se pudo empezar a copiar la compilación previa ({why}), {slow}.\n",
-        en: "forja-kernel: could not start copying the prebuilt build ({why}), {slow}.\n"
-    }
-    /// Start-up: the copy failed.
-    SeedCopyFailed {
-        es: "forja-kernel: no se pudo copiar la compilación previa de forja en {dir} ({why}), \
-             {slow}. {fix}\n",
-        en: "forja-kernel: could not copy the prebuilt forja build in {dir} ({why}), {slow}. \
-             {fix}\n"
+    /// Start-up: laying out the prebuilt build could not start.
+    SeedLayoutNotStarted {
+        es: "forja-kernel: no se pudo empezar a preparar la compilación previa ({why}), {slow}.\n",
+        en: "forja-kernel: could not start laying out the prebuilt build ({why}), {slow}.\n"
     }
 
     // ---- output between cells (output.rs) ----

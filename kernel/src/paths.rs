@@ -37,7 +37,7 @@ pub fn prebuilt() -> PathBuf {
 
 /// A fresh private directory for this kernel process. First removes the
 /// ones left by this user's kernels that died without cleaning up (SIGKILL,
-/// a crash): each holds a copy of the prebuilt build, about 100 MB.
+/// a crash): each holds the session's own build (the prebuilt one is linked, not copied).
 pub fn kernel_workdir() -> std::io::Result<PathBuf> {
     let base = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)

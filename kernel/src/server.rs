@@ -48,6 +48,10 @@ pub fn run(connection_file: PathBuf) -> Result<()> {
         std::env::set_var("FORJA_KERNEL_PID", std::process::id().to_string());
         std::env::set_var(side_channel::SOCKET_ENV, &socket_path);
         std::env::set_var("EVCXR_TMPDIR", workdir.join("evcxr"));
+        // What rust-analyzer leaves out of the standard library (memory.rs).
+        if std::env::var_os("EVCXR_ANALYSIS_SKIP").is_none() {
+            std::env::set_var("EVCXR_ANALYSIS_SKIP", crate::memory::ANALYSIS_SKIP);
+        }
     }
     crate::reaper::become_subreaper();
     let runtime = tokio::runtime::Builder::new_multi_thread()

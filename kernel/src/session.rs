@@ -87,6 +87,7 @@ pub fn spawn(
             // student's first Tab — unless a request is waiting.
             if rx.is_empty() {
                 session_start::warm_up(&mut s.ctx);
+                crate::memory::release();
             }
             shared.ready.store(true, Ordering::SeqCst);
             s.serve(rx, router, input);
@@ -145,7 +146,7 @@ impl Session {
         {
             std::fs::copy(lock, config.crate_dir.join("Cargo.lock"))?;
         }
-        // Start from the prebuilt forja build (see build_cache): the copy
+        // Start from the prebuilt forja build (see build_cache): its layout
         // must be complete before the session's first compile, which
         // already has forja.
         let mut warning = start_seed(config).finish();
@@ -233,6 +234,10 @@ impl Session {
                         (&router, &input),
                     );
                     let _ = reply.send(out);
+                    // Between cells, with nothing waiting (see memory.rs).
+                    if rx.is_empty() {
+                        crate::memory::release();
+                    }
                 }
                 Request::Complete {
                     code,

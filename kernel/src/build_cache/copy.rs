@@ -37,7 +37,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<u64> {
     Ok(bytes)
 }
 
-fn set_mtime(path: &Path, mtime: SystemTime) -> io::Result<()> {
+pub(super) fn set_mtime(path: &Path, mtime: SystemTime) -> io::Result<()> {
     // The copy may be read-only (its mode is copied too): futimens needs
     // ownership, not write access.
     std::fs::File::open(path)?.set_modified(mtime)

@@ -1,10 +1,10 @@
-//! Copying the prebuilt build into a new session: the target dir (in the
-//! background, keeping mtimes), the cargo config that points to the vendored
+//! Laying the prebuilt build out in a new session: the target dir (in the
+//! background, as links to the shared build, see [`super::link`]), the cargo config that points to the vendored
 //! sources, and the standard library's registry entries; or a note that
 //! says why the session compiles forja itself.
 
-use super::copy::copy_tree;
 use super::layout::{CARGO_CONFIG, CRATE, REGISTRY_SEED, Stamp};
+use super::link::link_tree;
 use super::std_registry::seed_registry;
 use super::vendor::patched_paths;
 use crate::config::Config;
@@ -12,25 +12,25 @@ use crate::toolchain::cargo_home;
 use std::io;
 use std::path::PathBuf;
 
-/// Prepares a new session's crate dir from the prebuilt build: copies the
-/// target dir (keeping mtimes) and puts the prebuild's cargo config in the
+/// Prepares a new session's crate dir from the prebuilt build: lays its
+/// target dir out as links to the prebuilt one ([`link_tree`]) and puts the prebuild's cargo config in the
 /// crate dir's parent, which must be the session's own work dir. Does
 /// nothing if the crate dir already has a target dir.
 ///
 /// Returns a note for the user when the prebuilt build is missing, does not
 /// fit or could not be copied; the session then still works, but its first
-/// forja cell compiles forja's dependencies. Nothing is left half-copied.
+/// forja cell compiles forja's dependencies. Nothing is left half-done.
 pub fn seed(config: &Config) -> Option<String> {
     start_seed(config).finish()
 }
 
-/// A [`seed`] whose copy of the target dir runs on a thread of its own.
+/// A [`seed`] whose layout of the target dir runs on a thread of its own.
 pub struct Seed {
     note: Option<String>,
-    copy: Option<PendingCopy>,
+    layout: Option<PendingLayout>,
 }
 
-struct PendingCopy {
+struct PendingLayout {
     thread: std::thread::JoinHandle<io::Result<u64>>,
     target: PathBuf,
     work_config: PathBuf,
@@ -53,14 +53,14 @@ fn seed_note(
 }
 
 /// Starts a [`seed`]: checks the prebuilt build and writes the cargo config
-/// now, and copies the target dir in the background, so the copy overlaps
+/// now, and lays out the target dir in the background, so that overlaps
 /// evcxr's start (its analyzer loads for ~2 s before the first cargo run,
 /// which builds only evcxr's own crate, whose files the prebuilt build
 /// does not contain). Call [`Seed::finish`] before adding forja.
 pub fn start_seed(config: &Config) -> Seed {
     let nothing = Seed {
         note: None,
-        copy: None,
+        layout: None,
     };
     let (Some(prebuilt), Some(forja)) = (&config.prebuilt, &config.forja_dir) else {
         return nothing;
@@ -71,9 +71,11 @@ pub fn start_seed(config: &Config) -> Seed {
     }
     let note = |text: String| Seed {
         note: Some(text),
-        copy: None,
+        layout: None,
     };
-    let from = prebuilt.join(CRATE).join("target");
+    // Absolute: the session's links point at it.
+    let from = std::path::absolute(prebuilt.join(CRATE).join("target"))
+        .unwrap_or_else(|_| prebuilt.join(CRATE).join("target"));
     let Some(stamp) = Stamp::read(prebuilt).filter(|_| from.is_dir()) else {
         return note(seed_note(crate::messages::Msg::SeedMissing, prebuilt, &""));
     };
@@ -109,11 +111,11 @@ pub fn start_seed(config: &Config) -> Seed {
     let (src, dst) = (from.clone(), to.clone());
     let thread = std::thread::Builder::new()
         .name("forja-seed".into())
-        .spawn(move || copy_tree(&src, &dst));
+        .spawn(move || link_tree(&src, &dst).map(|done| done.copied));
     match thread {
         Ok(thread) => Seed {
             note: None,
-            copy: Some(PendingCopy {
+            layout: Some(PendingLayout {
                 thread,
                 target: to,
                 work_config,
@@ -123,7 +125,7 @@ pub fn start_seed(config: &Config) -> Seed {
         Err(e) => {
             let _ = std::fs::remove_file(&work_config);
             note(seed_note(
-                crate::messages::Msg::SeedCopyNotStarted,
+                crate::messages::Msg::SeedLayoutNotStarted,
                 prebuilt,
                 &e,
             ))
@@ -132,24 +134,24 @@ pub fn start_seed(config: &Config) -> Seed {
 }
 
 impl Seed {
-    /// Waits for the copy; returns the note for the user, if any. A failed
-    /// copy is removed with the cargo config, never left half-done.
+    /// Waits for the layout; returns the note for the user, if any. A
+    /// failed one is removed with the cargo config, never left half-done.
     pub fn finish(self) -> Option<String> {
-        let Some(copy) = self.copy else {
+        let Some(layout) = self.layout else {
             return self.note;
         };
-        let result = copy
+        let result = layout
             .thread
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the copying thread panicked")));
+            .unwrap_or_else(|_| Err(io::Error::other("the seeding thread panicked")));
         match result {
             Ok(_) => None,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&copy.target);
-                let _ = std::fs::remove_file(&copy.work_config);
+                let _ = std::fs::remove_dir_all(&layout.target);
+                let _ = std::fs::remove_file(&layout.work_config);
                 Some(seed_note(
-                    crate::messages::Msg::SeedCopyFailed,
-                    &copy.prebuilt,
+                    crate::messages::Msg::SeedUnusable,
+                    &layout.prebuilt,
                     &e,
                 ))
             }

@@ -1,8 +1,9 @@
-//! Checking a prebuilt build's freshness: asks cargo, in a scratch copy laid
-//! out like a new session's, whether it would rebuild anything.
+//! Checking a prebuilt build's freshness: asks cargo, in a scratch dir laid
+//! out like a new session's (links to the build), whether it would rebuild anything.
 
 use super::copy::copy_tree;
 use super::layout::{CARGO_CONFIG, CRATE};
+use super::link::link_tree;
 use super::prune::unit_hash;
 use crate::toolchain::{host_triple, tool};
 use std::collections::HashSet;
@@ -41,7 +42,10 @@ pub fn verify(prebuilt: &Path) -> anyhow::Result<Freshness> {
                 .with_context(|| format!("copying {f} from {}", from.display()))?;
         }
         copy_tree(&from.join("src"), &to.join("src"))?;
-        copy_tree(&from.join("target"), &to.join("target"))?;
+        link_tree(
+            &std::path::absolute(from.join("target"))?,
+            &to.join("target"),
+        )?;
         std::fs::create_dir_all(scratch.join("cargo-home"))?;
         let rustc = tool("rustc");
         let host = host_triple(&rustc).context("asking rustc for its host triple")?;

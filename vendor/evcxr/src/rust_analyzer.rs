@@ -134,6 +134,25 @@ impl Primer {
     }
 }
 
+/// forja patch: the path fragments of `EVCXR_ANALYSIS_SKIP` (separated by
+/// `:`). A file of the Rust sysroot's source (a path containing
+/// `/lib/rustlib/src/`) whose path contains one of them is given to
+/// rust-analyzer empty: what it declares is unknown to type inference and
+/// completion, and costs no memory. Files outside the sysroot are never
+/// skipped.
+fn analysis_skip_list() -> Vec<String> {
+    std::env::var("EVCXR_ANALYSIS_SKIP")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn skipped_by_analysis(skip: &[String], path: &str) -> bool {
+    path.contains("/lib/rustlib/src/") && skip.iter().any(|s| path.contains(s.as_str()))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum TypeName {
     Named(String),
@@ -343,13 +362,22 @@ impl RustAnalyzer {
             }
         }
 
+        // forja patch: files the embedder leaves out of the analysis
+        // (`EVCXR_ANALYSIS_SKIP`, see `skipped_by_analysis`) are given to
+        // rust-analyzer empty, so they are neither kept as text nor parsed.
+        let skip = analysis_skip_list();
         for (file_id, changed_file) in self.vfs.take_changes() {
             let mut new_contents = None;
             if let ra_vfs::Change::Create(v, _hash) | ra_vfs::Change::Modify(v, _hash) =
                 changed_file.change
                 && let Ok(text) = std::str::from_utf8(&v)
             {
-                new_contents = Some(text.to_owned());
+                let path = self.vfs.file_path(file_id).to_string();
+                new_contents = Some(if skipped_by_analysis(&skip, &path) {
+                    String::new()
+                } else {
+                    text.to_owned()
+                });
             }
             change.change_file(file_id, new_contents);
         }
