@@ -23,6 +23,7 @@
 //! - [`connection`]: [`Pipe`], [`Connection`], [`Sender`] and [`Receiver`], messages between processes.
 //! - [`display`]: rich output that appears, updates and clears while a cell runs.
 //! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
+//! - [`link`]: the contract between the kernel, its runner and forja's children: variable names, markers, messages.
 //! - [`os`]: this process's cached pid and the one reader of `/proc/PID/stat`.
 //! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
 //! - [`process`]: [`Process`], a closure run in a forked child, and who-am-I functions.
@@ -46,6 +47,7 @@ pub mod error;
 mod fork;
 mod interrupt;
 mod kernel_child;
+pub mod link;
 pub mod os;
 pub mod pool;
 pub mod process;

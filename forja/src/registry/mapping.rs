@@ -136,12 +136,13 @@ pub(super) fn inherited_page(pid: i32) -> Option<(i32, &'static SelfPage)> {
     let p = Published::find(ENV).filter(|p| p.pid != pid)?;
     // The fd is still the inherited memfd (close-on-exec: no exec since),
     // so the parent's mapping, and the private page after it, are here.
-    let header = Registry::from_addr(p.addr).header;
+    let addr = p.addr()?;
+    let header = Registry::from_addr(addr).header;
     if header.magic != MAGIC || header.version != VERSION {
         return None;
     }
     // SAFETY: see above; the page holds only atomics.
-    let page = unsafe { &*((p.addr + shared_len()) as *const SelfPage) };
+    let page = unsafe { &*((addr + shared_len()) as *const SelfPage) };
     (page.pid.load(Ordering::Acquire) == pid).then_some((p.fd, page))
 }
 
@@ -151,9 +152,12 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
     let Some(p) = Published::find(ENV).filter(|p| p.pid == pid) else {
         return Ok(None);
     };
-    // The fd is the same memfd that was mapped at addr by this process (an
-    // exec would have closed it: it is close-on-exec).
-    let header = Registry::from_addr(p.addr).header;
+    // The fd is the same memfd that this process mapped (an exec would have
+    // closed it: it is close-on-exec); where, its maps say.
+    let Some(addr) = p.addr() else {
+        return Ok(None);
+    };
+    let header = Registry::from_addr(addr).header;
     if header.magic != MAGIC {
         return Err(reg_err(format!(
             "{ENV} points at memory that is not a registry"
@@ -166,7 +170,7 @@ fn find_published(pid: i32) -> Result<Option<usize>> {
             VERSION, header.version
         )));
     }
-    Ok(Some(p.addr))
+    Ok(Some(addr))
 }
 
 /// Makes and publishes a fresh registry for `pid`.
@@ -224,7 +228,7 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
     reg.header.name.store(info.name);
     reg.header.parent_name.store(info.parent_name);
     reg.header.identity.store(info.identity);
-    published::publish(ENV, pid, fd, addr);
+    published::publish(ENV, pid, fd);
     cache(pid, addr);
     Ok(addr)
 }

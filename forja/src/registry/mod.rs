@@ -80,9 +80,9 @@ pub(crate) use mapping::{Registry, SelfInfo};
 pub use remote::Remote;
 
 /// The environment variable that names this process's registry.
-pub const ENV: &str = "FORJA_REGISTRY";
+pub const ENV: &str = crate::link::env::REGISTRY;
 /// The environment variable read for the cap on live children.
-pub const MAX_CHILDREN_ENV: &str = "FORJA_MAX_CHILDREN";
+pub const MAX_CHILDREN_ENV: &str = crate::link::env::MAX_CHILDREN;
 /// Default cap on live (unreaped) children per process.
 pub const DEFAULT_MAX_CHILDREN: u32 = 256;
 /// Layout version; bump it whenever [`Header`], the slots or the memfd's

@@ -62,7 +62,7 @@ pub(crate) use record::{
 };
 
 /// The environment variable that names the timeline mapping.
-pub const ENV: &str = "FORJA_TIMELINE";
+pub const ENV: &str = crate::link::env::TIMELINE;
 /// Layout version; bump it whenever the header or the records change.
 pub const VERSION: u32 = 1;
 /// How many events the ring keeps (older ones are overwritten).

@@ -165,7 +165,10 @@ fn find_published() -> Result<Option<usize>> {
     let Some(p) = Published::find(ENV).filter(|p| p.is_memfd_named(MEMFD_NAME)) else {
         return Ok(None);
     };
-    let header = from_addr(p.addr).header;
+    let Some(addr) = p.addr() else {
+        return Ok(None);
+    };
+    let header = from_addr(addr).header;
     if header.magic != MAGIC {
         return Err(tl_err(format!(
             "{ENV} points at memory that is not a forja timeline"
@@ -181,7 +184,7 @@ fn find_published() -> Result<Option<usize>> {
             header.version
         )));
     }
-    Ok(Some(p.addr))
+    Ok(Some(addr))
 }
 
 fn create() -> Result<usize> {
@@ -209,7 +212,7 @@ fn create() -> Result<usize> {
         (*h).created_ns = now_ns();
     }
     from_addr(addr).header.recording.store(1, Ordering::Release);
-    published::publish(ENV, crate::os::pid(), fd, addr);
+    published::publish(ENV, crate::os::pid(), fd);
     Ok(addr)
 }
 
