@@ -291,9 +291,7 @@ impl Session {
             .variables_and_types()
             .map(|(n, _)| n.to_owned())
             .collect();
-        let (tx, rx) = oneshot::channel();
-        let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
-        let seen = rx.blocking_recv().unwrap_or(0);
+        let _ = router.send(output::Command::Begin(Box::new(parent.clone())));
         if let Some(w) = self.warning.take() {
             let _ = self.messages.send(SideMessage::Stream {
                 name: "stderr".into(),
@@ -366,7 +364,6 @@ impl Session {
         self.child_outputs.drain(Duration::from_millis(300));
         let (tx, rx) = oneshot::channel();
         let _ = router.send(output::Command::End {
-            seen,
             wait_for_mark: ran,
             timeout: Duration::from_millis(500),
             reply: tx,
@@ -506,13 +503,20 @@ impl Session {
 
 fn panic_error(report: &CellReport) -> CellError {
     let evalue = report
-        .panic_lines
-        .get(1..)
-        .map(|l| l.join("\n"))
-        .filter(|s| !s.is_empty())
+        .panic
+        .as_ref()
+        .map(|p| p.message.clone())
+        .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "the cell panicked".into());
     let mut traceback = vec![format!("\x1b[31mPanic\x1b[0m: {evalue}")];
-    traceback.extend(report.panic_lines.iter().take(1).cloned());
+    if let Some(p) = &report.panic {
+        // The first line of Rust's own panic message.
+        let thread = p.thread.as_deref().unwrap_or("<unnamed>");
+        match &p.location {
+            Some(at) => traceback.push(format!("thread '{thread}' panicked at {at}:")),
+            None => traceback.push(format!("thread '{thread}' panicked:")),
+        }
+    }
     traceback
         .push("Variables defined by this cell were not kept; earlier ones are still there.".into());
     CellError {
