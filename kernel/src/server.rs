@@ -258,7 +258,7 @@ async fn serve_stdin(
 
 fn status(iopub: &Iopub, parent: &JupyterMessage, state: &str) {
     crate::output::publish(
-        &iopub,
+        iopub,
         wire::child_json(parent, "status", json!({"execution_state": state})),
     );
 }
