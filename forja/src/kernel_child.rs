@@ -31,7 +31,7 @@
 //! Everything is read from the environment in the parent, before the fork,
 //! so the child does not touch the environment's lock.
 
-use crate::link::{Message, Origin, env};
+use crate::link::{AttachHeader, Message, Origin, env};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -59,18 +59,8 @@ pub(crate) struct ChildPlan {
     under_kernel: bool,
     runner_fds: Vec<i32>,
     socket: Option<SocketAddr>,
-    /// The two header lines, stdout's and stderr's, encoded in the parent
-    /// (only when there is a socket).
-    headers: [Vec<u8>; 2],
-}
-
-/// The header of a child's output connection (see the module docs).
-fn header(name: &str, process: &str) -> Vec<u8> {
-    Message::AttachOutput {
-        name: name.to_owned(),
-        process: process.to_owned(),
-    }
-    .to_line()
+    /// The child's forja process name, for the header lines.
+    process: String,
 }
 
 /// Parses "a,b,c,d" defensively: numbers above 2, each once; anything else
@@ -116,16 +106,11 @@ impl ChildPlan {
             _ => Vec::new(),
         };
         let socket = std::env::var_os(KERNEL_SOCKET_ENV).and_then(|p| socket_addr(&p));
-        let headers = if socket.is_some() {
-            [header("stdout", process), header("stderr", process)]
-        } else {
-            [Vec::new(), Vec::new()]
-        };
         ChildPlan {
             under_kernel: kernel_pid.is_some(),
             runner_fds,
             socket,
-            headers,
+            process: process.to_owned(),
         }
     }
 
@@ -171,8 +156,8 @@ impl ChildPlan {
     }
 
     /// In the child: points fds 1 and 2 at the kernel (see the module docs).
-    /// (The header lines were encoded in the parent: the child allocates
-    /// nothing here.)
+    /// (The header lines are encoded on the stack when they fit: the child
+    /// allocates nothing here.)
     pub(crate) fn attach_output(&self) {
         let Some(socket) = &self.socket else {
             return;
@@ -183,11 +168,32 @@ impl ChildPlan {
         // since; flush anyway, once, before they are replaced.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
-        for (target, header) in [(1, &self.headers[0]), (2, &self.headers[1])] {
+        let pid = crate::os::pid();
+        for (target, name) in [(1, "stdout"), (2, "stderr")] {
             let Some(fd) = connect(addr, *len) else {
                 continue;
             };
-            if !send_all(fd, header) {
+            let header = AttachHeader {
+                name,
+                pid,
+                process: &self.process,
+            };
+            // On the stack unless the name is very long.
+            let mut small = [0u8; 512];
+            let long;
+            let line: &[u8] = match header.encode_into(&mut small) {
+                Some(n) => &small[..n],
+                None => {
+                    long = Message::AttachOutput {
+                        name: name.to_owned(),
+                        pid,
+                        process: self.process.clone(),
+                    }
+                    .to_line();
+                    &long
+                }
+            };
+            if !send_all(fd, line) {
                 // SAFETY: our own fd.
                 unsafe { libc::close(fd) };
                 continue;
@@ -301,20 +307,7 @@ fn send_all(fd: i32, mut bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{header, parse_fd_list};
-    use crate::link::Message;
-
-    #[test]
-    fn headers_decode_as_the_typed_attach_message() {
-        let h = header("stderr", "Worker \"1\"\n");
-        assert_eq!(
-            Message::from_line(&h).unwrap(),
-            Message::AttachOutput {
-                name: "stderr".into(),
-                process: "Worker \"1\"\n".into()
-            }
-        );
-    }
+    use super::parse_fd_list;
 
     #[test]
     fn fd_lists_are_parsed_defensively() {

@@ -101,6 +101,9 @@ pub use crate::registry::{
 };
 
 /// One control message between the kernel, the runner and forja's children.
+///
+/// Unknown fields are an error, except on the field-less variants
+/// (`cell_end`, `panic`), which serde's tagged form cannot check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Message {
@@ -116,12 +119,13 @@ pub enum Message {
         origin: Option<Origin>,
     },
     /// First line of a connection that then carries one child process's raw
-    /// stdout or stderr (child → kernel, right after the fork). The writer's
-    /// pid is the connection's peer (`SO_PEERCRED`), so a forked child
-    /// sends bytes its parent encoded and allocates nothing.
+    /// stdout or stderr (child → kernel, right after the fork; a forked child
+    /// encodes it without allocating, from an [`AttachHeader`]).
     AttachOutput {
         /// `stdout` or `stderr`.
         name: String,
+        /// The writer's pid.
+        pid: i32,
         /// The writer's forja process name.
         process: String,
     },
@@ -185,6 +189,33 @@ pub enum Message {
         #[serde(default)]
         wait: bool,
     },
+}
+
+/// [`Message::AttachOutput`] with borrowed fields: the same JSON, encoded by
+/// a freshly forked child into a buffer on its stack
+/// ([`AttachHeader::encode_into`]), so it allocates nothing.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "type", rename = "attach_output")]
+pub struct AttachHeader<'a> {
+    /// `stdout` or `stderr`.
+    pub name: &'a str,
+    /// The writer's pid.
+    pub pid: i32,
+    /// The writer's forja process name.
+    pub process: &'a str,
+}
+
+impl AttachHeader<'_> {
+    /// Writes the header line into `buf`; returns its length, or `None` if
+    /// it does not fit.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Option<usize> {
+        let total = buf.len();
+        let mut rest: &mut [u8] = buf;
+        serde_json::to_writer(&mut rest, self).ok()?;
+        let (nl, _) = rest.split_first_mut()?;
+        *nl = b'\n';
+        Some(total - rest.len() + 1)
+    }
 }
 
 /// A child process that wrote some output or panicked.
@@ -307,6 +338,7 @@ mod tests {
             },
             Message::AttachOutput {
                 name: "stderr".into(),
+                pid: 9,
                 process: "Worker \"x\"\n".into(),
             },
             Message::Flusher { fd: 17 },
@@ -389,7 +421,6 @@ mod tests {
             br#"{"type":"stream","name":"stdout"}"#,
             br#"{"type":"flusher","fd":"12"}"#,
             br#"{"type":"flusher","addr":140737488355328}"#,
-            br#"{"type":"cell_end","extra":1}"#,
             br#"{"type":"runner_hello","pid":1,"registry_fd":99999999999}"#,
             br#"{"type":"cell_end"} {"type":"cell_end"}"#,
         ];
@@ -405,6 +436,29 @@ mod tests {
             Message::from_line(&huge),
             Err(DecodeError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn the_attach_header_is_the_attach_message() {
+        let h = AttachHeader {
+            name: "stdout",
+            pid: -3,
+            process: "año \"1\"\n",
+        };
+        let mut buf = [0u8; 128];
+        let n = h.encode_into(&mut buf).unwrap();
+        assert_eq!(buf[n - 1], b'\n');
+        assert_eq!(
+            Message::from_line(&buf[..n]).unwrap(),
+            Message::AttachOutput {
+                name: "stdout".into(),
+                pid: -3,
+                process: "año \"1\"\n".into()
+            }
+        );
+        assert_eq!(h.encode_into(&mut [0u8; 10]), None);
+        let mut exact = vec![0u8; n];
+        assert_eq!(h.encode_into(&mut exact), Some(n));
     }
 
     #[test]

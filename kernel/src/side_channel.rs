@@ -171,13 +171,7 @@ pub fn listen(
                     match reader.read_until(b'\n', &mut line).await {
                         Ok(0) | Err(_) => break,
                         Ok(_) => match SideMessage::from_line(&line) {
-                            Ok(SideMessage::AttachOutput { name, process }) => {
-                                let pid = reader
-                                    .get_ref()
-                                    .peer_cred()
-                                    .ok()
-                                    .and_then(|c| c.pid())
-                                    .unwrap_or(0);
+                            Ok(SideMessage::AttachOutput { name, pid, process }) => {
                                 let origin = Origin { pid, process };
                                 let drains = children.add();
                                 let buffered = reader.buffer().to_vec();
