@@ -94,11 +94,14 @@ pub const STDOUT_FRAME_MARKER: &str = "FORJA_FRAME ";
 /// Largest message accepted; bigger ones are dropped with a log line.
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// The registry layout the kernel relies on when it maps the runner's
-/// registry (`forja::registry::Remote` checks these before reading).
-pub use crate::registry::{
-    Header as RegistryHeader, SLOTS as REGISTRY_SLOTS, VERSION as REGISTRY_VERSION,
-};
+/// The registry's first word, `FORJAREG` (the kernel maps the runner's
+/// registry through `/proc`; `forja::registry::Remote` checks it).
+pub const REGISTRY_MAGIC: u64 = u64::from_le_bytes(*b"FORJAREG");
+/// The registry layout's version: a kernel attaches only to a registry of
+/// its own layout.
+pub const REGISTRY_VERSION: u32 = 2;
+/// Slots for children in a registry.
+pub const REGISTRY_SLOTS: usize = 1024;
 
 /// One control message between the kernel, the runner and forja's children.
 ///
