@@ -230,6 +230,7 @@ fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
         crate::os::pid()
     );
     let _ = std::io::stderr().write_all(line.as_bytes());
+    crate::kernel_child::report_panic(info, name);
 }
 
 /// The text of a panic payload.

@@ -57,15 +57,6 @@ fn input_error(reason: impl Into<String>) -> Error {
     }
 }
 
-/// The kernel's answer to one `input_request`.
-#[derive(serde::Deserialize)]
-struct Answer {
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
 fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<String> {
     let mut stream = UnixStream::connect(path).map_err(|e| {
         input_error(format!(
@@ -73,13 +64,11 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
             path.to_string_lossy()
         ))
     })?;
-    let mut line = serde_json::to_vec(&serde_json::json!({
-        "type": "input_request",
-        "prompt": prompt,
-        "password": password,
-    }))
-    .map_err(|e| input_error(e.to_string()))?;
-    line.push(b'\n');
+    let line = crate::link::Message::InputRequest {
+        prompt: prompt.to_owned(),
+        password,
+    }
+    .to_line();
     stream
         .write_all(&line)
         .map_err(|e| input_error(format!("sending the question to the kernel: {e}")))?;
@@ -118,7 +107,7 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
              the kernel restarted?)",
         ));
     }
-    let answer: Answer = serde_json::from_slice(&reply)
+    let answer = crate::link::InputAnswer::from_line(&reply)
         .map_err(|e| input_error(format!("the kernel's answer is not understood: {e}")))?;
     match (answer.value, answer.error) {
         (_, Some(e)) => Err(input_error(e)),

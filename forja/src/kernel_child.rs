@@ -21,25 +21,35 @@
 //!   reused by fds of its own.
 //! - `FORJA_KERNEL_SOCKET`: the kernel's Unix socket. Right after the fork
 //!   the child opens one connection for stdout and one for stderr, sends one
-//!   JSON header line (`{"type":"attach_output","name":"stdout","pid":..,
-//!   "process":".."}`) on each and puts them on fds 1 and 2: from then on
-//!   whatever the child (or a program it `exec`s) writes there reaches the
-//!   kernel raw, and the kernel knows which process wrote it. If the socket
-//!   cannot be reached, the child keeps the fds it inherited.
+//!   header line ([`Message::AttachOutput`], encoded in the parent) on each
+//!   and puts them on fds 1 and 2: from then on whatever the child (or a
+//!   program it `exec`s) writes there reaches the kernel raw, and the kernel
+//!   knows which process wrote it (the connection's peer pid). If the socket
+//!   cannot be reached, the child keeps the fds it inherited. A panic in the
+//!   child is reported on a connection of its own ([`report_panic`]).
 //!
 //! Everything is read from the environment in the parent, before the fork,
 //! so the child does not touch the environment's lock.
 
+use crate::link::{AttachHeader, Message, Origin, env};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
 
 /// The kernel's pid (set by the kernel in the runner's environment).
-pub(crate) const KERNEL_PID_ENV: &str = "FORJA_KERNEL_PID";
+pub(crate) const KERNEL_PID_ENV: &str = env::KERNEL_PID;
 /// The kernel's side-channel socket.
-pub(crate) const KERNEL_SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
+pub(crate) const KERNEL_SOCKET_ENV: &str = env::KERNEL_SOCKET;
 /// The runner's private fds.
-pub(crate) const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
+pub(crate) const RUNNER_FDS_ENV: &str = env::RUNNER_FDS;
+
+type SocketAddr = (libc::sockaddr_un, libc::socklen_t);
+
+/// In a forja child under the kernel: the kernel's socket, kept at set-up
+/// (while the child has one thread) for [`report_panic`], which must not read
+/// the environment.
+static KERNEL_SOCKET: OnceLock<SocketAddr> = OnceLock::new();
 
 /// How long a child keeps trying to reach a busy kernel socket.
 const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -48,33 +58,9 @@ const CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) struct ChildPlan {
     under_kernel: bool,
     runner_fds: Vec<i32>,
-    socket: Option<(libc::sockaddr_un, libc::socklen_t)>,
-    /// The end of the header lines, from the process's name on (made in
-    /// the parent; only when there is a socket).
-    header_suffix: Vec<u8>,
-}
-
-/// The header lines up to the pid (see the module docs).
-const HEADER_STDOUT: &[u8] = b"{\"type\":\"attach_output\",\"name\":\"stdout\",\"pid\":";
-const HEADER_STDERR: &[u8] = b"{\"type\":\"attach_output\",\"name\":\"stderr\",\"pid\":";
-
-/// Writes `pid` in decimal at the end of `buf`; returns the digits.
-fn format_pid(pid: i32, buf: &mut [u8; 12]) -> &[u8] {
-    let mut n = pid.unsigned_abs();
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if pid < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    &buf[at..]
+    socket: Option<SocketAddr>,
+    /// The child's forja process name, for the header lines.
+    process: String,
 }
 
 /// Parses "a,b,c,d" defensively: numbers above 2, each once; anything else
@@ -120,17 +106,11 @@ impl ChildPlan {
             _ => Vec::new(),
         };
         let socket = std::env::var_os(KERNEL_SOCKET_ENV).and_then(|p| socket_addr(&p));
-        let header_suffix = if socket.is_some() {
-            let name = serde_json::to_string(process).unwrap_or_else(|_| "\"?\"".to_owned());
-            format!(",\"process\":{name}}}\n").into_bytes()
-        } else {
-            Vec::new()
-        };
         ChildPlan {
             under_kernel: kernel_pid.is_some(),
             runner_fds,
             socket,
-            header_suffix,
+            process: process.to_owned(),
         }
     }
 
@@ -176,37 +156,44 @@ impl ChildPlan {
     }
 
     /// In the child: points fds 1 and 2 at the kernel (see the module docs).
-    /// (The header lines are built on the stack when they fit: the child
+    /// (The header lines are encoded on the stack when they fit: the child
     /// allocates nothing here.)
     pub(crate) fn attach_output(&self) {
-        let Some((addr, len)) = &self.socket else {
+        let Some(socket) = &self.socket else {
             return;
         };
+        let (addr, len) = socket;
+        let _ = KERNEL_SOCKET.set(*socket);
         // The streams were flushed before the fork and nothing has written
         // since; flush anyway, once, before they are replaced.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
-        let mut digits = [0u8; 12];
-        let pid = format_pid(crate::os::pid(), &mut digits);
-        let suffix = &self.header_suffix;
-        for (target, prefix) in [(1, HEADER_STDOUT), (2, HEADER_STDERR)] {
+        let pid = crate::os::pid();
+        for (target, name) in [(1, "stdout"), (2, "stderr")] {
             let Some(fd) = connect(addr, *len) else {
                 continue;
             };
-            // The header line, on the stack unless the name is very long.
-            let total = prefix.len() + pid.len() + suffix.len();
-            let mut small = [0u8; 512];
-            let mut long = Vec::new();
-            let buf: &mut [u8] = if total <= small.len() {
-                &mut small[..total]
-            } else {
-                long.resize(total, 0);
-                &mut long
+            let header = AttachHeader {
+                name,
+                pid,
+                process: &self.process,
             };
-            buf[..prefix.len()].copy_from_slice(prefix);
-            buf[prefix.len()..prefix.len() + pid.len()].copy_from_slice(pid);
-            buf[prefix.len() + pid.len()..].copy_from_slice(suffix);
-            if !send_all(fd, buf) {
+            // On the stack unless the name is very long.
+            let mut small = [0u8; 512];
+            let long;
+            let line: &[u8] = match header.encode_into(&mut small) {
+                Some(n) => &small[..n],
+                None => {
+                    long = Message::AttachOutput {
+                        name: name.to_owned(),
+                        pid,
+                        process: self.process.clone(),
+                    }
+                    .to_line();
+                    &long
+                }
+            };
+            if !send_all(fd, line) {
                 // SAFETY: our own fd.
                 unsafe { libc::close(fd) };
                 continue;
@@ -218,6 +205,25 @@ impl ChildPlan {
                 libc::close(fd);
             }
         }
+    }
+}
+
+/// In a forja child under the kernel: reports a panic to the kernel as a
+/// typed message, on a connection of its own (called by the child's panic
+/// hook, after the message went to stderr). Does nothing elsewhere.
+pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>, process: String) {
+    let Some((addr, len)) = KERNEL_SOCKET.get() else {
+        return;
+    };
+    let origin = Origin {
+        pid: crate::os::pid(),
+        process,
+    };
+    let line = Message::panic_report(info, Some(origin)).to_line();
+    if let Some(fd) = connect(addr, *len) {
+        send_all(fd, &line);
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -301,16 +307,7 @@ fn send_all(fd: i32, mut bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{format_pid, parse_fd_list};
-
-    #[test]
-    fn pids_are_formatted_in_decimal() {
-        let mut buf = [0u8; 12];
-        assert_eq!(format_pid(0, &mut buf), b"0");
-        assert_eq!(format_pid(42, &mut buf), b"42");
-        assert_eq!(format_pid(i32::MAX, &mut buf), b"2147483647");
-        assert_eq!(format_pid(-7, &mut buf), b"-7");
-    }
+    use super::parse_fd_list;
 
     #[test]
     fn fd_lists_are_parsed_defensively() {

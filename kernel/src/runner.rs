@@ -10,27 +10,28 @@
 //! included, and passes evcxr's control lines, whole, to evcxr's real stdout.
 
 use crate::side_channel::{SOCKET_ENV, SideMessage};
+use forja::link::{env, evcxr};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Environment variable listing the runner's private fds; forja closes them in
 /// every child it forks, so a child never keeps evcxr's pipe open.
-pub const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
+pub const RUNNER_FDS_ENV: &str = env::RUNNER_FDS;
 
-const MARKER: &[u8] = b"EVCXR_";
+const MARKER: &[u8] = evcxr::MARKER.as_bytes();
 /// Starts a side-channel message that `forja::display` writes on the runner's stdout
 /// (JSON, one line).
-const FRAME_MARKER: &[u8] = forja::display::STDOUT_FRAME_MARKER.as_bytes();
+const FRAME_MARKER: &[u8] = forja::link::STDOUT_FRAME_MARKER.as_bytes();
 /// Longest wait at the end of a cell for the cells' stdout to be flushed.
 const FLUSH_WAIT: Duration = Duration::from_millis(50);
-const EXECUTION_COMPLETE: &[u8] = b"EVCXR_EXECUTION_COMPLETE";
-const BEGIN_CONTENT: &[u8] = b"EVCXR_BEGIN_CONTENT";
-const END_CONTENT: &[u8] = b"EVCXR_END_CONTENT";
-const PANIC_NOTIFICATION: &[u8] = b"EVCXR_PANIC_NOTIFICATION";
+const EXECUTION_COMPLETE: &[u8] = evcxr::EXECUTION_COMPLETE.as_bytes();
+const BEGIN_CONTENT: &[u8] = evcxr::BEGIN_CONTENT.as_bytes();
+const END_CONTENT: &[u8] = evcxr::END_CONTENT.as_bytes();
+const PANIC_NOTIFICATION: &[u8] = evcxr::PANIC_NOTIFICATION.as_bytes();
+const INPUT_REQUEST: &[u8] = evcxr::INPUT_REQUEST.as_bytes();
 /// How long a possible start of a control line is held back before it is
 /// treated as user output.
 const HOLD_BACK: Duration = Duration::from_millis(15);
@@ -38,7 +39,7 @@ const HOLD_BACK: Duration = Duration::from_millis(15);
 /// If this process is evcxr's runner started by forja-kernel, install the
 /// output pump. Call before `evcxr::runtime_hook()`.
 pub fn install_if_runner() {
-    if std::env::var_os("EVCXR_IS_RUNTIME").is_none() {
+    if std::env::var_os(env::EVCXR_IS_RUNTIME).is_none() {
         return;
     }
     let Some(path) = std::env::var_os(SOCKET_ENV) else {
@@ -110,7 +111,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
         libc::atexit(stop_group_at_exit);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-        if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
+        if let Some(kernel) = std::env::var(env::KERNEL_PID)
             .ok()
             .and_then(|p| p.parse::<i32>().ok())
             && libc::getppid() != kernel
@@ -138,7 +139,7 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
     // SAFETY: single-threaded at this point of start-up.
     unsafe {
         // evcxr asks for backtraces; a student needs the panic message.
-        if std::env::var_os("FORJA_BACKTRACE").is_none() {
+        if std::env::var_os(env::BACKTRACE).is_none() {
             std::env::set_var("RUST_BACKTRACE", "0");
         }
         std::env::set_var(
@@ -312,7 +313,7 @@ impl StdoutSplitter {
 /// evcxr keeps only the part of an input prompt before its first `:`; swap
 /// the prompt's colons for U+2236 (∶) so the kernel can restore them.
 pub fn protect_prompt(line: Vec<u8>) -> Vec<u8> {
-    if !line.starts_with(b"EVCXR_INPUT_REQUEST") {
+    if !line.starts_with(INPUT_REQUEST) {
         return line;
     }
     let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -401,8 +402,9 @@ struct Pump {
     /// Non-blocking; `None` once closed.
     stderr: Option<std::fs::File>,
     err_carry: Vec<u8>,
-    /// The cells' stdout flusher, once forja announced it.
-    flusher: Option<&'static forja::display::FlushControl>,
+    /// The cells' stdout flusher (the pump's end of its socket, and the
+    /// last request number), once forja announced it.
+    flusher: Option<(UnixStream, u32)>,
     /// Content blocks the cell prints, each a display at once.
     blocks: crate::content_blocks::ContentBlocks,
     /// Between the cell's value marker and its end: blocks go to evcxr.
@@ -449,19 +451,13 @@ impl Pump {
     /// At the end of a cell: has the cells' stdout buffer flushed (a
     /// `print!` without newline sits in it) and passes on what that wrote.
     fn flush_cell_stdout(&mut self, stdout: &mut std::fs::File) {
-        let Some(ctl) = self.flusher else {
-            return;
-        };
-        let want = ctl.request.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        futex_wake(&ctl.request);
-        let deadline = std::time::Instant::now() + FLUSH_WAIT;
-        loop {
-            let done = ctl.done.load(Ordering::Acquire);
-            let finished = done.wrapping_sub(want) as i32 >= 0;
-            if finished || std::time::Instant::now() >= deadline {
-                break;
+        if let Some((socket, last)) = self.flusher.as_mut() {
+            *last = last.wrapping_add(1);
+            let want = *last;
+            if flush_round_trip(socket, want, FLUSH_WAIT).is_err() {
+                // The flusher is gone (a fresh runner announces a new one).
+                self.flusher = None;
             }
-            futex_wait(&ctl.done, done, Duration::from_millis(2));
         }
         self.read_available(stdout);
     }
@@ -481,11 +477,11 @@ impl Pump {
 
     fn emit(&mut self, piece: Piece, stdout: &mut std::fs::File) {
         match piece {
-            Piece::SideMessage(json) => match serde_json::from_slice::<SideMessage>(&json) {
-                Ok(SideMessage::Flusher { addr }) if addr != 0 => {
-                    // SAFETY: forja leaked this FlushControl in this process
-                    // for the process's lifetime.
-                    self.flusher = Some(unsafe { &*(addr as *const forja::display::FlushControl) });
+            Piece::SideMessage(json) => match SideMessage::from_line(&json) {
+                Ok(SideMessage::Flusher { fd }) => {
+                    if let Some(socket) = adopt_socket(fd) {
+                        self.flusher = Some((socket, 0));
+                    }
                 }
                 Ok(message) => send(&self.sink, &message),
                 Err(e) => eprintln!("forja runner: bad side-channel message on stdout: {e}"),
@@ -581,37 +577,52 @@ impl Pump {
     }
 }
 
-fn futex_wake(word: &std::sync::atomic::AtomicU32) {
-    // SAFETY: a valid, aligned u32 in this process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+/// Takes ownership of fd `fd` of this process, announced by forja's
+/// flusher as its socket: only if it is an open Unix socket.
+fn adopt_socket(fd: i32) -> Option<UnixStream> {
+    if fd <= 2 {
+        return None;
     }
+    // SAFETY: fstat writes into a zeroed stat we own.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    // SAFETY: forja made this fd for the pump and gave it up (`into_raw_fd`);
+    // the pump is its only owner from now on.
+    is_socket.then(|| unsafe { UnixStream::from_raw_fd(fd) })
 }
 
-fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: a valid, aligned u32 in this process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+/// Asks the flusher for flush `want` and waits (at most `wait`) for it to
+/// answer `want`; earlier answers (of requests that timed out) are skipped.
+fn flush_round_trip(socket: &mut UnixStream, want: u32, wait: Duration) -> std::io::Result<()> {
+    socket.write_all(&forja::link::flush_request(want))?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut buf = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        let mut pfd = libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
+        if ready <= 0 {
+            continue;
+        }
+        let n = socket.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(done) = forja::link::last_flush_number(&buf[..n])
+            && done.wrapping_sub(want) as i32 >= 0
+        {
+            return Ok(());
+        }
     }
 }
 
