@@ -10,7 +10,7 @@
 /// let _ = forja::lang::spanish();
 /// ```
 pub fn spanish() -> bool {
-    let lang = std::env::var("FORJA_LANG")
+    let lang = std::env::var(crate::link::env::LANG)
         .ok()
         .filter(|v| !v.is_empty())
         .or_else(|| std::env::var("LANG").ok())

@@ -23,15 +23,29 @@
 //!
 //! # No data address travels
 //!
-//! No message and no variable carries the address of data, not even inside
-//! one process (each cell links its own copy of forja, with its own statics,
-//! so an address is the only thing two copies could otherwise share): the
-//! stdout flusher is reached through a socket whose fd travels
-//! ([`Message::Flusher`]), and the registry and timeline mappings are named by
-//! pid, fd and inode and found again in `/proc/self/maps`. The one exception
-//! is a *code* address: a `Pool` task's entry point, sent to a worker that was
-//! forked after that code was loaded, which the worker checks by the pool's
-//! loader stamp before calling it (`forja/src/pool/`).
+//! No message, no environment variable and no shared header carries the
+//! address of data, not even inside one process (each cell links its own
+//! copy of forja, with its own statics, so an address is the only thing two
+//! copies could otherwise share):
+//!
+//! - the stdout flusher is reached through a socket whose fd travels
+//!   ([`Message::Flusher`]);
+//! - the registry and timeline mappings are found by their memfd's name
+//!   ([`REGISTRY_MEMFD_KIND`], [`TIMELINE_MEMFD_KIND`]) in `/proc/self/fd`
+//!   and `/proc/self/maps`; forja writes nothing to the environment;
+//! - the runner announces its registry as an fd of its own
+//!   ([`Message::RunnerHello`]), which the kernel opens through `/proc`;
+//! - the timeline's header names the creator's registry (whose cell counter
+//!   each event records) by its memfd's inode, found again in the reader's
+//!   own `/proc/self/maps`.
+//!
+//! **The one exception** is *code*: a `Pool` task message carries two code
+//! addresses, the task's `fn` pointer and the trampoline that decodes the
+//! arguments and calls it. Code is not allocated, so it is valid in a worker
+//! by fork inheritance alone, provided it was loaded before the worker was
+//! forked: the pool records the loader's stamp (how many objects were
+//! loaded) when it forks a worker and re-forks workers older than a task's
+//! code before giving them that task (`forja/src/pool/task.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,10 +62,6 @@ pub mod env {
     pub const RUNNER_FDS: &str = "FORJA_RUNNER_FDS";
     /// Keep `RUST_BACKTRACE` as evcxr sets it in the runner (set by the user).
     pub const BACKTRACE: &str = "FORJA_BACKTRACE";
-    /// This process's registry mapping, `pid:fd:inode` (set by forja).
-    pub const REGISTRY: &str = "FORJA_REGISTRY";
-    /// The tree's timeline mapping, `pid:fd:inode` (set by forja).
-    pub const TIMELINE: &str = "FORJA_TIMELINE";
     /// The cap on live children per process (set by the user).
     pub const MAX_CHILDREN: &str = "FORJA_MAX_CHILDREN";
     /// Override of the kernel's history file.
@@ -62,6 +72,12 @@ pub mod env {
     pub const LOCKFILE: &str = "FORJA_LOCKFILE";
     /// Override of the prebuilt forja build.
     pub const PREBUILT: &str = "FORJA_PREBUILT";
+    /// The language of forja's words for students (`es…`: Spanish; set by
+    /// the user; then `LC_ALL`, `LC_MESSAGES`, `LANG`).
+    pub const LANG: &str = "FORJA_LANG";
+    /// The session key in named shared memory's names (set by the user or
+    /// a test; else the kernel's pid).
+    pub const SHM_SESSION: &str = "FORJA_SHM_SESSION";
     /// evcxr's: this process is evcxr's runner.
     pub const EVCXR_IS_RUNTIME: &str = "EVCXR_IS_RUNTIME";
     /// evcxr's: the session's crate directory (set by the kernel).
@@ -84,6 +100,9 @@ pub mod evcxr {
     pub const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
     /// The cell reads a line: `EVCXR_INPUT_REQUEST:prompt`.
     pub const INPUT_REQUEST: &str = "EVCXR_INPUT_REQUEST";
+    /// Printed by the cell's generated code (a forja patch to evcxr) just
+    /// before the cell's value.
+    pub const FORJA_VALUE: &str = "EVCXR_FORJA_VALUE";
 }
 
 /// Starts a [`Message`] that forja writes on the runner's stdout, so it keeps
@@ -102,6 +121,12 @@ pub const REGISTRY_MAGIC: u64 = u64::from_le_bytes(*b"FORJAREG");
 pub const REGISTRY_VERSION: u32 = 2;
 /// Slots for children in a registry.
 pub const REGISTRY_SLOTS: usize = 1024;
+/// A registry's memfd is named `forja-registry:PID` (its maker's pid): every
+/// copy of forja in a process finds it in `/proc/self/fd` and
+/// `/proc/self/maps` by that name, never through the environment.
+pub const REGISTRY_MEMFD_KIND: &str = "forja-registry";
+/// The timeline's memfd is named `forja-timeline:PID`, found the same way.
+pub const TIMELINE_MEMFD_KIND: &str = "forja-timeline";
 
 /// One control message between the kernel, the runner and forja's children.
 ///

@@ -18,7 +18,7 @@ impl Lang {
     }
 
     fn from_vars(get: impl Fn(&str) -> Option<String>) -> Lang {
-        for name in ["FORJA_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
+        for name in [forja::link::env::LANG, "LC_ALL", "LC_MESSAGES", "LANG"] {
             if let Some(value) = get(name).filter(|v| !v.is_empty()) {
                 return if value.to_ascii_lowercase().starts_with("es") {
                     Lang::Es

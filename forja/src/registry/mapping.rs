@@ -23,7 +23,7 @@ static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
 static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The kind of the registry's memfd (its name is `forja-registry:PID`).
-pub(super) const MEMFD_KIND: &str = "forja-registry";
+pub(super) const MEMFD_KIND: &str = crate::link::REGISTRY_MEMFD_KIND;
 
 pub(super) fn reg_err(message: impl Into<String>) -> Error {
     Error::Registry {
