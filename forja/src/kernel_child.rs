@@ -31,7 +31,8 @@
 //! Everything is read from the environment in the parent, before the fork,
 //! so the child does not touch the environment's lock.
 
-use crate::link::{AttachHeader, Message, Origin, env};
+use crate::identity::ProcessInfo;
+use crate::link::{AttachHeader, Message, env};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -210,21 +211,21 @@ impl ChildPlan {
 
 /// In a forja child under the kernel: reports a panic to the kernel as a
 /// typed message, on a connection of its own (called by the child's panic
-/// hook, after the message went to stderr). Does nothing elsewhere.
-pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>, process: String) {
+/// hook; the kernel shows it in the cell). Whether it was sent: elsewhere,
+/// or if the kernel cannot be reached, the hook writes it on stderr.
+pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>, process: &str) -> bool {
     let Some((addr, len)) = KERNEL_SOCKET.get() else {
-        return;
+        return false;
     };
-    let origin = Origin {
-        pid: crate::os::pid(),
-        process,
-    };
+    let origin = ProcessInfo::new(crate::os::pid(), process);
     let line = Message::panic_report(info, Some(origin)).to_line();
-    if let Some(fd) = connect(addr, *len) {
-        send_all(fd, &line);
-        // SAFETY: our own fd.
-        unsafe { libc::close(fd) };
-    }
+    let Some(fd) = connect(addr, *len) else {
+        return false;
+    };
+    let sent = send_all(fd, &line);
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    sent
 }
 
 /// A blocking connection to the kernel's socket, or `None`.

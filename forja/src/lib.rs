@@ -49,6 +49,7 @@ mod deadline;
 pub mod display;
 pub mod error;
 mod fork;
+mod identity;
 pub mod input;
 mod interrupt;
 mod kernel_child;

@@ -47,6 +47,7 @@
 //! loaded) when it forks a worker and re-forks workers older than a task's
 //! code before giving them that task (`forja/src/pool/task.rs`).
 
+pub use crate::identity::ProcessInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -144,7 +145,7 @@ pub enum Message {
         text: String,
         /// The child process that wrote it (`None`: the runner itself).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        origin: Option<Origin>,
+        origin: Option<ProcessInfo>,
     },
     /// First line of a connection that then carries one child process's raw
     /// stdout or stderr (child → kernel, right after the fork; a forked child
@@ -188,7 +189,7 @@ pub enum Message {
         message: String,
         /// The child process that panicked (`None`: the runner).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        origin: Option<Origin>,
+        origin: Option<ProcessInfo>,
     },
     /// A new display.
     DisplayData {
@@ -284,16 +285,6 @@ impl AttachHeader<'_> {
     }
 }
 
-/// A child process that wrote some output or panicked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Origin {
-    /// Its pid.
-    pub pid: i32,
-    /// Its forja process name.
-    pub process: String,
-}
-
 /// Why bytes are not a [`Message`].
 #[derive(Debug)]
 pub enum DecodeError {
@@ -344,7 +335,10 @@ impl Message {
     }
 
     /// The report of the panic `info`, made by a panic hook.
-    pub fn panic_report(info: &std::panic::PanicHookInfo<'_>, origin: Option<Origin>) -> Message {
+    pub fn panic_report(
+        info: &std::panic::PanicHookInfo<'_>,
+        origin: Option<ProcessInfo>,
+    ) -> Message {
         Message::PanicReport {
             thread: std::thread::current().name().map(str::to_owned),
             location: info
@@ -354,6 +348,18 @@ impl Message {
             origin,
         }
     }
+}
+
+/// The line a forja child's panic shows as: on its stderr outside the
+/// kernel; in the cell, made by the kernel from the child's
+/// [`Message::PanicReport`] (so it is never read back from text).
+pub fn child_panic_line(process: &ProcessInfo, location: Option<&str>, message: &str) -> String {
+    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+    format!(
+        "panic in process {} (pid {}){at}: {message}\n",
+        process.name(),
+        process.pid()
+    )
 }
 
 /// The text of a panic payload.
@@ -387,10 +393,7 @@ mod tests {
     use serde_json::json;
 
     fn every_variant() -> Vec<Message> {
-        let origin = Some(Origin {
-            pid: 7,
-            process: "Process-1".into(),
-        });
+        let origin = Some(ProcessInfo::new(7, "Process-1"));
         vec![
             Message::Stream {
                 name: "stdout".into(),
@@ -529,6 +532,19 @@ mod tests {
         assert_eq!(h.encode_into(&mut [0u8; 10]), None);
         let mut exact = vec![0u8; n];
         assert_eq!(h.encode_into(&mut exact), Some(n));
+    }
+
+    #[test]
+    fn a_childs_panic_line_names_it() {
+        let p = ProcessInfo::new(12, "Process-1");
+        assert_eq!(
+            child_panic_line(&p, Some("src/lib.rs:3:9"), "boom"),
+            "panic in process Process-1 (pid 12) at src/lib.rs:3:9: boom\n"
+        );
+        assert_eq!(
+            child_panic_line(&p, None, "x"),
+            "panic in process Process-1 (pid 12): x\n"
+        );
     }
 
     #[test]

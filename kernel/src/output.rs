@@ -172,6 +172,21 @@ impl Router {
     }
 
     fn message(&mut self, f: SideMessage) {
+        // A child's panic is shown as the line its hook would have written
+        // on its stderr, made here from the typed report.
+        let f = match f {
+            SideMessage::PanicReport {
+                location,
+                message,
+                origin: Some(who),
+                ..
+            } => SideMessage::Stream {
+                name: "stderr".into(),
+                text: forja::link::child_panic_line(&who, location.as_deref(), &message),
+                origin: Some(who),
+            },
+            f => f,
+        };
         if self.parent.is_none() {
             match f {
                 SideMessage::CellEnd => self.cell_ends += 1,
@@ -237,8 +252,8 @@ impl Router {
                     message,
                 })
             }
-            // A child's panic: its hook already wrote the message on the
-            // child's stderr, which is shown; the cell goes on.
+            // A child's panic became a stderr line in `message`; the cell
+            // goes on.
             SideMessage::PanicReport {
                 origin: Some(_), ..
             } => {}
@@ -339,7 +354,7 @@ pub fn mark_between_cells(messages: Vec<SideMessage>) -> Vec<SideMessage> {
         .map(|f| match f {
             SideMessage::Stream { name, text, origin } => {
                 let label = match &origin {
-                    Some(o) => format!("[{} pid {}, between cells] ", o.process, o.pid),
+                    Some(o) => format!("[{} pid {}, between cells] ", o.name(), o.pid()),
                     None => "[between cells] ".to_owned(),
                 };
                 let mut marked = String::with_capacity(text.len() + label.len());
@@ -364,17 +379,14 @@ fn metadata_or_empty(m: serde_json::Value) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::side_channel::{Origin, SideMessage};
+    use crate::side_channel::{ProcessInfo, SideMessage};
 
     #[test]
     fn between_cells_output_is_marked_per_line() {
         let f = vec![SideMessage::Stream {
             name: "stdout".into(),
             text: "a\nb\n".into(),
-            origin: Some(Origin {
-                pid: 7,
-                process: "Process-1".into(),
-            }),
+            origin: Some(ProcessInfo::new(7, "Process-1")),
         }];
         match &super::mark_between_cells(f)[0] {
             SideMessage::Stream { text, .. } => assert_eq!(

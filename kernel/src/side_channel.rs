@@ -12,7 +12,13 @@ use std::path::Path;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-pub use forja::link::{MAX_MESSAGE, Message as SideMessage, Origin};
+pub use forja::ProcessInfo;
+pub use forja::link::{MAX_MESSAGE, Message as SideMessage};
+
+/// The old name of the child that wrote some output: now forja's one
+/// child-identity type (same wire form, `{"pid": …, "process": …}`).
+#[deprecated(note = "use `forja::ProcessInfo` (`ProcessInfo::new(pid, name)`)")]
+pub type Origin = ProcessInfo;
 
 /// The environment variable naming the socket.
 pub const SOCKET_ENV: &str = forja::link::env::KERNEL_SOCKET;
@@ -30,7 +36,7 @@ pub type Frame = SideMessage;
 pub fn block_messages(
     outs: Vec<crate::content_blocks::Out>,
     name: &str,
-    origin: Option<&Origin>,
+    origin: Option<&ProcessInfo>,
 ) -> Vec<SideMessage> {
     outs.into_iter()
         .map(|o| match o {
@@ -102,7 +108,7 @@ async fn pump_raw(
     stream: tokio::net::UnixStream,
     mut pending: Vec<u8>,
     name: String,
-    origin: Origin,
+    origin: ProcessInfo,
     tx: &mpsc::UnboundedSender<SideMessage>,
     mut drains: mpsc::UnboundedReceiver<DrainRequest>,
 ) {
@@ -203,7 +209,7 @@ pub fn listen(
                         Ok(0) | Err(_) => break,
                         Ok(_) => match SideMessage::from_line(&line) {
                             Ok(SideMessage::AttachOutput { name, pid, process }) => {
-                                let origin = Origin { pid, process };
+                                let origin = ProcessInfo::new(pid, process);
                                 let drains = children.add();
                                 let buffered = reader.buffer().to_vec();
                                 let stream = reader.into_inner();

@@ -68,11 +68,11 @@ use std::time::Duration;
 
 pub(crate) use children::STATUS_UNKNOWN;
 pub use children::{ChildRecord, ChildState, children};
-pub(crate) use control::{cell_counter_inode, cell_counter_of};
 pub use control::{
     cell, check_interrupt, clear_interrupt, interrupted, max_children, request_interrupt, set_cell,
     set_max_children,
 };
+pub(crate) use control::{cell_counter_inode, cell_counter_of};
 #[allow(deprecated)]
 pub use control::{generation, set_generation};
 pub(crate) use identity::whoami;

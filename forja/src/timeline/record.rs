@@ -5,6 +5,7 @@
 
 use super::{CAPACITY, VERSION};
 use crate::error::{Error, Result};
+use crate::identity::ProcessInfo;
 use crate::registry::published::{self, Published};
 use crate::shm::AtomicName;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
@@ -376,13 +377,13 @@ pub(crate) fn before_fork() -> Option<ForkRecord> {
 }
 
 /// In the parent, after a successful fork: completes the start record.
-pub(crate) fn process_started(record: Option<ForkRecord>, pid: i32, name: &str) {
+pub(crate) fn process_started(record: Option<ForkRecord>, child: &ProcessInfo) {
     let Some(rec) = record else { return };
     let event = Event {
         kind: KIND_START,
-        pid,
+        pid: child.pid(),
         start_ns: rec.start_ns,
-        name,
+        name: child.name(),
         ..Event::default()
     };
     rec.ring.fill(rec.idx, &event);
