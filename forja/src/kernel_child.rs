@@ -33,8 +33,10 @@
 
 use crate::identity::ProcessInfo;
 use crate::link::{AttachHeader, Message, env};
+use nix::errno::Errno;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
@@ -45,7 +47,7 @@ pub(crate) const KERNEL_SOCKET_ENV: &str = env::KERNEL_SOCKET;
 /// The runner's private fds.
 pub(crate) const RUNNER_FDS_ENV: &str = env::RUNNER_FDS;
 
-type SocketAddr = (libc::sockaddr_un, libc::socklen_t);
+type SocketAddr = nix::sys::socket::UnixAddr;
 
 /// In a forja child under the kernel: the kernel's socket, kept at set-up
 /// (while the child has one thread) for [`report_panic`], which must not read
@@ -77,19 +79,13 @@ pub(crate) fn parse_fd_list(text: &str) -> Vec<i32> {
     fds
 }
 
-fn socket_addr(path: &OsStr) -> Option<(libc::sockaddr_un, libc::socklen_t)> {
+fn socket_addr(path: &OsStr) -> Option<SocketAddr> {
     let bytes = path.as_bytes();
-    // SAFETY: sockaddr_un is plain data; all zeroes is valid.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+    if bytes.is_empty() || bytes.contains(&0) {
         return None;
     }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1;
-    Some((addr, len as libc::socklen_t))
+    // Too long a path is an error here, not a truncated address.
+    SocketAddr::new(path).ok()
 }
 
 impl ChildPlan {
@@ -100,8 +96,7 @@ impl ChildPlan {
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
             .filter(|&p| p > 0);
-        // SAFETY: no preconditions.
-        let parent_is_kernel = kernel_pid.is_none_or(|k| unsafe { libc::getppid() } == k);
+        let parent_is_kernel = kernel_pid.is_none_or(|k| nix::unistd::getppid().as_raw() == k);
         let runner_fds = match std::env::var(RUNNER_FDS_ENV) {
             Ok(v) if parent_is_kernel => parse_fd_list(&v),
             _ => Vec::new(),
@@ -124,8 +119,9 @@ impl ChildPlan {
     /// In the child: closes the runner's private fds.
     pub(crate) fn close_runner_fds(&self) {
         for &fd in &self.runner_fds {
-            // SAFETY: closing inherited fds this child must not keep.
-            unsafe { libc::close(fd) };
+            // Inherited fds this child must not keep (an error means it was
+            // not open: nothing to do).
+            let _ = nix::unistd::close(fd);
         }
     }
 
@@ -133,22 +129,24 @@ impl ChildPlan {
     /// kernel, `SIGTERM` for a daemon elsewhere — and dies now if the parent
     /// is already gone.
     pub(crate) fn death_signal(&self, daemon: bool, parent_pid: i32) {
+        use nix::sys::signal::Signal;
         let sig = if self.under_kernel {
-            libc::SIGKILL
+            Signal::SIGKILL
         } else if daemon {
-            libc::SIGTERM
+            Signal::SIGTERM
         } else {
             return;
         };
         #[cfg(target_os = "linux")]
-        // SAFETY: plain prctl/getppid/raise/_exit calls.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, sig);
-            if libc::getppid() != parent_pid {
+        {
+            let _ = nix::sys::prctl::set_pdeathsig(sig);
+            if nix::unistd::getppid().as_raw() != parent_pid {
                 // The parent died before prctl: behave as if it fired.
-                libc::raise(sig);
+                let _ = nix::sys::signal::raise(sig);
                 if self.under_kernel {
-                    libc::_exit(1);
+                    // SAFETY: `_exit` ends the process at once, running no
+                    // handler (libc: nix has no `_exit`).
+                    unsafe { libc::_exit(1) };
                 }
             }
         }
@@ -163,7 +161,6 @@ impl ChildPlan {
         let Some(socket) = &self.socket else {
             return;
         };
-        let (addr, len) = socket;
         let _ = KERNEL_SOCKET.set(*socket);
         // The streams were flushed before the fork and nothing has written
         // since; flush anyway, once, before they are replaced.
@@ -171,7 +168,7 @@ impl ChildPlan {
         let _ = std::io::stderr().flush();
         let pid = crate::os::pid();
         for (target, name) in [(1, "stdout"), (2, "stderr")] {
-            let Some(fd) = connect(addr, *len) else {
+            let Some(fd) = connect(socket) else {
                 continue;
             };
             let header = AttachHeader {
@@ -194,17 +191,16 @@ impl ChildPlan {
                     &long
                 }
             };
-            if !send_all(fd, line) {
-                // SAFETY: our own fd.
-                unsafe { libc::close(fd) };
-                continue;
+            if !send_all(&fd, line) {
+                continue; // dropping `fd` closes it
             }
-            // SAFETY: dup2 onto a standard fd (the copy is not close-on-exec,
-            // so a program the child execs writes there too), then close ours.
-            unsafe {
-                libc::dup2(fd, target);
-                libc::close(fd);
-            }
+            // A copy on the standard fd that is not close-on-exec, so a
+            // program the child execs writes there too; ours closes on drop.
+            let _ = if target == 1 {
+                nix::unistd::dup2_stdout(&fd)
+            } else {
+                nix::unistd::dup2_stderr(&fd)
+            };
         }
     }
 }
@@ -214,94 +210,101 @@ impl ChildPlan {
 /// hook; the kernel shows it in the cell). Whether it was sent: elsewhere,
 /// or if the kernel cannot be reached, the hook writes it on stderr.
 pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>, process: &str) -> bool {
-    let Some((addr, len)) = KERNEL_SOCKET.get() else {
+    let Some(addr) = KERNEL_SOCKET.get() else {
         return false;
     };
     let origin = ProcessInfo::new(crate::os::pid(), process);
     let line = Message::panic_report(info, Some(origin)).to_line();
-    let Some(fd) = connect(addr, *len) else {
+    let Some(fd) = connect(addr) else {
         return false;
     };
-    let sent = send_all(fd, &line);
-    // SAFETY: our own fd.
-    unsafe { libc::close(fd) };
-    sent
+    if !send_all(&fd, &line) {
+        return false;
+    }
+    // Wait until the kernel has read the report and closed the connection:
+    // the report is then queued before the runner's end of the cell, so it
+    // shows in the cell that started this child.
+    wait_for_close(&fd, CONNECT_PATIENCE);
+    true
 }
 
-/// A blocking connection to the kernel's socket, or `None`.
-fn connect(addr: &libc::sockaddr_un, len: libc::socklen_t) -> Option<i32> {
-    // SAFETY: socket/connect/fcntl/close on our own fd with a valid address.
-    unsafe {
-        let fd = libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        );
-        if fd < 0 {
-            return None;
+/// Half-closes `fd` and waits (at most `patience`) for the other end to close.
+fn wait_for_close(fd: &OwnedFd, patience: std::time::Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+    let give_up = std::time::Instant::now() + patience;
+    let mut buf = [0u8; 64];
+    loop {
+        let left = give_up.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
         }
-        let start = std::time::Instant::now();
-        loop {
-            let r = libc::connect(fd, (addr as *const libc::sockaddr_un).cast(), len);
-            if r == 0 {
-                break;
-            }
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EINTR) => continue,
-                // The listener's backlog is full: the kernel is busy accepting.
-                Some(libc::EAGAIN) if start.elapsed() < CONNECT_PATIENCE => {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                Some(libc::EINPROGRESS) => {
-                    let mut pfd = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    let ms = CONNECT_PATIENCE.as_millis() as libc::c_int;
-                    let mut err: libc::c_int = 0;
-                    let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-                    if libc::poll(&mut pfd, 1, ms) != 1
-                        || libc::getsockopt(
-                            fd,
-                            libc::SOL_SOCKET,
-                            libc::SO_ERROR,
-                            (&mut err as *mut libc::c_int).cast(),
-                            &mut elen,
-                        ) != 0
-                        || err != 0
-                    {
-                        libc::close(fd);
-                        return None;
-                    }
-                    break;
-                }
-                _ => {
-                    libc::close(fd);
-                    return None;
-                }
-            }
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return,
+            Ok(_) => match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => return,
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(_) => return,
+            },
+            Err(Errno::EINTR) => {}
+            Err(_) => return,
         }
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            libc::close(fd);
-            return None;
-        }
-        Some(fd)
     }
 }
 
-fn send_all(fd: i32, mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        // SAFETY: sending from a live slice.
-        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+/// A blocking connection to the kernel's socket, or `None`.
+fn connect(addr: &SocketAddr) -> Option<OwnedFd> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket, sockopt};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .ok()?;
+    let start = std::time::Instant::now();
+    loop {
+        match nix::sys::socket::connect(fd.as_raw_fd(), addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => continue,
+            // The listener's backlog is full: the kernel is busy; try again.
+            Err(Errno::EAGAIN) if start.elapsed() < CONNECT_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            return false;
+            Err(Errno::EINPROGRESS) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                let wait = PollTimeout::try_from(CONNECT_PATIENCE).unwrap_or(PollTimeout::MAX);
+                let connected = poll(&mut fds, wait) == Ok(1)
+                    && nix::sys::socket::getsockopt(&fd, sockopt::SocketError) == Ok(0);
+                if !connected {
+                    return None;
+                }
+                break;
+            }
+            Err(_) => return None,
         }
-        bytes = &bytes[n as usize..];
+    }
+    // Blocking from here on.
+    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL).ok()?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).ok()?;
+    Some(fd)
+}
+
+/// Sends all of `bytes`; `false` if the connection failed.
+fn send_all(fd: &OwnedFd, mut bytes: &[u8]) -> bool {
+    use nix::sys::socket::{MsgFlags, send};
+    while !bytes.is_empty() {
+        match send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
     }
     true
 }

@@ -12,7 +12,7 @@
 use crate::side_channel::{SOCKET_ENV, SideMessage};
 use forja::link::{env, evcxr};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,14 +58,16 @@ pub fn install_if_runner() {
 /// A process forked from the runner may still carry this handler for a
 /// moment (before forja resets it); there SIGTERM keeps its usual meaning.
 extern "C" fn stop_group(sig: libc::c_int) {
-    // SAFETY: getpid, kill, signal and raise are async-signal-safe.
-    unsafe {
-        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
-            libc::kill(0, libc::SIGKILL);
-        } else {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
+    use nix::sys::signal::{SigHandler, Signal, kill, raise, signal};
+    use nix::unistd::{Pid, getpid};
+    // getpid, kill, signal and raise are async-signal-safe (nix's wrappers
+    // only call them).
+    if getpid().as_raw() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = kill(Pid::from_raw(0), Signal::SIGKILL);
+    } else if let Ok(sig) = Signal::try_from(sig) {
+        // SAFETY: restoring the default action installs no Rust handler.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        let _ = raise(sig);
     }
 }
 
@@ -77,11 +79,11 @@ extern "C" fn stop_group(sig: libc::c_int) {
 /// then die with it (their own death signal), but not a plain command a
 /// child started. A forked child that calls `exit` must not do this.
 extern "C" fn stop_group_at_exit() {
-    // SAFETY: getpid and kill are plain syscalls.
-    unsafe {
-        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
-            libc::kill(0, libc::SIGKILL);
-        }
+    if nix::unistd::getpid().as_raw() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -89,52 +91,45 @@ extern "C" fn stop_group_at_exit() {
 static RUNNER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two fresh fds that we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 fn install(stream: UnixStream) -> std::io::Result<()> {
     // A process group of its own: the kernel can stop the runner and every
     // process a cell started with one killpg.
-    // SAFETY: plain syscalls on our own process.
-    unsafe {
-        libc::setpgid(0, 0);
-        // Die with the kernel, even if it is killed with SIGKILL, and take
-        // the whole process group along (forja children die with their
-        // parents; this also stops plain commands a cell started).
-        RUNNER_PID.store(libc::getpid(), std::sync::atomic::Ordering::Relaxed);
-        libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
-        libc::atexit(stop_group_at_exit);
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-        if let Some(kernel) = std::env::var(env::KERNEL_PID)
-            .ok()
-            .and_then(|p| p.parse::<i32>().ok())
-            && libc::getppid() != kernel
-        {
-            libc::_exit(1);
-        }
+    use nix::sys::signal::{SigHandler, Signal};
+    use nix::unistd::Pid;
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // Die with the kernel, even if it is killed with SIGKILL, and take
+    // the whole process group along (forja children die with their
+    // parents; this also stops plain commands a cell started).
+    RUNNER_PID.store(
+        nix::unistd::getpid().as_raw(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // SAFETY: `stop_group` makes only async-signal-safe calls.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGTERM, SigHandler::Handler(stop_group)) };
+    // SAFETY: registers a plain function (libc: nix has no `atexit`).
+    unsafe { libc::atexit(stop_group_at_exit) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if let Some(kernel) = std::env::var(env::KERNEL_PID)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        && nix::unistd::getppid().as_raw() != kernel
+    {
+        // SAFETY: ends the process at once, running no handler (libc: nix
+        // has no `_exit`).
+        unsafe { libc::_exit(1) };
     }
     let _ = std::io::stdout().flush();
-    // SAFETY: duplicating fd 1 into a new, close-on-exec fd.
-    let orig_out = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 10) };
-    if orig_out < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // A close-on-exec copy of fd 1, numbered 10 or above.
+    let orig_out = nix::fcntl::fcntl(std::io::stdout(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
     // SAFETY: orig_out is a fresh fd we own.
     let orig_out = unsafe { OwnedFd::from_raw_fd(orig_out) };
     let (out_r, out_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
-    // SAFETY: dup2 onto the standard fds; out_w and err_w stay valid until dropped.
-    unsafe {
-        if libc::dup2(out_w.as_raw_fd(), 1) < 0 || libc::dup2(err_w.as_raw_fd(), 2) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    nix::unistd::dup2_stdout(&out_w)?;
+    nix::unistd::dup2_stderr(&err_w)?;
     drop((out_w, err_w));
     // SAFETY: single-threaded at this point of start-up.
     unsafe {
@@ -160,11 +155,13 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         send(&sink, &SideMessage::RunnerHello { pid, registry_fd });
     }
     let evcxr_out = std::fs::File::from(orig_out);
-    // SAFETY: setting O_NONBLOCK on our own read ends.
-    unsafe {
-        for fd in [err_r.as_raw_fd(), out_r.as_raw_fd()] {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    for fd in [&err_r, &out_r] {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+            let _ = fcntl(
+                fd,
+                FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+            );
         }
     }
     let pump = Pump {
@@ -522,41 +519,37 @@ impl Pump {
     fn run(mut self, mut stdout: std::fs::File) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
             let timeout = if self.splitter.has_pending() {
-                HOLD_BACK.as_millis() as i32
+                PollTimeout::try_from(HOLD_BACK).unwrap_or(PollTimeout::MAX)
             } else {
-                -1
+                PollTimeout::NONE
             };
-            let mut fds = [
-                libc::pollfd {
-                    fd: stdout.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds (a negative fd is ignored by poll).
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if ready < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
+            let (out_ready, err_ready) = {
+                let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+                if let Some(err) = &self.stderr {
+                    fds.push(PollFd::new(err.as_fd(), PollFlags::POLLIN));
                 }
-                break;
-            }
-            if ready == 0 {
+                match poll(&mut fds, timeout) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                    Ok(0) => (false, false),
+                    Ok(_) => {
+                        let seen = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+                        (seen(&fds[0]), fds.get(1).is_some_and(seen))
+                    }
+                }
+            };
+            if !out_ready && !err_ready {
                 if let Some(p) = self.splitter.flush() {
                     self.emit(p, &mut stdout);
                 }
                 continue;
             }
-            if fds[1].revents != 0 {
+            if err_ready {
                 self.drain_stderr();
             }
-            if fds[0].revents != 0 {
+            if out_ready {
                 match stdout.read(&mut buf) {
                     Ok(0) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -583,11 +576,13 @@ fn adopt_socket(fd: i32) -> Option<UnixStream> {
     if fd <= 2 {
         return None;
     }
-    // SAFETY: fstat writes into a zeroed stat we own.
-    let is_socket = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
-    };
+    // SAFETY: only looked at (fstat) while this function runs; the fd was
+    // made for the pump by forja and nothing else closes it.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let is_socket = nix::sys::stat::fstat(borrowed).is_ok_and(|st| {
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            == nix::sys::stat::SFlag::S_IFSOCK
+    });
     // SAFETY: forja made this fd for the pump and gave it up (`into_raw_fd`);
     // the pump is its only owner from now on.
     is_socket.then(|| unsafe { UnixStream::from_raw_fd(fd) })
@@ -604,14 +599,11 @@ fn flush_round_trip(socket: &mut UnixStream, want: u32, wait: Duration) -> std::
         if left.is_zero() {
             return Ok(());
         }
-        let mut pfd = libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
-        if ready <= 0 {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        let wait =
+            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
+        if !matches!(poll(&mut fds, wait), Ok(n) if n > 0) {
             continue;
         }
         let n = socket.read(&mut buf)?;
