@@ -14,13 +14,15 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::link::{self, Message};
 use serde_json::{Map, Value, json};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, IntoRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// The environment variable naming the kernel's side-channel socket.
-pub const SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
+pub const SOCKET_ENV: &str = link::env::KERNEL_SOCKET;
 
 /// A bundle of representations of one object, keyed by MIME type.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,57 +74,52 @@ pub fn in_kernel() -> bool {
     std::env::var_os(SOCKET_ENV).is_some()
 }
 
-/// The prefix of a frame written on the runner's stdout (see `send_frame`).
-pub const STDOUT_FRAME_MARKER: &str = "FORJA_FRAME ";
+/// The prefix of a message written on the runner's stdout (see `send_message`).
+pub const STDOUT_FRAME_MARKER: &str = link::STDOUT_FRAME_MARKER;
 
 /// Whether this process is the kernel's runner (the process running cells),
 /// whose stdout the kernel reads through its output pump.
 fn in_runner() -> bool {
-    let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
+    let Some(kernel) = std::env::var(link::env::KERNEL_PID)
         .ok()
         .and_then(|p| p.parse::<i32>().ok())
     else {
         return false;
     };
-    // SAFETY: getppid has no preconditions.
-    unsafe { libc::getppid() == kernel }
+    nix::unistd::getppid().as_raw() == kernel
 }
 
-/// Writes one frame on the runner's stdout, in order with everything the
+/// Writes one message on the runner's stdout, in order with everything the
 /// cell printed before it and before the cell's end.
-fn write_stdout_frame(frame: &Value) -> Result<()> {
-    let mut line = STDOUT_FRAME_MARKER.as_bytes().to_vec();
-    serde_json::to_writer(&mut line, frame).map_err(|e| Error::Display(e.to_string()))?;
-    line.push(b'\n');
+fn write_stdout_frame(message: &Message) -> Result<()> {
+    let line = message.to_stdout_frame();
     let mut out = std::io::stdout().lock();
     out.write_all(&line)
         .and_then(|()| out.flush())
         .map_err(|e| Error::Display(e.to_string()))
 }
 
-/// Sends one frame to the kernel. Returns `Ok(false)` outside the kernel.
+/// Sends one message to the kernel. Returns `Ok(false)` outside the kernel.
 ///
-/// In the runner the frame goes through stdout, so it keeps its place among
-/// the cell's output; in a child process (whose output has connections of its
-/// own) it goes over a connection to the kernel's socket.
-fn send_frame(frame: &Value) -> Result<bool> {
+/// In the runner the message goes through stdout, so it keeps its place
+/// among the cell's output; in a child process (whose output has connections
+/// of its own) it goes over a connection to the kernel's socket.
+fn send_message(message: &Message) -> Result<bool> {
     let Some(path) = std::env::var_os(SOCKET_ENV) else {
         return Ok(false);
     };
     if in_runner() {
-        write_stdout_frame(frame)?;
+        write_stdout_frame(message)?;
         return Ok(true);
     }
     // Keep ordering with ordinary output: what was printed before the display
     // reaches the kernel first.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let mut line = serde_json::to_vec(frame).map_err(|e| Error::Display(e.to_string()))?;
-    line.push(b'\n');
     let mut stream = UnixStream::connect(&path)
         .map_err(|e| Error::Display(format!("{}: {e}", path.to_string_lossy())))?;
     stream
-        .write_all(&line)
+        .write_all(&message.to_line())
         .map_err(|e| Error::Display(e.to_string()))?;
     Ok(true)
 }
@@ -163,9 +160,12 @@ impl DisplayHandle {
 
     /// Replaces the content with a whole bundle.
     pub fn update_data(&self, data: &Data) -> Result<()> {
-        let frame = json!({"type": "update_display_data", "data": data.to_json(),
-                           "metadata": {}, "display_id": self.id});
-        if !send_frame(&frame)? {
+        let message = Message::UpdateDisplayData {
+            data: data.to_json(),
+            metadata: json!({}),
+            display_id: self.id.clone(),
+        };
+        if !send_message(&message)? {
             print_plain(data);
         }
         Ok(())
@@ -196,9 +196,12 @@ pub fn display(data: &Data) -> Result<DisplayHandle> {
         id: new_display_id(),
         mime,
     };
-    let frame = json!({"type": "display_data", "data": data.to_json(), "metadata": {},
-                       "display_id": handle.id});
-    if !send_frame(&frame)? {
+    let message = Message::DisplayData {
+        data: data.to_json(),
+        metadata: json!({}),
+        display_id: Some(handle.id.clone()),
+    };
+    if !send_message(&message)? {
         print_plain(data);
     }
     Ok(handle)
@@ -230,7 +233,7 @@ pub fn svg(svg: impl Into<String>) -> Result<DisplayHandle> {
 /// forja::display::clear_output(false).unwrap();
 /// ```
 pub fn clear_output(wait: bool) -> Result<()> {
-    send_frame(&json!({"type": "clear_output", "wait": wait}))?;
+    send_message(&Message::ClearOutput { wait })?;
     Ok(())
 }
 
@@ -249,16 +252,18 @@ pub trait DebugDisplay {
 
 impl<T: std::fmt::Debug + ?Sized> DebugDisplay for T {
     fn evcxr_display(&self) {
-        let text = format!("EVCXR_BEGIN_CONTENT text/plain\n{self:?}\nEVCXR_END_CONTENT\n");
+        let (begin, end) = (link::evcxr::BEGIN_CONTENT, link::evcxr::END_CONTENT);
+        let text = format!("{begin} text/plain\n{self:?}\n{end}\n");
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
 }
 
-/// Shared between the output flusher thread and the kernel's output pump
-/// (both in the runner process, so plain memory): the pump asks for a flush at
-/// the end of every cell and waits (briefly) until it is done.
+/// The old way the kernel's output pump reached the stdout flusher (by the
+/// address of this struct, which travelled in a message). Unused: the pump
+/// now talks to the flusher over a socket ([`link::Message::Flusher`]).
+#[deprecated(note = "the flusher is reached through the socket in `link::Message::Flusher`")]
 #[repr(C)]
 pub struct FlushControl {
     /// Incremented by the pump to ask for a flush.
@@ -267,21 +272,29 @@ pub struct FlushControl {
     pub done: AtomicU32,
 }
 
+/// How often the flusher flushes the cells' stdout unasked.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Starts, in the kernel's runner, a thread that flushes the cells' stdout
 /// every 20 ms and whenever the kernel's output pump asks (at the end of each
-/// cell), so `print!` without a newline shows at once and is never lost.
-/// The kernel calls this once per runner; elsewhere it does nothing.
+/// cell), so `print!` without a newline shows at once and is never lost, and
+/// a panic hook that reports the cell's panics to the kernel as a typed
+/// message. The kernel calls this once per runner; elsewhere it does nothing.
+///
+/// The pump reaches the flusher through a socket pair: its end's fd is
+/// announced in a [`Message::Flusher`] on stdout (the cells' copies of forja
+/// and the kernel's are different copies, so no address could be shared).
 #[doc(hidden)]
 pub fn start_output_flusher() -> Result<()> {
     if !in_runner() {
         return Ok(());
     }
-    let ctl: &'static FlushControl = Box::leak(Box::new(FlushControl {
-        request: AtomicU32::new(0),
-        done: AtomicU32::new(0),
-    }));
+    let (mut ours, pumps) =
+        UnixStream::pair().map_err(|e| Error::os("making the output flusher's socket", e))?;
     crate::os::spawn_owned("flusher", move || {
         let mut last_reap = std::time::Instant::now();
+        let mut pump_gone = false;
+        let mut buf = [0u8; 256];
         loop {
             // Children whose handles were dropped (a cell that was
             // interrupted, `:kill`) have no one else to reap them.
@@ -291,17 +304,49 @@ pub fn start_output_flusher() -> Result<()> {
                     reg.reap_dropped();
                 }
             }
-            let seen = ctl.request.load(Ordering::Acquire);
-            let _ =
-                crate::sync::futex::wait(&ctl.request, seen, std::time::Duration::from_millis(20));
-            let target = ctl.request.load(Ordering::Acquire);
+            let mut asked = None;
+            if pump_gone || !readable(&ours, FLUSH_EVERY) {
+                if pump_gone {
+                    std::thread::sleep(FLUSH_EVERY);
+                }
+            } else {
+                match ours.read(&mut buf) {
+                    Ok(0) | Err(_) => pump_gone = true,
+                    Ok(n) => asked = link::last_flush_number(&buf[..n]),
+                }
+            }
             let _ = std::io::stdout().flush();
-            ctl.done.store(target, Ordering::Release);
-            crate::sync::futex::wake(&ctl.done, u32::MAX);
+            if let Some(n) = asked
+                && ours.write_all(&link::flush_request(n)).is_err()
+            {
+                pump_gone = true;
+            }
         }
     })
     .map_err(|e| Error::os("starting the output flusher", e))?;
-    write_stdout_frame(&json!({"type": "flusher", "addr": ctl as *const FlushControl as usize}))
+    install_runner_panic_hook();
+    write_stdout_frame(&Message::Flusher {
+        fd: pumps.into_raw_fd(),
+    })
+}
+
+/// Whether `s` has something to read (or was closed) within `timeout`.
+fn readable(s: &UnixStream, timeout: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    poll(&mut fds, ms).is_ok_and(|n| n > 0)
+}
+
+/// In the runner: after the usual panic message on stderr, a typed report of
+/// the panic on stdout, before evcxr's own panic notice, so the kernel shows
+/// the message without reading it back from the text.
+fn install_runner_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let _ = write_stdout_frame(&Message::panic_report(info, None));
+    }));
 }
 
 #[cfg(test)]

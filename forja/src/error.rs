@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 fn interrupted_message(pid: i32) -> String {
     // In the kernel: its side channel is named (read here, not through
     // `display`, which depends on this module).
-    if std::env::var_os("FORJA_KERNEL_SOCKET").is_some() {
+    if std::env::var_os(crate::link::env::KERNEL_SOCKET).is_some() {
         return Msg::ErrInterruptedShort.get().to_owned();
     }
     Msg::ErrInterrupted.fill(&[("pid", &pid)])

@@ -7,6 +7,7 @@
 //! Used by `Process::start` and by the pool's workers.
 
 use crate::error::{Error, Result};
+use crate::identity::ProcessInfo;
 use crate::kernel_child::ChildPlan;
 use crate::registry::{self, Registry, SelfInfo};
 use std::io::Write;
@@ -48,6 +49,8 @@ where
         )
     };
     let plan = ChildPlan::capture(setup.name);
+    // Who the parent is, made here: the child records it without allocating.
+    let parent = ProcessInfo::new(setup.parent_pid, setup.parent_name.as_str());
     let self_page = reg.self_page();
     let fork_record = crate::timeline::before_fork();
     crate::waits::record::before_fork();
@@ -71,7 +74,7 @@ where
         nix::unistd::ForkResult::Child => 0,
     };
     if pid == 0 {
-        child_setup(setup, &plan, self_page);
+        child_setup(setup, &parent, &plan, self_page);
         if let Some((r, w)) = sync {
             drop(w);
             let kept_by_parent = read_fd_list(&r);
@@ -92,7 +95,7 @@ where
         }
         exit_child(body())
     }
-    crate::timeline::process_started(fork_record, pid, setup.name);
+    crate::timeline::process_started(fork_record, &ProcessInfo::new(pid, setup.name));
     crate::waits::record::process_started(pid, setup.name);
     if !plan.under_kernel() {
         finish_children_at_exit();
@@ -173,7 +176,7 @@ fn read_fd_list(fd: &OwnedFd) -> Vec<i32> {
 /// Right after the fork, in the child. Kept lean (no allocation, few system
 /// calls): the child's registry is made only if it uses one (see the
 /// registry's docs); here it only records who it is.
-fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
+fn child_setup(setup: &ChildSetup<'_>, parent: &ProcessInfo, plan: &ChildPlan, self_page: usize) {
     // First, while they are still open (so no fd made below can reuse
     // their numbers), the runner's private fds go.
     plan.close_runner_fds();
@@ -183,9 +186,8 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
         &SelfInfo {
             name: setup.name,
             identity: setup.identity,
-            parent_pid: setup.parent_pid,
-            parent_name: &setup.parent_name,
             daemon: setup.daemon,
+            parent: Some(parent),
         },
     );
     plan.death_signal(setup.daemon, setup.parent_pid);
@@ -217,32 +219,30 @@ fn child_setup(setup: &ChildSetup<'_>, plan: &ChildPlan, self_page: usize) {
     std::panic::set_hook(Box::new(child_panic_hook));
 }
 
-/// The panic hook of a forja child: the message with the process's name and
-/// pid, in one write so other output never splits it.
+/// The panic hook of a forja child: under the kernel, a typed report of the
+/// panic ([`link::Message::PanicReport`](crate::link::Message)), which the
+/// kernel shows in the cell; elsewhere (or if the kernel cannot be reached)
+/// the same line on stderr, in one write so other output never splits it.
 fn child_panic_hook(info: &std::panic::PanicHookInfo<'_>) {
-    let msg = panic_message(info.payload());
-    let at = info
-        .location()
-        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
-        .unwrap_or_default();
-    let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.name);
+    let name = registry::whoami().map_or_else(|| "?".to_owned(), |me| me.process.name().to_owned());
     let _ = std::io::stdout().flush();
-    let line = format!(
-        "panic in process {name} (pid {}){at}: {msg}\n",
-        crate::os::pid()
+    if crate::kernel_child::report_panic(info, &name) {
+        return;
+    }
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let line = crate::link::child_panic_line(
+        &ProcessInfo::new(crate::os::pid(), name),
+        location.as_deref(),
+        &panic_message(info.payload()),
     );
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// The text of a panic payload.
+/// The text of a panic payload (see [`crate::link::panic_message`]).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any> (a panic without a message)".to_owned()
-    }
+    crate::link::panic_message(payload)
 }
 
 pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
@@ -286,10 +286,10 @@ pub(crate) fn finish_children() {
     };
     reg.reap_all();
     for c in reg.children() {
-        if c.state == registry::ChildState::Running && (c.daemon || c.pool_worker) {
+        if c.state == registry::ChildState::Running && (c.process.is_daemon() || c.pool_worker) {
             // Our own unreaped child: its pid is still its own.
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.pid),
+                nix::unistd::Pid::from_raw(c.process.pid()),
                 nix::sys::signal::Signal::SIGTERM,
             );
         }

@@ -59,15 +59,6 @@ fn input_error(reason: impl Into<String>) -> Error {
     }
 }
 
-/// The kernel's answer to one `input_request`.
-#[derive(serde::Deserialize)]
-struct Answer {
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
 fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<String> {
     let mut stream = UnixStream::connect(path).map_err(|e| {
         input_error(
@@ -75,13 +66,11 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
                 .fill(&[("path", &path.to_string_lossy()), ("error", &e)]),
         )
     })?;
-    let mut line = serde_json::to_vec(&serde_json::json!({
-        "type": "input_request",
-        "prompt": prompt,
-        "password": password,
-    }))
-    .map_err(|e| input_error(e.to_string()))?;
-    line.push(b'\n');
+    let line = crate::link::Message::InputRequest {
+        prompt: prompt.to_owned(),
+        password,
+    }
+    .to_line();
     stream
         .write_all(&line)
         .map_err(|e| input_error(crate::messages::Msg::InputSending.fill(&[("error", &e)])))?;
@@ -115,7 +104,7 @@ fn ask_kernel(path: &std::ffi::OsStr, prompt: &str, password: bool) -> Result<St
     if reply.is_empty() {
         return Err(input_error(crate::messages::Msg::InputClosed.get()));
     }
-    let answer: Answer = serde_json::from_slice(&reply).map_err(|e| {
+    let answer = crate::link::InputAnswer::from_line(&reply).map_err(|e| {
         input_error(crate::messages::Msg::InputNotUnderstood.fill(&[("error", &e)]))
     })?;
     match (answer.value, answer.error) {

@@ -30,7 +30,7 @@ pub enum Lang {
 }
 
 /// The variables that choose the language, first match wins.
-pub const VARS: [&str; 4] = ["FORJA_LANG", "LC_ALL", "LC_MESSAGES", "LANG"];
+pub const VARS: [&str; 4] = [crate::link::env::LANG, "LC_ALL", "LC_MESSAGES", "LANG"];
 
 impl Lang {
     /// The language this process's environment asks for (see the module).

@@ -26,6 +26,7 @@
 //! - [`error`]: the one [`Error`] type: what failed, in which process, what to do.
 //! - [`input`]: [`input()`] and [`input_password`]: a line typed by the student, in the notebook or the terminal.
 //! - [`lang`]: which language forja's words for students are in (Spanish or English).
+//! - [`link`]: the contract between the kernel, its runner and forja's children: variable names, markers, messages.
 //! - [`messages`]: every text a student reads from forja, in Spanish and English (one catalogue).
 //! - [`os`]: this process's cached pid and the one reader of `/proc/PID/stat`.
 //! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
@@ -52,10 +53,12 @@ pub mod demo;
 pub mod display;
 pub mod error;
 mod fork;
+mod identity;
 pub mod input;
 mod interrupt;
 mod kernel_child;
 pub mod lang;
+pub mod link;
 pub mod messages;
 pub mod os;
 pub mod pool;

@@ -2,59 +2,8 @@
 //! [`ProcessInfo`], [`current_process`], [`parent_process`] and
 //! [`active_children`] (re-exported from [`crate::process`]).
 
+pub use crate::identity::ProcessInfo;
 use crate::registry::{self, Registry};
-use std::fmt;
-
-/// What [`current_process`], [`parent_process`] and [`active_children`]
-/// tell about a process.
-///
-/// ```
-/// let me = forja::current_process();
-/// assert_eq!(me.pid(), forja::os::pid());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessInfo {
-    pid: i32,
-    name: String,
-    daemon: bool,
-}
-
-impl ProcessInfo {
-    /// Its pid.
-    ///
-    /// ```
-    /// assert!(forja::current_process().pid() > 0);
-    /// ```
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-    /// Its name (`MainProcess` for a program's first process).
-    ///
-    /// ```
-    /// assert_eq!(forja::current_process().name(), "MainProcess");
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// Whether it is a daemon.
-    ///
-    /// ```
-    /// assert!(!forja::current_process().is_daemon());
-    /// ```
-    pub fn is_daemon(&self) -> bool {
-        self.daemon
-    }
-}
-
-impl fmt::Display for ProcessInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Process name='{}' pid={}", self.name, self.pid)?;
-        if self.daemon {
-            write!(f, " daemon")?;
-        }
-        write!(f, ">")
-    }
-}
 
 /// The process running this code: its pid and name (`MainProcess`, or the
 /// name its `Process` was given).
@@ -67,18 +16,9 @@ impl fmt::Display for ProcessInfo {
 /// assert_eq!(p.exitcode(), Some(0));
 /// ```
 pub fn current_process() -> ProcessInfo {
-    let pid = crate::os::pid();
     match registry::whoami() {
-        Some(me) => ProcessInfo {
-            pid,
-            name: me.name,
-            daemon: me.daemon,
-        },
-        None => ProcessInfo {
-            pid,
-            name: "MainProcess".to_owned(),
-            daemon: false,
-        },
+        Some(me) => me.process,
+        None => ProcessInfo::new(crate::os::pid(), "MainProcess"),
     }
 }
 
@@ -95,12 +35,7 @@ pub fn current_process() -> ProcessInfo {
 /// assert_eq!(p.exitcode(), Some(0));
 /// ```
 pub fn parent_process() -> Option<ProcessInfo> {
-    let (pid, name) = registry::whoami()?.parent?;
-    Some(ProcessInfo {
-        pid,
-        name,
-        daemon: false,
-    })
+    registry::whoami()?.parent
 }
 
 /// The children of this process that are still running. Like Python, it
@@ -122,10 +57,6 @@ pub fn active_children() -> Vec<ProcessInfo> {
     reg.children()
         .into_iter()
         .filter(|c| c.exitcode.is_none())
-        .map(|c| ProcessInfo {
-            pid: c.pid,
-            name: c.name,
-            daemon: c.daemon,
-        })
+        .map(|c| c.process)
         .collect()
 }

@@ -116,10 +116,10 @@ fn segment_path(name: &str) -> PathBuf {
 /// This process's session: `FORJA_SHM_SESSION`, else the kernel's pid,
 /// else the terminal session (letters and digits only).
 fn session_key() -> String {
-    let key = std::env::var("FORJA_SHM_SESSION")
+    let key = std::env::var(crate::link::env::SHM_SESSION)
         .ok()
         .or_else(|| {
-            std::env::var("FORJA_KERNEL_PID")
+            std::env::var(crate::link::env::KERNEL_PID)
                 .ok()
                 .map(|k| format!("kernel{k}"))
         })

@@ -82,8 +82,8 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
     assert!(!remote.interrupted());
     let kids = remote.children();
     assert_eq!(kids.len(), 1, "{kids:?}");
-    assert_eq!(kids[0].pid, child_pid);
-    assert_eq!(kids[0].name, "forever");
+    assert_eq!(kids[0].process.pid(), child_pid);
+    assert_eq!(kids[0].process.name(), "forever");
     assert_eq!(kids[0].state, ChildState::Running);
 
     // Give the runner time to block in join().
@@ -107,7 +107,7 @@ fn remote_interrupt_stops_blocked_calls_in_another_process() {
         || remote
             .children()
             .iter()
-            .any(|c| c.pid == child_pid && c.state == ChildState::Exited),
+            .any(|c| c.process.pid() == child_pid && c.state == ChildState::Exited),
         Duration::from_secs(5)
     ));
     assert!(!remote.signal(12345678, libc::SIGKILL).unwrap()); // not a child

@@ -14,12 +14,12 @@
 /// Printed by the cell's generated code (a `forja patch` in `vendor/evcxr`)
 /// just before the cell's value: blocks after it, up to the end of the
 /// cell, are the value and go to evcxr.
-pub const VALUE_MARKER: &str = "EVCXR_FORJA_VALUE";
+pub const VALUE_MARKER: &str = forja::link::evcxr::FORJA_VALUE;
 
 /// Starts a block: `EVCXR_BEGIN_CONTENT text/html`.
-pub const BEGIN: &str = "EVCXR_BEGIN_CONTENT";
+pub const BEGIN: &str = forja::link::evcxr::BEGIN_CONTENT;
 /// Ends a block (a line of its own).
-pub const END: &str = "EVCXR_END_CONTENT";
+pub const END: &str = forja::link::evcxr::END_CONTENT;
 
 /// What a piece of output turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]

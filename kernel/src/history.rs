@@ -25,7 +25,7 @@ pub struct History {
 
 /// The default history file.
 pub fn default_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("FORJA_HISTORY_FILE") {
+    if let Some(p) = std::env::var_os(forja::link::env::HISTORY_FILE) {
         return Some(PathBuf::from(p));
     }
     let base = std::env::var_os("XDG_DATA_HOME")

@@ -10,7 +10,6 @@
 
 use crate::state::SessionState;
 use jupyter_protocol::JupyterMessage;
-use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,10 +108,14 @@ async fn ask(prompt: String, password: bool) -> Result<String, String> {
 /// Answers one question on its connection.
 pub async fn answer(mut stream: tokio::net::UnixStream, prompt: String, password: bool) {
     let reply = match ask(prompt, password).await {
-        Ok(value) => json!({ "value": value }),
-        Err(error) => json!({ "error": error }),
+        Ok(value) => forja::link::InputAnswer {
+            value: Some(value),
+            error: None,
+        },
+        Err(error) => forja::link::InputAnswer {
+            value: None,
+            error: Some(error),
+        },
     };
-    let mut line = serde_json::to_vec(&reply).unwrap_or_default();
-    line.push(b'\n');
-    let _ = stream.write_all(&line).await;
+    let _ = stream.write_all(&reply.to_line()).await;
 }

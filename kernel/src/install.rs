@@ -59,9 +59,9 @@ impl Options {
                 "--force" => o.force = true,
                 "--lang" => {
                     let lang = it.next().context("--lang needs es, en or auto")?;
-                    o.env.retain(|(k, _)| k != "FORJA_LANG");
+                    o.env.retain(|(k, _)| k != forja::link::env::LANG);
                     match lang.as_str() {
-                        "es" | "en" => o.env.push(("FORJA_LANG".into(), lang.clone())),
+                        "es" | "en" => o.env.push((forja::link::env::LANG.into(), lang.clone())),
                         "auto" => {}
                         other => bail!("--lang `{other}`: use es, en or auto"),
                     }

@@ -80,7 +80,7 @@ fn stop_cell_processes(r: &Remote, cell: u64) {
         .children()
         .into_iter()
         .filter(|c| c.cell == cell && c.state != ChildState::Reaped)
-        .map(|c| c.pid)
+        .map(|c| c.process.pid())
         .collect();
     if pids.is_empty() {
         return;

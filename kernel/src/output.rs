@@ -21,20 +21,19 @@ pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
 pub const MAX_BATCH: usize = 256 * 1024;
 /// How much output printed between cells is kept for the next cell.
 const BETWEEN_CELLS_KEEP: usize = 4 * 1024 * 1024;
-/// How much of a cell's stderr is kept to describe a panic.
-const STDERR_KEEP: usize = 64 * 1024;
-
-/// Commands from the session to the router.
+/// Commands to the router, the one path from the kernel to iopub: the
+/// session's (a cell's start and end) and every message the server publishes
+/// (status, `execute_input`, `execute_result`, `error`, …), so they keep
+/// their order with the cell's output.
 pub enum Command {
-    /// A cell starts: publish its output under `parent`. Answers with the
-    /// number of end-of-cell marks seen so far.
-    Begin(Box<JupyterMessage>, oneshot::Sender<u64>),
-    /// A cell ended: wait (at most `timeout`) until more than `seen` end-of-cell
-    /// marks arrived, publish everything pending and answer with what was
-    /// learnt about the cell.
+    /// A cell starts: publish its output under `parent`. Does not answer:
+    /// the router remembers how many end-of-cell marks it had seen.
+    Begin(Box<JupyterMessage>),
+    /// A cell ended: wait (at most `timeout`) for the runner's end-of-cell
+    /// mark, publish everything pending and answer with what was learnt about
+    /// the cell. The session's one wait on the router per cell, needed: the
+    /// reply must follow the cell's output, and say whether it panicked.
     End {
-        /// End-of-cell marks seen when the cell began.
-        seen: u64,
         /// Whether to wait for the runner's end-of-cell mark.
         wait_for_mark: bool,
         /// Longest wait.
@@ -44,6 +43,16 @@ pub enum Command {
     },
     /// Publish pending stream text now (before an input request).
     Flush(oneshot::Sender<()>),
+    /// Publish this message, after everything the router was given before.
+    Publish(Box<JupyterMessage>),
+}
+
+/// The sender of [`Command`]s: the kernel's one way to iopub.
+pub type Iopub = mpsc::UnboundedSender<Command>;
+
+/// Publishes `msg` on iopub through the router.
+pub fn publish(iopub: &Iopub, msg: JupyterMessage) {
+    let _ = iopub.send(Command::Publish(Box::new(msg)));
 }
 
 /// What the router learnt about a cell.
@@ -51,8 +60,20 @@ pub enum Command {
 pub struct CellReport {
     /// The cell's code panicked.
     pub panicked: bool,
-    /// The panic's message and location, from the cell's stderr.
-    pub panic_lines: Vec<String>,
+    /// The runner's last panic report during the cell (a `PanicReport`
+    /// without origin): thread, location and message.
+    pub panic: Option<PanicInfo>,
+}
+
+/// What a panic hook reported.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PanicInfo {
+    /// The thread's name.
+    pub thread: Option<String>,
+    /// `file:line:column`.
+    pub location: Option<String>,
+    /// The message.
+    pub message: String,
 }
 
 struct Router {
@@ -66,8 +87,10 @@ struct Router {
     deadline: Option<Instant>,
     between_cells: Vec<SideMessage>,
     cell_ends: u64,
+    /// End-of-cell marks seen when the running cell began.
+    begin_ends: u64,
     panicked: bool,
-    stderr: String,
+    panic: Option<PanicInfo>,
     pending_end: Option<(u64, Instant, oneshot::Sender<CellReport>)>,
 }
 
@@ -89,8 +112,9 @@ pub fn spawn(
         deadline: None,
         between_cells: Vec::new(),
         cell_ends: 0,
+        begin_ends: 0,
         panicked: false,
-        stderr: String::new(),
+        panic: None,
         pending_end: None,
     };
     tokio::spawn(async move {
@@ -148,10 +172,25 @@ impl Router {
     }
 
     fn message(&mut self, f: SideMessage) {
+        // A child's panic is shown as the line its hook would have written
+        // on its stderr, made here from the typed report.
+        let f = match f {
+            SideMessage::PanicReport {
+                location,
+                message,
+                origin: Some(who),
+                ..
+            } => SideMessage::Stream {
+                name: "stderr".into(),
+                text: forja::link::child_panic_line(&who, location.as_deref(), &message),
+                origin: Some(who),
+            },
+            f => f,
+        };
         if self.parent.is_none() {
             match f {
                 SideMessage::CellEnd => self.cell_ends += 1,
-                SideMessage::Panic => {}
+                SideMessage::Panic | SideMessage::PanicReport { .. } => {}
                 SideMessage::RunnerHello { .. } => self.message_now(f),
                 SideMessage::Stream { .. } if self.between_bytes > BETWEEN_CELLS_KEEP => {
                     self.between_dropped = true;
@@ -179,9 +218,6 @@ impl Router {
                 }
             }
             SideMessage::Stream { name, text, .. } => {
-                if name == "stderr" && self.stderr.len() < STDERR_KEEP {
-                    self.stderr.push_str(&text);
-                }
                 if name != self.buf_name {
                     self.flush();
                     self.buf_name = name;
@@ -204,6 +240,23 @@ impl Router {
                 }
             }
             SideMessage::Panic => self.panicked = true,
+            SideMessage::PanicReport {
+                thread,
+                location,
+                message,
+                origin: None,
+            } => {
+                self.panic = Some(PanicInfo {
+                    thread,
+                    location,
+                    message,
+                })
+            }
+            // A child's panic became a stderr line in `message`; the cell
+            // goes on.
+            SideMessage::PanicReport {
+                origin: Some(_), ..
+            } => {}
             SideMessage::DisplayData {
                 data,
                 metadata,
@@ -240,11 +293,12 @@ impl Router {
 
     fn command(&mut self, c: Command) {
         match c {
-            Command::Begin(parent, reply) => {
+            Command::Begin(parent) => {
                 self.flush();
                 self.parent = Some(*parent);
+                self.begin_ends = self.cell_ends;
                 self.panicked = false;
-                self.stderr.clear();
+                self.panic = None;
                 self.between_bytes = 0;
                 for f in mark_between_cells(std::mem::take(&mut self.between_cells)) {
                     self.message(f);
@@ -257,14 +311,13 @@ impl Router {
                         origin: None,
                     });
                 }
-                let _ = reply.send(self.cell_ends);
             }
             Command::End {
-                seen,
                 wait_for_mark,
                 timeout,
                 reply,
             } => {
+                let seen = self.begin_ends;
                 self.pending_end = Some((seen, Instant::now() + timeout, reply));
                 if !wait_for_mark || self.cell_ends > seen {
                     self.finish_end();
@@ -273,6 +326,9 @@ impl Router {
             Command::Flush(reply) => {
                 self.flush();
                 let _ = reply.send(());
+            }
+            Command::Publish(msg) => {
+                let _ = self.iopub.send(*msg);
             }
         }
     }
@@ -284,7 +340,7 @@ impl Router {
         self.flush();
         let report = CellReport {
             panicked: self.panicked,
-            panic_lines: panic_lines(&self.stderr),
+            panic: self.panic.take(),
         };
         self.parent = None;
         let _ = reply.send(report);
@@ -300,7 +356,7 @@ pub fn mark_between_cells(messages: Vec<SideMessage>) -> Vec<SideMessage> {
             SideMessage::Stream { name, text, origin } => {
                 let label = match &origin {
                     Some(o) => crate::messages::Msg::BetweenCellsOf
-                        .fill(&[("process", &o.process), ("pid", &o.pid)]),
+                        .fill(&[("process", &o.name()), ("pid", &o.pid())]),
                     None => crate::messages::Msg::BetweenCells.get().to_owned(),
                 };
                 let mut marked = String::with_capacity(text.len() + label.len());
@@ -323,34 +379,16 @@ fn metadata_or_empty(m: serde_json::Value) -> serde_json::Value {
     if m.is_object() { m } else { json!({}) }
 }
 
-/// The lines of the last panic message in `stderr`.
-pub fn panic_lines(stderr: &str) -> Vec<String> {
-    let lines: Vec<&str> = stderr.lines().collect();
-    let Some(start) = lines.iter().rposition(|l| l.contains("panicked at")) else {
-        return Vec::new();
-    };
-    lines[start..]
-        .iter()
-        .take_while(|l| {
-            !l.starts_with("note: run with `RUST_BACKTRACE") && !l.starts_with("stack backtrace")
-        })
-        .map(|l| l.to_string())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::side_channel::{Origin, SideMessage};
+    use crate::side_channel::{ProcessInfo, SideMessage};
 
     #[test]
     fn between_cells_output_is_marked_per_line() {
         let f = vec![SideMessage::Stream {
             name: "stdout".into(),
             text: "a\nb\n".into(),
-            origin: Some(Origin {
-                pid: 7,
-                process: "Process-1".into(),
-            }),
+            origin: Some(ProcessInfo::new(7, "Process-1")),
         }];
         match &super::mark_between_cells(f)[0] {
             SideMessage::Stream { text, .. } => assert_eq!(
@@ -359,14 +397,5 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-    }
-    #[test]
-    fn panic_lines_finds_last_panic() {
-        let s = "hi\nthread '<unnamed>' panicked at src/lib.rs:3:1:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(
-            super::panic_lines(s),
-            vec!["thread '<unnamed>' panicked at src/lib.rs:3:1:", "boom"]
-        );
-        assert!(super::panic_lines("nothing").is_empty());
     }
 }

@@ -21,18 +21,20 @@ fn env_or(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
 
 /// The forja crate added to every session (`FORJA_CRATE_DIR`).
 pub fn forja_dir() -> PathBuf {
-    env_or("FORJA_CRATE_DIR", || PathBuf::from("forja"))
+    env_or(forja::link::env::CRATE_DIR, || PathBuf::from("forja"))
 }
 
 /// The workspace `Cargo.lock` that pins forja's dependencies (`FORJA_LOCKFILE`).
 pub fn lockfile() -> PathBuf {
-    env_or("FORJA_LOCKFILE", || PathBuf::from("Cargo.lock"))
+    env_or(forja::link::env::LOCKFILE, || PathBuf::from("Cargo.lock"))
 }
 
 /// The prebuilt forja build made by `forja-kernel prebuild` (`FORJA_PREBUILT`);
 /// see [`crate::build_cache::layout`] for its layout.
 pub fn prebuilt() -> PathBuf {
-    env_or("FORJA_PREBUILT", || PathBuf::from("target/forja-prebuilt"))
+    env_or(forja::link::env::PREBUILT, || {
+        PathBuf::from("target/forja-prebuilt")
+    })
 }
 
 /// A fresh private directory for this kernel process. First removes the

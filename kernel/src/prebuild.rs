@@ -190,7 +190,7 @@ fn build(crate_dir: &Path, forja: &Path) -> Result<()> {
         child_outputs: Default::default(),
     };
     // SAFETY: `prebuild` runs single-threaded up to here.
-    unsafe { std::env::set_var("EVCXR_TMPDIR", crate_dir) };
+    unsafe { std::env::set_var(forja::link::env::EVCXR_TMPDIR, crate_dir) };
     let (mut ctx, _outputs) = build_cache::start_with_forja(&config, forja)
         .map_err(|e| anyhow!("building forja: {e}"))?;
     ctx.execute("let _forja_check = forja::display::in_kernel();")

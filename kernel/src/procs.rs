@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 /// What `:procs` says of a child's state: `running`, `sleeping`,
 /// `zombie (finished, not joined)`, ...
 fn state_of(child: &ChildRecord) -> String {
-    let pid = child.pid;
+    let pid = child.process.pid();
     if let Some(code) = child.exitcode {
         return crate::messages::Msg::ProcsFinished.fill(&[("code", &code)]);
     }
@@ -64,12 +64,15 @@ pub fn list(shared: &SessionState) -> Map<String, Value> {
         let state = state_of(r);
         text.push_str(&format!(
             "{:>8}  {:<20} {:<32} [{}]\n",
-            r.pid, r.name, state, r.cell
+            r.process.pid(),
+            r.process.name(),
+            state,
+            r.cell
         ));
         html.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>[{}]</td></tr>",
-            r.pid,
-            escape(&r.name),
+            r.process.pid(),
+            escape(r.process.name()),
             escape(&state),
             r.cell
         ));
@@ -91,7 +94,7 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
             let pid: i32 = pid
                 .parse()
                 .map_err(|_| crate::messages::Msg::KillUsage.fill(&[("arg", &pid)]))?;
-            let t: Vec<&ChildRecord> = rows.iter().filter(|r| r.pid == pid).collect();
+            let t: Vec<&ChildRecord> = rows.iter().filter(|r| r.process.pid() == pid).collect();
             if t.is_empty() {
                 return Err(crate::messages::Msg::KillNotOurs.fill(&[("pid", &pid)]));
             }
@@ -103,8 +106,12 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     }
     let mut pids: Vec<i32> = Vec::new();
     for r in &targets {
-        pids.push(r.pid);
-        pids.extend(crate::reaper::descendants(r.pid).into_iter().map(|d| d.pid));
+        pids.push(r.process.pid());
+        pids.extend(
+            crate::reaper::descendants(r.process.pid())
+                .into_iter()
+                .map(|d| d.pid),
+        );
     }
     for &p in &pids {
         let _ = signal::kill(Pid::from_raw(p), Signal::SIGTERM);
@@ -115,6 +122,6 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     }
     Ok(targets
         .iter()
-        .map(|r| crate::messages::Msg::KillStopped.fill(&[("name", &r.name), ("pid", &r.pid)]))
+        .map(|r| crate::messages::Msg::KillStopped.fill(&[("name", &r.process.name()), ("pid", &r.process.pid())]))
         .collect())
 }

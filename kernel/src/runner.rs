@@ -10,27 +10,28 @@
 //! included, and passes evcxr's control lines, whole, to evcxr's real stdout.
 
 use crate::side_channel::{SOCKET_ENV, SideMessage};
+use forja::link::{env, evcxr};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Environment variable listing the runner's private fds; forja closes them in
 /// every child it forks, so a child never keeps evcxr's pipe open.
-pub const RUNNER_FDS_ENV: &str = "FORJA_RUNNER_FDS";
+pub const RUNNER_FDS_ENV: &str = env::RUNNER_FDS;
 
-const MARKER: &[u8] = b"EVCXR_";
+const MARKER: &[u8] = evcxr::MARKER.as_bytes();
 /// Starts a side-channel message that `forja::display` writes on the runner's stdout
 /// (JSON, one line).
-const FRAME_MARKER: &[u8] = forja::display::STDOUT_FRAME_MARKER.as_bytes();
+const FRAME_MARKER: &[u8] = forja::link::STDOUT_FRAME_MARKER.as_bytes();
 /// Longest wait at the end of a cell for the cells' stdout to be flushed.
 const FLUSH_WAIT: Duration = Duration::from_millis(50);
-const EXECUTION_COMPLETE: &[u8] = b"EVCXR_EXECUTION_COMPLETE";
-const BEGIN_CONTENT: &[u8] = b"EVCXR_BEGIN_CONTENT";
-const END_CONTENT: &[u8] = b"EVCXR_END_CONTENT";
-const PANIC_NOTIFICATION: &[u8] = b"EVCXR_PANIC_NOTIFICATION";
+const EXECUTION_COMPLETE: &[u8] = evcxr::EXECUTION_COMPLETE.as_bytes();
+const BEGIN_CONTENT: &[u8] = evcxr::BEGIN_CONTENT.as_bytes();
+const END_CONTENT: &[u8] = evcxr::END_CONTENT.as_bytes();
+const PANIC_NOTIFICATION: &[u8] = evcxr::PANIC_NOTIFICATION.as_bytes();
+const INPUT_REQUEST: &[u8] = evcxr::INPUT_REQUEST.as_bytes();
 /// How long a possible start of a control line is held back before it is
 /// treated as user output.
 const HOLD_BACK: Duration = Duration::from_millis(15);
@@ -38,7 +39,7 @@ const HOLD_BACK: Duration = Duration::from_millis(15);
 /// If this process is evcxr's runner started by forja-kernel, install the
 /// output pump. Call before `evcxr::runtime_hook()`.
 pub fn install_if_runner() {
-    if std::env::var_os("EVCXR_IS_RUNTIME").is_none() {
+    if std::env::var_os(env::EVCXR_IS_RUNTIME).is_none() {
         return;
     }
     let Some(path) = std::env::var_os(SOCKET_ENV) else {
@@ -57,14 +58,16 @@ pub fn install_if_runner() {
 /// A process forked from the runner may still carry this handler for a
 /// moment (before forja resets it); there SIGTERM keeps its usual meaning.
 extern "C" fn stop_group(sig: libc::c_int) {
-    // SAFETY: getpid, kill, signal and raise are async-signal-safe.
-    unsafe {
-        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
-            libc::kill(0, libc::SIGKILL);
-        } else {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
+    use nix::sys::signal::{SigHandler, Signal, kill, raise, signal};
+    use nix::unistd::{Pid, getpid};
+    // getpid, kill, signal and raise are async-signal-safe (nix's wrappers
+    // only call them).
+    if getpid().as_raw() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = kill(Pid::from_raw(0), Signal::SIGKILL);
+    } else if let Ok(sig) = Signal::try_from(sig) {
+        // SAFETY: restoring the default action installs no Rust handler.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        let _ = raise(sig);
     }
 }
 
@@ -76,11 +79,11 @@ extern "C" fn stop_group(sig: libc::c_int) {
 /// then die with it (their own death signal), but not a plain command a
 /// child started. A forked child that calls `exit` must not do this.
 extern "C" fn stop_group_at_exit() {
-    // SAFETY: getpid and kill are plain syscalls.
-    unsafe {
-        if libc::getpid() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
-            libc::kill(0, libc::SIGKILL);
-        }
+    if nix::unistd::getpid().as_raw() == RUNNER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -88,57 +91,50 @@ extern "C" fn stop_group_at_exit() {
 static RUNNER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn pipe_cloexec() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two fresh fds that we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 fn install(stream: UnixStream) -> std::io::Result<()> {
     // A process group of its own: the kernel can stop the runner and every
     // process a cell started with one killpg.
-    // SAFETY: plain syscalls on our own process.
-    unsafe {
-        libc::setpgid(0, 0);
-        // Die with the kernel, even if it is killed with SIGKILL, and take
-        // the whole process group along (forja children die with their
-        // parents; this also stops plain commands a cell started).
-        RUNNER_PID.store(libc::getpid(), std::sync::atomic::Ordering::Relaxed);
-        libc::signal(libc::SIGTERM, stop_group as *const () as libc::sighandler_t);
-        libc::atexit(stop_group_at_exit);
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-        if let Some(kernel) = std::env::var("FORJA_KERNEL_PID")
-            .ok()
-            .and_then(|p| p.parse::<i32>().ok())
-            && libc::getppid() != kernel
-        {
-            libc::_exit(1);
-        }
+    use nix::sys::signal::{SigHandler, Signal};
+    use nix::unistd::Pid;
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // Die with the kernel, even if it is killed with SIGKILL, and take
+    // the whole process group along (forja children die with their
+    // parents; this also stops plain commands a cell started).
+    RUNNER_PID.store(
+        nix::unistd::getpid().as_raw(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // SAFETY: `stop_group` makes only async-signal-safe calls.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGTERM, SigHandler::Handler(stop_group)) };
+    // SAFETY: registers a plain function (libc: nix has no `atexit`).
+    unsafe { libc::atexit(stop_group_at_exit) };
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if let Some(kernel) = std::env::var(env::KERNEL_PID)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+        && nix::unistd::getppid().as_raw() != kernel
+    {
+        // SAFETY: ends the process at once, running no handler (libc: nix
+        // has no `_exit`).
+        unsafe { libc::_exit(1) };
     }
     let _ = std::io::stdout().flush();
-    // SAFETY: duplicating fd 1 into a new, close-on-exec fd.
-    let orig_out = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 10) };
-    if orig_out < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // A close-on-exec copy of fd 1, numbered 10 or above.
+    let orig_out = nix::fcntl::fcntl(std::io::stdout(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
     // SAFETY: orig_out is a fresh fd we own.
     let orig_out = unsafe { OwnedFd::from_raw_fd(orig_out) };
     let (out_r, out_w) = pipe_cloexec()?;
     let (err_r, err_w) = pipe_cloexec()?;
-    // SAFETY: dup2 onto the standard fds; out_w and err_w stay valid until dropped.
-    unsafe {
-        if libc::dup2(out_w.as_raw_fd(), 1) < 0 || libc::dup2(err_w.as_raw_fd(), 2) < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    nix::unistd::dup2_stdout(&out_w)?;
+    nix::unistd::dup2_stderr(&err_w)?;
     drop((out_w, err_w));
     // SAFETY: single-threaded at this point of start-up.
     unsafe {
         // evcxr asks for backtraces; a student needs the panic message.
-        if std::env::var_os("FORJA_BACKTRACE").is_none() {
+        if std::env::var_os(env::BACKTRACE).is_none() {
             std::env::set_var("RUST_BACKTRACE", "0");
         }
         std::env::set_var(
@@ -159,11 +155,13 @@ fn install(stream: UnixStream) -> std::io::Result<()> {
         send(&sink, &SideMessage::RunnerHello { pid, registry_fd });
     }
     let evcxr_out = std::fs::File::from(orig_out);
-    // SAFETY: setting O_NONBLOCK on our own read ends.
-    unsafe {
-        for fd in [err_r.as_raw_fd(), out_r.as_raw_fd()] {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    for fd in [&err_r, &out_r] {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+            let _ = fcntl(
+                fd,
+                FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+            );
         }
     }
     let pump = Pump {
@@ -312,7 +310,7 @@ impl StdoutSplitter {
 /// evcxr keeps only the part of an input prompt before its first `:`; swap
 /// the prompt's colons for U+2236 (∶) so the kernel can restore them.
 pub fn protect_prompt(line: Vec<u8>) -> Vec<u8> {
-    if !line.starts_with(b"EVCXR_INPUT_REQUEST") {
+    if !line.starts_with(INPUT_REQUEST) {
         return line;
     }
     let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -401,8 +399,9 @@ struct Pump {
     /// Non-blocking; `None` once closed.
     stderr: Option<std::fs::File>,
     err_carry: Vec<u8>,
-    /// The cells' stdout flusher, once forja announced it.
-    flusher: Option<&'static forja::display::FlushControl>,
+    /// The cells' stdout flusher (the pump's end of its socket, and the
+    /// last request number), once forja announced it.
+    flusher: Option<(UnixStream, u32)>,
     /// Content blocks the cell prints, each a display at once.
     blocks: crate::content_blocks::ContentBlocks,
     /// Between the cell's value marker and its end: blocks go to evcxr.
@@ -449,19 +448,13 @@ impl Pump {
     /// At the end of a cell: has the cells' stdout buffer flushed (a
     /// `print!` without newline sits in it) and passes on what that wrote.
     fn flush_cell_stdout(&mut self, stdout: &mut std::fs::File) {
-        let Some(ctl) = self.flusher else {
-            return;
-        };
-        let want = ctl.request.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        futex_wake(&ctl.request);
-        let deadline = std::time::Instant::now() + FLUSH_WAIT;
-        loop {
-            let done = ctl.done.load(Ordering::Acquire);
-            let finished = done.wrapping_sub(want) as i32 >= 0;
-            if finished || std::time::Instant::now() >= deadline {
-                break;
+        if let Some((socket, last)) = self.flusher.as_mut() {
+            *last = last.wrapping_add(1);
+            let want = *last;
+            if flush_round_trip(socket, want, FLUSH_WAIT).is_err() {
+                // The flusher is gone (a fresh runner announces a new one).
+                self.flusher = None;
             }
-            futex_wait(&ctl.done, done, Duration::from_millis(2));
         }
         self.read_available(stdout);
     }
@@ -481,11 +474,11 @@ impl Pump {
 
     fn emit(&mut self, piece: Piece, stdout: &mut std::fs::File) {
         match piece {
-            Piece::SideMessage(json) => match serde_json::from_slice::<SideMessage>(&json) {
-                Ok(SideMessage::Flusher { addr }) if addr != 0 => {
-                    // SAFETY: forja leaked this FlushControl in this process
-                    // for the process's lifetime.
-                    self.flusher = Some(unsafe { &*(addr as *const forja::display::FlushControl) });
+            Piece::SideMessage(json) => match SideMessage::from_line(&json) {
+                Ok(SideMessage::Flusher { fd }) => {
+                    if let Some(socket) = adopt_socket(fd) {
+                        self.flusher = Some((socket, 0));
+                    }
                 }
                 Ok(message) => send(&self.sink, &message),
                 Err(e) => eprintln!("forja runner: bad side-channel message on stdout: {e}"),
@@ -526,41 +519,37 @@ impl Pump {
     fn run(mut self, mut stdout: std::fs::File) {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
             let timeout = if self.splitter.has_pending() {
-                HOLD_BACK.as_millis() as i32
+                PollTimeout::try_from(HOLD_BACK).unwrap_or(PollTimeout::MAX)
             } else {
-                -1
+                PollTimeout::NONE
             };
-            let mut fds = [
-                libc::pollfd {
-                    fd: stdout.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.stderr.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds (a negative fd is ignored by poll).
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if ready < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
+            let (out_ready, err_ready) = {
+                let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+                if let Some(err) = &self.stderr {
+                    fds.push(PollFd::new(err.as_fd(), PollFlags::POLLIN));
                 }
-                break;
-            }
-            if ready == 0 {
+                match poll(&mut fds, timeout) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                    Ok(0) => (false, false),
+                    Ok(_) => {
+                        let seen = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+                        (seen(&fds[0]), fds.get(1).is_some_and(seen))
+                    }
+                }
+            };
+            if !out_ready && !err_ready {
                 if let Some(p) = self.splitter.flush() {
                     self.emit(p, &mut stdout);
                 }
                 continue;
             }
-            if fds[1].revents != 0 {
+            if err_ready {
                 self.drain_stderr();
             }
-            if fds[0].revents != 0 {
+            if out_ready {
                 match stdout.read(&mut buf) {
                     Ok(0) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -581,37 +570,51 @@ impl Pump {
     }
 }
 
-fn futex_wake(word: &std::sync::atomic::AtomicU32) {
-    // SAFETY: a valid, aligned u32 in this process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+/// Takes ownership of fd `fd` of this process, announced by forja's
+/// flusher as its socket: only if it is an open Unix socket.
+fn adopt_socket(fd: i32) -> Option<UnixStream> {
+    if fd <= 2 {
+        return None;
     }
+    // SAFETY: only looked at (fstat) while this function runs; the fd was
+    // made for the pump by forja and nothing else closes it.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let is_socket = nix::sys::stat::fstat(borrowed).is_ok_and(|st| {
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            == nix::sys::stat::SFlag::S_IFSOCK
+    });
+    // SAFETY: forja made this fd for the pump and gave it up (`into_raw_fd`);
+    // the pump is its only owner from now on.
+    is_socket.then(|| unsafe { UnixStream::from_raw_fd(fd) })
 }
 
-fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: a valid, aligned u32 in this process.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+/// Asks the flusher for flush `want` and waits (at most `wait`) for it to
+/// answer `want`; earlier answers (of requests that timed out) are skipped.
+fn flush_round_trip(socket: &mut UnixStream, want: u32, wait: Duration) -> std::io::Result<()> {
+    socket.write_all(&forja::link::flush_request(want))?;
+    let deadline = std::time::Instant::now() + wait;
+    let mut buf = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        let wait =
+            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
+        if !matches!(poll(&mut fds, wait), Ok(n) if n > 0) {
+            continue;
+        }
+        let n = socket.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Some(done) = forja::link::last_flush_number(&buf[..n])
+            && done.wrapping_sub(want) as i32 >= 0
+        {
+            return Ok(());
+        }
     }
 }
 

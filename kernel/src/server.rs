@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use zeromq::{Socket, SocketRecv, SocketSend};
 
-type Iopub = mpsc::UnboundedSender<JupyterMessage>;
+use crate::output::Iopub;
 
 /// Runs the kernel until shutdown.
 pub fn run(connection_file: PathBuf) -> Result<()> {
@@ -45,9 +45,9 @@ pub fn run(connection_file: PathBuf) -> Result<()> {
         if let Some(path) = crate::toolchain::path_with_toolchain_first() {
             std::env::set_var("PATH", path);
         }
-        std::env::set_var("FORJA_KERNEL_PID", std::process::id().to_string());
+        std::env::set_var(forja::link::env::KERNEL_PID, std::process::id().to_string());
         std::env::set_var(side_channel::SOCKET_ENV, &socket_path);
-        std::env::set_var("EVCXR_TMPDIR", workdir.join("evcxr"));
+        std::env::set_var(forja::link::env::EVCXR_TMPDIR, workdir.join("evcxr"));
         // What rust-analyzer leaves out of the standard library (memory.rs).
         if std::env::var_os("EVCXR_ANALYSIS_SKIP").is_none() {
             std::env::set_var("EVCXR_ANALYSIS_SKIP", crate::memory::ANALYSIS_SKIP);
@@ -88,19 +88,27 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     let child_outputs = side_channel::ChildOutputs::default();
     side_channel::listen(&socket_path, messages_tx.clone(), child_outputs.clone())?;
     let shared = Arc::new(SessionState::default());
+    // Every message to iopub goes through the output router (`router_tx`),
+    // the one publisher, so a cell's messages keep their order.
     let (router_tx, router_rx) = mpsc::unbounded_channel();
-    crate::output::spawn(iopub_tx.clone(), shared.clone(), messages_rx, router_rx);
+    crate::output::spawn(iopub_tx, shared.clone(), messages_rx, router_rx);
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     tokio::spawn(serve_stdin(stdin, input_rx));
 
     let mut config = crate::paths::session_config(workdir.join("evcxr"));
     config.child_outputs = child_outputs;
-    let session = session::spawn(config, shared.clone(), router_tx, messages_tx, input_tx);
+    let session = session::spawn(
+        config,
+        shared.clone(),
+        router_tx.clone(),
+        messages_tx,
+        input_tx,
+    );
     crate::reaper::spawn_zombie_reaper(shared.runner_pid_handle());
 
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
     {
-        let iopub = iopub_tx.clone();
+        let iopub = router_tx.clone();
         let shared = shared.clone();
         let shutdown_tx = shutdown_tx.clone();
         tokio::spawn(async move {
@@ -121,7 +129,7 @@ async fn serve(info: ConnectionInfo, socket_path: PathBuf, workdir: PathBuf) -> 
     }
     {
         let mut shell_state = ShellState {
-            iopub: iopub_tx.clone(),
+            iopub: router_tx.clone(),
             session,
             shared: shared.clone(),
             history: History::open(crate::history::default_path()),
@@ -254,11 +262,10 @@ async fn serve_stdin(
 }
 
 fn status(iopub: &Iopub, parent: &JupyterMessage, state: &str) {
-    let _ = iopub.send(wire::child_json(
-        parent,
-        "status",
-        json!({"execution_state": state}),
-    ));
+    crate::output::publish(
+        iopub,
+        wire::child_json(parent, "status", json!({"execution_state": state})),
+    );
 }
 
 async fn handle_control(
@@ -362,11 +369,10 @@ impl ShellState {
                     self.comms.opened(&id, &target);
                 } else {
                     eprintln!("forja-kernel: comm_open for unknown target {target:?}, closing it");
-                    let _ = self.iopub.send(wire::child_json(
-                        &msg,
-                        "comm_close",
-                        json!({"comm_id": id, "data": {}}),
-                    ));
+                    crate::output::publish(
+                        &self.iopub,
+                        wire::child_json(&msg, "comm_close", json!({"comm_id": id, "data": {}})),
+                    );
                 }
                 None
             }
@@ -415,11 +421,14 @@ impl ShellState {
         }
         let count = self.execution_count;
         if !silent {
-            let _ = self.iopub.send(wire::child_json(
-                msg,
-                "execute_input",
-                json!({"code": req.code, "execution_count": count}),
-            ));
+            crate::output::publish(
+                &self.iopub,
+                wire::child_json(
+                    msg,
+                    "execute_input",
+                    json!({"code": req.code, "execution_count": count}),
+                ),
+            );
         }
         if store_history {
             self.history.record(count, &req.code);
@@ -429,11 +438,14 @@ impl ShellState {
         // the cell, before any of the cell's output: it is not kept in the
         // saved notebook.
         let (started, started_rx) = if !silent && !self.shared.ready.load(Ordering::SeqCst) {
-            let _ = self.iopub.send(wire::child_json(
-                msg,
-                "display_data",
-                json!({"data": {"text/plain": starting_note()}, "metadata": {}, "transient": {}}),
-            ));
+            crate::output::publish(
+                &self.iopub,
+                wire::child_json(
+                    msg,
+                    "display_data",
+                    json!({"data": {"text/plain": starting_note()}, "metadata": {}, "transient": {}}),
+                ),
+            );
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
@@ -459,11 +471,10 @@ impl ShellState {
         {
             // On the one iopub queue, so it lands before the cell's output;
             // the session waits for the ack before the cell runs.
-            let _ = self.iopub.send(wire::child_json(
-                msg,
-                "clear_output",
-                json!({"wait": false}),
-            ));
+            crate::output::publish(
+                &self.iopub,
+                wire::child_json(msg, "clear_output", json!({"wait": false})),
+            );
             let _ = ack.send(());
         }
         let outcome = rx.await.unwrap_or_else(|_| Outcome {
@@ -475,11 +486,14 @@ impl ShellState {
             ..Default::default()
         });
         if let Some(err) = outcome.error {
-            let _ = self.iopub.send(wire::child_json(
-                msg,
-                "error",
-                json!({"ename": err.ename, "evalue": err.evalue, "traceback": err.traceback}),
-            ));
+            crate::output::publish(
+                &self.iopub,
+                wire::child_json(
+                    msg,
+                    "error",
+                    json!({"ename": err.ename, "evalue": err.evalue, "traceback": err.traceback}),
+                ),
+            );
             if req.stop_on_error {
                 self.abort_before = Some(chrono::Utc::now());
             }
@@ -489,11 +503,14 @@ impl ShellState {
         if let Some(data) = outcome.data
             && !silent
         {
-            let _ = self.iopub.send(wire::child_json(
-                msg,
-                "execute_result",
-                json!({"execution_count": count, "data": data, "metadata": {}}),
-            ));
+            crate::output::publish(
+                &self.iopub,
+                wire::child_json(
+                    msg,
+                    "execute_result",
+                    json!({"execution_count": count, "data": data, "metadata": {}}),
+                ),
+            );
         }
         json!({"status": "ok", "execution_count": count,
                "user_expressions": outcome.user_expressions, "payload": []})

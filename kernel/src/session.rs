@@ -303,9 +303,7 @@ impl Session {
             .variables_and_types()
             .map(|(n, _)| n.to_owned())
             .collect();
-        let (tx, rx) = oneshot::channel();
-        let _ = router.send(output::Command::Begin(Box::new(parent.clone()), tx));
-        let seen = rx.blocking_recv().unwrap_or(0);
+        let _ = router.send(output::Command::Begin(Box::new(parent.clone())));
         if let Some(w) = self.warning.take() {
             let _ = self.messages.send(SideMessage::Stream {
                 name: "stderr".into(),
@@ -395,7 +393,6 @@ impl Session {
         self.child_outputs.drain(Duration::from_millis(300));
         let (tx, rx) = oneshot::channel();
         let _ = router.send(output::Command::End {
-            seen,
             wait_for_mark: ran,
             timeout: Duration::from_millis(500),
             reply: tx,
@@ -502,12 +499,23 @@ impl Session {
         use crate::cell_lines::{describe, enclosing_fn, find_lib_location};
         let lang = crate::messages::lang();
         let message = report
-            .panic_lines
-            .get(1..)
-            .map(|l| l.join("\n"))
+            .panic
+            .as_ref()
+            .map(|p| p.message.clone())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| crate::messages::Msg::CellPanicked.text(lang).into());
-        let header = report.panic_lines.first().cloned().unwrap_or_default();
+        // The first line of Rust's own panic message, from the typed report.
+        let header = report
+            .panic
+            .as_ref()
+            .map(|p| {
+                let thread = p.thread.as_deref().unwrap_or("<unnamed>");
+                match &p.location {
+                    Some(at) => format!("thread '{thread}' panicked at {at}:"),
+                    None => format!("thread '{thread}' panicked:"),
+                }
+            })
+            .unwrap_or_default();
         let lib = self.ctx.last_source().unwrap_or_default();
         let lib_lines: Vec<&str> = lib.lines().collect();
         let located = find_lib_location(&header).map(|(range, line)| {

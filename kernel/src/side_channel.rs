@@ -1,124 +1,42 @@
 //! The side channel from the runner (and every process it starts) to the kernel.
 //!
 //! A Unix socket named in `FORJA_KERNEL_SOCKET`. Each connection carries
-//! newline-delimited JSON [`SideMessage`]s: the runner's output pump sends user
-//! output and end-of-cell marks; `forja::display` sends displays while a cell
-//! runs. The kernel publishes them on iopub under the running cell.
+//! [`SideMessage`]s (`forja::link::Message`, one JSON line each): the
+//! runner's output pump sends user output and end-of-cell marks;
+//! `forja::display` sends displays while a cell runs; a forja child sends
+//! panic reports. A child's output connection starts with one
+//! `attach_output` message and is raw bytes after it. The kernel publishes
+//! them on iopub under the running cell.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-/// The environment variable naming the socket (same name as in `forja::display`).
-pub const SOCKET_ENV: &str = "FORJA_KERNEL_SOCKET";
+pub use forja::ProcessInfo;
+pub use forja::link::{MAX_MESSAGE, Message as SideMessage};
 
-/// Largest message accepted; bigger ones are dropped with a log line.
-pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// The old name of the child that wrote some output: now forja's one
+/// child-identity type (same wire form, `{"pid": …, "process": …}`).
+#[deprecated(note = "use `forja::ProcessInfo` (`ProcessInfo::new(pid, name)`)")]
+pub type Origin = ProcessInfo;
+
+/// The environment variable naming the socket.
+pub const SOCKET_ENV: &str = forja::link::env::KERNEL_SOCKET;
 
 /// The old name of [`MAX_MESSAGE`].
 #[deprecated(note = "renamed `MAX_MESSAGE`")]
 pub const MAX_FRAME: usize = MAX_MESSAGE;
 
-/// One message on the side channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum SideMessage {
-    /// Output on stdout or stderr, possibly a partial line.
-    Stream {
-        /// `stdout` or `stderr`.
-        name: String,
-        /// The text.
-        text: String,
-        /// The child process that wrote it (`None`: the runner itself).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        origin: Option<Origin>,
-    },
-    /// First line of a connection that then carries one child process's raw
-    /// stdout or stderr (sent by forja right after a fork).
-    AttachOutput {
-        /// `stdout` or `stderr`.
-        name: String,
-        /// The writer's pid.
-        pid: i32,
-        /// The writer's forja process name.
-        process: String,
-    },
-    /// forja's stdout flusher in the runner (consumed by the runner's pump).
-    Flusher {
-        /// Address of its `forja::display::FlushControl`.
-        addr: usize,
-    },
-    /// The runner started; its forja registry is fd `registry_fd` of `pid`.
-    RunnerHello {
-        /// The runner's pid.
-        pid: i32,
-        /// The memfd of its forja process registry.
-        registry_fd: i32,
-    },
-    /// The runner finished a cell; everything it printed before was sent.
-    CellEnd,
-    /// The cell's code panicked (evcxr caught the panic).
-    Panic,
-    /// A new display.
-    DisplayData {
-        /// MIME bundle.
-        data: Value,
-        /// Metadata.
-        #[serde(default)]
-        metadata: Value,
-        /// Optional display id for later updates.
-        #[serde(default)]
-        display_id: Option<String>,
-    },
-    /// Update of an earlier display.
-    UpdateDisplayData {
-        /// MIME bundle.
-        data: Value,
-        /// Metadata.
-        #[serde(default)]
-        metadata: Value,
-        /// The display to update.
-        display_id: String,
-    },
-    /// First line of a connection that asks the student for a line
-    /// (`forja::input`); the kernel answers on the same connection
-    /// ([`crate::input`]).
-    InputRequest {
-        /// The prompt.
-        prompt: String,
-        /// Hide what is typed.
-        #[serde(default)]
-        password: bool,
-    },
-    /// Clear the cell's output.
-    ClearOutput {
-        /// Clear only when new output arrives.
-        #[serde(default)]
-        wait: bool,
-    },
-}
-
 /// The old name of [`SideMessage`].
 #[deprecated(note = "renamed `SideMessage`")]
 pub type Frame = SideMessage;
-
-impl SideMessage {
-    /// The message as one JSON line.
-    pub fn to_line(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec(self).unwrap_or_default();
-        v.push(b'\n');
-        v
-    }
-}
 
 /// The side-channel messages for `outs`: text on stream `name`, blocks as
 /// displays (with `text/plain` only when the block is text).
 pub fn block_messages(
     outs: Vec<crate::content_blocks::Out>,
     name: &str,
-    origin: Option<&Origin>,
+    origin: Option<&ProcessInfo>,
 ) -> Vec<SideMessage> {
     outs.into_iter()
         .map(|o| match o {
@@ -134,15 +52,6 @@ pub fn block_messages(
             },
         })
         .collect()
-}
-
-/// A child process that wrote some output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Origin {
-    /// Its pid.
-    pub pid: i32,
-    /// Its forja process name.
-    pub process: String,
 }
 
 /// How long a child's partial last line waits for its end.
@@ -199,7 +108,7 @@ async fn pump_raw(
     stream: tokio::net::UnixStream,
     mut pending: Vec<u8>,
     name: String,
-    origin: Origin,
+    origin: ProcessInfo,
     tx: &mpsc::UnboundedSender<SideMessage>,
     mut drains: mpsc::UnboundedReceiver<DrainRequest>,
 ) {
@@ -298,12 +207,9 @@ pub fn listen(
                     line.clear();
                     match reader.read_until(b'\n', &mut line).await {
                         Ok(0) | Err(_) => break,
-                        Ok(_) if line.len() > MAX_MESSAGE => {
-                            eprintln!("forja-kernel: side-channel message too large, dropped");
-                        }
-                        Ok(_) => match serde_json::from_slice::<SideMessage>(&line) {
+                        Ok(_) => match SideMessage::from_line(&line) {
                             Ok(SideMessage::AttachOutput { name, pid, process }) => {
-                                let origin = Origin { pid, process };
+                                let origin = ProcessInfo::new(pid, process);
                                 let drains = children.add();
                                 let buffered = reader.buffer().to_vec();
                                 let stream = reader.into_inner();
@@ -319,7 +225,7 @@ pub fn listen(
                                     return;
                                 }
                             }
-                            Err(e) => eprintln!("forja-kernel: bad side-channel message: {e}"),
+                            Err(e) => eprintln!("forja-kernel: side-channel message dropped: {e}"),
                         },
                     }
                 }
@@ -327,23 +233,4 @@ pub fn listen(
         }
     });
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_round_trip_as_the_forja_crate_writes_them() {
-        let f: SideMessage = serde_json::from_str(
-            r#"{"type":"display_data","data":{"text/html":"<b>x</b>"},"metadata":{},"display_id":"d1"}"#,
-        )
-        .unwrap();
-        assert!(matches!(f, SideMessage::DisplayData { display_id: Some(ref d), .. } if d == "d1"));
-        let line = SideMessage::CellEnd.to_line();
-        assert_eq!(line, b"{\"type\":\"cell_end\"}\n");
-        let c: SideMessage =
-            serde_json::from_str(r#"{"type":"clear_output","wait":true}"#).unwrap();
-        assert_eq!(c, SideMessage::ClearOutput { wait: true });
-    }
 }

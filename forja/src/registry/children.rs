@@ -9,6 +9,7 @@ use super::layout::{
 };
 use super::mapping::Registry;
 use crate::error::{Error, Result};
+use crate::identity::ProcessInfo;
 use std::sync::atomic::Ordering;
 
 /// `status` of a child reaped by someone else (`SIGCHLD` ignored...).
@@ -217,10 +218,14 @@ impl Registry {
             };
             let end_ns = s.end_ns.load(Ordering::Relaxed);
             let cell = s.cell.load(Ordering::Relaxed);
+            let name = s.name.load();
+            let daemon = flags & FLAG_DAEMON != 0;
+            #[allow(deprecated)]
             out.push(ChildRecord {
+                process: ProcessInfo::new(pid, name.as_str()).with_daemon(daemon),
                 pid,
-                name: s.name.load(),
-                daemon: flags & FLAG_DAEMON != 0,
+                name,
+                daemon,
                 pool_worker: flags & FLAG_POOL_WORKER != 0,
                 cell,
                 #[allow(deprecated)]
@@ -276,18 +281,24 @@ pub enum ChildState {
 /// let p = forja::Process::new(|| std::thread::sleep(std::time::Duration::from_millis(300)));
 /// p.start().unwrap();
 /// let me = forja::registry::children().unwrap();
-/// let rec = me.iter().find(|c| Some(c.pid) == p.pid()).unwrap();
+/// let rec = me.iter().find(|c| Some(c.process.pid()) == p.pid()).unwrap();
 /// assert_eq!(rec.state, ChildState::Running);
 /// p.join().unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ChildRecord {
-    /// Its pid.
+    /// Who it is: pid, name, whether it is a daemon (terminated when this
+    /// process exits).
+    pub process: ProcessInfo,
+    /// Its pid (the same as `process.pid()`).
+    #[deprecated(since = "0.1.0", note = "use `process.pid()`")]
     pub pid: i32,
-    /// Its name.
+    /// Its name (the same as `process.name()`).
+    #[deprecated(since = "0.1.0", note = "use `process.name()`")]
     pub name: String,
-    /// Whether it is a daemon (terminated when this process exits).
+    /// Whether it is a daemon (the same as `process.is_daemon()`).
+    #[deprecated(since = "0.1.0", note = "use `process.is_daemon()`")]
     pub daemon: bool,
     /// Whether it is a `Pool` worker.
     pub pool_worker: bool,

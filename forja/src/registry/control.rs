@@ -133,10 +133,30 @@ pub fn set_max_children(limit: u32) -> Result<()> {
     Ok(())
 }
 
-/// The cell counter itself: the timeline keeps its address so that
-/// forked children, which inherit this mapping, read the current cell.
-pub(crate) fn cell_counter() -> Result<&'static AtomicU64> {
-    Ok(&Registry::current()?.header.cell)
+/// The memfd inode of this process's registry: the timeline keeps it (no
+/// address travels, see `forja::link`) so that forked children, which
+/// inherit this mapping, find the counter again with [`cell_counter_of`] and
+/// read the current cell.
+pub(crate) fn cell_counter_inode() -> Option<u64> {
+    let (_, fd) = super::ensure().ok()?;
+    super::published::fd_inode(fd)
+}
+
+/// The cell counter of the registry whose memfd has inode `ino`, if this
+/// process maps it (made here or inherited by `fork`) and it is a registry
+/// of this layout.
+pub(crate) fn cell_counter_of(ino: u64) -> Option<&'static AtomicU64> {
+    use super::layout::{Header, MAGIC};
+    let addr = super::published::mapping_of_inode(
+        super::mapping::MEMFD_KIND,
+        ino,
+        std::mem::size_of::<Header>(),
+    )?;
+    // SAFETY: a live shared registry mapping at least a `Header` long
+    // (checked above), never unmapped; its magic and version are written
+    // before it can be found, and the counter is an atomic.
+    let header = unsafe { &*(addr as *const Header) };
+    (header.magic == MAGIC && header.version == super::VERSION).then_some(&header.cell)
 }
 
 /// The current cell (the kernel sets it to the execution count).

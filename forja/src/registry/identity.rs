@@ -4,16 +4,17 @@
 
 use super::layout::{Header, SelfPage, shared_len};
 use super::mapping::{Registry, SelfInfo, inherited_page};
+use crate::identity::ProcessInfo;
 use std::sync::atomic::Ordering;
 
 /// Who this process is, as far as forja knows (see [`whoami`]).
 pub(crate) struct Me {
-    pub name: String,
-    pub daemon: bool,
+    /// This process: pid, name, daemon flag.
+    pub process: ProcessInfo,
     /// Started by forja (a `Process` or a pool worker).
     pub is_child: bool,
-    /// The forja parent's pid and name.
-    pub parent: Option<(i32, String)>,
+    /// The forja parent (its daemon flag is not recorded: always false).
+    pub parent: Option<ProcessInfo>,
 }
 
 impl Registry {
@@ -33,10 +34,11 @@ impl Registry {
         // SAFETY: the page was mapped (privately, writable) in the parent
         // before the fork, so it is mapped here too; a SelfPage is atomics.
         let page = unsafe { &*(self_page as *const SelfPage) };
-        page.parent_pid.store(info.parent_pid, Ordering::Relaxed);
+        let (parent_pid, parent_name) = info.parent.map_or((0, ""), |p| (p.pid(), p.name()));
+        page.parent_pid.store(parent_pid, Ordering::Relaxed);
         page.daemon.store(u32::from(info.daemon), Ordering::Relaxed);
         page.name.store(info.name);
-        page.parent_name.store(info.parent_name);
+        page.parent_name.store(parent_name);
         page.identity.store(info.identity);
         page.pid.store(pid, Ordering::Release);
     }
@@ -57,9 +59,9 @@ impl Header {
     pub(crate) fn name(&self) -> String {
         self.name.load()
     }
-    /// The forja parent's pid and name, if forja started this process.
-    pub(crate) fn parent(&self) -> Option<(i32, String)> {
-        (self.parent_pid != 0).then(|| (self.parent_pid, self.parent_name.load()))
+    /// The forja parent, if forja started this process.
+    pub(crate) fn parent(&self) -> Option<ProcessInfo> {
+        (self.parent_pid != 0).then(|| ProcessInfo::new(self.parent_pid, self.parent_name.load()))
     }
     /// Whether forja started this process.
     pub(crate) fn is_child(&self) -> bool {
@@ -78,8 +80,7 @@ pub(crate) fn whoami() -> Option<Me> {
     if let Some(reg) = Registry::existing() {
         let h = reg.header();
         return Some(Me {
-            name: h.name(),
-            daemon: h.is_daemon(),
+            process: ProcessInfo::new(crate::os::pid(), h.name()).with_daemon(h.is_daemon()),
             is_child: h.is_child(),
             parent: h.parent(),
         });
@@ -87,9 +88,9 @@ pub(crate) fn whoami() -> Option<Me> {
     let (_, page) = inherited_page(crate::os::pid())?;
     let parent_pid = page.parent_pid.load(Ordering::Relaxed);
     Some(Me {
-        name: page.name.load(),
-        daemon: page.daemon.load(Ordering::Relaxed) != 0,
+        process: ProcessInfo::new(crate::os::pid(), page.name.load())
+            .with_daemon(page.daemon.load(Ordering::Relaxed) != 0),
         is_child: parent_pid != 0,
-        parent: (parent_pid != 0).then(|| (parent_pid, page.parent_name.load())),
+        parent: (parent_pid != 0).then(|| ProcessInfo::new(parent_pid, page.parent_name.load())),
     })
 }

@@ -6,7 +6,7 @@ use super::{MAX_TRACKED_FD, SLOTS};
 use crate::shm::AtomicName;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 
-pub(super) const MAGIC: u64 = u64::from_le_bytes(*b"FORJAREG");
+pub(super) const MAGIC: u64 = crate::link::REGISTRY_MAGIC;
 
 /// A name in the registry: at most 64 bytes.
 pub(super) type Name = AtomicName<8>;

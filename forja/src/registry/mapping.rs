@@ -9,6 +9,7 @@ use super::layout::{
 use super::published::{self, Published};
 use super::{DEFAULT_MAX_CHILDREN, MAX_CHILDREN_ENV, SLOTS, VERSION};
 use crate::error::{Error, Result};
+use crate::identity::ProcessInfo;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// This process's registry (the mapping is never unmapped).
@@ -23,7 +24,7 @@ static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
 static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The kind of the registry's memfd (its name is `forja-registry:PID`).
-pub(super) const MEMFD_KIND: &str = "forja-registry";
+pub(super) const MEMFD_KIND: &str = crate::link::REGISTRY_MEMFD_KIND;
 
 pub(super) fn reg_err(message: impl Into<String>) -> Error {
     Error::Registry {
@@ -32,13 +33,15 @@ pub(super) fn reg_err(message: impl Into<String>) -> Error {
     }
 }
 
-/// What a freshly made registry says about its own process.
+/// What a freshly made registry says about its own process (borrowed: a
+/// freshly forked child records it without allocating). Its pid is the
+/// process's own; its parent is the one [`ProcessInfo`] type.
 pub(crate) struct SelfInfo<'a> {
     pub name: &'a str,
     pub identity: &'a str,
-    pub parent_pid: i32,
-    pub parent_name: &'a str,
     pub daemon: bool,
+    /// The forja parent (`None`: forja did not start this process).
+    pub parent: Option<&'a ProcessInfo>,
 }
 
 /// This process's registry header if this copy of forja has already found
@@ -78,28 +81,26 @@ impl Registry {
         }
         let inherited = inherited_page(pid);
         let recorded = inherited.map(|(_, page)| {
+            let parent_pid = page.parent_pid.load(Ordering::Relaxed);
             (
                 page.name.load(),
                 page.identity.load(),
-                page.parent_pid.load(Ordering::Relaxed),
-                page.parent_name.load(),
+                (parent_pid != 0).then(|| ProcessInfo::new(parent_pid, page.parent_name.load())),
                 page.daemon.load(Ordering::Relaxed) != 0,
             )
         });
         let info = match &recorded {
-            Some((name, identity, parent_pid, parent_name, daemon)) => SelfInfo {
+            Some((name, identity, parent, daemon)) => SelfInfo {
                 name,
                 identity,
-                parent_pid: *parent_pid,
-                parent_name,
                 daemon: *daemon,
+                parent: parent.as_ref(),
             },
             None => SelfInfo {
                 name: "MainProcess",
                 identity: "",
-                parent_pid: 0,
-                parent_name: "",
                 daemon: false,
+                parent: None,
             },
         };
         let addr = create(pid, &info)?;
@@ -270,15 +271,17 @@ fn create(pid: i32, info: &SelfInfo<'_>) -> Result<usize> {
         (*h).slot_offset = std::mem::size_of::<Header>() as u32;
         (*h).slot_size = std::mem::size_of::<Slot>() as u32;
         (*h).owner_pid = pid;
-        (*h).parent_pid = info.parent_pid;
-        (*h).is_child = u32::from(info.parent_pid != 0);
+        (*h).parent_pid = info.parent.map_or(0, ProcessInfo::pid);
+        (*h).is_child = u32::from(info.parent.is_some());
         (*h).daemon = u32::from(info.daemon);
         (*h).start_ns = now_ns();
     }
     let reg = Registry::from_addr(addr);
     reg.header.max_children.store(max, Ordering::Relaxed);
     reg.header.name.store(info.name);
-    reg.header.parent_name.store(info.parent_name);
+    reg.header
+        .parent_name
+        .store(info.parent.map_or("", ProcessInfo::name));
     reg.header.identity.store(info.identity);
     // SAFETY: `magic` is an aligned u64 in the mapping; from here on it is
     // only accessed atomically (see `magic_of`).

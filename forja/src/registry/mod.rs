@@ -68,11 +68,11 @@ use std::time::Duration;
 
 pub(crate) use children::STATUS_UNKNOWN;
 pub use children::{ChildRecord, ChildState, children};
-pub(crate) use control::cell_counter;
 pub use control::{
     cell, check_interrupt, clear_interrupt, interrupted, max_children, request_interrupt, set_cell,
     set_max_children,
 };
+pub(crate) use control::{cell_counter_inode, cell_counter_of};
 #[allow(deprecated)]
 pub use control::{generation, set_generation};
 pub(crate) use identity::whoami;
@@ -87,15 +87,15 @@ pub use remote::Remote;
 #[deprecated(note = "forja no longer publishes its registry in the environment")]
 pub const ENV: &str = "FORJA_REGISTRY";
 /// The environment variable read for the cap on live children.
-pub const MAX_CHILDREN_ENV: &str = "FORJA_MAX_CHILDREN";
+pub const MAX_CHILDREN_ENV: &str = crate::link::env::MAX_CHILDREN;
 /// Default cap on live (unreaped) children per process.
 pub const DEFAULT_MAX_CHILDREN: u32 = 256;
 /// Layout version; bump it whenever [`Header`], the slots or the memfd's
 /// layout change (2: a private page after the shared part, where a forked
 /// child records who it is).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = crate::link::REGISTRY_VERSION;
 /// How many children the registry can track at once (the highest cap).
-pub const SLOTS: usize = 1024;
+pub const SLOTS: usize = crate::link::REGISTRY_SLOTS;
 /// Blocking waits wake at least this often to check the interrupt flag.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 

@@ -125,7 +125,23 @@ fn parse_map_line(line: &str) -> Option<MapLine> {
     })
 }
 
-fn fd_inode(fd: i32) -> Option<u64> {
+/// Where this process maps the memfd of kind `kind` with inode `ino`:
+/// shared, from offset 0, at least `min_len` bytes. Unlike [`find_all`] it
+/// needs no fd: a forked child that made its own registry closed its
+/// parent's registry fd but keeps the inherited mapping. The name is checked
+/// too, so a mapped file elsewhere with the same inode number never matches.
+pub(crate) fn mapping_of_inode(kind: &str, ino: u64, min_len: usize) -> Option<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let name = format!("/memfd:{kind}:");
+    maps.lines()
+        .filter(|line| line.contains(&name))
+        .filter_map(parse_map_line)
+        .find(|m| m.inode == ino && m.shared && m.offset == 0 && m.end - m.start >= min_len)
+        .map(|m| m.start)
+}
+
+/// The inode of the file open as `fd`.
+pub(crate) fn fd_inode(fd: i32) -> Option<u64> {
     // SAFETY: `fd` stays open while the borrow lives (this thread does not
     // close it; another thread closing a forja memfd would be a bug anyway,
     // and fstat of a closed or reused fd only answers EBADF or another inode).

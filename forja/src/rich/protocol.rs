@@ -1,6 +1,7 @@
 //! How a cell's final value reaches the notebook: evcxr's content blocks
 //! on stdout ([`emit`]), and the escaping of the HTML and SVG put in them.
 
+use crate::link::evcxr;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -9,11 +10,9 @@ pub(crate) fn emit(parts: &[(&str, String)]) {
     let mut out = String::new();
     for (mime, body) in parts {
         // A line that is exactly the end marker would end the block early.
-        let body = body.replace("EVCXR_END_CONTENT", "EVCXR_END_CONTENT\u{200b}");
-        let _ = write!(
-            out,
-            "EVCXR_BEGIN_CONTENT {mime}\n{body}\nEVCXR_END_CONTENT\n"
-        );
+        let (begin, end) = (evcxr::BEGIN_CONTENT, evcxr::END_CONTENT);
+        let body = body.replace(end, &format!("{end}\u{200b}"));
+        let _ = write!(out, "{begin} {mime}\n{body}\n{end}\n");
     }
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());

@@ -66,8 +66,9 @@ pub(crate) use record::{
 /// found by its memfd's name, `forja-timeline:PID`).
 #[deprecated(note = "forja no longer publishes the timeline in the environment")]
 pub const ENV: &str = "FORJA_TIMELINE";
-/// Layout version; bump it whenever the header or the records change.
-pub const VERSION: u32 = 1;
+/// Layout version; bump it whenever the header or the records change (2:
+/// the header names the creator's registry by inode, not by an address).
+pub const VERSION: u32 = 2;
 /// How many events the ring keeps (older ones are overwritten).
 pub const CAPACITY: usize = 16384;
 

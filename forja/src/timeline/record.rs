@@ -5,13 +5,14 @@
 
 use super::{CAPACITY, VERSION};
 use crate::error::{Error, Result};
+use crate::identity::ProcessInfo;
 use crate::registry::published::{self, Published};
 use crate::shm::AtomicName;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"FORJATML");
 /// The kind of the timeline's memfd (its name is `forja-timeline:PID`).
-const MEMFD_KIND: &str = "forja-timeline";
+const MEMFD_KIND: &str = crate::link::TIMELINE_MEMFD_KIND;
 
 pub(super) const KIND_START: u32 = 1;
 pub(super) const KIND_EXIT: u32 = 2;
@@ -25,9 +26,10 @@ pub(super) struct Header {
     capacity: u32,
     record_size: u32,
     creator_pid: i32,
-    /// Address of the creator's cell counter (in its registry mapping,
-    /// which forked descendants inherit too).
-    cell_addr: u64,
+    /// The memfd inode of the creator's registry, whose cell counter every
+    /// process of the tree maps (forked descendants inherit the mapping);
+    /// an inode, not an address (`forja::link`: no data address travels).
+    cell_registry_ino: u64,
     created_ns: u64,
     /// Next record index (monotonic; slot = index % CAPACITY).
     next: AtomicU64,
@@ -104,13 +106,9 @@ pub(super) struct RawRecord {
 
 /// CLOCK_MONOTONIC in ns: the same clock in every process of the machine.
 pub(super) fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always there on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 fn from_addr(addr: usize) -> RecordRing {
@@ -207,9 +205,7 @@ fn create() -> Result<usize> {
             map: "mapping the timeline",
         },
     )?;
-    let cell_addr = crate::registry::cell_counter()
-        .map(|g| g as *const AtomicU64 as u64)
-        .unwrap_or(0);
+    let cell_registry_ino = crate::registry::cell_counter_inode().unwrap_or(0);
     // SAFETY: a fresh zeroed mapping nothing else sees yet.
     unsafe {
         let h = addr as *mut Header;
@@ -218,7 +214,7 @@ fn create() -> Result<usize> {
         (*h).capacity = CAPACITY as u32;
         (*h).record_size = std::mem::size_of::<Record>() as u32;
         (*h).creator_pid = crate::os::pid();
-        (*h).cell_addr = cell_addr;
+        (*h).cell_registry_ino = cell_registry_ino;
         (*h).created_ns = now_ns();
     }
     from_addr(addr).header.recording.store(1, Ordering::Release);
@@ -228,14 +224,29 @@ fn create() -> Result<usize> {
 
 impl RecordRing {
     fn cell(&self) -> u64 {
-        let a = self.header.cell_addr as usize;
-        if a == 0 {
+        let ino = self.header.cell_registry_ino;
+        if ino == 0 {
             return 0;
         }
-        // SAFETY: the creator's registry mapping is never unmapped and every
-        // process that finds this timeline is the creator or was forked from
-        // it (the fd check), so it has that mapping at the same address.
-        unsafe { (*(a as *const AtomicU64)).load(Ordering::Relaxed) }
+        // Found once per copy of forja (a `/proc/self/maps` read) and kept:
+        // a forked child inherits both the mapping and this cache, so a
+        // child's first event reads no file.
+        static CACHED_INO: AtomicU64 = AtomicU64::new(0);
+        static CACHED_COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let counter = if CACHED_INO.load(Ordering::Acquire) == ino {
+            CACHED_COUNTER.load(Ordering::Relaxed) as *const AtomicU64
+        } else {
+            let Some(c) = crate::registry::cell_counter_of(ino) else {
+                return 0;
+            };
+            CACHED_COUNTER.store(c as *const AtomicU64 as usize, Ordering::Relaxed);
+            CACHED_INO.store(ino, Ordering::Release);
+            c as *const AtomicU64
+        };
+        // SAFETY: a counter in a registry mapping that is never unmapped,
+        // found in this process's own maps (or inherited with this cache by
+        // fork, which keeps the mapping at the same address).
+        unsafe { (*counter).load(Ordering::Relaxed) }
     }
 
     /// Whether events are being recorded.
@@ -350,6 +361,8 @@ pub(crate) fn before_fork() -> Option<ForkRecord> {
     if !ring.recording() {
         return None;
     }
+    // Finds the cell counter now, so the child inherits it found.
+    let _ = ring.cell();
     let idx = ring.header.next.fetch_add(1, Ordering::Relaxed);
     ring.slot(idx).seq.store(0, Ordering::Relaxed);
     Some(ForkRecord {
@@ -360,13 +373,13 @@ pub(crate) fn before_fork() -> Option<ForkRecord> {
 }
 
 /// In the parent, after a successful fork: completes the start record.
-pub(crate) fn process_started(record: Option<ForkRecord>, pid: i32, name: &str) {
+pub(crate) fn process_started(record: Option<ForkRecord>, child: &ProcessInfo) {
     let Some(rec) = record else { return };
     let event = Event {
         kind: KIND_START,
-        pid,
+        pid: child.pid(),
         start_ns: rec.start_ns,
-        name,
+        name: child.name(),
         ..Event::default()
     };
     rec.ring.fill(rec.idx, &event);
