@@ -110,7 +110,7 @@ fn running() -> Vec<(i32, String)> {
         .unwrap_or_default()
         .into_iter()
         .filter(|c| c.state == ChildState::Running)
-        .map(|c| (c.pid, c.name))
+        .map(|c| (c.process.pid(), c.process.name().to_owned()))
         .collect()
 }
 
