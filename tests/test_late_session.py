@@ -57,7 +57,7 @@ USES = [
     "{ let _g = lslock.acquire().unwrap(); } { let _g = lsrlock.acquire().unwrap(); let _h = lsrlock.acquire().unwrap(); }",
     "{ let _g = lssem.acquire().unwrap(); } { let _g = lsbsem.acquire().unwrap(); }",
     "lsev.set(); assert!(lsev.is_set()); lsev.clear();",
-    "{ let _g = lscond.acquire().unwrap(); lscond.notify_all(); } lsbar.wait().unwrap();",
+    "{ let g = lscond.acquire().unwrap(); g.notify_all(); } lsbar.wait().unwrap();",
     "assert_eq!(lspool.map(late_sq, vec![1u64, 2, 3]).unwrap(), vec![1, 4, 9]);",
     "assert_eq!(lsp.exitcode(), Some(0)); assert!(!lsp.is_alive());",
 ]

@@ -1034,6 +1034,17 @@ impl EvalContext {
         state: &mut ContextState,
         fixed_errors: &mut HashSet<&'static str>,
     ) -> Result<(), Error> {
+        // forja patch: a stored variable the cell reaches without naming it
+        // (`include!`, a proc macro): load every variable.
+        if error.code() == Some("E0425")
+            && state
+                .untouched_variables
+                .iter()
+                .any(|v| error.message().contains(&format!("`{v}`")))
+        {
+            state.untouched_variables.clear();
+            fixed_errors.insert("Load every variable");
+        }
         for code_origin in &error.code_origins {
             match code_origin {
                 CodeKind::PackVariable { variable_name } => {
@@ -1083,16 +1094,6 @@ impl EvalContext {
                             self.write_cargo_toml(state)?;
                         }
                         fixed_errors.insert("Enabled async mode");
-                    } else if error.code() == Some("E0425")
-                        && state
-                            .untouched_variables
-                            .iter()
-                            .any(|v| error.message().contains(&format!("`{v}`")))
-                    {
-                        // forja patch: a stored variable the cell reaches
-                        // without naming it (a macro made the name): load all.
-                        state.untouched_variables.clear();
-                        fixed_errors.insert("Load every variable");
                     } else if error.code() == Some("E0277") && !state.allow_question_mark {
                         state.allow_question_mark = true;
                         fixed_errors.insert("Allow question mark");
