@@ -9,7 +9,7 @@ are. These tests check, through `jupyter_client`:
 2. A variable reached without its name in the cell (here through
    `include!`) still works: rustc's "cannot find value" makes evcxr load every
    variable and compile again.
-3. The trivial cell after lesson 03's cells (and after 200 live queues) stays
+3. The trivial cell after lesson 03's cells (and after 60 live queues) stays
    well under 3x the fresh kernel's: a loose bound, so a regression to the
    old cost per live variable is caught.
 """
@@ -143,7 +143,7 @@ def test_a_variable_named_only_by_an_included_file_still_loads(tmp_path: Path):
         k.close()
 
 
-def test_trivial_cell_stays_fast_after_a_lesson_and_200_handles():
+def test_trivial_cell_stays_fast_after_a_lesson_and_60_handles():
     cells = ["".join(c["source"]) for c in json.loads(LESSON_03.read_text())["cells"]
              if c["cell_type"] == "code"]
     k = start_kernel()
@@ -154,10 +154,10 @@ def test_trivial_cell_stays_fast_after_a_lesson_and_200_handles():
         for code in cells:
             ok(k, code)
         after_lesson = trivial(k)
-        ok(k, "\n".join(f"let late_h{i} = Queue::<u64>::new().unwrap();" for i in range(200)))
+        ok(k, "\n".join(f"let late_h{i} = Queue::<u64>::new().unwrap();" for i in range(60)))
         after_handles = trivial(k)
         # Loose bounds (the machine may be loaded): today's costs are ~1.1x;
-        # before issue 23 lesson 03 alone cost ~2x and 200 queues ~20x.
+        # bench/kernel.py --late measures 200 handles against the targets.
         assert after_lesson < 3 * fresh, (fresh, after_lesson)
         assert after_handles < 3 * fresh, (fresh, after_handles)
     finally:
