@@ -6,10 +6,14 @@ Measures, for each kernel, in one run:
   * first cell: the first cell (forja: `use forja::prelude::*` is preloaded, so this is
     the first forja cell; evcxr_jupyter: `:dep forja = { path = ... }` + a forja call);
   * trivial cell: `a + 1` (median of N);
-  * fn cell: a cell defining a function (median of N).
+  * fn cell: a cell defining a function (median of N);
+  * late in a session (--late): one kernel runs every code cell of the
+    instructor lessons 00-05 in order, twice; the trivial cell before and after
+    each lesson of the first pass (median of 3), each pass's total time, and
+    the trivial cell with 200 live forja handles against 200 u64 variables.
 Prints medians and the forja/evcxr ratio. Not part of CI.
 
-Usage: .venv/bin/python bench/kernel.py [--runs N]
+Usage: .venv/bin/python bench/kernel.py [--runs N] [--late]
        .venv/bin/python bench/kernel.py --against OLD_FORJA_KERNEL [--rounds R] [--runs N]
 The second form compares this checkout's kernel with another forja-kernel
 binary (e.g. one built from an earlier commit, with its own FORJA_CRATE_DIR
@@ -33,11 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FORJA_KERNEL = ROOT / "target/release/forja-kernel"
 
 
-def write_spec(base: Path, name: str, argv):
+def write_spec(base: Path, name: str, argv, env=None):
     d = base / "kernels" / name
     d.mkdir(parents=True, exist_ok=True)
-    (d / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": name, "language": "rust", "interrupt_mode": "message"}))
+    spec = {"argv": argv, "display_name": name, "language": "rust", "interrupt_mode": "message"}
+    if env:
+        spec["env"] = env
+    (d / "kernel.json").write_text(json.dumps(spec))
 
 
 def run_cell(kc, code, timeout=300):
@@ -67,6 +73,86 @@ def bench_kernel(name, first_cell, runs):
         km.shutdown_kernel(now=True)
     return {"start": start, "first": first,
             "trivial": statistics.median(trivial), "fn": statistics.median(fns)}
+
+
+LESSONS = sorted((ROOT / "notebooks" / "source").glob("0[0-5]_*.ipynb"))
+TRIVIAL = "late_x + 1"
+
+
+def lesson_cells(path: Path):
+    nb = json.loads(path.read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def trivial(kc, n=3):
+    return statistics.median(run_cell(kc, TRIVIAL) for _ in range(n))
+
+
+def late_session(name, setup=None):
+    """The trivial cell fresh, after each lesson (first pass), both passes'
+    times, and the cost of 200 live handles. Cells that fail (evcxr_jupyter
+    cannot run kernel-only cells) are counted, not fatal."""
+    km = KernelManager(kernel_name=name)
+    km.start_kernel()
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    failed = 0
+
+    def cell(code):
+        nonlocal failed
+        try:
+            return run_cell(kc, code)
+        except RuntimeError:
+            failed += 1
+            return 0.0
+
+    out = {}
+    try:
+        if setup:
+            cell(setup)
+        run_cell(kc, "let late_x = 1u64;")
+        out["fresh"] = trivial(kc)
+        passes = []
+        for p in range(2):
+            total = 0.0
+            for lesson in LESSONS:
+                for code in lesson_cells(lesson):
+                    total += cell(code)
+                if p == 0:
+                    out[f"after {lesson.name[:2]}"] = trivial(kc)
+            passes.append(total)
+        out["pass 1"], out["pass 2"] = passes
+        out["after both passes"] = trivial(kc)
+        many = "\n".join(f"let late_h{i} = forja::Queue::<u64>::new().unwrap();" for i in range(200))
+        run_cell(kc, many)
+        out["+200 Queue handles"] = trivial(kc)
+        run_cell(kc, "\n".join(f"let late_u{i} = {i}u64;" for i in range(200)))
+        out["+200 u64 variables"] = trivial(kc)
+        out["failed cells"] = failed
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    return out
+
+
+def print_late(results):
+    names = list(results)
+    print("| late in a session | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for key in results[names[0]]:
+        cells = []
+        for n in names:
+            v = results[n].get(key)
+            if v is None:
+                cells.append("-")
+            elif key == "failed cells":
+                cells.append(str(v))
+            elif key.startswith("pass"):
+                cells.append(f"{v:.1f} s")
+            else:
+                cells.append(f"{v*1000:.0f} ms ({v / results[n]['fresh']:.2f}x fresh)")
+        print(f"| {key} | " + " | ".join(cells) + " |")
 
 
 def compare(old: str, rounds: int, runs: int):
@@ -99,7 +185,10 @@ def main():
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--against", help="another forja-kernel binary to compare with")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--late", action="store_true", help="only the late-in-a-session rows")
     args = ap.parse_args()
+    if args.late:
+        return late_main(args.against)
     if args.against:
         return compare(args.against, args.rounds, args.runs)
     evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
@@ -135,6 +224,32 @@ def main():
             print(f"| {label} | {f*1000:.0f} ms | {e*1000:.0f} ms | {f/e:.2f}x |")
         else:
             print(f"| {label} | {f*1000:.0f} ms | (not installed) | - |")
+
+
+def late_main(against):
+    """Late-in-a-session rows: this kernel, and evcxr_jupyter (or, with
+    --against, another forja-kernel binary) on the same sequence."""
+    evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        write_spec(base, "bench-forja", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"])
+        os.environ["JUPYTER_PATH"] = str(base)
+        results = {"forja-kernel": late_session("bench-forja")}
+        # The same binary loading every variable in every cell, as evcxr
+        # does upstream (what forja did before evcxr patch 0014).
+        write_spec(base, "bench-all", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"],
+                   {"EVCXR_LOAD_ALL_VARIABLES": "1"})
+        results["every variable loaded"] = late_session("bench-all")
+        if against:
+            write_spec(base, "bench-old", [against, "--connection-file", "{connection_file}"])
+            results["other forja-kernel"] = late_session("bench-old")
+        elif Path(evcxr).exists():
+            write_spec(base, "bench-evcxr", [evcxr, "--control_file", "{connection_file}"])
+            forja_dir = ROOT / "forja"
+            results["evcxr_jupyter"] = late_session(
+                "bench-evcxr", f':dep forja = {{ path = "{forja_dir}" }}\nuse forja::prelude::*;')
+    print(f"\nmachine: {os.cpu_count()} cores, loaded by other work: compare within a column\n")
+    print_late(results)
 
 
 if __name__ == "__main__":

@@ -562,6 +562,8 @@ impl EvalContext {
         }
         let mut phases = PhaseDetailsBuilder::new();
         let code_out = state.apply(user_code.clone(), &code_info.nodes)?;
+        // forja patch: variables the cell never names stay in the store.
+        state.untouched_variables = untouched_variables(&state.stored_variable_states, &code_out);
 
         let mut outputs =
             match self.run_statements(code_out, code_info, &mut state, &mut phases, callbacks) {
@@ -737,6 +739,7 @@ impl EvalContext {
         state
             .stored_variable_states
             .clone_from(&state.variable_states);
+        state.untouched_variables.clear(); // forja patch
         state.commit_old_user_code();
         self.committed_state = state;
     }
@@ -1031,6 +1034,17 @@ impl EvalContext {
         state: &mut ContextState,
         fixed_errors: &mut HashSet<&'static str>,
     ) -> Result<(), Error> {
+        // forja patch: a stored variable the cell reaches without naming it
+        // (`include!`, a proc macro): load every variable.
+        if error.code() == Some("E0425")
+            && state
+                .untouched_variables
+                .iter()
+                .any(|v| error.message().contains(&format!("`{v}`")))
+        {
+            state.untouched_variables.clear();
+            fixed_errors.insert("Load every variable");
+        }
         for code_origin in &error.code_origins {
             match code_origin {
                 CodeKind::PackVariable { variable_name } => {
@@ -1115,6 +1129,30 @@ fn non_persistable_type_error(variable_name: &str, actual_type: &str) -> Result<
         variable_name,
         actual_type
     );
+}
+
+/// forja patch: the stored variables whose names appear nowhere in the
+/// cell's statements (string literals and comments count, so `{x}` in a
+/// format string keeps `x`). Locals are hygienic in `macro_rules!`, so only
+/// a proc macro could name one without the name in the text: rustc's E0425
+/// then makes `attempt_to_fix_error` load every variable.
+/// `EVCXR_LOAD_ALL_VARIABLES` set loads every variable, as upstream does.
+fn untouched_variables(
+    stored: &HashMap<String, VariableState>,
+    code: &CodeBlock,
+) -> HashSet<String> {
+    if std::env::var_os("EVCXR_LOAD_ALL_VARIABLES").is_some() {
+        return HashSet::new();
+    }
+    let text = code.code_string();
+    let words: HashSet<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .collect();
+    stored
+        .keys()
+        .filter(|name| !words.contains(name.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn fix_path() {
@@ -1275,6 +1313,10 @@ pub struct ContextState {
     /// code was executed. Doesn't include newly defined variables until after
     /// execution completes.
     stored_variable_states: HashMap<String, VariableState>,
+    /// forja patch: stored variables the cell being compiled never names;
+    /// its code neither loads, checks nor stores them (they stay in the
+    /// store as they are), so a cell costs the same however many there are.
+    untouched_variables: HashSet<String>,
     attributes: HashMap<String, CodeBlock>,
     async_mode: bool,
     allow_question_mark: bool,
@@ -1291,6 +1333,7 @@ impl ContextState {
             extern_crate_stmts: HashMap::new(),
             variable_states: HashMap::new(),
             stored_variable_states: HashMap::new(),
+            untouched_variables: HashSet::new(),
             attributes: HashMap::new(),
             async_mode: false,
             allow_question_mark: false,
@@ -1586,7 +1629,7 @@ impl ContextState {
             .generated("fn evcxr_variable_store<T: 'static>(_: T) {}")
             .generated("#[allow(unused_variables)]")
             .generated("async fn evcxr_analysis_wrapper(");
-        for (var_name, state) in &self.stored_variable_states {
+        for (var_name, state) in self.touched(&self.stored_variable_states) {
             code = code.generated(format!(
                 "{}{}: {},",
                 if state.is_mut { "mut " } else { "" },
@@ -1601,7 +1644,7 @@ impl ContextState {
         // Pack variable statements in analysis mode are a lot simpler than in compiled mode. We
         // just call a function that enforces that the variable doesn't contain any non-static
         // lifetimes.
-        for var_name in self.variable_states.keys() {
+        for (var_name, _) in self.touched(&self.variable_states) {
             code.pack_variable(
                 var_name.clone(),
                 format!("evcxr_variable_store({var_name});"),
@@ -1773,7 +1816,7 @@ impl ContextState {
 
     fn store_variable_statements(&self, move_state: VariableMoveState) -> CodeBlock {
         let mut statements = CodeBlock::new();
-        for (var_name, var_state) in &self.variable_states {
+        for (var_name, var_state) in self.touched(&self.variable_states) {
             if var_state.move_state == move_state {
                 statements.pack_variable(
                     var_name.clone(),
@@ -1791,7 +1834,7 @@ impl ContextState {
 
     fn check_variable_statements(&self) -> CodeBlock {
         let mut statements = CodeBlock::new().generated("{let mut vars_ok = true;");
-        for (var_name, var_state) in &self.stored_variable_states {
+        for (var_name, var_state) in self.touched(&self.stored_variable_states) {
             statements = statements.generated(format!(
                 "vars_ok &= evcxr_variable_store.check_variable::<{}>(stringify!({var_name}));",
                 var_state.type_name
@@ -1803,7 +1846,7 @@ impl ContextState {
     // Returns code to load values from the variable store back into their variables.
     fn load_variable_statements(&self) -> CodeBlock {
         let mut statements = CodeBlock::new();
-        for (var_name, var_state) in &self.stored_variable_states {
+        for (var_name, var_state) in self.touched(&self.stored_variable_states) {
             let mutability = if var_state.is_mut { "mut " } else { "" };
             statements.load_variable(format!(
                 "let {}{} = evcxr_variable_store.take_variable::<{}>(stringify!({}));",
@@ -1811,6 +1854,16 @@ impl ContextState {
             ));
         }
         statements
+    }
+
+    /// forja patch: the variables of `states` the cell's code may use.
+    fn touched<'a>(
+        &'a self,
+        states: &'a HashMap<String, VariableState>,
+    ) -> impl Iterator<Item = (&'a String, &'a VariableState)> {
+        states
+            .iter()
+            .filter(|(name, _)| !self.untouched_variables.contains(*name))
     }
 
     fn current_user_fn_name(&self) -> String {
