@@ -122,6 +122,9 @@ pub fn kill(shared: &SessionState, arg: &str) -> Result<String, String> {
     }
     Ok(targets
         .iter()
-        .map(|r| crate::messages::Msg::KillStopped.fill(&[("name", &r.process.name()), ("pid", &r.process.pid())]))
+        .map(|r| {
+            crate::messages::Msg::KillStopped
+                .fill(&[("name", &r.process.name()), ("pid", &r.process.pid())])
+        })
         .collect())
 }

@@ -175,7 +175,8 @@ impl<R> Future<R> {
         self.result.get_timeout(timeout)
     }
 
-    /// Whether it finished or was cancelled (does not wait).
+    /// Whether it finished or was cancelled (does not wait). As in Python,
+    /// it is already true when its done callbacks run.
     ///
     /// ```
     /// let ex = forja::ProcessPoolExecutor::new(1).unwrap();
@@ -184,7 +185,14 @@ impl<R> Future<R> {
     /// assert!(f.done());
     /// ```
     pub fn done(&self) -> bool {
-        self.result.ready()
+        if super::scheduler::check_creator(self.shared()).is_err() {
+            return false;
+        }
+        let inner = lock(self.shared());
+        inner
+            .jobs
+            .get(&self.result.job)
+            .is_none_or(|j| j.remaining == 0)
     }
 
     /// Whether a worker has it (it was handed out and is not done).
