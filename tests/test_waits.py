@@ -151,9 +151,10 @@ def test_a_slow_pool_map_shows_no_graph(wk: Kernel):
         "    }\n"
         "    s\n"
         "}\n"
-        "let pool = Pool::new(2)?;\n"
-        "let v = pool.map(ocupado, vec![1u64, 2, 3, 4])?;\n"
-        "v.len()"
+        # The pool ends with the cell: a live pool's idle workers would keep
+        # a later cell's tree from counting as stuck.
+        "let n = { let pool = Pool::new(2)?; pool.map(ocupado, vec![1u64, 2, 3, 4])?.len() };\n"
+        "n"
     )
     ex = ok(wk, code, timeout=HANG * 4)
     assert ex.result["data"]["text/plain"] == "4", ex.dump()
