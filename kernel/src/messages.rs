@@ -1,6 +1,6 @@
 //! Every text the kernel writes for a student, in Spanish and English: the
 //! notes on interrupts, restarts, lost variables, panics and output between
-//! cells, the start-up notes, `:procs` and `:kill`, and the hints and place
+//! cells, the start-up notes, `:procs`, `:kill` and `:waits`, and the hints and place
 //! names added to rustc's errors.
 //!
 //! One enum with one `match` arm per message holding both languages, made by
@@ -304,6 +304,61 @@ forja::catalogue! {
     KillNone { es: "no hay procesos para detener\n", en: "no processes to stop\n" }
     /// One process stopped by `:kill`.
     KillStopped { es: "detenido: {name} (pid {pid})\n", en: "stopped {name} (pid {pid})\n" }
+
+    // ---- :waits (waits.rs) ----
+    /// `:waits` with nothing waiting and no stuck graph seen.
+    WaitsNothing {
+        es: "ningún proceso espera ahora, y ninguna celda quedó trabada",
+        en: "no process is waiting now, and no cell got stuck"
+    }
+    /// Above the last stuck graph, shown by `:waits` between cells.
+    WaitsLast {
+        es: "ahora nadie espera; así estaba la última celda que quedó trabada:",
+        en: "nobody is waiting now; this is how the last stuck cell was:"
+    }
+    /// Above the graph the watcher shows by itself.
+    WaitsStuck {
+        es: "los procesos de esta celda están trabados hace {secs} s, esperándose entre \
+             ellos (:waits auto off para no ver esto; interrumpí la celda para seguir):",
+        en: "this cell's processes have been stuck for {secs} s, waiting for each other \
+             (:waits auto off to not see this; interrupt the cell to go on):"
+    }
+    /// Why the watcher interrupted a cell.
+    WaitsStopped {
+        es: "forja detuvo la celda: sus procesos estuvieron trabados {secs} s sin avanzar \
+             (:waits stop-after). Tus variables de celdas anteriores siguen ahí.\n",
+        en: "forja stopped the cell: its processes were stuck for {secs} s without progress \
+             (:waits stop-after). Your variables from earlier cells are kept.\n"
+    }
+    /// `:waits auto off`.
+    WaitsAutoOff {
+        es: "el grafo de espera ya no se muestra solo",
+        en: "the wait graph is no longer shown by itself"
+    }
+    /// `:waits auto 3s`.
+    WaitsAutoOn {
+        es: "el grafo de espera se muestra solo cuando los procesos de una celda quedan \
+             trabados {secs} s",
+        en: "the wait graph is shown by itself once a cell's processes stay stuck for {secs} s"
+    }
+    /// `:waits stop-after off`.
+    WaitsStopOff {
+        es: "una celda trabada ya no se detiene sola",
+        en: "a stuck cell is no longer stopped by itself"
+    }
+    /// `:waits stop-after 5s`.
+    WaitsStopOn {
+        es: "una celda cuyos procesos quedan trabados {secs} s se detiene sola (se conservan \
+             las variables)",
+        en: "a cell whose processes stay stuck for {secs} s is stopped (variables are kept)"
+    }
+    /// A `:waits` it does not understand.
+    WaitsUsage {
+        es: "`:waits {arg}`: escribí `:waits`, `:waits auto 3s|off` o `:waits stop-after 5s|off` \
+             (entre 0 y 3600 segundos)",
+        en: "`:waits {arg}`: write `:waits`, `:waits auto 3s|off` or `:waits stop-after 5s|off` \
+             (between 0 and 3600 seconds)"
+    }
 }
 
 #[cfg(test)]

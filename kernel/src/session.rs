@@ -316,7 +316,7 @@ impl Session {
         self.shared.cell_seq.store(cell, Ordering::SeqCst);
         crate::interrupt::cell_started(&self.shared, cell);
         self.shared.executing.store(true, Ordering::SeqCst);
-        crate::waits::watch_cell(&self.shared, cell);
+        crate::waits::watch_cell(&self.shared, cell, &self.messages);
         let (children, flush_router) = (self.child_outputs.clone(), router.clone());
         crate::input::open(crate::input::Desk {
             parent: parent.clone(),
