@@ -58,7 +58,10 @@ fn is_cell_library(p: &Path) -> bool {
 /// items), deletes the old runner's cell libraries and, with forja, starts
 /// the new runner's stdout flusher. Returns the cell's text.
 pub fn run(ctx: &mut CommandContext, shared: &SessionState, forja: bool) -> Result<String, String> {
-    let mut lost: Vec<String> = ctx.variables_and_types().map(|(n, _)| n.to_owned()).collect();
+    let mut lost: Vec<String> = ctx
+        .variables_and_types()
+        .map(|(n, _)| n.to_owned())
+        .collect();
     lost.sort();
     lost.dedup();
     let old = shared.runner_pid.load(Ordering::SeqCst);
@@ -150,7 +153,9 @@ mod tests {
 
     #[test]
     fn only_evcxr_cell_copies_are_cell_libraries() {
-        assert!(is_cell_library(Path::new("/t/target/debug/deps/libcode_12.so")));
+        assert!(is_cell_library(Path::new(
+            "/t/target/debug/deps/libcode_12.so"
+        )));
         assert!(!is_cell_library(Path::new("/t/libcode_.so")));
         assert!(!is_cell_library(Path::new("/t/libcode_1a.so")));
         assert!(!is_cell_library(Path::new("/t/libctx.so")));

@@ -313,7 +313,11 @@ impl Session {
             .map(|(n, _)| n.to_owned())
             .collect();
         let _ = router.send(output::Command::Begin(Box::new(parent.clone())));
-        if let Some(w) = self.warning.take().or_else(|| crate::fresh::suggestion(&self.shared)) {
+        if let Some(w) = self
+            .warning
+            .take()
+            .or_else(|| crate::fresh::suggestion(&self.shared))
+        {
             let _ = self.messages.send(SideMessage::Stream {
                 name: "stderr".into(),
                 text: w,
