@@ -6,7 +6,11 @@ the kernel's memory and the session's disk use (issue 21). evcxr loads each
 cell as a library and never unloads it, so this is where growth would show.
 Not part of CI.
 
-Usage: .venv/bin/python bench/soak.py [--passes 5] [--env VAR=VALUE ...]
+With --fresh, `:fresh` runs after each pass (a new runner that keeps the
+functions and types and drops the old cell libraries) and the measures are
+taken again: the bound a student gets with one command.
+
+Usage: .venv/bin/python bench/soak.py [--passes 5] [--fresh] [--env VAR=VALUE ...]
 """
 import argparse
 import os
@@ -74,6 +78,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--env", action="append", default=[])
+    ap.add_argument("--fresh", action="store_true", help="run :fresh after each pass")
     args = ap.parse_args()
 
     def stop(*_):
@@ -90,7 +95,7 @@ def main():
         work = next(iter(base.glob(f"forja-kernel-{kernel}-*")), None)
         rows = []
         try:
-            soak(kc, kernel, work, rows, args.passes)
+            soak(kc, kernel, work, rows, args.passes, args.fresh)
         except KeyboardInterrupt:
             print("stopped: the table has the passes done", flush=True)
         finally:
@@ -99,7 +104,7 @@ def main():
     table(rows, args)
 
 
-def soak(kc, kernel, work, rows, passes):
+def soak(kc, kernel, work, rows, passes, fresh=False):
     """Runs the passes, appending (name, seconds, failed cells, measures) to rows."""
     run_cell(kc, "1 + 1")
     wait_idle(kernel)
@@ -117,6 +122,12 @@ def soak(kc, kernel, work, rows, passes):
         rows.append((f"pass {n}", time.perf_counter() - t, failed, measure(kernel, work)))
         print(f"pass {n}: {rows[-1][1]:.0f} s, {failed} cells failed "
               f"(some demos fail on purpose), {rows[-1][3]}", flush=True)
+        if fresh:
+            t = time.perf_counter()
+            run_cell(kc, ":fresh", timeout=600, allow_error=False)
+            wait_idle(kernel)
+            rows.append((f"pass {n} + :fresh", time.perf_counter() - t, 0, measure(kernel, work)))
+            print(f":fresh: {rows[-1][1]:.1f} s, {rows[-1][3]}", flush=True)
 
 
 def table(rows, args):

@@ -11,6 +11,7 @@
 //! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
 //! - [`content_blocks`]: evcxr content blocks printed during a cell, found so each becomes a display at once.
+//! - [`fresh`]: `:fresh`, a new runner at a cell boundary keeping the items, and the note that suggests it.
 //! - [`hints`]: the hints added after rustc's errors for the mistakes beginners make with processes.
 //! - [`history`]: the execution history on disk, answering `history_request`.
 //! - [`input`]: answers `forja::input` over the side channel, through Jupyter's stdin channel.
@@ -43,6 +44,7 @@ pub mod comms;
 pub mod compile_errors;
 pub mod config;
 pub mod content_blocks;
+pub mod fresh;
 pub mod hints;
 pub mod history;
 pub mod input;

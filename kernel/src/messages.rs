@@ -161,6 +161,24 @@ forja::catalogue! {
         en: "these variables were lost: {vars} (re-run the cells that define them); functions \
              and types were kept"
     }
+    /// `:fresh` done.
+    FreshDone {
+        es: "Runner nuevo (pid {old} → {new}): se descargaron sus {libs} bibliotecas de celdas y \
+             se borraron {files} archivos ({mb} MB); {lost}.",
+        en: "Fresh runner (pid {old} → {new}): its {libs} cell libraries were unloaded and {files} \
+             files deleted ({mb} MB); {lost}."
+    }
+    /// The runner has loaded many cell libraries: suggest `:fresh`, once.
+    FreshSuggested {
+        es: "(nota: el proceso que ejecuta tu código ya cargó {libs} celdas y nunca las \
+             descarga, así que ocupa cada vez más memoria y disco. `:fresh` (o `:refrescar`) \
+             arranca uno nuevo: conserva funciones, tipos, `use` y `:dep`, y te dice qué \
+             variables se pierden)",
+        en: "(note: the process running your code has loaded {libs} cells and never unloads \
+             them, so it uses more memory and disk each time. `:fresh` starts a new one: it \
+             keeps functions, types, `use`s and `:dep`s, and tells you which variables are \
+             lost)"
+    }
     /// A panic without a message.
     CellPanicked { es: "la celda hizo panic", en: "the cell panicked" }
     /// After a panic.

@@ -298,13 +298,26 @@ impl Session {
                 },
             };
         }
+        if crate::fresh::is_command(trimmed) {
+            return match crate::fresh::run(&mut self.ctx, &self.shared, self.forja) {
+                Ok(text) => Outcome {
+                    data: Some(crate::fresh::text_bundle(text)),
+                    ..Default::default()
+                },
+                Err(e) => crate::fresh::failed(e),
+            };
+        }
         let before: Vec<String> = self
             .ctx
             .variables_and_types()
             .map(|(n, _)| n.to_owned())
             .collect();
         let _ = router.send(output::Command::Begin(Box::new(parent.clone())));
-        if let Some(w) = self.warning.take() {
+        if let Some(w) = self
+            .warning
+            .take()
+            .or_else(|| crate::fresh::suggestion(&self.shared))
+        {
             let _ = self.messages.send(SideMessage::Stream {
                 name: "stderr".into(),
                 text: w,

@@ -478,8 +478,11 @@ Panic detected. Here's some useful information if you're filing a bug report.
             AvailableCommand::new(
                 ":restart",
                 "Restart child process",
-                |ctx, _state, _args| {
+                |ctx, state, _args| {
                     ctx.eval_context.restart_child_process()?;
+                    // forja patch: the state this command's cell commits
+                    // must not bring the dead runner's variables back.
+                    state.forget_variables();
                     text_output("Child process restarted")
                 },
             ),

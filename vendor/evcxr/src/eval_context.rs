@@ -1342,6 +1342,14 @@ impl ContextState {
         }
     }
 
+    /// forja patch: the variables are gone with the runner that held them
+    /// (`:restart`); the items, deps and config stay.
+    pub(crate) fn forget_variables(&mut self) {
+        self.variable_states.clear();
+        self.stored_variable_states.clear();
+        self.untouched_variables.clear();
+    }
+
     pub fn time_passes(&self) -> bool {
         self.config.time_passes
     }
