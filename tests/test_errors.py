@@ -202,6 +202,7 @@ def test_panic_names_the_cell_and_line(kernel_es: Kernel):
     text = strip_ansi("\n".join(ex.error["traceback"]))
     assert f"celda [{count}], línea 3" in text, text
     assert "src/lib.rs" not in text and "RUST_BACKTRACE" not in text, text
+    assert "src/lib.rs" not in ex.stderr and "RUST_BACKTRACE" not in ex.stderr, ex.dump()
 
 
 def test_panic_in_a_function_of_an_earlier_cell(kernel_es: Kernel):
@@ -223,6 +224,8 @@ def test_todo_in_an_exercise_says_so_in_one_line(kernel_es: Kernel):
     tb = ex.error["traceback"]
     assert len(tb) == 1, tb
     assert "falta resolver el ejercicio: `todo!()` en `sum_with_workers`" in strip_ansi(tb[0]), tb
+    # The note is the one line shown: no raw panic line on stderr above it.
+    assert "panicked at" not in ex.stderr and "not yet implemented" not in ex.stderr, ex.dump()
 
 
 # ---- a `?` that returns an `Err` fails the cell ----

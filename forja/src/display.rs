@@ -348,7 +348,9 @@ fn install_runner_panic_hook() {
     let previous = std::panic::take_hook();
     let backtraces = std::env::var_os(crate::link::env::BACKTRACE).is_some();
     std::panic::set_hook(Box::new(move |info| {
-        if backtraces || std::thread::current().name() != Some("main") {
+        // The main thread by its tid: the cell's copy of std does not know
+        // the runner's main thread by name.
+        if backtraces || nix::unistd::gettid() != nix::unistd::getpid() {
             previous(info);
         }
         let _ = write_stdout_frame(&Message::panic_report(info, None));
