@@ -202,6 +202,7 @@ def test_panic_names_the_cell_and_line(kernel_es: Kernel):
     text = strip_ansi("\n".join(ex.error["traceback"]))
     assert f"celda [{count}], línea 3" in text, text
     assert "src/lib.rs" not in text and "RUST_BACKTRACE" not in text, text
+    assert "src/lib.rs" not in ex.stderr and "RUST_BACKTRACE" not in ex.stderr, ex.dump()
 
 
 def test_panic_in_a_function_of_an_earlier_cell(kernel_es: Kernel):
@@ -223,3 +224,75 @@ def test_todo_in_an_exercise_says_so_in_one_line(kernel_es: Kernel):
     tb = ex.error["traceback"]
     assert len(tb) == 1, tb
     assert "falta resolver el ejercicio: `todo!()` en `sum_with_workers`" in strip_ansi(tb[0]), tb
+    # The note is the one line shown: no raw panic line on stderr above it.
+    assert "panicked at" not in ex.stderr and "not yet implemented" not in ex.stderr, ex.dump()
+
+
+# ---- a `?` that returns an `Err` fails the cell ----
+
+QUESTION_MARK_TEXTS = {
+    "ascii": ("// check the parse", "not a number"),
+    "accents": ("// Autoverificación: ¿se lee el número?", "¡no es un número!"),
+}
+
+
+@pytest.mark.parametrize("name", list(QUESTION_MARK_TEXTS))
+def test_question_mark_on_an_err_fails_the_cell(kernel_es: Kernel, name: str):
+    comment, text = QUESTION_MARK_TEXTS[name]
+    code = f'{comment}\nlet n: i32 = "{text}".parse()?;\nprintln!("no llega {{n}}");'
+    ex = kernel_es.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert ex.error["ename"] == "Error", ex.dump()
+    assert f"celda [{count}]" in ex.error["evalue"] and "`?`" in ex.error["evalue"], ex.dump()
+    # The error's own text, as the cell printed it; nothing after the `?` ran.
+    assert "invalid digit" in ex.stderr, ex.dump()
+    assert "no llega" not in ex.stdout, ex.dump()
+    # The session goes on.
+    after = kernel_es.execute("1 + 1")
+    assert after.status == "ok" and after.result["data"]["text/plain"] == "2", after.dump()
+
+
+def test_question_mark_on_an_ok_stays_ok(kernel_es: Kernel):
+    code = '// ¿se lee?\nlet n: i32 = "42".parse()?;\nn + 1'
+    ex = kernel_es.execute(code)
+    assert ex.status == "ok", ex.dump()
+    assert ex.result["data"]["text/plain"] == "43", ex.dump()
+    assert ex.error is None, ex.dump()
+
+
+def test_question_mark_error_stops_a_notebook():
+    """nbclient with allow_errors=False stops at a self-check failing
+    through `?` (it used to pass silently)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from conftest import FIRST_CELL_TIMEOUT, KERNEL_NAME, STARTUP_TIMEOUT
+
+    nb = new_notebook(
+        metadata={
+            "kernelspec": {"name": KERNEL_NAME, "display_name": "Rust (forja)", "language": "rust"},
+            "language_info": {"name": "rust"},
+        }
+    )
+    nb.cells = [
+        new_code_cell('let ok: u8 = "7".parse()?;\nok'),
+        new_code_cell('// Autoverificación\nlet bad: u8 = "700".parse()?;\nbad'),
+        new_code_cell('println!("no se ejecuta");'),
+    ]
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=FIRST_CELL_TIMEOUT,
+        startup_timeout=STARTUP_TIMEOUT,
+        allow_errors=False,
+    )
+    with pytest.raises(CellExecutionError):
+        client.execute()
+    code = nb.cells
+    assert code[0].execution_count == 1 and code[1].execution_count == 2
+    assert code[2].execution_count is None and code[2].outputs == []
+    errors = [o for o in code[1].outputs if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "Error", code[1].outputs

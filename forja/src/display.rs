@@ -338,13 +338,21 @@ fn readable(s: &UnixStream, timeout: std::time::Duration) -> bool {
     poll(&mut fds, ms).is_ok_and(|n| n > 0)
 }
 
-/// In the runner: after the usual panic message on stderr, a typed report of
-/// the panic on stdout, before evcxr's own panic notice, so the kernel shows
-/// the message without reading it back from the text.
+/// In the runner: a typed report of the panic on stdout, before evcxr's own
+/// panic notice, so the kernel shows the message without reading it back
+/// from the text. A panic on the main thread (the cell's) becomes the cell's
+/// error, placed in the cell, so Rust's usual message on stderr (naming
+/// `src/lib.rs`, with its `RUST_BACKTRACE` note) is left out unless the user
+/// asked for backtraces (`FORJA_BACKTRACE`); other threads' panics keep it.
 fn install_runner_panic_hook() {
     let previous = std::panic::take_hook();
+    let backtraces = std::env::var_os(crate::link::env::BACKTRACE).is_some();
     std::panic::set_hook(Box::new(move |info| {
-        previous(info);
+        // The main thread by its tid: the cell's copy of std does not know
+        // the runner's main thread by name.
+        if backtraces || nix::unistd::gettid() != nix::unistd::getpid() {
+            previous(info);
+        }
         let _ = write_stdout_frame(&Message::panic_report(info, None));
     }));
 }

@@ -187,6 +187,12 @@ forja::catalogue! {
              ahí.",
         en: "Variables defined by this cell were not kept; earlier ones are still there."
     }
+    /// A cell whose code returned early through `?` with an `Err` (the
+    /// error's own text is above it, on stderr).
+    QuestionMarkError {
+        es: "{cell}: la celda terminó en un `?` con el error de arriba",
+        en: "{cell}: the cell stopped at a `?` with the error above"
+    }
     /// A cell that did not compile, without rustc's message.
     DidNotCompile { es: "la celda no compiló", en: "the cell did not compile" }
 

@@ -436,6 +436,9 @@ impl Session {
                 out.error = Some(self.panic_error(&report, cell));
                 let _ = outputs;
             }
+            Ok(outputs) if outputs.user_error => {
+                out.error = Some(question_mark_error(cell));
+            }
             Ok(outputs) => {
                 if !outputs.content_by_mime_type.is_empty() {
                     out.data = Some(
@@ -623,5 +626,17 @@ fn lost_variables_text(mut before: Vec<String>, after: &[String]) -> String {
         crate::messages::Msg::NoVariablesLost.get().to_owned()
     } else {
         crate::messages::Msg::VariablesLost.fill(&[("vars", &before.join(", "))])
+    }
+}
+
+/// A cell whose `?` returned an `Err`: an error reply naming the cell (the
+/// error's own text is already on stderr, as the cell printed it).
+fn question_mark_error(cell: u64) -> CellError {
+    let place = crate::cell_lines::describe(None, cell, crate::messages::lang());
+    let evalue = crate::messages::Msg::QuestionMarkError.fill(&[("cell", &place)]);
+    CellError {
+        ename: "Error".into(),
+        evalue: evalue.clone(),
+        traceback: vec![format!("\x1b[31mError\x1b[0m: {evalue}")],
     }
 }

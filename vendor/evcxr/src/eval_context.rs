@@ -974,6 +974,7 @@ impl EvalContext {
             } else if line == evcxr_internal_runtime::USER_ERROR_OCCURRED {
                 // A question mark operator in user code triggered an early
                 // return. Any newly defined variables won't have been stored.
+                output.user_error = true;
                 state
                     .variable_states
                     .retain(|_variable_name, variable_state| {
@@ -1218,6 +1219,9 @@ pub struct EvalOutputs {
     pub content_by_mime_type: HashMap<String, String>,
     pub timing: Option<Duration>,
     pub phases: Vec<PhaseDetails>,
+    /// forja patch: the cell's code returned early through `?` with an
+    /// error (its text went to stderr); the cell failed.
+    pub user_error: bool,
 }
 
 impl EvalOutputs {
@@ -1226,6 +1230,7 @@ impl EvalOutputs {
             content_by_mime_type: HashMap::new(),
             timing: None,
             phases: Vec::new(),
+            user_error: false,
         }
     }
 
@@ -1258,6 +1263,7 @@ impl EvalOutputs {
             (t1, t2) => t1.or(t2),
         };
         self.phases.append(&mut other.phases);
+        self.user_error |= other.user_error;
     }
 }
 
