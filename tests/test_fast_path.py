@@ -123,21 +123,33 @@ def test_cargo_config(kernels):
     var = unique("FAST_CONFIG").upper()
     cell = PRINT_ENV.replace("{var}", var)
     assert primed(kernels, cell) == "None"
+    # The session's config already holds the prebuilt build's settings (its
+    # vendored sources): the `[env]` table goes after them, and they come
+    # back afterwards, so no dependency is rebuilt from crates.io.
     configs = []
     for k in kernels.values():
         crate_dir = Path(run(k, 'println!("{}", env!("CARGO_MANIFEST_DIR"));'))
         config = crate_dir.parent / ".cargo" / "config.toml"
         config.parent.mkdir(exist_ok=True)
-        config.write_text(f'[env]\n{var} = "from-config"\n')
-        configs.append(config)
+        original = config.read_text() if config.exists() else None
+        assert "[env]" not in (original or ""), "the session's config has an [env] already"
+        configs.append((config, original))
+
+    def write(value):
+        for config, original in configs:
+            config.write_text(f'{original or ""}\n[env]\n{var} = "{value}"\n')
+
     try:
+        write("from-config")
         assert both(kernels, cell) == 'Some("from-config")'
-        for config in configs:
-            config.write_text(f'[env]\n{var} = "changed"\n')
+        write("changed")
         assert both(kernels, cell) == 'Some("changed")'
     finally:
-        for config in configs:
-            config.unlink()
+        for config, original in configs:
+            if original is None:
+                config.unlink()
+            else:
+                config.write_text(original)
 
 
 def test_opt(kernels):
