@@ -173,10 +173,9 @@ def test_student_versions_in_sync():
     assert not stale, f"regenerate with `python notebooks/build_student.py`: {stale}"
 
 
-# Links in the student bundle that still leave it: cells of lessons 02 and 05
-# that issue 20 items 2-5 rewrite (another change). Tolerated, not required:
-# remove an entry once its cell points inside the bundle (AYUDA.md).
-KNOWN_LINKS_OUT = {("02_pipe_y_queue.ipynb", "README.md"), ("05_memoria_compartida.ipynb", "README.md")}
+# Links in the student bundle that may still leave it (none left: every
+# lesson points inside the bundle). Tolerated, not required.
+KNOWN_LINKS_OUT: set[tuple[str, str]] = set()
 MD_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML_LINK = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""")
 

@@ -46,7 +46,7 @@ SETUP = {
     "01_procesos": [],
     "02_pipe_y_queue": [],
     "03_lock": [],
-    "04_pool": ["l04-c02", "l04-c17"],  # count_primes; the lesson's pool, closed
+    "04_pool": ["l04-c02", "l04-c17", "l04-ej3-datos"],  # count_primes; the lesson's pool, closed; square_where
     "05_memoria_compartida": ["l05-c22"],
 }
 CHECK_TIMEOUT = int(os.environ.get("FORJA_WRONG_SOLUTION_TIMEOUT", "120"))

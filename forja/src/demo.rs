@@ -1,6 +1,7 @@
 //! Small helpers the lessons use to show operating-system behaviour that
-//! forja otherwise prevents (a real orphan) and to keep a failed self-check
-//! from leaving processes behind. Not needed by programs.
+//! forja otherwise prevents (a real orphan, a crash, a child's copy-on-write
+//! pages) and to keep a failed self-check from leaving processes behind. Not
+//! needed by programs.
 //!
 //! An orphan, step by step (what lesson 01 does):
 //!
@@ -76,6 +77,107 @@ pub fn kill_pid(pid: i32) -> Result<()> {
     }
     kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
         .map_err(|e| Error::os("sending a signal (kill)", std::io::Error::from(e)))
+}
+
+/// The calling process's private modified memory in KiB: the `Private_Dirty`
+/// line of `/proc/self/smaps_rollup` (0 when it cannot be read). After a
+/// `fork`, the pages a process copied for itself (copy-on-write) count here;
+/// the pages it still shares with its parent do not.
+///
+/// ```
+/// let before = forja::demo::private_dirty_kib();
+/// let fresh = vec![7u8; 8 << 20]; // 8 MiB written by this process
+/// assert!(forja::demo::private_dirty_kib() >= before + 4 * 1024);
+/// drop(fresh);
+/// ```
+pub fn private_dirty_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Private_Dirty:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `f` in a new child process on the **child's copy** of `data`, waits
+/// for the child and returns its exit code (`Some(0)` if `f` returned, `Some(1)`
+/// if it panicked). After `fork` the child sees the parent's memory at the same
+/// addresses, shared copy-on-write: what `f` reads costs nothing, what it
+/// writes is copied page by page, and the parent's `data` never changes.
+///
+/// ```
+/// let mut data = vec![1u8; 1 << 20];
+/// let code = forja::demo::in_child_on_copy(&mut data, |mine| {
+///     mine.fill(2);
+///     assert!(mine.iter().all(|&b| b == 2));
+/// })
+/// .unwrap();
+/// assert_eq!(code, Some(0));
+/// assert!(data.iter().all(|&b| b == 1)); // the parent's copy is untouched
+/// ```
+pub fn in_child_on_copy<F>(data: &mut [u8], f: F) -> Result<Option<i32>>
+where
+    F: FnOnce(&mut [u8]) + Send + 'static,
+{
+    let (addr, len) = (data.as_mut_ptr() as usize, data.len());
+    let child = crate::Process::new(move || {
+        // SAFETY: this runs in the child, right after `fork`: the child has
+        // its own copy of the parent's address space, so `addr..addr + len`
+        // is the child's copy of `data`, valid and initialised. The parent
+        // lent `data` as `&mut` for the whole call, so no other reference to
+        // it existed when the child was forked; in the child nothing else
+        // uses it while `f` runs.
+        let mine = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) };
+        f(mine);
+    });
+    child.start()?;
+    child.join()?;
+    Ok(child.exitcode())
+}
+
+/// Ends the calling process with a real failure, and without a core file:
+/// `"abort"` (SIGABRT, exit code -6), `"segfault"` (a write to an invalid
+/// address: SIGSEGV, -11), anything else a `panic!` (which forja turns into
+/// exit code 1 in a child). Call it in a child: in the notebook's own process
+/// it would end the session.
+///
+/// The kernel's runner handles SIGSEGV (it prints a trace and aborts) and a
+/// child inherits signal handlers through `fork`, so this first restores the
+/// default action: the child dies of SIGSEGV, as a program would.
+///
+/// ```
+/// let p = forja::Process::new(|| forja::demo::crash("abort"));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(-6));
+/// ```
+pub fn crash(how: &str) -> ! {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct it is given, which lives on this
+    // stack for the whole call; lowering RLIMIT_CORE only stops core files.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    match how {
+        "abort" => std::process::abort(),
+        "segfault" => {
+            use nix::sys::signal::{SigHandler, Signal, signal};
+            // SAFETY: SIG_DFL installs no Rust code as a handler, so no
+            // handler can run at an unsafe moment.
+            let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
+            // SAFETY: none on purpose: address 16 is never mapped, so this
+            // write raises SIGSEGV, which (default action) ends the process
+            // before anything can observe the write.
+            unsafe { std::ptr::without_provenance_mut::<u8>(16).write_volatile(42) };
+            unreachable!("writing to address 16 raises SIGSEGV")
+        }
+        _ => panic!(
+            "{}",
+            crate::lang::pick("un panic en el hijo", "a panic in the child")
+        ),
+    }
 }
 
 /// Kills, when dropped, the children of this process that started after it
