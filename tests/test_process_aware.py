@@ -314,9 +314,12 @@ BLOCKING = {
         f"println!(\"READY\"); {FLUSH}\n"
         "{ let _g = l.acquire().unwrap(); println!(\"acquired\"); }"
     ),
+    # The child does not wait on the barrier: with every process of the
+    # tree in a forja wait nobody can satisfy, forja names it a Deadlock
+    # (issue 17) instead of hanging; here the child is busy elsewhere.
     "barrier_wait": (
-        "let b = Barrier::new(3).unwrap();\n"
-        f"let p = {{ let b = b.clone(); Process::new(move || {{ let _ = b.wait(); loop {{ {NAP}; }} }}) }};\n"
+        "let b = Barrier::new(2).unwrap();\n"
+        f"let p = Process::new(move || loop {{ {NAP}; }});\n"
         "p.start().unwrap(); println!(\"PIDS [{}]\", p.pid().unwrap());\n"
         f"println!(\"READY\"); {FLUSH}\n"
         "b.wait().unwrap(); println!(\"passed\");"
