@@ -90,6 +90,22 @@ def test_a_display_is_in_spanish(kernel_es: Kernel):
     assert "código de salida" in html and "sin iniciar" in html, ex.dump()
 
 
+def test_the_magics_help_is_in_spanish(kernel_es: Kernel):
+    ex = kernel_es.execute(":help")
+    assert ex.status == "ok", ex.dump()
+    text = "".join(
+        r.content.get("data", {}).get("text/plain", "")
+        for r in ex.iopub
+        if r.type in ("display_data", "execute_result")
+    )
+    lines = {l.split()[0]: l for l in text.splitlines() if l.startswith(":")}
+    for magic in (":procs", ":kill", ":waits", ":fresh", ":dep", ":vars", ":help"):
+        assert magic in lines, ex.dump()
+    assert "procesos que arrancaron tus celdas" in lines[":procs"], ex.dump()
+    assert "agrega una dependencia" in lines[":dep"], ex.dump()
+    assert "Print command help" not in text, ex.dump()
+
+
 def test_an_interrupt_is_in_spanish(kernel_es: Kernel):
     code = f'println!("READY"); {FLUSH}\nforja::sleep(std::time::Duration::from_secs(60)).ok();'
     mid = kernel_es.send_execute(code)

@@ -273,6 +273,12 @@ impl Session {
         if let Some(arg) = trimmed.strip_prefix(":waits") {
             return crate::waits::command(&self.shared, arg);
         }
+        if trimmed == ":help" {
+            return Outcome {
+                data: Some(crate::help::table()),
+                ..Default::default()
+            };
+        }
         if trimmed == ":procs" {
             return Outcome {
                 data: Some(crate::procs::list(&self.shared)),
