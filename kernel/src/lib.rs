@@ -12,8 +12,8 @@
 //! - [`config`]: where a session finds things (its crate dir, forja, the prebuilt build).
 //! - [`content_blocks`]: evcxr content blocks printed during a cell, found so each becomes a display at once.
 //! - [`fresh`]: `:fresh`, a new runner at a cell boundary keeping the items, and the note that suggests it.
-//! - [`hints`]: the hints added after rustc's errors for the mistakes beginners make with processes.
 //! - [`help`]: `:help`, the kernel's magics and evcxr's commands described in the student's language.
+//! - [`hints`]: the hints added after rustc's errors for the mistakes beginners make with processes.
 //! - [`history`]: the execution history on disk, answering `history_request`.
 //! - [`input`]: answers `forja::input` over the side channel, through Jupyter's stdin channel.
 //! - [`install`]: `forja-kernel install` / `uninstall`, the kernelspec.
