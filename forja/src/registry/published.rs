@@ -13,8 +13,11 @@
 //! `getenv` in other threads: the C library takes no lock that all readers
 //! honour).
 
+use crate::error::Result;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One mapping of a published memfd, as this process sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,67 @@ fn pid_in_name(link: &[u8], prefix: &str) -> Option<i32> {
     let rest = link.strip_prefix(prefix.as_bytes())?;
     let rest = rest.strip_suffix(b" (deleted)").unwrap_or(rest);
     std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
+/// This process's own mapping of `kind` if it made one, else the newest
+/// inherited one (by inode).
+pub(crate) fn newest(kind: &str) -> Option<Published> {
+    let me = crate::os::pid();
+    find_all(kind)
+        .into_iter()
+        .max_by_key(|p| (p.pid == me, p.ino))
+}
+
+/// A mapping one process tree shares (the timeline's ring, the wait table):
+/// the first process that needs it makes it, forked children inherit it, and
+/// each copy of forja finds it once with its `find` and caches the address.
+pub(crate) struct TreeMapping {
+    cached: AtomicUsize,
+    create_lock: Mutex<()>,
+}
+
+impl TreeMapping {
+    pub(crate) const fn new() -> TreeMapping {
+        TreeMapping {
+            cached: AtomicUsize::new(0),
+            create_lock: Mutex::new(()),
+        }
+    }
+
+    /// Its address, if this process has it (inherited or its own).
+    #[inline]
+    pub(crate) fn existing(&self, find: impl FnOnce() -> Result<Option<usize>>) -> Option<usize> {
+        match self.cached.load(Ordering::Acquire) {
+            0 => self.existing_slow(find),
+            cached => Some(cached),
+        }
+    }
+
+    #[cold]
+    fn existing_slow(&self, find: impl FnOnce() -> Result<Option<usize>>) -> Option<usize> {
+        let addr = find().ok().flatten()?;
+        self.cached.store(addr, Ordering::Release);
+        Some(addr)
+    }
+
+    /// Its address, made now by `create` if there is none (this process
+    /// becomes its root): under a lock, so one thread makes it.
+    pub(crate) fn current(
+        &self,
+        find: impl Fn() -> Result<Option<usize>>,
+        create: impl FnOnce() -> Result<usize>,
+    ) -> Result<usize> {
+        if let Some(addr) = self.existing(&find) {
+            return Ok(addr);
+        }
+        let _guard = self.create_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let addr = match find()? {
+            Some(addr) => addr,
+            None => create()?,
+        };
+        self.cached.store(addr, Ordering::Release);
+        Ok(addr)
+    }
 }
 
 /// One line of `/proc/self/maps`, the fields forja needs.

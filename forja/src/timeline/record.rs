@@ -6,7 +6,7 @@
 use super::{CAPACITY, VERSION};
 use crate::error::{Error, Result};
 use crate::identity::ProcessInfo;
-use crate::registry::published::{self, Published};
+use crate::registry::published::{self, TreeMapping};
 use crate::shm::AtomicName;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
@@ -66,8 +66,7 @@ const MAP_LEN: usize = std::mem::size_of::<Header>() + CAPACITY * std::mem::size
 /// Per-copy cache of the mapping's address (0: not looked up yet). A forked
 /// child inherits both the cache and the mapping, so a cached address is
 /// valid in every process that has it.
-static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
-static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static MAPPING: TreeMapping = TreeMapping::new();
 
 /// The timeline's mapping: its header and its ring of records.
 pub(super) struct RecordRing {
@@ -134,39 +133,19 @@ fn tl_err(message: impl Into<String>) -> Error {
 
 /// The published mapping, if this process has one (inherited or its own).
 fn existing() -> Option<RecordRing> {
-    let cached = CACHED_ADDR.load(Ordering::Acquire);
-    if cached != 0 {
-        return Some(from_addr(cached));
-    }
-    let addr = find_published().ok().flatten()?;
-    CACHED_ADDR.store(addr, Ordering::Release);
-    Some(from_addr(addr))
+    MAPPING.existing(find_published).map(from_addr)
 }
 
 /// The mapping, made now if there is none.
 pub(super) fn current() -> Result<RecordRing> {
-    if let Some(s) = existing() {
-        return Ok(s);
-    }
-    let _guard = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(addr) = find_published()? {
-        CACHED_ADDR.store(addr, Ordering::Release);
-        return Ok(from_addr(addr));
-    }
-    let addr = create()?;
-    CACHED_ADDR.store(addr, Ordering::Release);
-    Ok(from_addr(addr))
+    MAPPING.current(find_published, create).map(from_addr)
 }
 
 /// The timeline mapping this process holds an fd of (see
 /// `registry/published.rs`: so it was made here or inherited by `fork`, not
 /// lost in an `exec`): its own if it made one, else the newest inherited.
 fn find_published() -> Result<Option<usize>> {
-    let me = crate::os::pid();
-    let Some(p) = published::find_all(MEMFD_KIND)
-        .into_iter()
-        .max_by_key(|p: &Published| (p.pid == me, p.ino))
-    else {
+    let Some(p) = published::newest(MEMFD_KIND) else {
         return Ok(None);
     };
     if p.len < MAP_LEN {

@@ -5,9 +5,9 @@
 //! that sleeps in a forja wait, and the primitives' names.
 
 use crate::error::{Error, Result};
-use crate::registry::published::{self, Published};
+use crate::registry::published::{self, TreeMapping};
 use crate::shm::AtomicName;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"FORJAWAI");
 /// Layout version; bump it whenever the layout changes.
@@ -82,8 +82,7 @@ const MAP_LEN: usize = NAMES_AT + NAMES * std::mem::size_of::<NameSlot>();
 
 /// Per-copy cache of the mapping's address (0: not looked up yet); a forked
 /// child inherits the cache and the mapping at the same address.
-static CACHED_ADDR: AtomicUsize = AtomicUsize::new(0);
-static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static MAPPING: TreeMapping = TreeMapping::new();
 
 /// The wait table of this process's tree.
 #[derive(Clone, Copy)]
@@ -118,43 +117,18 @@ fn table_err(message: impl Into<String>) -> Error {
 /// The table, if this process has one (inherited or its own).
 #[inline]
 pub(crate) fn existing() -> Option<Table> {
-    let cached = CACHED_ADDR.load(Ordering::Acquire);
-    if cached != 0 {
-        return Some(from_addr(cached));
-    }
-    existing_slow()
-}
-
-#[cold]
-fn existing_slow() -> Option<Table> {
-    let addr = find_published().ok().flatten()?;
-    CACHED_ADDR.store(addr, Ordering::Release);
-    Some(from_addr(addr))
+    MAPPING.existing(find_published).map(from_addr)
 }
 
 /// The table, made now if there is none (this process becomes its root).
 pub(crate) fn current() -> Result<Table> {
-    if let Some(t) = existing() {
-        return Ok(t);
-    }
-    let _guard = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(addr) = find_published()? {
-        CACHED_ADDR.store(addr, Ordering::Release);
-        return Ok(from_addr(addr));
-    }
-    let addr = create()?;
-    CACHED_ADDR.store(addr, Ordering::Release);
-    Ok(from_addr(addr))
+    MAPPING.current(find_published, create).map(from_addr)
 }
 
 /// The table this process holds an fd of: its own, else the newest
 /// inherited one.
 fn find_published() -> Result<Option<usize>> {
-    let me = crate::os::pid();
-    let Some(p) = published::find_all(MEMFD_KIND)
-        .into_iter()
-        .max_by_key(|p: &Published| (p.pid == me, p.ino))
-    else {
+    let Some(p) = published::newest(MEMFD_KIND) else {
         return Ok(None);
     };
     if p.len < MAP_LEN {
