@@ -103,8 +103,10 @@ def late_session(name, setup=None):
         nonlocal failed
         try:
             return run_cell(kc, code)
-        except RuntimeError:
+        except RuntimeError as e:
             failed += 1
+            first = code.strip().splitlines()[0] if code.strip() else ""
+            print(f"[{name}] cell failed: {first[:70]!r}: {str(e)[-200:]}", file=sys.stderr)
             return 0.0
 
     out = {}
@@ -186,9 +188,11 @@ def main():
     ap.add_argument("--against", help="another forja-kernel binary to compare with")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--late", action="store_true", help="only the late-in-a-session rows")
+    ap.add_argument("--columns", default="forja,all,evcxr",
+                    help="late rows: which kernels (forja, all = every variable loaded, evcxr)")
     args = ap.parse_args()
     if args.late:
-        return late_main(args.against)
+        return late_main(args.against, set(args.columns.split(",")))
     if args.against:
         return compare(args.against, args.rounds, args.runs)
     evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
@@ -226,7 +230,7 @@ def main():
             print(f"| {label} | {f*1000:.0f} ms | (not installed) | - |")
 
 
-def late_main(against):
+def late_main(against, columns=frozenset({"forja", "all", "evcxr"})):
     """Late-in-a-session rows: this kernel, and evcxr_jupyter (or, with
     --against, another forja-kernel binary) on the same sequence."""
     evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
@@ -234,16 +238,19 @@ def late_main(against):
         base = Path(tmp)
         write_spec(base, "bench-forja", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"])
         os.environ["JUPYTER_PATH"] = str(base)
-        results = {"forja-kernel": late_session("bench-forja")}
+        results = {}
+        if "forja" in columns:
+            results["forja-kernel"] = late_session("bench-forja")
         # The same binary loading every variable in every cell, as evcxr
         # does upstream (what forja did before evcxr patch 0014).
         write_spec(base, "bench-all", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"],
                    {"EVCXR_LOAD_ALL_VARIABLES": "1"})
-        results["every variable loaded"] = late_session("bench-all")
+        if "all" in columns:
+            results["every variable loaded"] = late_session("bench-all")
         if against:
             write_spec(base, "bench-old", [against, "--connection-file", "{connection_file}"])
             results["other forja-kernel"] = late_session("bench-old")
-        elif Path(evcxr).exists():
+        elif "evcxr" in columns and Path(evcxr).exists():
             write_spec(base, "bench-evcxr", [evcxr, "--control_file", "{connection_file}"])
             forja_dir = ROOT / "forja"
             results["evcxr_jupyter"] = late_session(
