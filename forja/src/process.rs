@@ -67,6 +67,13 @@ use std::time::{Duration, Instant};
 /// which costs a copied page in a child that is about to exit).
 type Target = Box<dyn FnMut() + Send + 'static>;
 
+/// A function made for each target type `F`, so in the library where the
+/// target's code is (a notebook cell's build, under the kernel): its address
+/// tells the child's panic report which build's `src/lib.rs` it names.
+fn code_marker<F>() -> usize {
+    std::mem::size_of::<F>()
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     New,
@@ -76,6 +83,8 @@ enum State {
 
 struct Inner {
     target: Option<Target>,
+    /// An address in the target's code ([`code_marker`] for its type).
+    code: usize,
     state: State,
 }
 
@@ -148,6 +157,7 @@ impl Process {
             identity,
             daemon: false,
             inner: Mutex::new(Inner {
+                code: code_marker::<F> as *const () as usize,
                 target: Some({
                     let mut once = Some(target);
                     Box::new(move || {
@@ -264,6 +274,7 @@ impl Process {
             daemon: self.daemon,
             parent_pid: crate::os::pid(),
             parent_name: reg.header().name(),
+            code: Some(inner.code),
         };
         match fork_child(&setup, || {
             let mut target = target;

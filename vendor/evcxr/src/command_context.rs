@@ -99,6 +99,12 @@ impl CommandContext {
         self.eval_context.line_origin(lib_line)
     }
 
+    /// forja patch: calls `hook` with each build that compiles, before its
+    /// code runs (see `BuiltLibrary`).
+    pub fn set_build_hook(&mut self, hook: Box<dyn Fn(&crate::BuiltLibrary) + Send>) {
+        self.eval_context.set_build_hook(hook);
+    }
+
     pub fn variables_and_types(&self) -> impl Iterator<Item = (&str, &str)> {
         self.eval_context.variables_and_types()
     }

@@ -63,6 +63,23 @@ pub struct EvalContext {
     /// forja patch: where each line of the last `src/lib.rs` that compiled
     /// came from, to place a panic's `src/lib.rs:LINE` in the cell.
     last_line_map: std::sync::Arc<[crate::errors::LineOrigin]>,
+    /// forja patch: told of each build that compiled, before it runs (see
+    /// `BuiltLibrary`).
+    build_hook: Option<Box<dyn Fn(&BuiltLibrary) + Send>>,
+}
+
+/// forja patch: one successful build, given to the build hook before its
+/// code runs: each build is a library of its own (`code_N`), whose
+/// `src/lib.rs:LINE` a caller can place in the cells with `line_map` even
+/// while a later build is current (a forja child runs an older build's code).
+#[derive(Debug, Clone)]
+pub struct BuiltLibrary {
+    /// The library the runner loads.
+    pub path: PathBuf,
+    /// Where each line of `source` came from.
+    pub line_map: std::sync::Arc<[crate::errors::LineOrigin]>,
+    /// The `src/lib.rs` that was compiled.
+    pub source: std::sync::Arc<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -479,6 +496,7 @@ impl EvalContext {
             analyzer,
             initial_config,
             last_line_map: std::sync::Arc::from([]),
+            build_hook: None,
         };
         let outputs = EvalContextOutputs {
             stdout: stdout_receiver,
@@ -851,6 +869,12 @@ impl EvalContext {
             .unwrap_or(crate::errors::LineOrigin::Generated)
     }
 
+    /// forja patch: calls `hook` with each build that compiles, before its
+    /// code runs.
+    pub fn set_build_hook(&mut self, hook: Box<dyn Fn(&BuiltLibrary) + Send>) {
+        self.build_hook = Some(hook);
+    }
+
     fn try_run_statements(
         &mut self,
         user_code: CodeBlock,
@@ -862,6 +886,13 @@ impl EvalContext {
         let code = state.code_to_compile(user_code, compilation_mode);
         let so_file = self.module.compile(&code, &state.config)?;
         self.last_line_map = crate::errors::line_map(&code);
+        if let Some(hook) = &self.build_hook {
+            hook(&BuiltLibrary {
+                path: so_file.path.clone(),
+                line_map: self.last_line_map.clone(),
+                source: code.code_string().into(),
+            });
+        }
 
         if compilation_mode == CompilationMode::NoCatchExpectError {
             // Uh-oh, caller was expecting an error, return OK and the caller can return the
