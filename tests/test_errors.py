@@ -398,3 +398,51 @@ def test_a_pool_task_panic_names_the_cell_and_line(kernel_es: Kernel):
     assert "¡tres!" in ex.error["evalue"], ex.dump()
     assert f"celda [{count}], línea 4" in ex.error["evalue"], ex.dump()
     assert "src/lib.rs" not in ex.error["evalue"], ex.dump()
+
+
+# ---- a `?` on a failing forja call names the call and the line ----
+
+
+def test_question_mark_on_a_forja_call_names_the_call_and_line(kernel_es: Kernel):
+    code = (
+        "// Autoverificación: ¿llega algo?\n"
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new()?;\n"
+        "let x = q.get_timeout(std::time::Duration::from_millis(20))?;\n"
+        "println!(\"no llega {x}\");"
+    )
+    ex = kernel_es.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert ex.error["ename"] == "Error", ex.dump()
+    assert f"Queue::get_timeout falló en celda [{count}], línea 4" in ex.stderr, ex.dump()
+    assert "src/lib.rs" not in ex.stderr and "no llega" not in ex.stdout, ex.dump()
+
+
+def test_question_mark_on_a_closed_pipe_in_english(kernel: Kernel):
+    code = (
+        "use forja::prelude::*;\n"
+        "let (a, b) = Pipe::new::<u32>()?;\n"
+        "drop(b);\n"
+        "\n"
+        "let v = a.recv()?;"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert f"Connection::recv failed at cell [{count}], line 5" in ex.stderr, ex.dump()
+
+
+def test_question_mark_on_a_handled_forja_error_then_another_names_no_call(kernel: Kernel):
+    """A forja error handled first, then another error through `?`: the
+    forja call is not blamed."""
+    code = (
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new()?;\n"
+        "assert!(q.try_get().is_err());\n"
+        "let n: i32 = \"x\".parse()?;"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "error", ex.dump()
+    assert "invalid digit" in ex.stderr, ex.dump()
+    assert "failed at" not in ex.stderr, ex.dump()

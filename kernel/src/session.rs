@@ -164,6 +164,11 @@ impl Session {
             Ok(started) => started,
             Err(()) => CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?,
         };
+        if forja {
+            // A `?` that ends a cell with an error a forja call returned
+            // names the call and its line (the router places the line).
+            ctx.set_error_hook("::forja::located::question_mark(&error);".into());
+        }
         // Each build, before it runs, for the router to place its lines.
         let builds = shared.clone();
         ctx.set_build_hook(Box::new(move |built| {

@@ -241,6 +241,13 @@ Panic detected. Here's some useful information if you're filing a bug report.
         self.eval_context.set_opt_level(level)
     }
 
+    /// forja patch: Rust code run in the cell after a `?` printed the error
+    /// that ended it (with `{}`): `error` is the error, a `Display` (the
+    /// forja kernel asks forja which call returned it and where).
+    pub fn set_error_hook(&mut self, code: String) {
+        self.eval_context.set_error_hook(code);
+    }
+
     pub fn last_source(&self) -> std::io::Result<String> {
         self.eval_context.last_source()
     }

@@ -102,6 +102,9 @@ pub(crate) struct Config {
     expand_use_statements: bool,
     pub(crate) opt_level: String,
     error_fmt: &'static ErrorFormat,
+    /// forja patch: code run after a `?` printed its error (`error`, a
+    /// `Display`), when errors are printed with `{}`.
+    pub(crate) error_hook: Option<String>,
     /// Whether to pass -Ztime-passes to the compiler and print the result.
     /// Causes the nightly compiler, which must be installed to be selected.
     pub(crate) time_passes: bool,
@@ -152,6 +155,7 @@ impl Config {
             expand_use_statements: true,
             opt_level: "2".to_owned(),
             error_fmt: &ERROR_FORMATS[0],
+            error_hook: None,
             time_passes: false,
             linker: "system".to_owned(),
             cache_bytes: 0,
@@ -700,6 +704,12 @@ impl EvalContext {
 
     pub fn set_error_format(&mut self, value: &str) -> Result<(), Error> {
         self.committed_state.set_error_format(value)
+    }
+
+    /// forja patch: see `CommandContext::set_error_hook`.
+    pub fn set_error_hook(&mut self, code: String) {
+        self.initial_config.error_hook = Some(code.clone());
+        self.committed_state.config.error_hook = Some(code);
     }
 
     pub fn variables_and_types(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -1749,12 +1759,20 @@ impl ContextState {
                 fn from(error: T) -> Self {{
                     eprintln!("{}", error);
                     {}
+                    {}
                     EvcxrUserCodeError {{}}
                 }}
             }}
         "#,
             self.config.error_fmt.format_trait,
             self.config.error_fmt.format_str,
+            // forja patch: the caller's hook, given the error as `Display`.
+            match &self.config.error_hook {
+                Some(hook) if !for_analysis && self.config.error_fmt.format_str == "{}" => {
+                    hook.as_str()
+                }
+                _ => "",
+            },
             if for_analysis {
                 ""
             } else {
