@@ -446,3 +446,24 @@ def test_question_mark_on_a_handled_forja_error_then_another_names_no_call(kerne
     assert ex.status == "error", ex.dump()
     assert "invalid digit" in ex.stderr, ex.dump()
     assert "failed at" not in ex.stderr, ex.dump()
+
+
+def test_an_unwrap_of_a_forja_error_in_a_child_names_the_call(kernel: Kernel):
+    name = unique("espera")
+    code = (
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new().unwrap();\n"
+        "let p = Process::new(move || {\n"
+        "    q.get_timeout(std::time::Duration::from_millis(10)).unwrap();\n"
+        f"}}).with_name(\"{name}\");\n"
+        "p.start().unwrap();\n"
+        "p.join().unwrap();"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "ok", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert re.search(
+        rf"panic in process {name} \(pid \d+\) at cell \[{count}\], line 4: .*Empty .*"
+        rf"\(Queue::get_timeout at cell \[{count}\], line 4\)",
+        ex.stderr,
+    ), ex.dump()

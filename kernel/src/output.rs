@@ -190,7 +190,13 @@ impl Router {
             Some(function) if message.starts_with("not yet implemented") => {
                 Msg::TodoReached.fill(&[("function", &function)])
             }
-            _ => message.to_owned(),
+            // An `unwrap()` of a forja error names the call's line too.
+            _ => library
+                .and_then(|l| {
+                    let builds = self.shared.builds.lock().ok()?;
+                    builds.relocate(Some(l), message, lang)
+                })
+                .unwrap_or_else(|| message.to_owned()),
         };
         Msg::ChildPanicAt.fill(&[
             ("process", &who.name()),
