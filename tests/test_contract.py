@@ -36,9 +36,10 @@ def test_a_childs_panic_arrives_typed_even_with_its_stderr_closed(kernel: Kernel
     assert ex.status == "ok", ex.dump()
     assert "exitcode Some(1)" in ex.stdout, ex.dump()
     # The kernel shows the typed report as the line the child's hook would
-    # have written: who, where, what.
+    # have written: who, where (in the cell: line 6), what.
+    count = ex.reply["content"]["execution_count"]
     assert re.search(
-        rf"panic in process {name} \(pid \d+\) at src/lib\.rs:\d+:\d+: boom-{name}\n",
+        rf"panic in process {name} \(pid \d+\) at cell \[{count}\], line 6: boom-{name}\n",
         ex.stderr,
     ), ex.dump()
 

@@ -296,3 +296,174 @@ def test_question_mark_error_stops_a_notebook():
     assert code[2].execution_count is None and code[2].outputs == []
     errors = [o for o in code[1].outputs if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].ename == "Error", code[1].outputs
+
+
+# ---- a panic in a forja child or a pool worker names the cell and line ----
+
+
+def test_a_childs_panic_names_the_cell_and_line(kernel_es: Kernel):
+    name = unique("hijo")
+    code = (
+        "// ¡un hijo que explota!\n"
+        "use forja::prelude::*;\n"
+        f"let p = Process::new(|| {{\n"
+        "    let v: Vec<u32> = vec![];\n"
+        "    println!(\"{}\", v[3]);\n"
+        f"}}).with_name(\"{name}\");\n"
+        "p.start().unwrap();\n"
+        "p.join().unwrap();"
+    )
+    ex = kernel_es.execute(code)
+    assert ex.status == "ok", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert re.search(
+        rf"el proceso {name} \(pid \d+\) hizo panic en celda \[{count}\], línea 5: index out of bounds",
+        ex.stderr,
+    ), ex.dump()
+    assert "src/lib.rs" not in ex.stderr, ex.dump()
+
+
+def test_a_childs_panic_in_a_function_of_an_earlier_cell(kernel_es: Kernel):
+    fn = unique("trabajo")
+    name = unique("hijo")
+    defined = kernel_es.execute(
+        f"// defino el trabajo\nfn {fn}(n: u32) {{\n    if n > 1 {{\n        panic!(\"¡demasiado!\");\n    }}\n}}"
+    )
+    assert defined.status == "ok", defined.dump()
+    count = defined.reply["content"]["execution_count"]
+    ex = kernel_es.execute(
+        "use forja::prelude::*;\n"
+        f"let p = Process::new(|| {fn}(5)).with_name(\"{name}\");\n"
+        "p.start().unwrap();\n"
+        "p.join().unwrap();"
+    )
+    assert ex.status == "ok", ex.dump()
+    assert re.search(
+        rf"el proceso {name} \(pid \d+\) hizo panic en celda \[{count}\], línea 4: ¡demasiado!",
+        ex.stderr,
+    ), ex.dump()
+
+
+def test_a_process_made_in_an_earlier_cell_uses_that_cells_build(kernel: Kernel):
+    """The closure is in an older build's library: its line map, not the
+    newest's, places the panic (English this time)."""
+    name = unique("tardio")
+    made = kernel.execute(
+        "use forja::prelude::*;\n"
+        "let p = Process::new(|| {\n"
+        "    // a comment first\n"
+        f"    panic!(\"late-{name}\");\n"
+        f"}}).with_name(\"{name}\");"
+    )
+    assert made.status == "ok", made.dump()
+    count = made.reply["content"]["execution_count"]
+    # Another build in between, with other lines.
+    assert kernel.execute("let padding = 1;\nlet more = 2;\nlet x = padding + more;").status == "ok"
+    ex = kernel.execute("p.start().unwrap();\np.join().unwrap();")
+    assert ex.status == "ok", ex.dump()
+    assert re.search(
+        rf"panic in process {name} \(pid \d+\) at cell \[{count}\], line 4: late-{name}",
+        ex.stderr,
+    ), ex.dump()
+
+
+def test_todo_in_a_child_says_so(kernel_es: Kernel):
+    fn = unique("resolver")
+    defined = kernel_es.execute(f"fn {fn}() -> u64 {{\n    todo!()\n}}")
+    assert defined.status == "ok", defined.dump()
+    ex = kernel_es.execute(
+        "use forja::prelude::*;\n"
+        f"let p = Process::new(|| {{ {fn}(); }});\n"
+        "p.start().unwrap();\n"
+        "p.join().unwrap();"
+    )
+    assert ex.status == "ok", ex.dump()
+    assert f"falta resolver el ejercicio: `todo!()` en `{fn}`" in ex.stderr, ex.dump()
+    assert "not yet implemented" not in ex.stderr, ex.dump()
+
+
+def test_a_pool_task_panic_names_the_cell_and_line(kernel_es: Kernel):
+    fn = unique("tarea")
+    defined = kernel_es.execute(
+        f"// una tarea que falla\nfn {fn}(x: u32) -> u32 {{\n    if x == 3 {{\n        panic!(\"¡tres!\");\n    }}\n    x\n}}"
+    )
+    assert defined.status == "ok", defined.dump()
+    count = defined.reply["content"]["execution_count"]
+    ex = kernel_es.execute(
+        "use forja::prelude::*;\n"
+        "let pool = Pool::new(2).unwrap();\n"
+        f"pool.map({fn}, 0..5u32).unwrap();"
+    )
+    assert ex.status == "error", ex.dump()
+    assert "¡tres!" in ex.error["evalue"], ex.dump()
+    assert f"celda [{count}], línea 4" in ex.error["evalue"], ex.dump()
+    assert "src/lib.rs" not in ex.error["evalue"], ex.dump()
+
+
+# ---- a `?` on a failing forja call names the call and the line ----
+
+
+def test_question_mark_on_a_forja_call_names_the_call_and_line(kernel_es: Kernel):
+    code = (
+        "// Autoverificación: ¿llega algo?\n"
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new()?;\n"
+        "let x = q.get_timeout(std::time::Duration::from_millis(20))?;\n"
+        "println!(\"no llega {x}\");"
+    )
+    ex = kernel_es.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert ex.error["ename"] == "Error", ex.dump()
+    assert f"Queue::get_timeout falló en celda [{count}], línea 4" in ex.stderr, ex.dump()
+    assert "src/lib.rs" not in ex.stderr and "no llega" not in ex.stdout, ex.dump()
+
+
+def test_question_mark_on_a_closed_pipe_in_english(kernel: Kernel):
+    code = (
+        "use forja::prelude::*;\n"
+        "let (a, b) = Pipe::new::<u32>()?;\n"
+        "drop(b);\n"
+        "\n"
+        "let v = a.recv()?;"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "error", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert f"Connection::recv failed at cell [{count}], line 5" in ex.stderr, ex.dump()
+
+
+def test_question_mark_on_a_handled_forja_error_then_another_names_no_call(kernel: Kernel):
+    """A forja error handled first, then another error through `?`: the
+    forja call is not blamed."""
+    code = (
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new()?;\n"
+        "assert!(q.try_get().is_err());\n"
+        "let n: i32 = \"x\".parse()?;"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "error", ex.dump()
+    assert "invalid digit" in ex.stderr, ex.dump()
+    assert "failed at" not in ex.stderr, ex.dump()
+
+
+def test_an_unwrap_of_a_forja_error_in_a_child_names_the_call(kernel: Kernel):
+    name = unique("espera")
+    code = (
+        "use forja::prelude::*;\n"
+        "let q: Queue<u32> = Queue::new().unwrap();\n"
+        "let p = Process::new(move || {\n"
+        "    q.get_timeout(std::time::Duration::from_millis(10)).unwrap();\n"
+        f"}}).with_name(\"{name}\");\n"
+        "p.start().unwrap();\n"
+        "p.join().unwrap();"
+    )
+    ex = kernel.execute(code)
+    assert ex.status == "ok", ex.dump()
+    count = ex.reply["content"]["execution_count"]
+    assert re.search(
+        rf"panic in process {name} \(pid \d+\) at cell \[{count}\], line 4: .*Empty .*"
+        rf"\(Queue::get_timeout at cell \[{count}\], line 4\)",
+        ex.stderr,
+    ), ex.dump()

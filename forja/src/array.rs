@@ -129,7 +129,15 @@ impl<T: Shareable> Array<T> {
     /// let a = forja::Array::<bool>::zeroed(2).unwrap();
     /// assert_eq!(a.to_vec().unwrap(), vec![false, false]);
     /// ```
+    #[track_caller]
     pub fn zeroed(len: usize) -> Result<Array<T>>
+    where
+        T: bytemuck::Zeroable,
+    {
+        crate::located::located(Self::zeroed_body(len), "Array::zeroed")
+    }
+
+    fn zeroed_body(len: usize) -> Result<Array<T>>
     where
         T: bytemuck::Zeroable,
     {
@@ -142,7 +150,12 @@ impl<T: Shareable> Array<T> {
     /// let a = forja::Array::from_elem(7u32, 3).unwrap();
     /// assert_eq!(a.to_vec().unwrap(), vec![7, 7, 7]);
     /// ```
+    #[track_caller]
     pub fn from_elem(value: T, len: usize) -> Result<Array<T>> {
+        crate::located::located(Self::from_elem_body(value, len), "Array::from_elem")
+    }
+
+    fn from_elem_body(value: T, len: usize) -> Result<Array<T>> {
         Self::from_fn(len, |_| value)
     }
 
@@ -152,7 +165,12 @@ impl<T: Shareable> Array<T> {
     /// let a = forja::Array::from_slice(&['a', 'b']).unwrap();
     /// assert_eq!(a.load(1).unwrap(), 'b');
     /// ```
+    #[track_caller]
     pub fn from_slice(items: &[T]) -> Result<Array<T>> {
+        crate::located::located(Self::from_slice_body(items), "Array::from_slice")
+    }
+
+    fn from_slice_body(items: &[T]) -> Result<Array<T>> {
         Self::from_fn(items.len(), |i| items[i])
     }
 
@@ -162,7 +180,12 @@ impl<T: Shareable> Array<T> {
     /// let squares = forja::Array::from_fn(4, |i| (i * i) as u64).unwrap();
     /// assert_eq!(squares.to_vec().unwrap(), vec![0, 1, 4, 9]);
     /// ```
+    #[track_caller]
     pub fn from_fn(len: usize, f: impl FnMut(usize) -> T) -> Result<Array<T>> {
+        crate::located::located(Self::from_fn_body(len, f), "Array::from_fn")
+    }
+
+    fn from_fn_body(len: usize, f: impl FnMut(usize) -> T) -> Result<Array<T>> {
         Ok(Array {
             shm: make(len, f)?,
             _t: PhantomData,
@@ -214,7 +237,12 @@ impl<T: Shareable> Array<T> {
     /// for x in a.get_lock().unwrap().iter_mut() { *x *= 2; }
     /// assert_eq!(a.to_vec().unwrap(), vec![2, 2, 2]);
     /// ```
+    #[track_caller]
     pub fn get_lock(&self) -> Result<ArrayGuard<'_, T>> {
+        crate::located::located(self.get_lock_body(), "Array::get_lock")
+    }
+
+    fn get_lock_body(&self) -> Result<ArrayGuard<'_, T>> {
         self.guard_until(None)
     }
 
@@ -226,7 +254,15 @@ impl<T: Shareable> Array<T> {
     /// let g = a.get_lock_timeout(std::time::Duration::from_millis(5)).unwrap();
     /// # drop(g);
     /// ```
+    #[track_caller]
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
+        crate::located::located(
+            self.get_lock_timeout_body(timeout),
+            "Array::get_lock_timeout",
+        )
+    }
+
+    fn get_lock_timeout_body(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
         self.guard_until(crate::deadline::deadline(timeout))
     }
 
@@ -237,7 +273,12 @@ impl<T: Shareable> Array<T> {
     /// let a = forja::Array::from_elem(0u8, 1).unwrap();
     /// assert!(a.recover().is_err()); // nobody died
     /// ```
+    #[track_caller]
     pub fn recover(&self) -> Result<ArrayGuard<'_, T>> {
+        crate::located::located(self.recover_body(), "Array::recover")
+    }
+
+    fn recover_body(&self) -> Result<ArrayGuard<'_, T>> {
         let me = guard_id();
         match self.shm.lock.recover(me) {
             Some(_) => Ok(self.guard(me)),
@@ -255,7 +296,12 @@ impl<T: Shareable> Array<T> {
     /// assert_eq!(a.load(0).unwrap(), 5);
     /// assert!(a.load(2).is_err()); // out of bounds
     /// ```
+    #[track_caller]
     pub fn load(&self, index: usize) -> Result<T> {
+        crate::located::located(self.load_body(index), "Array::load")
+    }
+
+    fn load_body(&self, index: usize) -> Result<T> {
         let g = self.get_lock()?;
         g.get(index)
             .copied()
@@ -269,7 +315,12 @@ impl<T: Shareable> Array<T> {
     /// a.store(1, 60).unwrap();
     /// assert_eq!(a.to_vec().unwrap(), vec![5, 60]);
     /// ```
+    #[track_caller]
     pub fn store(&self, index: usize, value: T) -> Result<()> {
+        crate::located::located(self.store_body(index, value), "Array::store")
+    }
+
+    fn store_body(&self, index: usize, value: T) -> Result<()> {
         let mut g = self.get_lock()?;
         let len = g.len();
         *g.get_mut(index).ok_or_else(|| out_of_bounds(index, len))? = value;
@@ -282,7 +333,12 @@ impl<T: Shareable> Array<T> {
     /// let a = forja::Array::from_slice(&[1u8, 2]).unwrap();
     /// assert_eq!(a.to_vec().unwrap(), vec![1, 2]);
     /// ```
+    #[track_caller]
     pub fn to_vec(&self) -> Result<Vec<T>> {
+        crate::located::located(self.to_vec_body(), "Array::to_vec")
+    }
+
+    fn to_vec_body(&self) -> Result<Vec<T>> {
         Ok(self.get_lock()?.to_vec())
     }
 
@@ -373,7 +429,15 @@ impl<T: Shareable> RawArray<T> {
     /// let a = forja::RawArray::<i16>::zeroed(3).unwrap();
     /// assert_eq!(a.to_vec(), vec![0, 0, 0]);
     /// ```
+    #[track_caller]
     pub fn zeroed(len: usize) -> Result<RawArray<T>>
+    where
+        T: bytemuck::Zeroable,
+    {
+        crate::located::located(Self::zeroed_body(len), "RawArray::zeroed")
+    }
+
+    fn zeroed_body(len: usize) -> Result<RawArray<T>>
     where
         T: bytemuck::Zeroable,
     {
@@ -385,7 +449,12 @@ impl<T: Shareable> RawArray<T> {
     /// ```
     /// assert_eq!(forja::RawArray::from_elem(true, 2).unwrap().to_vec(), vec![true, true]);
     /// ```
+    #[track_caller]
     pub fn from_elem(value: T, len: usize) -> Result<RawArray<T>> {
+        crate::located::located(Self::from_elem_body(value, len), "RawArray::from_elem")
+    }
+
+    fn from_elem_body(value: T, len: usize) -> Result<RawArray<T>> {
         Self::from_fn(len, |_| value)
     }
 
@@ -394,7 +463,12 @@ impl<T: Shareable> RawArray<T> {
     /// ```
     /// assert_eq!(forja::RawArray::from_slice(&[1u8]).unwrap().len(), 1);
     /// ```
+    #[track_caller]
     pub fn from_slice(items: &[T]) -> Result<RawArray<T>> {
+        crate::located::located(Self::from_slice_body(items), "RawArray::from_slice")
+    }
+
+    fn from_slice_body(items: &[T]) -> Result<RawArray<T>> {
         Self::from_fn(items.len(), |i| items[i])
     }
 
@@ -404,7 +478,12 @@ impl<T: Shareable> RawArray<T> {
     /// let a = forja::RawArray::from_fn(3, |i| i as u8).unwrap();
     /// assert_eq!(a.to_vec(), vec![0, 1, 2]);
     /// ```
+    #[track_caller]
     pub fn from_fn(len: usize, f: impl FnMut(usize) -> T) -> Result<RawArray<T>> {
+        crate::located::located(Self::from_fn_body(len, f), "RawArray::from_fn")
+    }
+
+    fn from_fn_body(len: usize, f: impl FnMut(usize) -> T) -> Result<RawArray<T>> {
         Ok(RawArray {
             shm: make(len, f)?,
             _t: PhantomData,
@@ -445,7 +524,12 @@ impl<T: Shareable> RawArray<T> {
     /// assert_eq!(a.load(0).unwrap(), 4);
     /// assert!(a.load(1).is_err());
     /// ```
+    #[track_caller]
     pub fn load(&self, index: usize) -> Result<T> {
+        crate::located::located(self.load_body(index), "RawArray::load")
+    }
+
+    fn load_body(&self, index: usize) -> Result<T> {
         // SAFETY: valid, aligned, mapped while `self` lives.
         Ok(unsafe { racy_load(self.ptr(index)?) })
     }
@@ -457,7 +541,12 @@ impl<T: Shareable> RawArray<T> {
     /// a.store(0, 8).unwrap();
     /// assert_eq!(a.load(0).unwrap(), 8);
     /// ```
+    #[track_caller]
     pub fn store(&self, index: usize, value: T) -> Result<()> {
+        crate::located::located(self.store_body(index, value), "RawArray::store")
+    }
+
+    fn store_body(&self, index: usize, value: T) -> Result<()> {
         // SAFETY: valid, aligned, mapped while `self` lives.
         unsafe { racy_store(self.ptr(index)?, value) };
         Ok(())

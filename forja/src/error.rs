@@ -21,7 +21,7 @@ fn interrupted_message(pid: i32) -> String {
 }
 
 /// Everything that can go wrong in forja.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed.
@@ -346,6 +346,110 @@ pub enum Error {
         /// The calling process.
         pid: i32,
     },
+}
+
+/// Debug as `#[derive(Debug)]` would write it, then, for an error a forja
+/// call returned, which call and where (`Empty { pid: 7 } (Queue::get at
+/// src/main.rs:12:5)`): what `fn main() -> forja::Result<()>` prints when a
+/// `?` ends the program (Rust's `main` reports an `Err` with Debug). `{:#?}`
+/// stays the derived form. See [`crate::located`].
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        macro_rules! s {
+            ($name:literal $(, $field:ident)*) => {
+                f.debug_struct($name)$(.field(stringify!($field), $field))*.finish()
+            };
+        }
+        match self {
+            Error::Os { what, pid, source } => s!("Os", what, pid, source),
+            Error::Input { reason, pid } => s!("Input", reason, pid),
+            Error::Display(v) => f.debug_tuple("Display").field(v).finish(),
+            Error::Interrupted { pid } => s!("Interrupted", pid),
+            Error::Eof { what, pid } => s!("Eof", what, pid),
+            Error::BrokenPipe { pid } => s!("BrokenPipe", pid),
+            Error::ProcessNotStarted { name, what, pid } => {
+                s!("ProcessNotStarted", name, what, pid)
+            }
+            Error::AlreadyStarted { name, child } => s!("AlreadyStarted", name, child),
+            Error::NotOurChild {
+                name,
+                child,
+                parent,
+                what,
+                pid,
+            } => s!("NotOurChild", name, child, parent, what, pid),
+            Error::TooManyChildren { limit, pid } => s!("TooManyChildren", limit, pid),
+            Error::TaskPanicked {
+                worker,
+                worker_pid,
+                message,
+            } => s!("TaskPanicked", worker, worker_pid, message),
+            Error::WorkerDied {
+                worker,
+                worker_pid,
+                how,
+            } => s!("WorkerDied", worker, worker_pid, how),
+            Error::PoolInitializerFailed {
+                worker_pid,
+                message,
+            } => s!("PoolInitializerFailed", worker_pid, message),
+            Error::PoolClosed { state, pid } => s!("PoolClosed", state, pid),
+            Error::PoolStillOpen { pid } => s!("PoolStillOpen", pid),
+            Error::Message {
+                action,
+                what,
+                pid,
+                message,
+            } => s!("Message", action, what, pid, message),
+            Error::MessageTooLarge { len, max, pid } => s!("MessageTooLarge", len, max, pid),
+            Error::Registry { pid, message } => s!("Registry", pid, message),
+            Error::Cancelled { pid } => s!("Cancelled", pid),
+            Error::Timeout { what, pid } => s!("Timeout", what, pid),
+            Error::Full { pid } => s!("Full", pid),
+            Error::Empty { pid } => s!("Empty", pid),
+            Error::LockOwnerDied { what, pid, by } => s!("LockOwnerDied", what, pid, by),
+            Error::WouldDeadlock {
+                what,
+                pid,
+                tid,
+                hint,
+            } => s!("WouldDeadlock", what, pid, tid, hint),
+            Error::Deadlock {
+                pid,
+                cycle,
+                quiescent,
+            } => s!("Deadlock", pid, cycle, quiescent),
+            Error::NothingToRecover { what, pid } => s!("NothingToRecover", what, pid),
+            Error::NotHeld { what, pid } => s!("NotHeld", what, pid),
+            Error::SemaphoreOverReleased { bound, pid } => s!("SemaphoreOverReleased", bound, pid),
+            Error::BrokenBarrier { pid } => s!("BrokenBarrier", pid),
+            Error::TooManyTaskDone { pid } => s!("TooManyTaskDone", pid),
+            Error::QueueClosed { pid } => s!("QueueClosed", pid),
+            Error::QueueCorrupted { pid } => s!("QueueCorrupted", pid),
+            Error::SharedMemoryNotFound { name, pid } => s!("SharedMemoryNotFound", name, pid),
+            Error::SharedMemoryExists { name, pid } => s!("SharedMemoryExists", name, pid),
+            Error::SharedMemorySize {
+                name,
+                expected,
+                actual,
+                pid,
+            } => s!("SharedMemorySize", name, expected, actual, pid),
+            Error::PoolBroken { message, pid } => s!("PoolBroken", message, pid),
+            Error::InvalidArgument { message, pid } => s!("InvalidArgument", message, pid),
+        }?;
+        if !f.alternate()
+            && let Some((call, at)) = crate::located::site_of(self)
+        {
+            write!(
+                f,
+                " ({call} at {}:{}:{})",
+                at.file(),
+                at.line(),
+                at.column()
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {

@@ -20,6 +20,10 @@ pub(crate) struct ChildSetup<'a> {
     pub daemon: bool,
     pub parent_pid: i32,
     pub parent_name: String,
+    /// An address in the code the child runs (see
+    /// [`ChildPlan::capture`]): under the kernel, its library is named in
+    /// the child's panic report.
+    pub code: Option<usize>,
 }
 
 /// Forks. In the child: sets it up (own registry, death signal for daemons,
@@ -48,7 +52,7 @@ where
                 .map_err(|e| Error::os("starting a process (pipe2)", e))?,
         )
     };
-    let plan = ChildPlan::capture(setup.name);
+    let plan = ChildPlan::capture(setup.name, setup.code);
     // Who the parent is, made here: the child records it without allocating.
     let parent = ProcessInfo::new(setup.parent_pid, setup.parent_name.as_str());
     let self_page = reg.self_page();

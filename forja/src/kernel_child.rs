@@ -38,7 +38,7 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The kernel's pid (set by the kernel in the runner's environment).
 pub(crate) const KERNEL_PID_ENV: &str = env::KERNEL_PID;
@@ -64,6 +64,42 @@ pub(crate) struct ChildPlan {
     socket: Option<SocketAddr>,
     /// The child's forja process name, for the header lines.
     process: String,
+    /// The file name of the library the child's code is in (under the
+    /// kernel, when known).
+    library: Option<&'static str>,
+}
+
+/// In a forja child: the library its code came from (set at set-up, read by
+/// [`report_panic`]).
+static CODE_LIBRARY: Mutex<Option<&'static str>> = Mutex::new(None);
+
+/// The file name of the shared object that holds address `addr`
+/// (`libcode_7.so`), interned: a session has a bounded number of builds, so
+/// each name is leaked once and children get it without allocating.
+fn library_of(addr: usize) -> Option<&'static str> {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    // SAFETY: an all-zero `Dl_info` is valid (null pointers).
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // libc: nix has no dladdr.
+    // SAFETY: dladdr only reads the loader's tables and writes `info`.
+    if unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } == 0
+        || info.dli_fname.is_null()
+    {
+        return None;
+    }
+    // SAFETY: dladdr gave a NUL-terminated path owned by the loader, valid
+    // while the object is loaded (it is: it holds `addr`); copied at once.
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let name = std::path::Path::new(OsStr::from_bytes(path.to_bytes()))
+        .file_name()?
+        .to_str()?;
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return Some(known);
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    Some(leaked)
 }
 
 /// Parses "a,b,c,d" defensively: numbers above 2, each once; anything else
@@ -91,7 +127,9 @@ fn socket_addr(path: &OsStr) -> Option<SocketAddr> {
 impl ChildPlan {
     /// Reads the kernel's variables (in the parent, before the fork) for a
     /// child named `process`.
-    pub(crate) fn capture(process: &str) -> ChildPlan {
+    /// `code`: an address in the code the child will run, whose library is
+    /// named in its panic report (looked up only under the kernel).
+    pub(crate) fn capture(process: &str, code: Option<usize>) -> ChildPlan {
         let kernel_pid = std::env::var(KERNEL_PID_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
@@ -102,11 +140,13 @@ impl ChildPlan {
             _ => Vec::new(),
         };
         let socket = std::env::var_os(KERNEL_SOCKET_ENV).and_then(|p| socket_addr(&p));
+        let library = code.filter(|_| socket.is_some()).and_then(library_of);
         ChildPlan {
             under_kernel: kernel_pid.is_some(),
             runner_fds,
             socket,
             process: process.to_owned(),
+            library,
         }
     }
 
@@ -162,6 +202,10 @@ impl ChildPlan {
             return;
         };
         let _ = KERNEL_SOCKET.set(*socket);
+        // Only this (the child's one) thread runs yet: the lock is free.
+        if let Ok(mut library) = CODE_LIBRARY.try_lock() {
+            *library = self.library;
+        }
         // The streams were flushed before the fork and nothing has written
         // since; flush anyway, once, before they are replaced.
         let _ = std::io::stdout().flush();
@@ -214,7 +258,12 @@ pub(crate) fn report_panic(info: &std::panic::PanicHookInfo<'_>, process: &str) 
         return false;
     };
     let origin = ProcessInfo::new(crate::os::pid(), process);
-    let line = Message::panic_report(info, Some(origin)).to_line();
+    let library = CODE_LIBRARY.try_lock().ok().and_then(|l| *l);
+    let mut report = Message::panic_report(info, Some(origin));
+    if let Message::PanicReport { library: l, .. } = &mut report {
+        *l = library.map(str::to_owned);
+    }
+    let line = report.to_line();
     let Some(fd) = connect(addr) else {
         return false;
     };

@@ -27,6 +27,7 @@
 //! - [`input`]: [`input()`] and [`input_password`]: a line typed by the student, in the notebook or the terminal.
 //! - [`lang`]: which language forja's words for students are in (Spanish or English).
 //! - [`link`]: the contract between the kernel, its runner and forja's children: variable names, markers, messages.
+//! - [`located`]: where a forja call that failed was made, for an error propagated with `?`.
 //! - [`messages`]: every text a student reads from forja, in Spanish and English (one catalogue).
 //! - [`os`]: this process's cached pid and the one reader of `/proc/PID/stat`.
 //! - [`pool`]: [`Pool`], a fixed set of worker processes that run many small tasks.
@@ -59,6 +60,7 @@ mod interrupt;
 mod kernel_child;
 pub mod lang;
 pub mod link;
+pub mod located;
 pub mod messages;
 pub mod os;
 pub mod pool;

@@ -190,6 +190,12 @@ pub enum Message {
         /// The child process that panicked (`None`: the runner).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<ProcessInfo>,
+        /// The file name of the library the child's code came from
+        /// (`libcode_7.so`: under the kernel each cell's build is a library
+        /// of its own, all with a `src/lib.rs`), so the kernel can place
+        /// `location` in the cells; `None` when not known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        library: Option<String>,
     },
     /// A new display.
     DisplayData {
@@ -346,6 +352,7 @@ impl Message {
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
             message: panic_message(info.payload()),
             origin,
+            library: None,
         }
     }
 }
@@ -422,12 +429,14 @@ mod tests {
                 location: Some("src/lib.rs:3:1".into()),
                 message: "boom".into(),
                 origin: None,
+                library: Some("libcode_7.so".into()),
             },
             Message::PanicReport {
                 thread: None,
                 location: None,
                 message: String::new(),
                 origin,
+                library: None,
             },
             Message::DisplayData {
                 data: json!({"text/html": "<b>x</b>", "application/json": {"a": [1, 2]}}),

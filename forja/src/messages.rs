@@ -102,6 +102,9 @@ crate::catalogue! {
              FORJA_MAX_CHILDREN environment variable before the process first uses forja \
              (at most 1024; each child process has its own limit for its own children)"
     }
+    /// The forja call an error propagated with `?` came from, and where
+    /// (see `located`).
+    CallFailedAt { es: "{call} falló en {at}", en: "{call} failed at {at}" }
     /// `Error::TaskPanicked`.
     ErrTaskPanicked {
         es: "una tarea hizo panic en el trabajador del pool {worker} (pid {worker_pid}): \

@@ -67,6 +67,13 @@ use std::time::{Duration, Instant};
 /// which costs a copied page in a child that is about to exit).
 type Target = Box<dyn FnMut() + Send + 'static>;
 
+/// A function made for each target type `F`, so in the library where the
+/// target's code is (a notebook cell's build, under the kernel): its address
+/// tells the child's panic report which build's `src/lib.rs` it names.
+fn code_marker<F>() -> usize {
+    std::mem::size_of::<F>()
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     New,
@@ -76,6 +83,8 @@ enum State {
 
 struct Inner {
     target: Option<Target>,
+    /// An address in the target's code ([`code_marker`] for its type).
+    code: usize,
     state: State,
 }
 
@@ -148,6 +157,7 @@ impl Process {
             identity,
             daemon: false,
             inner: Mutex::new(Inner {
+                code: code_marker::<F> as *const () as usize,
                 target: Some({
                     let mut once = Some(target);
                     Box::new(move || {
@@ -235,7 +245,12 @@ impl Process {
     /// assert!(p.start().is_err()); // a Process runs once
     /// p.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn start(&self) -> Result<()> {
+        crate::located::located(self.start_body(), "Process::start")
+    }
+
+    fn start_body(&self) -> Result<()> {
         registry::check_interrupt()?;
         let mut inner = self.lock();
         if let State::Running { pid, .. } | State::Done { pid, .. } = inner.state {
@@ -264,6 +279,7 @@ impl Process {
             daemon: self.daemon,
             parent_pid: crate::os::pid(),
             parent_name: reg.header().name(),
+            code: Some(inner.code),
         };
         match fork_child(&setup, || {
             let mut target = target;
@@ -352,7 +368,12 @@ impl Process {
     /// p.join().unwrap();
     /// p.join().unwrap(); // joining again is fine
     /// ```
+    #[track_caller]
     pub fn join(&self) -> Result<()> {
+        crate::located::located(self.join_body(), "Process::join")
+    }
+
+    fn join_body(&self) -> Result<()> {
         self.wait(None, "join").map(|_| ())
     }
 
@@ -367,7 +388,12 @@ impl Process {
     /// p.kill().unwrap();
     /// assert!(p.join_timeout(Duration::from_secs(10)).unwrap());
     /// ```
+    #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(self.join_timeout_body(timeout), "Process::join_timeout")
+    }
+
+    fn join_timeout_body(&self, timeout: Duration) -> Result<bool> {
         self.wait(crate::deadline::deadline(timeout), "join")
     }
 
@@ -464,7 +490,12 @@ impl Process {
     /// let mut pfd = [nix::poll::PollFd::new(p.sentinel().unwrap(), nix::poll::PollFlags::POLLIN)];
     /// assert_eq!(nix::poll::poll(&mut pfd, 0u16).unwrap(), 1); // readable: it ended
     /// ```
+    #[track_caller]
     pub fn sentinel(&self) -> Result<BorrowedFd<'_>> {
+        crate::located::located(self.sentinel_body(), "Process::sentinel")
+    }
+
+    fn sentinel_body(&self) -> Result<BorrowedFd<'_>> {
         self.running("sentinel")?;
         let e = || Error::os("Process::sentinel", std::io::Error::other("no pidfd_open"));
         Ok(self.sentinel.get().ok_or_else(e)?.as_fd())
@@ -499,7 +530,12 @@ impl Process {
     /// p.join().unwrap();
     /// assert_eq!(p.exitcode(), Some(-15));
     /// ```
+    #[track_caller]
     pub fn terminate(&self) -> Result<()> {
+        crate::located::located(self.terminate_body(), "Process::terminate")
+    }
+
+    fn terminate_body(&self) -> Result<()> {
         self.signal(libc::SIGTERM, "terminate")
     }
 
@@ -512,7 +548,12 @@ impl Process {
     /// p.join().unwrap();
     /// assert_eq!(p.exitcode(), Some(-9));
     /// ```
+    #[track_caller]
     pub fn kill(&self) -> Result<()> {
+        crate::located::located(self.kill_body(), "Process::kill")
+    }
+
+    fn kill_body(&self) -> Result<()> {
         self.signal(libc::SIGKILL, "kill")
     }
 }

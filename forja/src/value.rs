@@ -129,7 +129,12 @@ impl<T: Shareable> Value<T> {
     /// let flag = forja::Value::new(true).unwrap();
     /// assert!(flag.load().unwrap());
     /// ```
+    #[track_caller]
     pub fn new(value: T) -> Result<Value<T>> {
+        crate::located::located(Self::new_body(value), "Value::new")
+    }
+
+    fn new_body(value: T) -> Result<Value<T>> {
         let cell = ValueCell {
             lock: LockWord::new(),
             value: UnsafeCell::new(value),
@@ -168,7 +173,12 @@ impl<T: Shareable> Value<T> {
     /// assert_eq!(v.load().unwrap(), 7);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn get_lock(&self) -> Result<ValueGuard<'_, T>> {
+        crate::located::located(self.get_lock_body(), "Value::get_lock")
+    }
+
+    fn get_lock_body(&self) -> Result<ValueGuard<'_, T>> {
         self.guard_until(None)
     }
 
@@ -186,7 +196,15 @@ impl<T: Shareable> Value<T> {
     ///     });
     /// });
     /// ```
+    #[track_caller]
     pub fn get_lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
+        crate::located::located(
+            self.get_lock_timeout_body(timeout),
+            "Value::get_lock_timeout",
+        )
+    }
+
+    fn get_lock_timeout_body(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
         self.guard_until(crate::deadline::deadline(timeout))
     }
 
@@ -197,7 +215,12 @@ impl<T: Shareable> Value<T> {
     /// let v = forja::Value::new(0u8).unwrap();
     /// assert!(v.recover().is_err()); // nobody died
     /// ```
+    #[track_caller]
     pub fn recover(&self) -> Result<ValueGuard<'_, T>> {
+        crate::located::located(self.recover_body(), "Value::recover")
+    }
+
+    fn recover_body(&self) -> Result<ValueGuard<'_, T>> {
         let me = guard_id();
         match self.cell.lock.recover(me) {
             Some(_) => Ok(self.guard(me)),
@@ -214,7 +237,12 @@ impl<T: Shareable> Value<T> {
     /// ```
     /// assert_eq!(forja::Value::new('ñ').unwrap().load().unwrap(), 'ñ');
     /// ```
+    #[track_caller]
     pub fn load(&self) -> Result<T> {
+        crate::located::located(self.load_body(), "Value::load")
+    }
+
+    fn load_body(&self) -> Result<T> {
         Ok(*self.get_lock()?)
     }
 
@@ -226,7 +254,12 @@ impl<T: Shareable> Value<T> {
     /// v.store(5).unwrap();
     /// assert_eq!(v.load().unwrap(), 5);
     /// ```
+    #[track_caller]
     pub fn store(&self, value: T) -> Result<()> {
+        crate::located::located(self.store_body(value), "Value::store")
+    }
+
+    fn store_body(&self, value: T) -> Result<()> {
         *self.get_lock()? = value;
         Ok(())
     }
@@ -327,7 +360,12 @@ impl<T: Shareable> RawValue<T> {
     /// ```
     /// assert_eq!(forja::RawValue::new(3i8).unwrap().load(), 3);
     /// ```
+    #[track_caller]
     pub fn new(value: T) -> Result<RawValue<T>> {
+        crate::located::located(Self::new_body(value), "RawValue::new")
+    }
+
+    fn new_body(value: T) -> Result<RawValue<T>> {
         let cell = RawCell {
             value: UnsafeCell::new(value),
         };

@@ -83,9 +83,18 @@ pub fn describe(place: Option<(u64, usize)>, current: u64, lang: Lang) -> String
     }
 }
 
-/// Finds `src/lib.rs:LINE:COL` in `text`: its byte range and line.
+/// Finds `src/lib.rs:LINE:COL` in `text`: its byte range and line. Only the
+/// whole path counts: `forja/src/lib.rs:3` (a crate's own source) does not.
 pub fn find_lib_location(text: &str) -> Option<(std::ops::Range<usize>, usize)> {
-    let start = text.find("src/lib.rs:")?;
+    let start = text
+        .match_indices("src/lib.rs:")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            !text[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || "/\\_-.~".contains(c))
+        })?;
     let rest = &text[start + "src/lib.rs:".len()..];
     let line_len = rest.find(|c: char| !c.is_ascii_digit())?;
     let line = rest[..line_len].parse().ok()?;
@@ -141,6 +150,9 @@ mod tests {
         let (range, line) = find_lib_location(t).unwrap();
         assert_eq!((&t[range], line), ("src/lib.rs:113:5", 113));
         assert_eq!(find_lib_location("nothing"), None);
+        assert_eq!(find_lib_location("at /x/forja/src/lib.rs:3:1"), None);
+        let t = "a/src/lib.rs:1 and (src/lib.rs:7:2)";
+        assert_eq!(&t[find_lib_location(t).unwrap().0], "src/lib.rs:7:2");
     }
 
     #[test]

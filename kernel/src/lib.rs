@@ -6,6 +6,7 @@
 //! router. One job per module:
 //!
 //! - [`build_cache`]: the prebuilt forja build a new session starts from, and the session start.
+//! - [`builds`]: the recent builds and cells, to place a line of any build (a child may run an older one).
 //! - [`cell_lines`]: where a line of the compiled `src/lib.rs` is in the student's cells.
 //! - [`comms`]: answers `comm_*` requests (no comm targets yet).
 //! - [`compile_errors`]: evcxr errors as tracebacks: rustc's report with the cell's lines, then hints.
@@ -40,6 +41,7 @@
 //! - [`wire`]: decodes untrusted Jupyter messages and builds replies.
 
 pub mod build_cache;
+pub mod builds;
 pub mod cell_lines;
 pub mod comms;
 pub mod compile_errors;

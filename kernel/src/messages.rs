@@ -37,6 +37,11 @@ forja::catalogue! {
     CalledFrom { es: "desde tu código en", en: "from your code at" }
     /// The word that starts a hint line.
     HintWord { es: "pista", en: "hint" }
+    /// A forja child's panic, placed in the cells.
+    ChildPanicAt {
+        es: "el proceso {process} (pid {pid}) hizo panic en {place}: {message}\n",
+        en: "panic in process {process} (pid {pid}) at {place}: {message}\n"
+    }
     /// A graded exercise whose `todo!()` was reached.
     TodoReached {
         es: "todavía falta resolver el ejercicio: `todo!()` en `{function}`",

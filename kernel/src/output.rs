@@ -162,6 +162,50 @@ impl Router {
         }
     }
 
+    /// The line a child's panic shows as: where it happened in the cells
+    /// (`celda [12], línea 3`) when its build is known, and a `todo!()` said
+    /// as an exercise left to solve; otherwise the child's own line.
+    fn child_panic_text(
+        &self,
+        who: &forja::ProcessInfo,
+        location: Option<&str>,
+        library: Option<&str>,
+        message: &str,
+    ) -> String {
+        use crate::messages::Msg;
+        let place = library.zip(location).and_then(|(library, location)| {
+            let (range, line) = crate::cell_lines::find_lib_location(location)?;
+            // Only the cell's own file, whole: not a line of forja's source.
+            if range.start != 0 {
+                return None;
+            }
+            self.shared.builds.lock().ok()?.place(Some(library), line)
+        });
+        let Some((at, function)) = place.and_then(|p| Some((p.at?, p.function))) else {
+            return forja::link::child_panic_line(who, location, message);
+        };
+        let lang = crate::messages::lang();
+        let place = crate::cell_lines::describe(Some(at), at.0, lang);
+        let message = match function {
+            Some(function) if message.starts_with("not yet implemented") => {
+                Msg::TodoReached.fill(&[("function", &function)])
+            }
+            // An `unwrap()` of a forja error names the call's line too.
+            _ => library
+                .and_then(|l| {
+                    let builds = self.shared.builds.lock().ok()?;
+                    builds.relocate(Some(l), message, lang)
+                })
+                .unwrap_or_else(|| message.to_owned()),
+        };
+        Msg::ChildPanicAt.fill(&[
+            ("process", &who.name()),
+            ("pid", &who.pid()),
+            ("place", &place),
+            ("message", &message),
+        ])
+    }
+
     fn flush(&mut self) {
         self.deadline = None;
         if self.buf.is_empty() {
@@ -179,10 +223,16 @@ impl Router {
                 location,
                 message,
                 origin: Some(who),
+                library,
                 ..
             } => SideMessage::Stream {
                 name: "stderr".into(),
-                text: forja::link::child_panic_line(&who, location.as_deref(), &message),
+                text: self.child_panic_text(
+                    &who,
+                    location.as_deref(),
+                    library.as_deref(),
+                    &message,
+                ),
                 origin: Some(who),
             },
             f => f,
@@ -217,7 +267,20 @@ impl Router {
                     *r = Some((pid, registry_fd));
                 }
             }
-            SideMessage::Stream { name, text, .. } => {
+            SideMessage::Stream { name, text, origin } => {
+                // The runner's `src/lib.rs:L:C` (a `?`'s error naming the
+                // forja call that failed, a pool task's panic) is a line of
+                // the running cell's build.
+                let text = match origin {
+                    None if name == "stderr" && text.contains("src/lib.rs:") => self
+                        .shared
+                        .builds
+                        .lock()
+                        .ok()
+                        .and_then(|b| b.relocate(None, &text, crate::messages::lang()))
+                        .unwrap_or(text),
+                    _ => text,
+                };
                 if name != self.buf_name {
                     self.flush();
                     self.buf_name = name;
@@ -245,6 +308,7 @@ impl Router {
                 location,
                 message,
                 origin: None,
+                ..
             } => {
                 self.panic = Some(PanicInfo {
                     thread,

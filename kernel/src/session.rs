@@ -128,8 +128,6 @@ struct Session {
     forja: bool,
     /// The child-output readers.
     child_outputs: crate::side_channel::ChildOutputs,
-    /// The cells that compiled, to place a panic's line in them.
-    cell_lines: crate::cell_lines::CellLines,
 }
 
 impl Session {
@@ -162,10 +160,23 @@ impl Session {
             None => Err(()),
         };
         let forja = started.is_ok();
-        let (ctx, outputs) = match started {
+        let (mut ctx, outputs) = match started {
             Ok(started) => started,
             Err(()) => CommandContext::new().map_err(|e| anyhow::anyhow!("{e}"))?,
         };
+        if forja {
+            // A `?` that ends a cell with an error a forja call returned
+            // names the call and its line (the router places the line).
+            ctx.set_error_hook("::forja::located::question_mark(&error);".into());
+        }
+        // Each build, before it runs, for the router to place its lines.
+        let builds = shared.clone();
+        ctx.set_build_hook(Box::new(move |built| {
+            let cell = builds.cell_seq.load(Ordering::SeqCst);
+            if let Ok(mut b) = builds.builds.lock() {
+                b.record_build(built, cell);
+            }
+        }));
         // Anything evcxr reports outside our output pump still reaches the cell.
         for (name, rx) in [("stdout", outputs.stdout), ("stderr", outputs.stderr)] {
             let messages = messages.clone();
@@ -185,7 +196,6 @@ impl Session {
             shared,
             forja,
             child_outputs: config.child_outputs.clone(),
-            cell_lines: Default::default(),
             warning,
             messages,
         };
@@ -417,8 +427,8 @@ impl Session {
             reply: tx,
         });
         let report = rx.blocking_recv().unwrap_or_default();
-        if ran {
-            self.cell_lines.record(cell, code);
+        if ran && let Ok(mut b) = self.shared.builds.lock() {
+            b.record_cell(cell, code);
         }
 
         let mut out = Outcome::default();
@@ -538,12 +548,21 @@ impl Session {
                 }
             })
             .unwrap_or_default();
+        // A pool task's panic names its line in the message.
+        let message = self
+            .shared
+            .builds
+            .lock()
+            .ok()
+            .and_then(|b| b.relocate(None, &message, lang))
+            .unwrap_or(message);
         let lib = self.ctx.last_source().unwrap_or_default();
         let lib_lines: Vec<&str> = lib.lines().collect();
         let located = find_lib_location(&header).map(|(range, line)| {
-            let place = self
-                .cell_lines
-                .place(self.ctx.line_origin(line), &lib, line, cell);
+            let place = self.shared.builds.lock().ok().and_then(|b| {
+                b.cells()
+                    .place(self.ctx.line_origin(line), &lib, line, cell)
+            });
             (range, line, describe(place, cell, lang))
         });
         if message.starts_with("not yet implemented")

@@ -27,6 +27,9 @@ pub struct SessionState {
     pub cell_seq: AtomicU64,
     /// The runner was restarted during the running cell.
     pub restarted: AtomicBool,
+    /// The recent builds and cells, to place a line of any build in the
+    /// cells (session writes, router reads).
+    pub builds: Mutex<crate::builds::Builds>,
 }
 
 impl SessionState {

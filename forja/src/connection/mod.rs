@@ -158,7 +158,15 @@ impl<T> Connection<T> {
     /// assert!(matches!(b.recv(), Err(forja::Error::MessageTooLarge { .. })));
     /// assert!(a.with_max_message_bytes(0).is_err());
     /// ```
+    #[track_caller]
     pub fn with_max_message_bytes(self, bytes: u64) -> Result<Self> {
+        crate::located::located(
+            self.with_max_message_bytes_body(bytes),
+            "Connection::with_max_message_bytes",
+        )
+    }
+
+    fn with_max_message_bytes_body(self, bytes: u64) -> Result<Self> {
         self.io.borrow_mut().set_max_message(bytes)?;
         Ok(self)
     }
@@ -170,7 +178,12 @@ impl<T> Connection<T> {
     /// a.send_bytes(b"raw").unwrap();
     /// assert_eq!(b.recv_bytes().unwrap(), b"raw");
     /// ```
+    #[track_caller]
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        crate::located::located(self.send_bytes_body(bytes), "Connection::send_bytes")
+    }
+
+    fn send_bytes_body(&self, bytes: &[u8]) -> Result<()> {
         self.io.borrow_mut().send_bytes(bytes)
     }
 
@@ -181,7 +194,12 @@ impl<T> Connection<T> {
     /// b.send_bytes(&[1, 2]).unwrap();
     /// assert_eq!(a.recv_bytes().unwrap(), vec![1, 2]);
     /// ```
+    #[track_caller]
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        crate::located::located(self.recv_bytes_body(), "Connection::recv_bytes")
+    }
+
+    fn recv_bytes_body(&self) -> Result<Vec<u8>> {
         self.io.borrow_mut().recv_bytes(None)
     }
 
@@ -195,7 +213,12 @@ impl<T> Connection<T> {
     /// b.send(&1).unwrap();
     /// assert!(a.poll(Duration::from_secs(1)).unwrap());
     /// ```
+    #[track_caller]
     pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(self.poll_body(timeout), "Connection::poll")
+    }
+
+    fn poll_body(&self, timeout: Duration) -> Result<bool> {
         self.io.borrow_mut().poll(timeout)
     }
 
@@ -217,7 +240,12 @@ impl<T> Connection<T> {
     /// b2.send(&1).unwrap();
     /// assert_eq!(a.recv().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn try_clone(&self) -> Result<Self> {
+        crate::located::located(self.try_clone_body(), "Connection::try_clone")
+    }
+
+    fn try_clone_body(&self) -> Result<Self> {
         Ok(Connection::from_io(self.io.borrow().try_clone()?))
     }
 }
@@ -230,7 +258,12 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// a.send(&2.5).unwrap();
     /// assert_eq!(b.recv().unwrap(), 2.5);
     /// ```
+    #[track_caller]
     pub fn send(&self, value: &T) -> Result<()> {
+        crate::located::located(self.send_body(value), "Connection::send")
+    }
+
+    fn send_body(&self, value: &T) -> Result<()> {
         self.io.borrow_mut().send_value(value, "a pipe")
     }
 
@@ -244,7 +277,12 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// assert_eq!(b.recv().unwrap(), 5);
     /// assert!(matches!(b.recv(), Err(forja::Error::Eof { .. })));
     /// ```
+    #[track_caller]
     pub fn recv(&self) -> Result<T> {
+        crate::located::located(self.recv_body(), "Connection::recv")
+    }
+
+    fn recv_body(&self) -> Result<T> {
         self.io.borrow_mut().recv_value(None)
     }
 
@@ -257,7 +295,12 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// let r = a.recv_timeout(Duration::from_millis(10));
     /// assert!(matches!(r, Err(forja::Error::Timeout { .. })));
     /// ```
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
+        crate::located::located(self.recv_timeout_body(timeout), "Connection::recv_timeout")
+    }
+
+    fn recv_timeout_body(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
             .recv_value(crate::deadline::deadline(timeout))
@@ -289,7 +332,15 @@ impl<T> Receiver<T> {
     /// tx.send(&"too long".to_string()).unwrap();
     /// assert!(matches!(rx.recv(), Err(forja::Error::MessageTooLarge { .. })));
     /// ```
+    #[track_caller]
     pub fn with_max_message_bytes(self, bytes: u64) -> Result<Self> {
+        crate::located::located(
+            self.with_max_message_bytes_body(bytes),
+            "Receiver::with_max_message_bytes",
+        )
+    }
+
+    fn with_max_message_bytes_body(self, bytes: u64) -> Result<Self> {
         self.io.borrow_mut().set_max_message(bytes)?;
         Ok(self)
     }
@@ -301,7 +352,12 @@ impl<T> Receiver<T> {
     /// tx.send_bytes(b"x").unwrap();
     /// assert_eq!(rx.recv_bytes().unwrap(), b"x");
     /// ```
+    #[track_caller]
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        crate::located::located(self.recv_bytes_body(), "Receiver::recv_bytes")
+    }
+
+    fn recv_bytes_body(&self) -> Result<Vec<u8>> {
         self.io.borrow_mut().recv_bytes(None)
     }
 
@@ -311,7 +367,12 @@ impl<T> Receiver<T> {
     /// let (rx, _tx) = forja::Pipe::one_way::<i32>().unwrap();
     /// assert!(!rx.poll(std::time::Duration::ZERO).unwrap());
     /// ```
+    #[track_caller]
     pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(self.poll_body(timeout), "Receiver::poll")
+    }
+
+    fn poll_body(&self, timeout: Duration) -> Result<bool> {
         self.io.borrow_mut().poll(timeout)
     }
 
@@ -334,7 +395,12 @@ impl<T> Receiver<T> {
     /// tx.send(&5).unwrap();
     /// assert_eq!(rx2.recv().unwrap(), 5);
     /// ```
+    #[track_caller]
     pub fn try_clone(&self) -> Result<Self> {
+        crate::located::located(self.try_clone_body(), "Receiver::try_clone")
+    }
+
+    fn try_clone_body(&self) -> Result<Self> {
         Ok(Receiver {
             io: RefCell::new(self.io.borrow().try_clone()?),
             id: self.id,
@@ -354,7 +420,12 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// assert_eq!(rx.recv().unwrap(), "hola");
     /// assert!(matches!(rx.recv(), Err(forja::Error::Eof { .. })));
     /// ```
+    #[track_caller]
     pub fn recv(&self) -> Result<T> {
+        crate::located::located(self.recv_body(), "Receiver::recv")
+    }
+
+    fn recv_body(&self) -> Result<T> {
         self.io.borrow_mut().recv_value(None)
     }
 
@@ -364,7 +435,12 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// let (rx, _tx) = forja::Pipe::one_way::<i32>().unwrap();
     /// assert!(rx.recv_timeout(std::time::Duration::from_millis(5)).is_err());
     /// ```
+    #[track_caller]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
+        crate::located::located(self.recv_timeout_body(timeout), "Receiver::recv_timeout")
+    }
+
+    fn recv_timeout_body(&self, timeout: Duration) -> Result<T> {
         self.io
             .borrow_mut()
             .recv_value(crate::deadline::deadline(timeout))
@@ -391,7 +467,12 @@ impl<T> Sender<T> {
     /// tx.send_bytes(&[9]).unwrap();
     /// assert_eq!(rx.recv_bytes().unwrap(), vec![9]);
     /// ```
+    #[track_caller]
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        crate::located::located(self.send_bytes_body(bytes), "Sender::send_bytes")
+    }
+
+    fn send_bytes_body(&self, bytes: &[u8]) -> Result<()> {
         self.io.borrow_mut().send_bytes(bytes)
     }
 
@@ -416,7 +497,12 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.recv().unwrap(), 1);
     /// assert!(rx.recv().is_err());
     /// ```
+    #[track_caller]
     pub fn try_clone(&self) -> Result<Self> {
+        crate::located::located(self.try_clone_body(), "Sender::try_clone")
+    }
+
+    fn try_clone_body(&self) -> Result<Self> {
         Ok(Sender {
             io: RefCell::new(self.io.borrow().try_clone()?),
             _marker: PhantomData,
@@ -433,7 +519,12 @@ impl<T: Serialize> Sender<T> {
     /// tx.send(&3).unwrap();
     /// assert_eq!(rx.recv().unwrap(), 3);
     /// ```
+    #[track_caller]
     pub fn send(&self, value: &T) -> Result<()> {
+        crate::located::located(self.send_body(value), "Sender::send")
+    }
+
+    fn send_body(&self, value: &T) -> Result<()> {
         self.io.borrow_mut().send_value(value, "a pipe")
     }
 }

@@ -20,7 +20,17 @@ impl<C> Pool<C> {
     /// let words = pool.map(|n: usize| "ab".repeat(n), vec![0, 1, 2]).unwrap();
     /// assert_eq!(words, vec!["", "ab", "abab"]);
     /// ```
+    #[track_caller]
     pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.map_body(f, items), "Pool::map")
+    }
+
+    fn map_body<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Vec<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -39,7 +49,18 @@ impl<C> Pool<C> {
     /// let v = pool.map_with(offset, |offset: &i32, x: i32| x + offset, vec![1, 2]).unwrap();
     /// assert_eq!(v, vec![101, 102]);
     /// ```
+    #[track_caller]
     pub fn map_with<S, A, R, I>(&self, value: S, f: fn(&S, A) -> R, items: I) -> Result<Vec<R>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.map_with_body(value, f, items), "Pool::map_with")
+    }
+
+    fn map_with_body<S, A, R, I>(&self, value: S, f: fn(&S, A) -> R, items: I) -> Result<Vec<R>>
     where
         S: Serialize + DeserializeOwned + 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -60,7 +81,17 @@ impl<C> Pool<C> {
     /// fn power(b: u64, e: u32) -> u64 { b.pow(e) }
     /// assert_eq!(pool.starmap(power as fn(u64, u32) -> u64, vec![(2, 3)]).unwrap(), vec![8]);
     /// ```
+    #[track_caller]
     pub fn starmap<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<Vec<R>>
+    where
+        Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        crate::located::located(self.starmap_body(f, items), "Pool::starmap")
+    }
+
+    fn starmap_body<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<Vec<R>>
     where
         Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -77,7 +108,17 @@ impl<C> Pool<C> {
     /// let r = pool.starmap_async(|a: i32, b: i32| a * b, vec![(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(r.get().unwrap(), vec![2, 12]);
     /// ```
+    #[track_caller]
     pub fn starmap_async<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        crate::located::located(self.starmap_async_body(f, items), "Pool::starmap_async")
+    }
+
+    fn starmap_async_body<Args, R, I>(&self, f: Args::Fn, items: I) -> Result<AsyncResult<Vec<R>>>
     where
         Args: StarArgs<R> + Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -94,7 +135,26 @@ impl<C> Pool<C> {
     /// let v = pool.starmap_with(10, |k: &i32, a: i32, b: i32| k * a + b, vec![(1, 2), (3, 4)]).unwrap();
     /// assert_eq!(v, vec![12, 34]);
     /// ```
+    #[track_caller]
     pub fn starmap_with<S, Args, R, I>(
+        &self,
+        value: S,
+        f: <Args as StarArgsWith<S, R>>::Fn,
+        items: I,
+    ) -> Result<Vec<R>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        Args: StarArgsWith<S, R> + Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        crate::located::located(
+            self.starmap_with_body(value, f, items),
+            "Pool::starmap_with",
+        )
+    }
+
+    fn starmap_with_body<S, Args, R, I>(
         &self,
         value: S,
         f: <Args as StarArgsWith<S, R>>::Fn,
@@ -115,7 +175,16 @@ impl<C> Pool<C> {
     /// let pool = forja::Pool::new(1).unwrap();
     /// assert_eq!(pool.apply(|s: String| s.len(), "hola".into()).unwrap(), 4);
     /// ```
+    #[track_caller]
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::located::located(self.apply_body(f, arg), "Pool::apply")
+    }
+
+    fn apply_body<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -130,7 +199,17 @@ impl<C> Pool<C> {
     /// let greeting = pool.apply_with("hola".to_string(), |g: &String, n: usize| g.repeat(n), 2);
     /// assert_eq!(greeting.unwrap(), "holahola");
     /// ```
+    #[track_caller]
     pub fn apply_with<S, A, R>(&self, value: S, f: fn(&S, A) -> R, arg: A) -> Result<R>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::located::located(self.apply_with_body(value, f, arg), "Pool::apply_with")
+    }
+
+    fn apply_with_body<S, A, R>(&self, value: S, f: fn(&S, A) -> R, arg: A) -> Result<R>
     where
         S: Serialize + DeserializeOwned + 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -148,7 +227,16 @@ impl<C> Pool<C> {
     /// let got: Vec<u32> = pending.iter().map(|r| r.get().unwrap()).collect();
     /// assert_eq!(got, vec![0, 10, 20, 30]);
     /// ```
+    #[track_caller]
     pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::located::located(self.apply_async_body(f, arg), "Pool::apply_async")
+    }
+
+    fn apply_async_body<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -164,7 +252,25 @@ impl<C> Pool<C> {
     /// let r = pool.apply_async_with(3u32, |k: &u32, x: u32| k * x, 5).unwrap();
     /// assert_eq!(r.get().unwrap(), 15);
     /// ```
+    #[track_caller]
     pub fn apply_async_with<S, A, R>(
+        &self,
+        value: S,
+        f: fn(&S, A) -> R,
+        arg: A,
+    ) -> Result<AsyncResult<R>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::located::located(
+            self.apply_async_with_body(value, f, arg),
+            "Pool::apply_async_with",
+        )
+    }
+
+    fn apply_async_with_body<S, A, R>(
         &self,
         value: S,
         f: fn(&S, A) -> R,
@@ -186,7 +292,17 @@ impl<C> Pool<C> {
     /// let r = pool.map_async(|x: i32| x + 1, vec![1, 2, 3]).unwrap();
     /// assert_eq!(r.get().unwrap(), vec![2, 3, 4]);
     /// ```
+    #[track_caller]
     pub fn map_async<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.map_async_body(f, items), "Pool::map_async")
+    }
+
+    fn map_async_body<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<AsyncResult<Vec<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -203,7 +319,26 @@ impl<C> Pool<C> {
     /// let r = pool.map_async_with(2, |k: &i32, x: i32| x * k, vec![1, 2]).unwrap();
     /// assert_eq!(r.get().unwrap(), vec![2, 4]);
     /// ```
+    #[track_caller]
     pub fn map_async_with<S, A, R, I>(
+        &self,
+        value: S,
+        f: fn(&S, A) -> R,
+        items: I,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(
+            self.map_async_with_body(value, f, items),
+            "Pool::map_async_with",
+        )
+    }
+
+    fn map_async_with_body<S, A, R, I>(
         &self,
         value: S,
         f: fn(&S, A) -> R,
@@ -229,7 +364,17 @@ impl<C> Pool<C> {
     ///     assert_eq!(r.unwrap(), (i * i) as u64);
     /// }
     /// ```
+    #[track_caller]
     pub fn imap<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.imap_body(f, items), "Pool::imap")
+    }
+
+    fn imap_body<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -246,7 +391,18 @@ impl<C> Pool<C> {
     /// let v: Vec<i32> = pool.imap_with(1, |k: &i32, x: i32| x - k, vec![5, 6]).unwrap().map(|r| r.unwrap()).collect();
     /// assert_eq!(v, vec![4, 5]);
     /// ```
+    #[track_caller]
     pub fn imap_with<S, A, R, I>(&self, value: S, f: fn(&S, A) -> R, items: I) -> Result<Imap<R>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.imap_with_body(value, f, items), "Pool::imap_with")
+    }
+
+    fn imap_with_body<S, A, R, I>(&self, value: S, f: fn(&S, A) -> R, items: I) -> Result<Imap<R>>
     where
         S: Serialize + DeserializeOwned + 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -269,7 +425,17 @@ impl<C> Pool<C> {
     /// got.sort();
     /// assert_eq!(got, vec![2, 4, 6]);
     /// ```
+    #[track_caller]
     pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<ImapUnordered<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.imap_unordered_body(f, items), "Pool::imap_unordered")
+    }
+
+    fn imap_unordered_body<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<ImapUnordered<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -286,7 +452,26 @@ impl<C> Pool<C> {
     /// let n = pool.imap_unordered_with(0u8, |_: &u8, x: u8| x, vec![1, 2]).unwrap().count();
     /// assert_eq!(n, 2);
     /// ```
+    #[track_caller]
     pub fn imap_unordered_with<S, A, R, I>(
+        &self,
+        value: S,
+        f: fn(&S, A) -> R,
+        items: I,
+    ) -> Result<ImapUnordered<R>>
+    where
+        S: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(
+            self.imap_unordered_with_body(value, f, items),
+            "Pool::imap_unordered_with",
+        )
+    }
+
+    fn imap_unordered_with_body<S, A, R, I>(
         &self,
         value: S,
         f: fn(&S, A) -> R,

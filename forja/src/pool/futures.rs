@@ -41,7 +41,12 @@ impl ProcessPoolExecutor {
     /// let ex = forja::ProcessPoolExecutor::new(2).unwrap();
     /// assert_eq!(ex.pool().size(), 2);
     /// ```
+    #[track_caller]
     pub fn new(max_workers: usize) -> Result<ProcessPoolExecutor> {
+        crate::located::located(Self::new_body(max_workers), "ProcessPoolExecutor::new")
+    }
+
+    fn new_body(max_workers: usize) -> Result<ProcessPoolExecutor> {
         Ok(ProcessPoolExecutor {
             pool: Pool::new(max_workers)?,
         })
@@ -76,7 +81,16 @@ impl ProcessPoolExecutor {
     /// let f = ex.submit(|s: String| s.to_uppercase(), "hola".into()).unwrap();
     /// assert_eq!(f.result().unwrap(), "HOLA");
     /// ```
+    #[track_caller]
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::located::located(self.submit_body(f, arg), "ProcessPoolExecutor::submit")
+    }
+
+    fn submit_body<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -94,7 +108,17 @@ impl ProcessPoolExecutor {
     /// let v: Vec<u32> = ex.map(|x: u32| x + 1, 0..4).unwrap().map(|r| r.unwrap()).collect();
     /// assert_eq!(v, vec![1, 2, 3, 4]);
     /// ```
+    #[track_caller]
     pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        crate::located::located(self.map_body(f, items), "ProcessPoolExecutor::map")
+    }
+
+    fn map_body<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -114,7 +138,12 @@ impl ProcessPoolExecutor {
     /// assert!(f.done());
     /// assert!(ex.submit(|x: u8| x, 3).is_err());
     /// ```
+    #[track_caller]
     pub fn shutdown(&self, wait: bool) -> Result<()> {
+        crate::located::located(self.shutdown_body(wait), "ProcessPoolExecutor::shutdown")
+    }
+
+    fn shutdown_body(&self, wait: bool) -> Result<()> {
         self.pool.close()?;
         if wait {
             self.pool.join()?;
@@ -158,7 +187,12 @@ impl<R> Future<R> {
     /// let f = ex.submit(|x: i32| if x < 0 { panic!("negative") } else { x }, -1).unwrap();
     /// assert!(f.result().unwrap_err().to_string().contains("negative"));
     /// ```
+    #[track_caller]
     pub fn result(&self) -> Result<R> {
+        crate::located::located(self.result_body(), "Future::result")
+    }
+
+    fn result_body(&self) -> Result<R> {
         self.result.get()
     }
 
@@ -171,7 +205,12 @@ impl<R> Future<R> {
     /// let f = ex.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 2000).unwrap();
     /// assert!(matches!(f.result_timeout(Duration::from_millis(10)), Err(forja::Error::Timeout { .. })));
     /// ```
+    #[track_caller]
     pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
+        crate::located::located(self.result_timeout_body(timeout), "Future::result_timeout")
+    }
+
+    fn result_timeout_body(&self, timeout: Duration) -> Result<R> {
         self.result.get_timeout(timeout)
     }
 

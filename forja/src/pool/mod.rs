@@ -229,7 +229,15 @@ impl<C> PoolBuilder<C> {
     /// let pool = forja::Pool::builder().build().unwrap();
     /// assert_eq!(pool.size(), forja::process_cpu_count());
     /// ```
+    #[track_caller]
     pub fn build(self) -> Result<Pool<C>>
+    where
+        C: Send + Sync + 'static,
+    {
+        crate::located::located(self.build_body(), "PoolBuilder::build")
+    }
+
+    fn build_body(self) -> Result<Pool<C>>
     where
         C: Send + Sync + 'static,
     {
@@ -293,7 +301,12 @@ impl Pool {
     /// let pool = forja::Pool::new(2).unwrap();
     /// assert_eq!(pool.size(), 2);
     /// ```
+    #[track_caller]
     pub fn new(processes: usize) -> Result<Pool> {
+        crate::located::located(Self::new_body(processes), "Pool::new")
+    }
+
+    fn new_body(processes: usize) -> Result<Pool> {
         Pool::builder().processes(processes).build()
     }
 
@@ -304,7 +317,12 @@ impl Pool {
     /// let pool = forja::Pool::with_cpus().unwrap();
     /// assert_eq!(pool.size(), forja::process_cpu_count());
     /// ```
+    #[track_caller]
     pub fn with_cpus() -> Result<Pool> {
+        crate::located::located(Self::with_cpus_body(), "Pool::with_cpus")
+    }
+
+    fn with_cpus_body() -> Result<Pool> {
         Pool::builder().build()
     }
 
@@ -428,7 +446,12 @@ impl<C> Pool<C> {
     /// assert!(pool.apply(|x: i32| x, 1).is_err());
     /// pool.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn close(&self) -> Result<()> {
+        crate::located::located(self.close_body(), "Pool::close")
+    }
+
+    fn close_body(&self) -> Result<()> {
         scheduler::check_creator(&self.shared)?;
         let mut inner = lock(&self.shared);
         if inner.state == PoolState::Open {
@@ -463,7 +486,12 @@ impl<C> Pool<C> {
     /// pool.join().unwrap();
     /// assert_eq!(r.get().unwrap(), 5);
     /// ```
+    #[track_caller]
     pub fn join(&self) -> Result<()> {
+        crate::located::located(self.join_body(), "Pool::join")
+    }
+
+    fn join_body(&self) -> Result<()> {
         scheduler::check_creator(&self.shared)?;
         {
             let inner = lock(&self.shared);
@@ -499,7 +527,12 @@ impl<C> Pool<C> {
     /// pool.terminate().unwrap();
     /// assert!(pool.worker_pids().is_empty());
     /// ```
+    #[track_caller]
     pub fn terminate(&self) -> Result<()> {
+        crate::located::located(self.terminate_body(), "Pool::terminate")
+    }
+
+    fn terminate_body(&self) -> Result<()> {
         scheduler::check_creator(&self.shared)?;
         lock(&self.shared).terminate();
         self.shared.changed.notify_all();

@@ -67,7 +67,12 @@ impl<T> AsyncResult<T> {
     /// let pool = forja::Pool::new(1).unwrap();
     /// assert_eq!(pool.apply_async(|x: u8| x, 1).unwrap().get().unwrap(), 1);
     /// ```
+    #[track_caller]
     pub fn get(&self) -> Result<T> {
+        crate::located::located(self.get_body(), "AsyncResult::get")
+    }
+
+    fn get_body(&self) -> Result<T> {
         wait_until(&self.shared, None, |inner| job_done(inner, self.job))?;
         self.finish()
     }
@@ -81,7 +86,12 @@ impl<T> AsyncResult<T> {
     /// let r = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 2000).unwrap();
     /// assert!(matches!(r.get_timeout(Duration::from_millis(10)), Err(forja::Error::Timeout { .. })));
     /// ```
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        crate::located::located(self.get_timeout_body(timeout), "AsyncResult::get_timeout")
+    }
+
+    fn get_timeout_body(&self, timeout: Duration) -> Result<T> {
         let deadline = crate::deadline::deadline(timeout);
         if !wait_until(&self.shared, deadline, |inner| job_done(inner, self.job))? {
             return Err(Error::Timeout {
@@ -99,7 +109,12 @@ impl<T> AsyncResult<T> {
     /// let r = pool.apply_async(|x: u8| x, 1).unwrap();
     /// assert!(r.wait(std::time::Duration::from_secs(10)).unwrap());
     /// ```
+    #[track_caller]
     pub fn wait(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(self.wait_body(timeout), "AsyncResult::wait")
+    }
+
+    fn wait_body(&self, timeout: Duration) -> Result<bool> {
         wait_until(&self.shared, crate::deadline::deadline(timeout), |inner| {
             job_done(inner, self.job)
         })

@@ -98,6 +98,9 @@ impl Worker {
         let ours = MessageFd::new(ours, true)?;
         let slot = reg.reserve(&name, true, true)?;
         let setup = ChildSetup {
+            // A task's panic goes back to the parent as an error, not as a
+            // panic report.
+            code: None,
             name: &name,
             identity: &identity,
             daemon: true,

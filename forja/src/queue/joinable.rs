@@ -55,7 +55,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::<u8>::new().unwrap();
     /// assert_eq!(q.unfinished_tasks(), 0);
     /// ```
+    #[track_caller]
     pub fn new() -> Result<JoinableQueue<T>> {
+        crate::located::located(Self::new_body(), "JoinableQueue::new")
+    }
+
+    fn new_body() -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue {
             queue: Queue::new()?,
         })
@@ -67,7 +72,15 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::<u8>::with_maxsize(2).unwrap();
     /// assert_eq!(q.maxsize(), 2);
     /// ```
+    #[track_caller]
     pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
+        crate::located::located(
+            Self::with_maxsize_body(maxsize),
+            "JoinableQueue::with_maxsize",
+        )
+    }
+
+    fn with_maxsize_body(maxsize: usize) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue {
             queue: Queue::with_maxsize(maxsize)?,
         })
@@ -80,7 +93,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.put(&1u8).unwrap();
     /// assert_eq!(q.unfinished_tasks(), 1);
     /// ```
+    #[track_caller]
     pub fn put(&self, item: &T) -> Result<()> {
+        crate::located::located(self.put_body(item), "JoinableQueue::put")
+    }
+
+    fn put_body(&self, item: &T) -> Result<()> {
         self.queue.put_until(item, None, true)
     }
 
@@ -91,7 +109,15 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::new().unwrap();
     /// q.put_timeout(&1u8, std::time::Duration::from_millis(5)).unwrap();
     /// ```
+    #[track_caller]
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        crate::located::located(
+            self.put_timeout_body(item, timeout),
+            "JoinableQueue::put_timeout",
+        )
+    }
+
+    fn put_timeout_body(&self, item: &T, timeout: Duration) -> Result<()> {
         self.queue
             .put_until(item, crate::deadline::deadline(timeout), true)
     }
@@ -102,7 +128,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::new().unwrap();
     /// q.try_put(&1u8).unwrap();
     /// ```
+    #[track_caller]
     pub fn try_put(&self, item: &T) -> Result<()> {
+        crate::located::located(self.try_put_body(item), "JoinableQueue::try_put")
+    }
+
+    fn try_put_body(&self, item: &T) -> Result<()> {
         self.queue.put_until(item, Some(Instant::now()), true)
     }
 
@@ -113,7 +144,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.put(&3i32).unwrap();
     /// assert_eq!(q.get().unwrap(), 3);
     /// ```
+    #[track_caller]
     pub fn get(&self) -> Result<T> {
+        crate::located::located(self.get_body(), "JoinableQueue::get")
+    }
+
+    fn get_body(&self) -> Result<T> {
         self.queue.get()
     }
 
@@ -124,7 +160,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::<u8>::new().unwrap();
     /// assert!(q.get_timeout(std::time::Duration::from_millis(5)).is_err());
     /// ```
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        crate::located::located(self.get_timeout_body(timeout), "JoinableQueue::get_timeout")
+    }
+
+    fn get_timeout_body(&self, timeout: Duration) -> Result<T> {
         self.queue.get_timeout(timeout)
     }
 
@@ -134,7 +175,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::<u8>::new().unwrap();
     /// assert!(q.try_get().is_err());
     /// ```
+    #[track_caller]
     pub fn try_get(&self) -> Result<T> {
+        crate::located::located(self.try_get_body(), "JoinableQueue::try_get")
+    }
+
+    fn try_get_body(&self) -> Result<T> {
         self.queue.try_get()
     }
 
@@ -148,7 +194,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.task_done().unwrap();
     /// assert!(matches!(q.task_done(), Err(forja::Error::TooManyTaskDone { .. })));
     /// ```
+    #[track_caller]
     pub fn task_done(&self) -> Result<()> {
+        crate::located::located(self.task_done_body(), "JoinableQueue::task_done")
+    }
+
+    fn task_done_body(&self) -> Result<()> {
         let j = &self.queue.ring.join();
         let mut n = j.unfinished.load(Ordering::SeqCst);
         loop {
@@ -207,7 +258,12 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// let q = forja::JoinableQueue::<u8>::new().unwrap();
     /// q.join().unwrap(); // nothing was put
     /// ```
+    #[track_caller]
     pub fn join(&self) -> Result<()> {
+        crate::located::located(self.join_body(), "JoinableQueue::join")
+    }
+
+    fn join_body(&self) -> Result<()> {
         self.join_until(None)
     }
 
@@ -224,7 +280,15 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// q.task_done().unwrap();
     /// assert!(q.join_timeout(Duration::MAX).unwrap());
     /// ```
+    #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(
+            self.join_timeout_body(timeout),
+            "JoinableQueue::join_timeout",
+        )
+    }
+
+    fn join_timeout_body(&self, timeout: Duration) -> Result<bool> {
         match self.join_until(crate::deadline::deadline(timeout)) {
             Ok(()) => Ok(true),
             Err(Error::Timeout { .. }) => Ok(false),

@@ -43,7 +43,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// ```
     /// assert!(forja::SimpleQueue::<u8>::new().unwrap().is_empty());
     /// ```
+    #[track_caller]
     pub fn new() -> Result<SimpleQueue<T>> {
+        crate::located::located(Self::new_body(), "SimpleQueue::new")
+    }
+
+    fn new_body() -> Result<SimpleQueue<T>> {
         Ok(SimpleQueue {
             queue: Queue::new()?,
         })
@@ -54,7 +59,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// ```
     /// forja::SimpleQueue::new().unwrap().put(&1u8).unwrap();
     /// ```
+    #[track_caller]
     pub fn put(&self, item: &T) -> Result<()> {
+        crate::located::located(self.put_body(item), "SimpleQueue::put")
+    }
+
+    fn put_body(&self, item: &T) -> Result<()> {
         self.queue.put(item)
     }
 
@@ -65,7 +75,12 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// q.put(&'x').unwrap();
     /// assert_eq!(q.get().unwrap(), 'x');
     /// ```
+    #[track_caller]
     pub fn get(&self) -> Result<T> {
+        crate::located::located(self.get_body(), "SimpleQueue::get")
+    }
+
+    fn get_body(&self) -> Result<T> {
         self.queue.get()
     }
 

@@ -71,7 +71,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let q = forja::Queue::<i64>::new().unwrap();
     /// assert!(q.is_empty());
     /// ```
+    #[track_caller]
     pub fn new() -> Result<Queue<T>> {
+        crate::located::located(Self::new_body(), "Queue::new")
+    }
+
+    fn new_body() -> Result<Queue<T>> {
         Self::build(0, RING_BYTES)
     }
 
@@ -84,7 +89,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// assert!(q.is_full());
     /// assert!(matches!(q.try_put(&2), Err(forja::Error::Full { .. })));
     /// ```
+    #[track_caller]
     pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        crate::located::located(Self::with_maxsize_body(maxsize), "Queue::with_maxsize")
+    }
+
+    fn with_maxsize_body(maxsize: usize) -> Result<Queue<T>> {
         Self::build(maxsize as u64, RING_BYTES)
     }
 
@@ -96,7 +106,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// q.put(&vec![7u8; 10]).unwrap();
     /// assert_eq!(q.get().unwrap(), vec![7u8; 10]);
     /// ```
+    #[track_caller]
     pub fn with_buffer_bytes(bytes: usize) -> Result<Queue<T>> {
+        crate::located::located(
+            Self::with_buffer_bytes_body(bytes),
+            "Queue::with_buffer_bytes",
+        )
+    }
+
+    fn with_buffer_bytes_body(bytes: usize) -> Result<Queue<T>> {
         Self::build(0, bytes)
     }
 
@@ -159,7 +177,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let q = forja::Queue::new().unwrap();
     /// q.put(&[1.0f32, 2.0]).unwrap();
     /// ```
+    #[track_caller]
     pub fn put(&self, item: &T) -> Result<()> {
+        crate::located::located(self.put_body(item), "Queue::put")
+    }
+
+    fn put_body(&self, item: &T) -> Result<()> {
         self.put_until(item, None, false)
     }
 
@@ -172,7 +195,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let r = q.put_timeout(&'b', std::time::Duration::from_millis(5));
     /// assert!(matches!(r, Err(forja::Error::Full { .. })));
     /// ```
+    #[track_caller]
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        crate::located::located(self.put_timeout_body(item, timeout), "Queue::put_timeout")
+    }
+
+    fn put_timeout_body(&self, item: &T, timeout: Duration) -> Result<()> {
         self.put_until(item, crate::deadline::deadline(timeout), false)
     }
 
@@ -182,7 +210,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let q = forja::Queue::new().unwrap();
     /// q.try_put(&5u16).unwrap();
     /// ```
+    #[track_caller]
     pub fn try_put(&self, item: &T) -> Result<()> {
+        crate::located::located(self.try_put_body(item), "Queue::try_put")
+    }
+
+    fn try_put_body(&self, item: &T) -> Result<()> {
         self.put_until(item, Some(Instant::now()), false)
     }
 
@@ -193,7 +226,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// q.put(&true).unwrap();
     /// assert!(q.get().unwrap());
     /// ```
+    #[track_caller]
     pub fn get(&self) -> Result<T> {
+        crate::located::located(self.get_body(), "Queue::get")
+    }
+
+    fn get_body(&self) -> Result<T> {
         self.get_until(None)
     }
 
@@ -205,7 +243,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let r = q.get_timeout(std::time::Duration::from_millis(5));
     /// assert!(matches!(r, Err(forja::Error::Empty { .. })));
     /// ```
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        crate::located::located(self.get_timeout_body(timeout), "Queue::get_timeout")
+    }
+
+    fn get_timeout_body(&self, timeout: Duration) -> Result<T> {
         self.get_until(crate::deadline::deadline(timeout))
     }
 
@@ -215,7 +258,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// let q = forja::Queue::<u8>::new().unwrap();
     /// assert!(q.try_get().is_err());
     /// ```
+    #[track_caller]
     pub fn try_get(&self) -> Result<T> {
+        crate::located::located(self.try_get_body(), "Queue::try_get")
+    }
+
+    fn try_get_body(&self) -> Result<T> {
         self.get_until(Some(Instant::now()))
     }
 

@@ -80,7 +80,12 @@ impl Barrier {
     /// assert!(forja::Barrier::new(0).is_err());
     /// assert_eq!(forja::Barrier::new(3).unwrap().n_waiting(), 0);
     /// ```
+    #[track_caller]
     pub fn new(parties: u32) -> Result<Barrier> {
+        crate::located::located(Self::new_body(parties), "Barrier::new")
+    }
+
+    fn new_body(parties: u32) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidArgument {
                 message: crate::messages::Msg::BarrierParties.get().into(),
@@ -127,7 +132,18 @@ impl Barrier {
     /// b.wait().unwrap();
     /// assert_eq!(rounds.load().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn with_action(parties: u32, action: impl Fn() + Send + Sync + 'static) -> Result<Barrier> {
+        crate::located::located(
+            Self::with_action_body(parties, action),
+            "Barrier::with_action",
+        )
+    }
+
+    fn with_action_body(
+        parties: u32,
+        action: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Barrier> {
         let mut b = Barrier::new(parties)?;
         b.action = Some(Arc::new(action));
         Ok(b)
@@ -234,7 +250,12 @@ impl Barrier {
     /// let b = forja::Barrier::new(1).unwrap();
     /// assert_eq!(b.wait().unwrap(), 0);
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Result<u32> {
+        crate::located::located(self.wait_body(), "Barrier::wait")
+    }
+
+    fn wait_body(&self) -> Result<u32> {
         self.wait_until(None)
     }
 
@@ -247,7 +268,12 @@ impl Barrier {
     /// assert!(matches!(r, Err(forja::Error::BrokenBarrier { .. })));
     /// assert!(b.broken());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        crate::located::located(self.wait_timeout_body(timeout), "Barrier::wait_timeout")
+    }
+
+    fn wait_timeout_body(&self, timeout: Duration) -> Result<u32> {
         self.wait_until(crate::deadline::deadline(timeout))
     }
 
@@ -259,7 +285,12 @@ impl Barrier {
     /// b.abort().unwrap();
     /// assert!(b.wait().is_err());
     /// ```
+    #[track_caller]
     pub fn abort(&self) -> Result<()> {
+        crate::located::located(self.abort_body(), "Barrier::abort")
+    }
+
+    fn abort_body(&self) -> Result<()> {
         let _held = self.hold()?;
         if self.state.broken.load(Ordering::Relaxed) == 0 {
             self.break_locked();
@@ -286,7 +317,12 @@ impl Barrier {
     /// assert_eq!(waiter.exitcode(), Some(0));
     /// assert!(!b.broken());
     /// ```
+    #[track_caller]
     pub fn reset(&self) -> Result<()> {
+        crate::located::located(self.reset_body(), "Barrier::reset")
+    }
+
+    fn reset_body(&self) -> Result<()> {
         let _held = self.hold()?;
         let st = &*self.state;
         if st.count.load(Ordering::Relaxed) > 0 {

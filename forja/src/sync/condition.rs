@@ -81,7 +81,12 @@ impl Condition {
     /// let cond = forja::Condition::new().unwrap();
     /// # let _ = cond;
     /// ```
+    #[track_caller]
     pub fn new() -> Result<Condition> {
+        crate::located::located(Self::new_body(), "Condition::new")
+    }
+
+    fn new_body() -> Result<Condition> {
         Condition::with_lock(&Lock::new()?)
     }
 
@@ -93,7 +98,12 @@ impl Condition {
     /// let _g = cond.acquire().unwrap();
     /// assert!(lock.is_locked());
     /// ```
+    #[track_caller]
     pub fn with_lock(lock: &Lock) -> Result<Condition> {
+        crate::located::located(Self::with_lock_body(lock), "Condition::with_lock")
+    }
+
+    fn with_lock_body(lock: &Lock) -> Result<Condition> {
         // SAFETY: atomics.
         let state = unsafe { ShmBox::new(CondState::default(), 0, 1)? };
         Ok(Condition {
@@ -119,7 +129,12 @@ impl Condition {
     /// let cond = forja::Condition::new().unwrap();
     /// let _g = cond.acquire().unwrap();
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Result<ConditionGuard<'_>> {
+        crate::located::located(self.acquire_body(), "Condition::acquire")
+    }
+
+    fn acquire_body(&self) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
         lock_or_report(self.lock.word(), me, None, WHAT, HINT, self.wait_site())?;
         Ok(ConditionGuard::new(self, me))
@@ -132,7 +147,15 @@ impl Condition {
     /// let cond = forja::Condition::new().unwrap();
     /// let _g = cond.acquire_timeout(std::time::Duration::from_millis(5)).unwrap();
     /// ```
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<ConditionGuard<'_>> {
+        crate::located::located(
+            self.acquire_timeout_body(timeout),
+            "Condition::acquire_timeout",
+        )
+    }
+
+    fn acquire_timeout_body(&self, timeout: Duration) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
         lock_or_report(
             self.lock.word(),
@@ -152,7 +175,12 @@ impl Condition {
     /// let cond = forja::Condition::new().unwrap();
     /// assert!(cond.recover().is_err()); // nobody died
     /// ```
+    #[track_caller]
     pub fn recover(&self) -> Result<ConditionGuard<'_>> {
+        crate::located::located(self.recover_body(), "Condition::recover")
+    }
+
+    fn recover_body(&self) -> Result<ConditionGuard<'_>> {
         let me = guard_id();
         match self.lock.word().recover(me) {
             Some(_) => Ok(ConditionGuard::new(self, me)),
@@ -229,7 +257,12 @@ impl ConditionGuard<'_> {
     /// let mut g = cond.acquire().unwrap();
     /// g.wait().unwrap(); // until another process calls notify()
     /// ```
+    #[track_caller]
     pub fn wait(&mut self) -> Result<()> {
+        crate::located::located(self.wait_body(), "ConditionGuard::wait")
+    }
+
+    fn wait_body(&mut self) -> Result<()> {
         self.wait_until(None).map(|_| ())
     }
 
@@ -242,7 +275,15 @@ impl ConditionGuard<'_> {
     /// let mut g = cond.acquire().unwrap();
     /// assert!(!g.wait_timeout(std::time::Duration::from_millis(5)).unwrap());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        crate::located::located(
+            self.wait_timeout_body(timeout),
+            "ConditionGuard::wait_timeout",
+        )
+    }
+
+    fn wait_timeout_body(&mut self, timeout: Duration) -> Result<bool> {
         self.wait_until(crate::deadline::deadline(timeout))
     }
 
@@ -254,7 +295,12 @@ impl ConditionGuard<'_> {
     /// let mut g = cond.acquire().unwrap();
     /// g.wait_for(|| true).unwrap(); // already true: no wait
     /// ```
-    pub fn wait_for(&mut self, mut ready: impl FnMut() -> bool) -> Result<()> {
+    #[track_caller]
+    pub fn wait_for(&mut self, ready: impl FnMut() -> bool) -> Result<()> {
+        crate::located::located(self.wait_for_body(ready), "ConditionGuard::wait_for")
+    }
+
+    fn wait_for_body(&mut self, mut ready: impl FnMut() -> bool) -> Result<()> {
         while !ready() {
             self.wait()?;
         }
@@ -270,7 +316,19 @@ impl ConditionGuard<'_> {
     /// let ok = g.wait_for_timeout(|| false, std::time::Duration::from_millis(5)).unwrap();
     /// assert!(!ok);
     /// ```
+    #[track_caller]
     pub fn wait_for_timeout(
+        &mut self,
+        ready: impl FnMut() -> bool,
+        timeout: Duration,
+    ) -> Result<bool> {
+        crate::located::located(
+            self.wait_for_timeout_body(ready, timeout),
+            "ConditionGuard::wait_for_timeout",
+        )
+    }
+
+    fn wait_for_timeout_body(
         &mut self,
         mut ready: impl FnMut() -> bool,
         timeout: Duration,

@@ -39,7 +39,12 @@ impl Event {
     /// ```
     /// assert!(!forja::Event::new().unwrap().is_set());
     /// ```
+    #[track_caller]
     pub fn new() -> Result<Event> {
+        crate::located::located(Self::new_body(), "Event::new")
+    }
+
+    fn new_body() -> Result<Event> {
         // SAFETY: `EventState` is only atomics, built for shared access.
         Ok(Event {
             state: unsafe { ShmBox::new(EventState::default(), 0, 1)? },
@@ -120,7 +125,12 @@ impl Event {
     /// ev.set();
     /// ev.wait().unwrap();
     /// ```
+    #[track_caller]
     pub fn wait(&self) -> Result<()> {
+        crate::located::located(self.wait_body(), "Event::wait")
+    }
+
+    fn wait_body(&self) -> Result<()> {
         self.wait_until(None).map(|_| ())
     }
 
@@ -131,7 +141,12 @@ impl Event {
     /// let ev = forja::Event::new().unwrap();
     /// assert!(!ev.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
     /// ```
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        crate::located::located(self.wait_timeout_body(timeout), "Event::wait_timeout")
+    }
+
+    fn wait_timeout_body(&self, timeout: Duration) -> Result<bool> {
         self.wait_until(crate::deadline::deadline(timeout))
     }
 }

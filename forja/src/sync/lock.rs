@@ -90,7 +90,12 @@ impl Lock {
     /// let lock = forja::Lock::new().unwrap();
     /// assert!(!lock.is_locked());
     /// ```
+    #[track_caller]
     pub fn new() -> Result<Lock> {
+        crate::located::located(Self::new_body(), "Lock::new")
+    }
+
+    fn new_body() -> Result<Lock> {
         // SAFETY: LockWord is made of atomics.
         let word = unsafe { ShmBox::new(LockWord::new(), 0, 1)? };
         Ok(Lock {
@@ -119,7 +124,12 @@ impl Lock {
     /// # drop(guard);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
+        crate::located::located(self.acquire_body(), "Lock::acquire")
+    }
+
+    fn acquire_body(&self) -> Result<LockGuard<'_>> {
         let me = guard_id();
         lock_or_report(&self.word, me, None, WHAT, HINT, self.wait_site())?;
         Ok(LockGuard::new(self, me))
@@ -139,7 +149,12 @@ impl Lock {
     /// lock.release().unwrap(); // any process may do this
     /// assert!(!lock.is_locked());
     /// ```
+    #[track_caller]
     pub fn acquire_no_guard(&self) -> Result<()> {
+        crate::located::located(self.acquire_no_guard_body(), "Lock::acquire_no_guard")
+    }
+
+    fn acquire_no_guard_body(&self) -> Result<()> {
         lock_or_report(
             &self.word,
             crate::os::pid() as u32,
@@ -161,7 +176,12 @@ impl Lock {
     /// assert!(matches!(again, Err(forja::Error::Timeout { .. })));
     /// # lock.release().unwrap();
     /// ```
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        crate::located::located(self.acquire_timeout_body(timeout), "Lock::acquire_timeout")
+    }
+
+    fn acquire_timeout_body(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         let me = guard_id();
         lock_or_report(
             &self.word,
@@ -197,7 +217,12 @@ impl Lock {
     /// lock.release().unwrap();
     /// assert!(lock.release().is_err()); // not held any more
     /// ```
+    #[track_caller]
     pub fn release(&self) -> Result<()> {
+        crate::located::located(self.release_body(), "Lock::release")
+    }
+
+    fn release_body(&self) -> Result<()> {
         match self.word.release() {
             Released::Yes => Ok(()),
             Released::NotHeld => Err(Error::NotHeld {
@@ -221,7 +246,12 @@ impl Lock {
     /// // Nobody died, so there is nothing to recover:
     /// assert!(matches!(lock.recover(), Err(forja::Error::NothingToRecover { .. })));
     /// ```
+    #[track_caller]
     pub fn recover(&self) -> Result<LockGuard<'_>> {
+        crate::located::located(self.recover_body(), "Lock::recover")
+    }
+
+    fn recover_body(&self) -> Result<LockGuard<'_>> {
         let me = guard_id();
         match self.word.recover(me) {
             Some(_) => Ok(LockGuard::new(self, me)),

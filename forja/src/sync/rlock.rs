@@ -82,7 +82,12 @@ impl RLock {
     /// ```
     /// assert!(!forja::RLock::new().unwrap().is_locked());
     /// ```
+    #[track_caller]
     pub fn new() -> Result<RLock> {
+        crate::located::located(Self::new_body(), "RLock::new")
+    }
+
+    fn new_body() -> Result<RLock> {
         // SAFETY: made of atomics.
         let state = unsafe { ShmBox::new(RLockState::default(), 0, 1)? };
         Ok(RLock {
@@ -112,7 +117,12 @@ impl RLock {
     /// let _g = rlock.acquire().unwrap();
     /// assert!(rlock.is_locked());
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Result<RLockGuard<'_>> {
+        crate::located::located(self.acquire_body(), "RLock::acquire")
+    }
+
+    fn acquire_body(&self) -> Result<RLockGuard<'_>> {
         self.acquire_until(None)
     }
 
@@ -124,7 +134,12 @@ impl RLock {
     /// let g = rlock.acquire_timeout(std::time::Duration::from_millis(10)).unwrap();
     /// # drop(g);
     /// ```
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
+        crate::located::located(self.acquire_timeout_body(timeout), "RLock::acquire_timeout")
+    }
+
+    fn acquire_timeout_body(&self, timeout: Duration) -> Result<RLockGuard<'_>> {
         self.acquire_until(crate::deadline::deadline(timeout))
     }
 
@@ -138,7 +153,12 @@ impl RLock {
     /// rlock.release().unwrap();
     /// assert!(rlock.release().is_err());
     /// ```
+    #[track_caller]
     pub fn release(&self) -> Result<()> {
+        crate::located::located(self.release_body(), "RLock::release")
+    }
+
+    fn release_body(&self) -> Result<()> {
         let me = crate::os::tid();
         if self.state.word.owner() != Some(me) || self.state.depth.load(Ordering::Relaxed) == 0 {
             return Err(Error::NotHeld {
@@ -159,7 +179,12 @@ impl RLock {
     /// let rlock = forja::RLock::new().unwrap();
     /// assert!(rlock.recover().is_err()); // nobody died
     /// ```
+    #[track_caller]
     pub fn recover(&self) -> Result<RLockGuard<'_>> {
+        crate::located::located(self.recover_body(), "RLock::recover")
+    }
+
+    fn recover_body(&self) -> Result<RLockGuard<'_>> {
         let me = crate::os::tid();
         match self.state.word.recover(me) {
             Some(_) => {

@@ -183,7 +183,12 @@ impl Semaphore {
     /// ```
     /// assert_eq!(forja::Semaphore::new(3).unwrap().value(), 3);
     /// ```
+    #[track_caller]
     pub fn new(value: u32) -> Result<Semaphore> {
+        crate::located::located(Self::new_body(value), "Semaphore::new")
+    }
+
+    fn new_body(value: u32) -> Result<Semaphore> {
         Ok(Semaphore {
             core: SemCore::new(value, u32::MAX)?,
         })
@@ -195,7 +200,12 @@ impl Semaphore {
     /// let sem = forja::Semaphore::new(1).unwrap();
     /// let _unit = sem.acquire().unwrap();
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
+        crate::located::located(self.acquire_body(), "Semaphore::acquire")
+    }
+
+    fn acquire_body(&self) -> Result<SemaphoreGuard<'_>> {
         self.core.down(None, "acquiring a Semaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
     }
@@ -212,7 +222,12 @@ impl Semaphore {
     /// sem.release().unwrap();
     /// assert_eq!(sem.value(), 1);
     /// ```
+    #[track_caller]
     pub fn acquire_no_guard(&self) -> Result<()> {
+        crate::located::located(self.acquire_no_guard_body(), "Semaphore::acquire_no_guard")
+    }
+
+    fn acquire_no_guard_body(&self) -> Result<()> {
         self.core.down(None, "acquiring a Semaphore")
     }
 
@@ -224,7 +239,15 @@ impl Semaphore {
     /// let r = sem.acquire_timeout(std::time::Duration::from_millis(10));
     /// assert!(matches!(r, Err(forja::Error::Timeout { .. })));
     /// ```
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        crate::located::located(
+            self.acquire_timeout_body(timeout),
+            "Semaphore::acquire_timeout",
+        )
+    }
+
+    fn acquire_timeout_body(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.core
             .down(crate::deadline::deadline(timeout), "acquiring a Semaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
@@ -249,7 +272,12 @@ impl Semaphore {
     /// sem.release().unwrap();
     /// assert_eq!(sem.value(), 1);
     /// ```
+    #[track_caller]
     pub fn release(&self) -> Result<()> {
+        crate::located::located(self.release_body(), "Semaphore::release")
+    }
+
+    fn release_body(&self) -> Result<()> {
         self.core.up()
     }
 
@@ -286,7 +314,12 @@ impl BoundedSemaphore {
     /// ```
     /// assert_eq!(forja::BoundedSemaphore::new(2).unwrap().value(), 2);
     /// ```
+    #[track_caller]
     pub fn new(value: u32) -> Result<BoundedSemaphore> {
+        crate::located::located(Self::new_body(value), "BoundedSemaphore::new")
+    }
+
+    fn new_body(value: u32) -> Result<BoundedSemaphore> {
         Ok(BoundedSemaphore {
             core: SemCore::new(value, value)?,
         })
@@ -299,7 +332,12 @@ impl BoundedSemaphore {
     /// let _unit = sem.acquire().unwrap();
     /// assert_eq!(sem.value(), 0);
     /// ```
+    #[track_caller]
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
+        crate::located::located(self.acquire_body(), "BoundedSemaphore::acquire")
+    }
+
+    fn acquire_body(&self) -> Result<SemaphoreGuard<'_>> {
         self.core.down(None, "acquiring a BoundedSemaphore")?;
         Ok(SemaphoreGuard { core: &self.core })
     }
@@ -316,7 +354,15 @@ impl BoundedSemaphore {
     /// sem.release().unwrap();
     /// assert_eq!(sem.value(), 1);
     /// ```
+    #[track_caller]
     pub fn acquire_no_guard(&self) -> Result<()> {
+        crate::located::located(
+            self.acquire_no_guard_body(),
+            "BoundedSemaphore::acquire_no_guard",
+        )
+    }
+
+    fn acquire_no_guard_body(&self) -> Result<()> {
         self.core.down(None, "acquiring a BoundedSemaphore")
     }
 
@@ -327,7 +373,15 @@ impl BoundedSemaphore {
     /// let sem = forja::BoundedSemaphore::new(0).unwrap();
     /// assert!(sem.acquire_timeout(std::time::Duration::from_millis(5)).is_err());
     /// ```
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        crate::located::located(
+            self.acquire_timeout_body(timeout),
+            "BoundedSemaphore::acquire_timeout",
+        )
+    }
+
+    fn acquire_timeout_body(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
         self.core.down(
             crate::deadline::deadline(timeout),
             "acquiring a BoundedSemaphore",
@@ -356,7 +410,12 @@ impl BoundedSemaphore {
     /// sem.release().unwrap();
     /// assert!(sem.release().is_err());
     /// ```
+    #[track_caller]
     pub fn release(&self) -> Result<()> {
+        crate::located::located(self.release_body(), "BoundedSemaphore::release")
+    }
+
+    fn release_body(&self) -> Result<()> {
         self.core.up()
     }
 

@@ -99,6 +99,12 @@ impl CommandContext {
         self.eval_context.line_origin(lib_line)
     }
 
+    /// forja patch: calls `hook` with each build that compiles, before its
+    /// code runs (see `BuiltLibrary`).
+    pub fn set_build_hook(&mut self, hook: Box<dyn Fn(&crate::BuiltLibrary) + Send>) {
+        self.eval_context.set_build_hook(hook);
+    }
+
     pub fn variables_and_types(&self) -> impl Iterator<Item = (&str, &str)> {
         self.eval_context.variables_and_types()
     }
@@ -233,6 +239,13 @@ Panic detected. Here's some useful information if you're filing a bug report.
 
     pub fn set_opt_level(&mut self, level: &str) -> Result<(), Error> {
         self.eval_context.set_opt_level(level)
+    }
+
+    /// forja patch: Rust code run in the cell after a `?` printed the error
+    /// that ended it (with `{}`): `error` is the error, a `Display` (the
+    /// forja kernel asks forja which call returned it and where).
+    pub fn set_error_hook(&mut self, code: String) {
+        self.eval_context.set_error_hook(code);
     }
 
     pub fn last_source(&self) -> std::io::Result<String> {

@@ -63,6 +63,23 @@ pub struct EvalContext {
     /// forja patch: where each line of the last `src/lib.rs` that compiled
     /// came from, to place a panic's `src/lib.rs:LINE` in the cell.
     last_line_map: std::sync::Arc<[crate::errors::LineOrigin]>,
+    /// forja patch: told of each build that compiled, before it runs (see
+    /// `BuiltLibrary`).
+    build_hook: Option<Box<dyn Fn(&BuiltLibrary) + Send>>,
+}
+
+/// forja patch: one successful build, given to the build hook before its
+/// code runs: each build is a library of its own (`code_N`), whose
+/// `src/lib.rs:LINE` a caller can place in the cells with `line_map` even
+/// while a later build is current (a forja child runs an older build's code).
+#[derive(Debug, Clone)]
+pub struct BuiltLibrary {
+    /// The library the runner loads.
+    pub path: PathBuf,
+    /// Where each line of `source` came from.
+    pub line_map: std::sync::Arc<[crate::errors::LineOrigin]>,
+    /// The `src/lib.rs` that was compiled.
+    pub source: std::sync::Arc<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,6 +102,9 @@ pub(crate) struct Config {
     expand_use_statements: bool,
     pub(crate) opt_level: String,
     error_fmt: &'static ErrorFormat,
+    /// forja patch: code run after a `?` printed its error (`error`, a
+    /// `Display`), when errors are printed with `{}`.
+    pub(crate) error_hook: Option<String>,
     /// Whether to pass -Ztime-passes to the compiler and print the result.
     /// Causes the nightly compiler, which must be installed to be selected.
     pub(crate) time_passes: bool,
@@ -135,6 +155,7 @@ impl Config {
             expand_use_statements: true,
             opt_level: "2".to_owned(),
             error_fmt: &ERROR_FORMATS[0],
+            error_hook: None,
             time_passes: false,
             linker: "system".to_owned(),
             cache_bytes: 0,
@@ -479,6 +500,7 @@ impl EvalContext {
             analyzer,
             initial_config,
             last_line_map: std::sync::Arc::from([]),
+            build_hook: None,
         };
         let outputs = EvalContextOutputs {
             stdout: stdout_receiver,
@@ -684,6 +706,12 @@ impl EvalContext {
         self.committed_state.set_error_format(value)
     }
 
+    /// forja patch: see `CommandContext::set_error_hook`.
+    pub fn set_error_hook(&mut self, code: String) {
+        self.initial_config.error_hook = Some(code.clone());
+        self.committed_state.config.error_hook = Some(code);
+    }
+
     pub fn variables_and_types(&self) -> impl Iterator<Item = (&str, &str)> {
         self.committed_state
             .variable_states
@@ -851,6 +879,12 @@ impl EvalContext {
             .unwrap_or(crate::errors::LineOrigin::Generated)
     }
 
+    /// forja patch: calls `hook` with each build that compiles, before its
+    /// code runs.
+    pub fn set_build_hook(&mut self, hook: Box<dyn Fn(&BuiltLibrary) + Send>) {
+        self.build_hook = Some(hook);
+    }
+
     fn try_run_statements(
         &mut self,
         user_code: CodeBlock,
@@ -862,6 +896,13 @@ impl EvalContext {
         let code = state.code_to_compile(user_code, compilation_mode);
         let so_file = self.module.compile(&code, &state.config)?;
         self.last_line_map = crate::errors::line_map(&code);
+        if let Some(hook) = &self.build_hook {
+            hook(&BuiltLibrary {
+                path: so_file.path.clone(),
+                line_map: self.last_line_map.clone(),
+                source: code.code_string().into(),
+            });
+        }
 
         if compilation_mode == CompilationMode::NoCatchExpectError {
             // Uh-oh, caller was expecting an error, return OK and the caller can return the
@@ -1718,12 +1759,20 @@ impl ContextState {
                 fn from(error: T) -> Self {{
                     eprintln!("{}", error);
                     {}
+                    {}
                     EvcxrUserCodeError {{}}
                 }}
             }}
         "#,
             self.config.error_fmt.format_trait,
             self.config.error_fmt.format_str,
+            // forja patch: the caller's hook, given the error as `Display`.
+            match &self.config.error_hook {
+                Some(hook) if !for_analysis && self.config.error_fmt.format_str == "{}" => {
+                    hook.as_str()
+                }
+                _ => "",
+            },
             if for_analysis {
                 ""
             } else {

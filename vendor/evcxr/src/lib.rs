@@ -34,6 +34,7 @@ pub use crate::errors::Error;
 pub use crate::errors::LineOrigin;
 pub use crate::errors::Theme;
 pub use crate::eval_context::ContextState;
+pub use crate::eval_context::BuiltLibrary;
 pub use crate::eval_context::EvalCallbacks;
 pub use crate::eval_context::EvalContext;
 pub use crate::eval_context::EvalContextOutputs;
