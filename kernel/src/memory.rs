@@ -145,7 +145,10 @@ mod tests {
     fn idle_setting_is_read() {
         assert_eq!(analysis_idle(None), Some(ANALYSIS_IDLE_DEFAULT));
         assert_eq!(analysis_idle(Some("2")), Some(Duration::from_secs(2)));
-        assert_eq!(analysis_idle(Some(" 0.5 ")), Some(Duration::from_millis(500)));
+        assert_eq!(
+            analysis_idle(Some(" 0.5 ")),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(analysis_idle(Some("0")), None);
         assert_eq!(analysis_idle(Some("OFF")), None);
         assert_eq!(analysis_idle(Some("soon")), Some(ANALYSIS_IDLE_DEFAULT));

@@ -614,10 +614,10 @@ pub(crate) fn has_top_level_let(source: &str, function_name: &str) -> bool {
     let parsed = ast::SourceFile::parse(source, EDITION);
     parsed.tree().items().any(|item| {
         matches!(item, ast::Item::Fn(function)
-            if function.name().is_some_and(|n| n.text() == function_name)
-                && function.body().is_some_and(|body| {
-                    body.statements().any(|s| matches!(s, ast::Stmt::LetStmt(_)))
-                }))
+        if function.name().is_some_and(|n| n.text() == function_name)
+            && function.body().is_some_and(|body| {
+                body.statements().any(|s| matches!(s, ast::Stmt::LetStmt(_)))
+            }))
     })
 }
 
@@ -849,7 +849,10 @@ mod test {
         )?;
         let source = "struct P {x: u8} fn foo() { let p = P {x: 1}; let v = p.x; }";
         ra.set_source(source.to_owned())?;
-        assert_eq!(ra.top_level_variables("foo")["v"].type_name, TypeName::named("u8"));
+        assert_eq!(
+            ra.top_level_variables("foo")["v"].type_name,
+            TypeName::named("u8")
+        );
         assert!(ra.unload());
         assert!(!ra.unload(), "already unloaded");
         ra.set_source(source.to_owned())?;
@@ -863,14 +866,32 @@ mod test {
     fn top_level_lets_found_by_syntax() {
         use super::has_top_level_let;
         let wrapper = "evcxr_analysis_wrapper";
-        assert!(has_top_level_let("fn evcxr_analysis_wrapper() { let a = 1; }", wrapper));
-        assert!(has_top_level_let("fn evcxr_analysis_wrapper() { f(); let _ = 1; }", wrapper));
+        assert!(has_top_level_let(
+            "fn evcxr_analysis_wrapper() { let a = 1; }",
+            wrapper
+        ));
+        assert!(has_top_level_let(
+            "fn evcxr_analysis_wrapper() { f(); let _ = 1; }",
+            wrapper
+        ));
         // Variables of other cells are parameters; a `let` in a block, a
         // closure or another function declares nothing that persists.
-        assert!(!has_top_level_let("fn evcxr_analysis_wrapper(a: u8) { f(a); }", wrapper));
-        assert!(!has_top_level_let("fn evcxr_analysis_wrapper() { { let a = 1; } }", wrapper));
-        assert!(!has_top_level_let("fn evcxr_analysis_wrapper() { g(|| { let a = 1; }); }", wrapper));
-        assert!(!has_top_level_let("fn f() { let a = 1; } fn evcxr_analysis_wrapper() {}", wrapper));
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper(a: u8) { f(a); }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper() { { let a = 1; } }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper() { g(|| { let a = 1; }); }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn f() { let a = 1; } fn evcxr_analysis_wrapper() {}",
+            wrapper
+        ));
     }
 
     #[test]
