@@ -172,6 +172,8 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(300));
                 tx.send(1).unwrap();
                 tx.send(2).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                tx.send(3).unwrap();
             });
             let count = || {
                 unloads.set(unloads.get() + 1);
@@ -180,11 +182,14 @@ mod tests {
             // Idle for 300 ms: one unload, then the request.
             assert_eq!(idle.recv(&mut rx, count), Some(1));
             assert_eq!(unloads.get(), 1);
-            // A request came: armed again, but the next one is waiting.
+            // The next request was already waiting: no unload.
             assert_eq!(idle.recv(&mut rx, count), Some(2));
             assert_eq!(unloads.get(), 1);
+            // Requests came since: idle again, unloaded again.
+            assert_eq!(idle.recv(&mut rx, count), Some(3));
+            assert_eq!(unloads.get(), 2);
             sender.join().unwrap();
-            // Closed channel after an idle spell.
+            // A closed channel ends the wait at once.
             assert_eq!(idle.recv(&mut rx, count), None);
             assert_eq!(unloads.get(), 2);
         })
