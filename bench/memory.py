@@ -116,19 +116,22 @@ def memory(pid):
     return {"rss": sum(x[2] for x in procs), "pss": sum(x[3] for x in procs), "procs": procs}
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds used so far by pid's tree (live processes)."""
+    total = 0
+    for p in children(pid):
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_idle(pid, quiet=1.5, limit=60):
     """Waits until pid's tree has used no CPU for `quiet` seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-
     def cpu():
-        total = 0
-        for p in children(pid):
-            try:
-                f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(f[11]) + int(f[12])
-            except OSError:
-                pass
-        return total / tick
+        return cpu_seconds(pid)
     end, last, since = time.monotonic() + limit, cpu(), time.monotonic()
     while time.monotonic() < end:
         time.sleep(0.25)
@@ -240,7 +243,13 @@ def idle_rows(kc, pid, out):
     def let_cell():
         n[0] += 1
         return run_cell(kc, f"let w{n[0]} = v.iter().sum::<u64>();")
-    loaded = {"let": let_cell(), "trivial": run_cell(kc, "a + 1")}
+
+    def cpu_of(fn):
+        before = cpu_seconds(pid)
+        result = fn()
+        return result, cpu_seconds(pid) - before
+    loaded = {"trivial": run_cell(kc, "a + 1")}
+    loaded["let"], loaded["let_cpu"] = cpu_of(let_cell)
     loaded["tab"], _ = timed_complete(kc, "m.ins", "insert")
     out["idle_loaded"] = loaded
     wait_idle(pid)
@@ -250,11 +259,12 @@ def idle_rows(kc, pid, out):
     out["after_unload"] = memory(pid)
     after["trivial"] = run_cell(kc, "a + 1")
     out["after_unload_trivial"] = memory(pid)
-    after["let"] = let_cell()
+    after["let"], after["let_cpu"] = cpu_of(let_cell)
     wait_idle(pid)
     out["after_reload"] = memory(pid)
     wait_unloaded(pid, kernel_rss, IDLE + 60)
-    after["tab"], after["tab_found"] = timed_complete(kc, "m.ins", "insert")
+    (after["tab"], after["tab_found"]), after["tab_cpu"] = cpu_of(
+        lambda: timed_complete(kc, "m.ins", "insert"))
     out["idle_unloaded"] = after
 
 
@@ -364,6 +374,9 @@ def report(results, args):
             row(f"{label}: loaded → after an unload",
                 lambda r, w=what: f"{r[loaded][w]*1000:.0f} → {r[un][w]*1000:.0f} ms")
         row("Tab after an unload completes `insert`", lambda r: "yes" if r[un]["tab_found"] else "NO")
+        row("CPU of the `let` cell: loaded → after an unload",
+            lambda r: f"{r[loaded]['let_cpu']:.1f} → {r[un]['let_cpu']:.1f} s")
+        row("CPU of the Tab after an unload", lambda r: f"{r[un]['tab_cpu']:.1f} s")
     print()
     for n in names:
         for when in ("at_ready", "idle_start", "after_five", "after_unload",
@@ -372,7 +385,8 @@ def report(results, args):
                 procs = ", ".join(f"{c} {rss/MiB:.0f}/{pss/MiB:.0f}/{anon/MiB:.0f}"
                                   for _, c, rss, pss, anon in results[n][when]["procs"])
                 print(f"{n} {when} (RSS/PSS/anon MiB): {procs}")
-    print(json.dumps({n: {k: v for k, v in r.items() if not isinstance(v, dict)}
+    print(json.dumps({n: {k: v for k, v in r.items()
+                          if not isinstance(v, dict) or k.startswith("idle_")}
                       for n, r in results.items()}))
 
 

@@ -64,6 +64,9 @@ fn release_everywhere() {
 /// next `let` cell or Tab pays the reload (see the README's memory section).
 pub const ANALYSIS_IDLE_DEFAULT: Duration = Duration::from_secs(300);
 
+/// How long after an unload its memory is collected (see [`IdleUnload::recv`]).
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// `FORJA_ANALYSIS_IDLE` read: seconds (a decimal number, > 0), `0` or
 /// `off` to never unload; unset or unreadable, [`ANALYSIS_IDLE_DEFAULT`].
 pub fn analysis_idle(value: Option<&str>) -> Option<Duration> {
@@ -121,14 +124,20 @@ impl IdleUnload {
         unload: impl FnOnce() -> bool,
     ) -> Option<T> {
         if let (true, Some(after), Some(timer)) = (self.armed, self.after, &self.timer) {
-            match timer.block_on(async { tokio::time::timeout(after, rx.recv()).await }) {
-                Ok(next) => return next,
-                Err(_idle) => {
-                    self.armed = false;
-                    if unload() {
-                        release_everywhere();
-                    }
+            let mut wait = |d| timer.block_on(async { tokio::time::timeout(d, rx.recv()).await });
+            if let Ok(next) = wait(after) {
+                return next;
+            }
+            self.armed = false;
+            if unload() {
+                // rust-analyzer hands much of what it frees to its dropper
+                // threads, which free it in batches 100 ms apart: collect
+                // once they are done (a cell before then collects after it).
+                if let Ok(next) = wait(SETTLE) {
+                    self.armed = true;
+                    return next;
                 }
+                release_everywhere();
             }
         }
         let next = rx.blocking_recv();
