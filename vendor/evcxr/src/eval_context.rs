@@ -898,8 +898,12 @@ impl EvalContext {
         // forja patch: only a `let` at the top of the wrapper declares a
         // variable (the earlier cells' are its parameters); without one
         // there is no type to infer, and rust-analyzer is not asked (nor,
-        // after `unload_analysis`, loaded again) for this cell.
-        if !crate::rust_analyzer::has_top_level_let(&code, "evcxr_analysis_wrapper") {
+        // after `unload_analysis`, loaded again) for this cell. Unless a
+        // `:dep` changed the crate graph: it is reloaded now, as upstream
+        // does, and primed while the cell compiles.
+        if !crate::rust_analyzer::has_top_level_let(&code, "evcxr_analysis_wrapper")
+            && !self.analyzer.cargo_toml_changed()
+        {
             return Ok(());
         }
         self.analyzer.set_source(code)?;

@@ -246,6 +246,14 @@ impl RustAnalyzer {
         true
     }
 
+    /// forja patch: whether rust-analyzer is loaded and Cargo.toml changed
+    /// since it loaded it (a `:dep`): the next `set_source` reloads the
+    /// crate graph and starts priming it.
+    pub(crate) fn cargo_toml_changed(&self) -> bool {
+        self.last_cargo_toml.is_some()
+            && std::fs::read(self.cargo_toml_filename()).ok() != self.last_cargo_toml
+    }
+
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
         self.current_source = source;
         let mut change = ra_hir::ChangeWithProcMacros::default();
@@ -853,7 +861,15 @@ mod test {
             ra.top_level_variables("foo")["v"].type_name,
             TypeName::named("u8")
         );
+        assert!(!ra.cargo_toml_changed());
+        let toml = ra.cargo_toml_filename().to_path_buf();
+        std::fs::write(
+            &toml,
+            std::fs::read_to_string(&toml)? + "\n[dependencies]\n",
+        )?;
+        assert!(ra.cargo_toml_changed());
         assert!(ra.unload());
+        assert!(!ra.cargo_toml_changed(), "nothing loaded to be stale");
         assert!(!ra.unload(), "already unloaded");
         ra.set_source(source.to_owned())?;
         let var_types = ra.top_level_variables("foo");
