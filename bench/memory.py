@@ -16,12 +16,18 @@ For each kernel, in one run, through jupyter_client:
     ipykernel; evcxr_jupyter first gets `:dep forja` and forja's prelude),
     and the memory again;
   * forja only: what the kernel wrote to its work dir before its first cell
-    (a second kernel, left idle until its warm-up is done).
+    (a second kernel, left idle until its warm-up is done);
+  * forja only, with --idle S (FORJA_ANALYSIS_IDLE=S given to the kernel): after
+    the five cells, a `let` cell, a trivial cell and a Tab with rust-analyzer
+    loaded, then the same after it was unloaded (the kernel idle for S
+    seconds): their times, and the memory after the unload and after the
+    reload.
 Not part of CI.
 
 Usage: .venv/bin/python bench/memory.py [--runs N] [--only forja,evcxr,ipykernel]
        [--env VAR=VALUE ...]   (environment for forja-kernel, e.g. FORJA_NO_MEMORY_RELEASE=1)
        [--forja-kernel PATH]   (another forja-kernel binary, e.g. main's)
+       [--idle S]              (the idle unload's rows; S >= 10, see above)
 evcxr_jupyter is found as in bench/kernel.py (PATH or ~/.cargo/bin; install it with
 `cargo install --locked evcxr_jupyter --version 0.22.0`).
 """
@@ -60,6 +66,7 @@ COMPLETIONS = [("v.le", "len"), ("m.ins", "insert")]
 COMPLETIONS_PY = [("v.app", "append"), ("m.ite", "items")]
 MiB = 1024 * 1024
 LESSON = True
+IDLE = None
 
 
 def children(pid):
@@ -109,19 +116,22 @@ def memory(pid):
     return {"rss": sum(x[2] for x in procs), "pss": sum(x[3] for x in procs), "procs": procs}
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds used so far by pid's tree (live processes)."""
+    total = 0
+    for p in children(pid):
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_idle(pid, quiet=1.5, limit=60):
     """Waits until pid's tree has used no CPU for `quiet` seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-
     def cpu():
-        total = 0
-        for p in children(pid):
-            try:
-                f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(f[11]) + int(f[12])
-            except OSError:
-                pass
-        return total / tick
+        return cpu_seconds(pid)
     end, last, since = time.monotonic() + limit, cpu(), time.monotonic()
     while time.monotonic() < end:
         time.sleep(0.25)
@@ -189,6 +199,8 @@ def bench(name, kind, runs):
         checks = COMPLETIONS_PY if kind == "ipykernel" else COMPLETIONS
         out["completion"] = all(any(m.startswith(want) for m in complete(kc, code))
                                 for code, want in checks)
+        if kind == "forja" and IDLE:
+            idle_rows(kc, pid, out)
         if kind != "ipykernel" and LESSON:
             if kind == "evcxr":
                 run_cell(kc, f':dep forja = {{ path = "{ROOT / "forja"}" }}\n'
@@ -203,6 +215,57 @@ def bench(name, kind, runs):
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     return out
+
+
+def timed_complete(kc, code, want):
+    t = time.perf_counter()
+    found = any(m.startswith(want) for m in complete(kc, code))
+    return time.perf_counter() - t, found
+
+
+def wait_unloaded(pid, loaded_rss, limit):
+    """Waits (up to `limit` s) until the kernel process's RSS fell below half
+    of `loaded_rss` (the idle unload), then until its tree is quiet."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end and field(f"/proc/{pid}/status", "VmRSS") > loaded_rss / 2:
+        time.sleep(0.25)
+    wait_idle(pid)
+    return field(f"/proc/{pid}/status", "VmRSS") <= loaded_rss / 2
+
+
+def idle_rows(kc, pid, out):
+    """forja with FORJA_ANALYSIS_IDLE=IDLE: a `let` cell, a trivial cell and a
+    Tab with rust-analyzer loaded, then each after an unload (one unload each:
+    the `let` and the Tab reload it). Every request comes well within IDLE of
+    the previous one until a wait for the unload."""
+    n = [0]
+
+    def let_cell():
+        n[0] += 1
+        return run_cell(kc, f"let w{n[0]} = v.iter().sum::<u64>();")
+
+    def cpu_of(fn):
+        before = cpu_seconds(pid)
+        result = fn()
+        return result, cpu_seconds(pid) - before
+    loaded = {"trivial": run_cell(kc, "a + 1")}
+    loaded["let"], loaded["let_cpu"] = cpu_of(let_cell)
+    loaded["tab"], _ = timed_complete(kc, "m.ins", "insert")
+    out["idle_loaded"] = loaded
+    wait_idle(pid)
+    kernel_rss = field(f"/proc/{pid}/status", "VmRSS")
+    after = {}
+    after["unloaded"] = wait_unloaded(pid, kernel_rss, IDLE + 60)
+    out["after_unload"] = memory(pid)
+    after["trivial"] = run_cell(kc, "a + 1")
+    out["after_unload_trivial"] = memory(pid)
+    after["let"], after["let_cpu"] = cpu_of(let_cell)
+    wait_idle(pid)
+    out["after_reload"] = memory(pid)
+    wait_unloaded(pid, kernel_rss, IDLE + 60)
+    (after["tab"], after["tab_found"]), after["tab_cpu"] = cpu_of(
+        lambda: timed_complete(kc, "m.ins", "insert"))
+    out["idle_unloaded"] = after
 
 
 def workdir_written(name, out):
@@ -236,9 +299,14 @@ def main():
     ap.add_argument("--forja-kernel", default=str(FORJA_KERNEL),
                     help="the forja-kernel binary (default: this checkout's release build)")
     ap.add_argument("--no-lesson", action="store_true", help="only the five cells")
+    ap.add_argument("--idle", type=float, default=None,
+                    help="forja: FORJA_ANALYSIS_IDLE for the kernel, and the unload's rows")
     args = ap.parse_args()
-    global LESSON
+    global LESSON, IDLE
     LESSON = not args.no_lesson
+    IDLE = args.idle
+    if IDLE:
+        args.env.append(f"FORJA_ANALYSIS_IDLE={IDLE:g}")
     only = args.only.split(",")
     evcxr = shutil.which("evcxr_jupyter") or str(Path.home() / ".cargo/bin/evcxr_jupyter")
     results = {}
@@ -293,14 +361,32 @@ def report(results, args):
     row("RSS after lesson 01", lambda r: f"{r['after_lesson01']['rss']/MiB:.0f} MiB")
     row("PSS after lesson 01", lambda r: f"{r['after_lesson01']['pss']/MiB:.0f} MiB")
     row("work dir before the first cell", lambda r: f"{r['written']/1e6:.1f} MB")
+    if IDLE:
+        loaded, un = "idle_loaded", "idle_unloaded"
+        row(f"RSS after {IDLE:g} s idle (unload)", lambda r: f"{r['after_unload']['rss']/MiB:.0f} MiB"
+            + ("" if r[un]["unloaded"] else " (NOT unloaded)"))
+        row("PSS after the unload", lambda r: f"{r['after_unload']['pss']/MiB:.0f} MiB")
+        row("RSS after the unload and a trivial cell",
+            lambda r: f"{r['after_unload_trivial']['rss']/MiB:.0f} MiB")
+        row("RSS after the next `let` cell (reload)",
+            lambda r: f"{r['after_reload']['rss']/MiB:.0f} MiB")
+        for what, label in (("let", "`let` cell"), ("trivial", "trivial cell"), ("tab", "Tab `m.ins`")):
+            row(f"{label}: loaded → after an unload",
+                lambda r, w=what: f"{r[loaded][w]*1000:.0f} → {r[un][w]*1000:.0f} ms")
+        row("Tab after an unload completes `insert`", lambda r: "yes" if r[un]["tab_found"] else "NO")
+        row("CPU of the `let` cell: loaded → after an unload",
+            lambda r: f"{r[loaded]['let_cpu']:.1f} → {r[un]['let_cpu']:.1f} s")
+        row("CPU of the Tab after an unload", lambda r: f"{r[un]['tab_cpu']:.1f} s")
     print()
     for n in names:
-        for when in ("at_ready", "idle_start", "after_five", "after_lesson01"):
+        for when in ("at_ready", "idle_start", "after_five", "after_unload",
+                     "after_unload_trivial", "after_reload", "after_lesson01"):
             if when in results[n]:
                 procs = ", ".join(f"{c} {rss/MiB:.0f}/{pss/MiB:.0f}/{anon/MiB:.0f}"
                                   for _, c, rss, pss, anon in results[n][when]["procs"])
                 print(f"{n} {when} (RSS/PSS/anon MiB): {procs}")
-    print(json.dumps({n: {k: v for k, v in r.items() if not isinstance(v, dict)}
+    print(json.dumps({n: {k: v for k, v in r.items()
+                          if not isinstance(v, dict) or k.startswith("idle_")}
                       for n, r in results.items()}))
 
 

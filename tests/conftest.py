@@ -55,6 +55,10 @@ def _configure_environment() -> None:
     # The suite reads the kernel's and forja's messages in English, whatever
     # the machine's locale; tests that want Spanish set FORJA_LANG=es.
     os.environ["FORJA_LANG"] = "en"
+    # Kernels keep rust-analyzer loaded however long a test leaves them idle
+    # (a reload would slow the next `let` cell); test_analysis_idle.py turns
+    # the idle unload on.
+    os.environ.setdefault("FORJA_ANALYSIS_IDLE", "off")
     if "FORJA_TEST_HISTORY_DIR" not in os.environ:
         d = tempfile.mkdtemp(prefix="forja-test-history-")
         os.environ["FORJA_TEST_HISTORY_DIR"] = d

@@ -22,7 +22,8 @@
 //! - [`is_complete`]: answers `is_complete_request`.
 //! - [`kernel_info`]: the `kernel_info_reply` content.
 //! - [`logo`]: the kernel's logo, as SVG and PNG.
-//! - [`memory`]: giving the kernel's freed memory back to the system between cells.
+//! - [`memory`]: giving the kernel's freed memory back to the system between
+//!   cells, and rust-analyzer's while the student is idle.
 //! - [`messages`]: every text the kernel writes for a student, in Spanish and English (one catalogue).
 //! - [`outcome`]: what running a cell gives back (value, error, user expressions).
 //! - [`output`]: the router from side-channel messages to iopub, batching stream text.

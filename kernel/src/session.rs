@@ -218,7 +218,9 @@ impl Session {
         router: mpsc::UnboundedSender<output::Command>,
         input: mpsc::UnboundedSender<InputAsk>,
     ) {
-        while let Some(req) = rx.blocking_recv() {
+        // While the student is idle, rust-analyzer's memory goes back (memory.rs).
+        let mut idle = crate::memory::IdleUnload::from_env();
+        while let Some(req) = idle.recv(&mut rx, || self.ctx.unload_analysis()) {
             match req {
                 Request::Execute {
                     code,

@@ -93,6 +93,13 @@ impl CommandContext {
         self.eval_context.process_handle()
     }
 
+    /// forja patch: frees rust-analyzer's memory until it is needed again
+    /// (the next `let`, completion or hover loads it, as the first did).
+    /// Returns whether it was loaded.
+    pub fn unload_analysis(&mut self) -> bool {
+        self.eval_context.unload_analysis()
+    }
+
     /// forja patch: where line `lib_line` of the last `src/lib.rs` that
     /// compiled came from (see `EvalContext::line_origin`).
     pub fn line_origin(&self, lib_line: usize) -> crate::errors::LineOrigin {

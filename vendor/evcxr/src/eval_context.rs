@@ -748,6 +748,13 @@ impl EvalContext {
         self.child_process.process_handle()
     }
 
+    /// forja patch: drops rust-analyzer's database (see
+    /// `RustAnalyzer::unload`); the next type inference, completion or hover
+    /// loads it again. Returns whether it was loaded.
+    pub(crate) fn unload_analysis(&mut self) -> bool {
+        self.analyzer.unload()
+    }
+
     pub(crate) fn restart_child_process(&mut self) -> Result<(), Error> {
         self.committed_state.variable_states.clear();
         self.committed_state.stored_variable_states.clear();
@@ -928,7 +935,19 @@ impl EvalContext {
         state: &mut ContextState,
         code: CodeBlock,
     ) -> Result<(), Error> {
-        self.analyzer.set_source(code.code_string())?;
+        let code = code.code_string();
+        // forja patch: only a `let` at the top of the wrapper declares a
+        // variable (the earlier cells' are its parameters); without one
+        // there is no type to infer, and rust-analyzer is not asked (nor,
+        // after `unload_analysis`, loaded again) for this cell. Unless a
+        // `:dep` changed the crate graph: it is reloaded now, as upstream
+        // does, and primed while the cell compiles.
+        if !crate::rust_analyzer::has_top_level_let(&code, "evcxr_analysis_wrapper")
+            && !self.analyzer.cargo_toml_changed()
+        {
+            return Ok(());
+        }
+        self.analyzer.set_source(code)?;
         for (
             variable_name,
             VariableInfo {

@@ -132,6 +132,18 @@ impl Primer {
             let _ = thread.join();
         }
     }
+
+    /// forja patch: stops priming without doing what is left: the thread
+    /// finishes the crate it is on (it holds a handle on the database, which
+    /// must be gone before the database is dropped) and primes no other.
+    fn abandon(mut self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.clear();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// forja patch: the path fragments of `EVCXR_ANALYSIS_SKIP` (separated by
@@ -187,9 +199,7 @@ impl RustAnalyzer {
         std::fs::create_dir_all(&src_dir)
             .with_context(|| format!("Failed to create directory `{src_dir:?}`"))?;
         // Pre-allocate an ID for our main source file.
-        let vfs_source_file: ra_vfs::VfsPath = source_file.clone().into();
-        vfs.set_file_contents(vfs_source_file.clone(), Some(vec![]));
-        let (source_file_id, _) = vfs.file_id(&vfs_source_file).unwrap();
+        let source_file_id = preallocate_source_file(&mut vfs, &source_file);
         Ok(RustAnalyzer {
             with_sysroot: true,
             root_directory,
@@ -203,6 +213,45 @@ impl RustAnalyzer {
             current_source: String::new(),
             primer: None,
         })
+    }
+
+    /// forja patch: drops what rust-analyzer knows (the database with every
+    /// query's result, the VFS with the text of every file, the crate graph)
+    /// and goes back to the state `new` leaves: the next `set_source` loads
+    /// it all again and starts priming, as the first one did. Returns
+    /// whether anything was loaded.
+    pub(crate) fn unload(&mut self) -> bool {
+        if self.last_cargo_toml.is_none() {
+            return false;
+        }
+        use ra_vfs::loader::Handle;
+        if let Some(primer) = self.primer.take() {
+            primer.abandon();
+        }
+        let (message_sender, message_receiver) = crossbeam_channel::unbounded();
+        self.loader = vfs_notify::NotifyHandle::spawn(message_sender);
+        self.message_receiver = message_receiver;
+        self.analysis_host = Default::default();
+        // The types the trait solver interned live in global storages that
+        // only a collection frees (~35 MiB more each reload otherwise).
+        ra_hir::clear_tls_solver_cache();
+        // SAFETY: no type value is held outside those storages: the only
+        // database with any (the one just dropped) is gone, the primer that
+        // shared it was joined, and no query is running on another thread.
+        unsafe { ra_hir::collect_ty_garbage() };
+        self.vfs = ra_vfs::Vfs::default();
+        self.source_file_id = preallocate_source_file(&mut self.vfs, &self.source_file);
+        self.last_cargo_toml = None;
+        self.current_source = String::new();
+        true
+    }
+
+    /// forja patch: whether rust-analyzer is loaded and Cargo.toml changed
+    /// since it loaded it (a `:dep`): the next `set_source` reloads the
+    /// crate graph and starts priming it.
+    pub(crate) fn cargo_toml_changed(&self) -> bool {
+        self.last_cargo_toml.is_some()
+            && std::fs::read(self.cargo_toml_filename()).ok() != self.last_cargo_toml
     }
 
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
@@ -554,6 +603,32 @@ impl RustAnalyzer {
     }
 }
 
+/// forja patch: the main source file's VFS entry, made first so that its ID
+/// is the same in every VFS a `RustAnalyzer` makes.
+fn preallocate_source_file(vfs: &mut ra_vfs::Vfs, source_file: &AbsPathBuf) -> FileId {
+    let vfs_source_file: ra_vfs::VfsPath = source_file.clone().into();
+    vfs.set_file_contents(vfs_source_file.clone(), Some(vec![]));
+    vfs.file_id(&vfs_source_file).unwrap().0
+}
+
+/// forja patch: whether `top_level_variables(function_name)` could find a
+/// variable in `source`: whether that function's body has a `let` statement
+/// at its top level. Syntax only (the parse `top_level_variables` starts
+/// from), so it needs no database: a cell without such a `let` declares no
+/// variable, and its analysis can be skipped.
+pub(crate) fn has_top_level_let(source: &str, function_name: &str) -> bool {
+    use ra_ap_syntax::ast::HasModuleItem;
+    use ra_ap_syntax::ast::HasName;
+    let parsed = ast::SourceFile::parse(source, EDITION);
+    parsed.tree().items().any(|item| {
+        matches!(item, ast::Item::Fn(function)
+        if function.name().is_some_and(|n| n.text() == function_name)
+            && function.body().is_some_and(|body| {
+                body.statements().any(|s| matches!(s, ast::Stmt::LetStmt(_)))
+            }))
+    })
+}
+
 /// If `pat` represents a variable that is being defined, then record it in `result` and return
 /// true.
 fn add_variable_for_pattern(
@@ -766,6 +841,73 @@ mod test {
         assert!(!var_types.contains_key("v2"));
 
         Ok(())
+    }
+
+    // forja patch: a `RustAnalyzer` unloaded loads everything again on the
+    // next `set_source`, and infers the same types.
+    #[test]
+    fn unload_then_reload() -> Result<()> {
+        let tmpdir = tempfile::tempdir()?;
+        let mut ra = RustAnalyzer::new(tmpdir.path())?;
+        ra.with_sysroot = false;
+        assert!(!ra.unload(), "nothing loaded yet");
+        std::fs::write(
+            ra.cargo_toml_filename().to_path_buf(),
+            "[package]\nname = \"foo\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[lib]\n",
+        )?;
+        let source = "struct P {x: u8} fn foo() { let p = P {x: 1}; let v = p.x; }";
+        ra.set_source(source.to_owned())?;
+        assert_eq!(
+            ra.top_level_variables("foo")["v"].type_name,
+            TypeName::named("u8")
+        );
+        assert!(!ra.cargo_toml_changed());
+        let toml = ra.cargo_toml_filename().to_path_buf();
+        std::fs::write(
+            &toml,
+            std::fs::read_to_string(&toml)? + "\n[dependencies]\n",
+        )?;
+        assert!(ra.cargo_toml_changed());
+        assert!(ra.unload());
+        assert!(!ra.cargo_toml_changed(), "nothing loaded to be stale");
+        assert!(!ra.unload(), "already unloaded");
+        ra.set_source(source.to_owned())?;
+        let var_types = ra.top_level_variables("foo");
+        assert_eq!(var_types["p"].type_name, TypeName::named("P"));
+        assert_eq!(var_types["v"].type_name, TypeName::named("u8"));
+        Ok(())
+    }
+
+    #[test]
+    fn top_level_lets_found_by_syntax() {
+        use super::has_top_level_let;
+        let wrapper = "evcxr_analysis_wrapper";
+        assert!(has_top_level_let(
+            "fn evcxr_analysis_wrapper() { let a = 1; }",
+            wrapper
+        ));
+        assert!(has_top_level_let(
+            "fn evcxr_analysis_wrapper() { f(); let _ = 1; }",
+            wrapper
+        ));
+        // Variables of other cells are parameters; a `let` in a block, a
+        // closure or another function declares nothing that persists.
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper(a: u8) { f(a); }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper() { { let a = 1; } }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn evcxr_analysis_wrapper() { g(|| { let a = 1; }); }",
+            wrapper
+        ));
+        assert!(!has_top_level_let(
+            "fn f() { let a = 1; } fn evcxr_analysis_wrapper() {}",
+            wrapper
+        ));
     }
 
     #[test]
