@@ -79,6 +79,11 @@ fn site_of_text(text: &str) -> Option<(&'static str, &'static Location<'static>)
 #[doc(hidden)]
 pub fn question_mark(error: &dyn std::fmt::Display) {
     let text = error.to_string();
+    // An interrupt: the kernel's own error for the cell says what happened,
+    // and the `?` echo stays one short line.
+    if text == crate::messages::Msg::ErrInterruptedShort.get() {
+        return;
+    }
     if let Some((call, at)) = site_of_text(&text) {
         let line = crate::messages::Msg::CallFailedAt.fill(&[
             ("call", &call),
