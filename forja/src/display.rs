@@ -227,6 +227,20 @@ pub fn svg(svg: impl Into<String>) -> Result<DisplayHandle> {
     display(&Data::new().svg(svg))
 }
 
+/// Shows a picture and the text that says the same: both in the forja
+/// kernel, the text alone elsewhere (`Timeline::show`, `WaitGraph::show`).
+pub(crate) fn show_picture(
+    text: &dyn std::fmt::Display,
+    svg: impl FnOnce() -> String,
+) -> Result<()> {
+    if in_kernel() {
+        display(&Data::new().text(text.to_string()).svg(svg()))?;
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
 /// Clears the cell's output; with `wait`, only when new output arrives.
 ///
 /// ```

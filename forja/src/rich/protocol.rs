@@ -19,6 +19,12 @@ pub(crate) fn emit(parts: &[(&str, String)]) {
     let _ = stdout.flush();
 }
 
+/// A cell's final value as a picture and its text (`evcxr_display` of
+/// `Timeline` and `WaitGraph`).
+pub(crate) fn emit_picture(text: String, svg: String) {
+    emit(&[("text/plain", text), ("image/svg+xml", svg)]);
+}
+
 /// Escapes text for XML content and attribute values.
 pub(crate) fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -132,12 +132,7 @@ impl Timeline {
     /// forja::timeline().show().unwrap();
     /// ```
     pub fn show(&self) -> Result<()> {
-        if display::in_kernel() {
-            display::display(&display::Data::new().text(self.to_string()).svg(self.svg()))?;
-        } else {
-            println!("{self}");
-        }
-        Ok(())
+        display::show_picture(self, || self.svg())
     }
 
     /// How evcxr shows a cell's final value: the SVG chart and the text
@@ -147,9 +142,6 @@ impl Timeline {
     /// forja::timeline().evcxr_display();
     /// ```
     pub fn evcxr_display(&self) {
-        crate::rich::protocol::emit(&[
-            ("text/plain", self.to_string()),
-            ("image/svg+xml", self.svg()),
-        ]);
+        crate::rich::protocol::emit_picture(self.to_string(), self.svg());
     }
 }

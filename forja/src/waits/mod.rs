@@ -118,12 +118,7 @@ impl WaitGraph {
     /// forja::waits().show().unwrap();
     /// ```
     pub fn show(&self) -> Result<()> {
-        if display::in_kernel() {
-            display::display(&display::Data::new().text(self.to_string()).svg(self.svg()))?;
-        } else {
-            println!("{self}");
-        }
-        Ok(())
+        display::show_picture(self, || self.svg())
     }
 
     /// How evcxr shows a cell's final value: the SVG and the text.
@@ -132,10 +127,7 @@ impl WaitGraph {
     /// forja::waits().evcxr_display();
     /// ```
     pub fn evcxr_display(&self) {
-        crate::rich::protocol::emit(&[
-            ("text/plain", self.to_string()),
-            ("image/svg+xml", self.svg()),
-        ]);
+        crate::rich::protocol::emit_picture(self.to_string(), self.svg());
     }
 }
 
