@@ -89,12 +89,7 @@ mod tests {
         std::fs::set_permissions(src.join("g"), std::fs::Permissions::from_mode(0o444)).unwrap();
         std::os::unix::fs::symlink("g", src.join("link")).unwrap();
         let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        std::fs::File::options()
-            .write(true)
-            .open(src.join("a/b/f"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        set_mtime(&src.join("a/b/f"), old).unwrap();
 
         let dst = base.join("dst");
         assert_eq!(copy_tree(&src, &dst).unwrap(), 10);

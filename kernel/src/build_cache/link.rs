@@ -85,12 +85,7 @@ mod tests {
         std::fs::write(src.join("deps/big.rlib"), vec![7u8; LINK_FROM as usize]).unwrap();
         std::fs::write(src.join("deps/small.d"), "dep").unwrap();
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        std::fs::File::options()
-            .write(true)
-            .open(src.join("deps/small.d"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        crate::build_cache::copy::set_mtime(&src.join("deps/small.d"), old).unwrap();
         let dst = base.join("dst");
         let done = link_tree(&src, &dst).unwrap();
         assert_eq!(
