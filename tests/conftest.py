@@ -322,6 +322,18 @@ def start_kernel(env: dict[str, str] | None = None) -> Kernel:
         raise
 
 
+# Flushes the cell's stdout, so a line printed before a blocking call
+# reaches the client before the call blocks.
+FLUSH = "std::io::Write::flush(&mut std::io::stdout()).unwrap();"
+
+
+def ok(k: Kernel, code: str, **kwargs: Any) -> Execution:
+    """Runs `code` in `k` and requires it to succeed."""
+    ex = k.execute(code, **kwargs)
+    assert ex.status == "ok", ex.dump()
+    return ex
+
+
 @pytest.fixture(scope="session")
 def kernel():
     """One warmed-up kernel for every test that leaves it usable."""

@@ -27,16 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Execution, Kernel, start_kernel, strip_ansi, unique
+from conftest import FLUSH, Execution, Kernel, ok, start_kernel, strip_ansi, unique
 
 HANG = 20
-FLUSH = "std::io::Write::flush(&mut std::io::stdout()).unwrap();"
-
-
-def ok(k: Kernel, code: str, **kwargs) -> Execution:
-    ex = k.execute(code, **kwargs)
-    assert ex.status == "ok", ex.dump()
-    return ex
 
 
 def wait_for_stream(k: Kernel, msg_id: str, needle: str, timeout: float = 300) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from conftest import Kernel, start_kernel, strip_ansi, unique
+from conftest import Kernel, ok, start_kernel, strip_ansi, unique
 
 CELLS = 8
 SUGGEST_AT = 6
@@ -45,12 +45,6 @@ def cell_libraries(pid: int) -> set[str]:
         if len(parts) == 6 and CELL_LIBRARY.search(parts[5].strip()):
             paths.add(parts[5].strip())
     return paths
-
-
-def ok(k: Kernel, code: str):
-    ex = k.execute(code)
-    assert ex.status == "ok", ex.dump()
-    return ex
 
 
 def stderr_of(ex) -> str:

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from conftest import ROOT, Kernel
+from conftest import FLUSH, ROOT, Kernel
 
 KERNEL = ROOT / "target" / "release" / "forja-kernel"
 HANG = 20
-FLUSH = "std::io::Write::flush(&mut std::io::stdout()).unwrap();"
 
 
 @pytest.fixture(scope="module")

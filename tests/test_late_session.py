@@ -20,7 +20,7 @@ import json
 import statistics
 from pathlib import Path
 
-from conftest import ROOT, Execution, Kernel, start_kernel
+from conftest import ROOT, Kernel, ok, start_kernel
 
 LESSON_03 = ROOT / "notebooks" / "source" / "03_lock.ipynb"
 
@@ -85,12 +85,6 @@ assert_eq!(lspool.map(late_sq, vec![4u64]).unwrap(), vec![16]);
 assert_eq!(lsp.exitcode(), Some(0));
 println!("LATE OK {n}");
 """
-
-
-def ok(k: Kernel, code: str) -> Execution:
-    ex = k.execute(code)
-    assert ex.status == "ok", ex.dump()
-    return ex
 
 
 def trivial(k: Kernel, n: int = 3) -> float:

@@ -45,14 +45,13 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from conftest import ROOT, Execution, Kernel, start_kernel, strip_ansi, unique
+from conftest import FLUSH, ROOT, Execution, Kernel, ok, start_kernel, strip_ansi, unique
 
 HANG = 20  # seconds after an interrupt, where the issue says 2 s
 GONE = 15  # seconds for killed processes to disappear ("a few seconds")
 FIRST_FORJA_CELL_BOUND = 60  # the issue says 5 s; the benchmark reports the real number
 SVG_NS = "{http://www.w3.org/2000/svg}"
 BUILD_TOOLS = {"cargo", "rustc", "cc", "ld", "rust-lld", "ld.lld", "collect2", "rust-analyzer"}
-FLUSH = "std::io::Write::flush(&mut std::io::stdout()).unwrap();"
 NAP = "std::thread::sleep(std::time::Duration::from_millis(200))"
 FIRST_FORJA_CELL = (
     "let first_q: Queue<u64> = Queue::new().unwrap();\n"
@@ -228,12 +227,6 @@ def run_and_interrupt(
     t0 = interrupt(k)
     ex = k.collect(code, mid, timeout=HANG * 3)
     return ex, k.sent_at(mid) + ex.t_idle - t0, before
-
-
-def ok(k: Kernel, code: str, timeout: float | None = None) -> Execution:
-    ex = k.execute(code, timeout=timeout)
-    assert ex.status == "ok", ex.dump()
-    return ex
 
 
 def text_result(ex: Execution) -> str:

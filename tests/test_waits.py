@@ -21,16 +21,9 @@ import time
 
 import pytest
 
-from conftest import Execution, Kernel, start_kernel
+from conftest import FLUSH, Kernel, ok, start_kernel
 
 HANG = 30
-FLUSH = "std::io::Write::flush(&mut std::io::stdout()).unwrap();"
-
-
-def ok(k: Kernel, code: str, **kwargs) -> Execution:
-    ex = k.execute(code, **kwargs)
-    assert ex.status == "ok", ex.dump()
-    return ex
 
 
 def graphs(got) -> list[dict]:
