@@ -55,14 +55,20 @@ def run_cell(kc, code, timeout=300):
     return dt
 
 
-def bench_kernel(name, first_cell, runs):
+def start(name):
+    """Starts kernelspec `name` and waits until it answers: (manager,
+    client, seconds from start to kernel_info reply)."""
     km = KernelManager(kernel_name=name)
     t0 = time.perf_counter()
     km.start_kernel()
     kc = km.blocking_client()
     kc.start_channels()
     kc.wait_for_ready(timeout=120)
-    start = time.perf_counter() - t0
+    return km, kc, time.perf_counter() - t0
+
+
+def bench_kernel(name, first_cell, runs):
+    km, kc, started = start(name)
     try:
         first = run_cell(kc, first_cell)
         run_cell(kc, "let a = 1;")
@@ -71,7 +77,7 @@ def bench_kernel(name, first_cell, runs):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    return {"start": start, "first": first,
+    return {"start": started, "first": first,
             "trivial": statistics.median(trivial), "fn": statistics.median(fns)}
 
 
@@ -92,11 +98,7 @@ def late_session(name, setup=None):
     """The trivial cell fresh, after each lesson (first pass), both passes'
     times, and the cost of 200 live handles. Cells that fail (evcxr_jupyter
     cannot run kernel-only cells) are counted, not fatal."""
-    km = KernelManager(kernel_name=name)
-    km.start_kernel()
-    kc = km.blocking_client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
+    km, kc, _ = start(name)
     failed = 0
 
     def cell(code):

@@ -43,10 +43,9 @@ import time
 from pathlib import Path
 
 import nbformat
-from jupyter_client import KernelManager
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernel import FORJA_KERNEL, ROOT, write_spec  # noqa: E402
+from kernel import FORJA_KERNEL, ROOT, start, write_spec  # noqa: E402
 
 FIVE = [
     "let a = 1;",
@@ -167,16 +166,6 @@ def complete(kc, code):
 def lesson_cells(name):
     nb = nbformat.read(ROOT / "notebooks/source" / name, as_version=4)
     return [c.source for c in nb.cells if c.cell_type == "code"]
-
-
-def start(name):
-    km = KernelManager(kernel_name=name)
-    t0 = time.perf_counter()
-    km.start_kernel()
-    kc = km.blocking_client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=120)
-    return km, kc, time.perf_counter() - t0
 
 
 def kernel_pid(km):
