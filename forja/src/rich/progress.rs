@@ -248,11 +248,17 @@ impl Progress {
 }
 
 impl Drop for Progress {
-    /// A display still showing (the pool was terminated, the wait
-    /// interrupted) says that it stopped.
+    /// A display still showing says why it ended: "interrupted" if the
+    /// interrupt flag is raised (the wait may return before the watcher's
+    /// next look), else "stopped" (the pool was terminated).
     fn drop(&mut self) {
         if let Some(shown) = self.shown.take() {
-            shown.live.end(crate::messages::Msg::ProgressStopped.get());
+            let how = if crate::registry::interrupted() {
+                crate::messages::Msg::ProgressInterrupted
+            } else {
+                crate::messages::Msg::ProgressStopped
+            };
+            shown.live.end(how.get());
         }
     }
 }
