@@ -28,8 +28,10 @@ pub const CRATE: &str = "crate";
 /// archives of the standard library's own dependencies.
 pub const REGISTRY_SEED: &str = "registry";
 
-/// Bumped when the layout above changes.
-pub(super) const LAYOUT: u32 = 2;
+/// Bumped when the layout above changes, or the build profile evcxr writes
+/// (3: cells without local ThinLTO, evcxr patch 0019), which cargo's
+/// freshness check of an existing build does not see.
+pub(super) const LAYOUT: u32 = 3;
 
 /// What a prebuilt dir was built with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -298,7 +298,8 @@ opt-level = {}
 debug = false
 strip = "debuginfo"
 rpath = true
-lto = false
+# forja patch: no local ThinLTO in a cell (patch 0019)
+lto = "off"
 debug-assertions = true
 codegen-units = 16
 panic = 'unwind'
