@@ -9,7 +9,7 @@ Measures, for each kernel, in one run:
   * fn cell: a cell defining a function (median of N);
   * late in a session (--late): one kernel runs every code cell of the
     instructor lessons 00-05 in order, twice; the trivial cell before and after
-    each lesson of the first pass (median of 3), each pass's total time, and
+    each lesson of the first pass (median of 7), each pass's total time, and
     the trivial cell with 200 live forja handles against 200 u64 variables.
 Prints medians and the forja/evcxr ratio. Not part of CI.
 
@@ -90,7 +90,9 @@ def lesson_cells(path: Path):
     return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
-def trivial(kc, n=3):
+def trivial(kc, n=7):
+    """Median of `n` trivial cells: the first after other cells recompiles
+    more (rustc's incremental cache), and a 2-core VM's noise is ~±20 %."""
     return statistics.median(run_cell(kc, TRIVIAL) for _ in range(n))
 
 
