@@ -15,9 +15,13 @@ Prints medians and the forja/evcxr ratio. Not part of CI.
 
 Usage: .venv/bin/python bench/kernel.py [--runs N] [--late]
        .venv/bin/python bench/kernel.py --against OLD_FORJA_KERNEL [--rounds R] [--runs N]
+       .venv/bin/python bench/kernel.py --late --against OTHER --paired
 The second form compares this checkout's kernel with another forja-kernel
 binary (e.g. one built from an earlier commit, with its own FORJA_CRATE_DIR
 etc. already baked in), kernels started in turns, R rounds; medians over rounds.
+The third runs the lessons in both kernels kept alive side by side and
+alternates the trivial cells between them after each lesson (paired: the
+VM's noise of ~±20 % between whole runs hits both columns alike).
 Needs `cargo install --locked evcxr_jupyter --version 0.22.0` for the comparison.
 """
 import argparse
@@ -192,9 +196,15 @@ def main():
     ap.add_argument("--against", help="another forja-kernel binary to compare with")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--late", action="store_true", help="only the late-in-a-session rows")
+    ap.add_argument("--paired", action="store_true",
+                    help="with --late --against: both kernels alive at once, trivial cells alternating")
     ap.add_argument("--columns", default="forja,all,evcxr",
                     help="late rows: which kernels (forja, all = every variable loaded, evcxr)")
     args = ap.parse_args()
+    if args.late and args.paired:
+        if not args.against:
+            ap.error("--paired needs --against OTHER_FORJA_KERNEL")
+        return late_paired(args.against)
     if args.late:
         return late_main(args.against, set(args.columns.split(",")))
     if args.against:
@@ -232,6 +242,59 @@ def main():
             print(f"| {label} | {f*1000:.0f} ms | {e*1000:.0f} ms | {f/e:.2f}x |")
         else:
             print(f"| {label} | {f*1000:.0f} ms | (not installed) | - |")
+
+
+def late_paired(other, reps=11):
+    """This kernel and `other` (another forja-kernel binary) alive at once:
+    each lesson runs in one kernel and then the other, then `reps` trivial
+    cells alternate between them (medians of all but the first). Both see
+    the same moment's noise, which a whole `--late` run apiece does not."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        specs = {"this": FORJA_KERNEL, "other": other}
+        for name, binary in specs.items():
+            write_spec(base, f"paired-{name}", [str(binary), "--connection-file", "{connection_file}"])
+        os.environ["JUPYTER_PATH"] = str(base)
+        kernels = {name: start(f"paired-{name}") for name in specs}
+        failed = dict.fromkeys(specs, 0)
+
+        def cell(name, code):
+            try:
+                return run_cell(kernels[name][1], code)
+            except RuntimeError:
+                failed[name] += 1
+                return None
+
+        rows = {}
+
+        def trivial_pair(label):
+            times = {name: [] for name in specs}
+            for i in range(reps):
+                for name in (list(specs) if i % 2 == 0 else list(specs)[::-1]):
+                    times[name].append(cell(name, TRIVIAL))
+            rows[label] = {name: statistics.median(t[1:]) for name, t in times.items()}
+
+        try:
+            for name in specs:
+                cell(name, "let late_x = 1u64;")
+            trivial_pair("fresh")
+            for lesson in LESSONS:
+                for name in specs:
+                    for code in lesson_cells(lesson):
+                        cell(name, code)
+                trivial_pair(f"after {lesson.name[:2]}")
+        finally:
+            for km, kc, _ in kernels.values():
+                kc.stop_channels()
+                km.shutdown_kernel(now=True)
+    print(f"\nmachine: {os.cpu_count()} cores; paired: {reps} trivial cells alternating\n")
+    print("| trivial cell | this kernel | other kernel | this / other |")
+    print("|---|---|---|---|")
+    for label, r in rows.items():
+        this, oth = r["this"], r["other"]
+        print(f"| {label} | {this*1000:.0f} ms ({this / rows['fresh']['this']:.2f}x) "
+              f"| {oth*1000:.0f} ms ({oth / rows['fresh']['other']:.2f}x) | {this / oth:.2f}x |")
+    print(f"| failed cells | {failed['this']} | {failed['other']} | |")
 
 
 def late_main(against, columns=frozenset({"forja", "all", "evcxr"})):
