@@ -71,6 +71,12 @@ def start(name):
     return km, kc, time.perf_counter() - t0
 
 
+def stop(km, kc):
+    """Closes the client's channels and shuts down what `start` started."""
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
 def bench_kernel(name, first_cell, runs):
     km, kc, started = start(name)
     try:
@@ -79,8 +85,7 @@ def bench_kernel(name, first_cell, runs):
         trivial = [run_cell(kc, "a + 1") for _ in range(runs)]
         fns = [run_cell(kc, f"fn f{i}(x: i32) -> i32 {{ x * {i} + 1 }}") for i in range(runs)]
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        stop(km, kc)
     return {"start": started, "first": first,
             "trivial": statistics.median(trivial), "fn": statistics.median(fns)}
 
@@ -141,8 +146,7 @@ def late_session(name, setup=None):
         out["+200 u64 variables"] = trivial(kc)
         out["failed cells"] = failed
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        stop(km, kc)
     return out
 
 
@@ -285,8 +289,7 @@ def late_paired(other, reps=11):
                 trivial_pair(f"after {lesson.name[:2]}")
         finally:
             for km, kc, _ in kernels.values():
-                kc.stop_channels()
-                km.shutdown_kernel(now=True)
+                stop(km, kc)
     print(f"\nmachine: {os.cpu_count()} cores; paired: {reps} trivial cells alternating\n")
     print("| trivial cell | this kernel | other kernel | this / other |")
     print("|---|---|---|---|")

@@ -45,7 +45,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernel import FORJA_KERNEL, ROOT, start, write_spec  # noqa: E402
+from kernel import FORJA_KERNEL, ROOT, start, stop, write_spec  # noqa: E402
 
 FIVE = [
     "let a = 1;",
@@ -201,8 +201,7 @@ def bench(name, kind, runs):
             wait_idle(pid)
             out["after_lesson01"] = memory(pid)
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        stop(km, kc)
     return out
 
 
@@ -275,8 +274,7 @@ def workdir_written(name, out):
                                text=True).stdout.split()[0]
         return int(total)
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        stop(km, kc)
 
 
 def main():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernel import FORJA_KERNEL, ROOT, write_spec  # noqa: E402
-from memory import MiB, children, comm, field, lesson_cells, run_cell, start, wait_idle  # noqa: E402
+from memory import MiB, children, comm, field, lesson_cells, run_cell, start, stop, wait_idle  # noqa: E402
 
 LESSONS = ["00_fundamentos.ipynb", "01_procesos.ipynb", "02_pipe_y_queue.ipynb",
            "03_lock.ipynb", "04_pool.ipynb", "05_memoria_compartida.ipynb"]
@@ -99,8 +99,7 @@ def main():
         except KeyboardInterrupt:
             print("stopped: the table has the passes done", flush=True)
         finally:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
+            stop(km, kc)
     table(rows, args)
 
 

@@ -101,7 +101,13 @@ pub struct IdleUnload {
 impl IdleUnload {
     /// From `FORJA_ANALYSIS_IDLE` (see [`analysis_idle`]).
     pub fn from_env() -> IdleUnload {
-        let after = analysis_idle(std::env::var("FORJA_ANALYSIS_IDLE").ok().as_deref());
+        IdleUnload::new(analysis_idle(
+            std::env::var("FORJA_ANALYSIS_IDLE").ok().as_deref(),
+        ))
+    }
+
+    /// Unloads after `after` idle (`None`: never).
+    fn new(after: Option<Duration>) -> IdleUnload {
         let timer = after.and_then(|_| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -168,14 +174,7 @@ mod tests {
     fn unloads_once_per_idle_spell() {
         std::thread::spawn(|| {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
-            let mut idle = IdleUnload {
-                after: Some(Duration::from_millis(50)),
-                timer: tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                    .ok(),
-                armed: true,
-            };
+            let mut idle = IdleUnload::new(Some(Duration::from_millis(50)));
             let unloads = std::cell::Cell::new(0);
             let sender = std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(300));
