@@ -16,6 +16,7 @@ Prints medians and the forja/evcxr ratio. Not part of CI.
 Usage: .venv/bin/python bench/kernel.py [--runs N] [--late]
        .venv/bin/python bench/kernel.py --against OLD_FORJA_KERNEL [--rounds R] [--runs N]
        .venv/bin/python bench/kernel.py --late --against OTHER --paired
+       .venv/bin/python bench/kernel.py --late --paired --other-env KEY=VALUE
 The second form compares this checkout's kernel with another forja-kernel
 binary (e.g. one built from an earlier commit, with its own FORJA_CRATE_DIR
 etc. already baked in), kernels started in turns, R rounds; medians over rounds.
@@ -202,13 +203,17 @@ def main():
     ap.add_argument("--late", action="store_true", help="only the late-in-a-session rows")
     ap.add_argument("--paired", action="store_true",
                     help="with --late --against: both kernels alive at once, trivial cells alternating")
+    ap.add_argument("--other-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --late --paired: the other kernel is this one with KEY=VALUE set "
+                         "(e.g. EVCXR_COMPILE_ALL_ITEMS=1)")
     ap.add_argument("--columns", default="forja,all,evcxr",
                     help="late rows: which kernels (forja, all = every variable loaded, evcxr)")
     args = ap.parse_args()
     if args.late and args.paired:
-        if not args.against:
-            ap.error("--paired needs --against OTHER_FORJA_KERNEL")
-        return late_paired(args.against)
+        if not args.against and not args.other_env:
+            ap.error("--paired needs --against OTHER_FORJA_KERNEL or --other-env KEY=VALUE")
+        env = dict(kv.split("=", 1) for kv in args.other_env) or None
+        return late_paired(args.against, env)
     if args.late:
         return late_main(args.against, set(args.columns.split(",")))
     if args.against:
@@ -248,16 +253,18 @@ def main():
             print(f"| {label} | {f*1000:.0f} ms | (not installed) | - |")
 
 
-def late_paired(other, reps=11):
-    """This kernel and `other` (another forja-kernel binary) alive at once:
+def late_paired(other, other_env=None, reps=11):
+    """This kernel and `other` (another forja-kernel binary, or this one
+    with `other_env` in its environment) alive at once:
     each lesson runs in one kernel and then the other, then `reps` trivial
     cells alternate between them (medians of all but the first). Both see
     the same moment's noise, which a whole `--late` run apiece does not."""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        specs = {"this": FORJA_KERNEL, "other": other}
+        specs = {"this": FORJA_KERNEL, "other": other or FORJA_KERNEL}
         for name, binary in specs.items():
-            write_spec(base, f"paired-{name}", [str(binary), "--connection-file", "{connection_file}"])
+            write_spec(base, f"paired-{name}", [str(binary), "--connection-file", "{connection_file}"],
+                       other_env if name == "other" else None)
         os.environ["JUPYTER_PATH"] = str(base)
         kernels = {name: start(f"paired-{name}") for name in specs}
         failed = dict.fromkeys(specs, 0)

@@ -156,3 +156,102 @@ def test_trivial_cell_stays_fast_after_a_lesson_and_60_handles():
         assert after_handles < 3 * fresh, (fresh, after_handles)
     finally:
         k.close()
+
+
+# evcxr patch 0020: a cell compiles only the session's items it reaches.
+ITEMS = [
+    # A struct with its impls in one cell, an operator impl in another.
+    """
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LatePoint { x: i64, y: i64 }
+impl std::fmt::Display for LatePoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result { write!(f, "({}, {})", self.x, self.y) }
+}
+""",
+    "impl std::ops::Add for LatePoint { type Output = LatePoint; "
+    "fn add(self, o: LatePoint) -> LatePoint { LatePoint { x: self.x + o.x, y: self.y + o.y } } }",
+    # A trait of the session's on a foreign type, in two cells.
+    "trait LateDoubled { fn late_doubled(&self) -> u64; }",
+    "impl LateDoubled for u64 { fn late_doubled(&self) -> u64 { self * 2 } }",
+    # Drop, reached only through the type.
+    "struct LateNoisy(u32);\nimpl Drop for LateNoisy { fn drop(&mut self) { println!(\"dropped {}\", self.0); } }",
+    # A macro, an enum whose variants a `use` brings in, a static behind a fn.
+    "macro_rules! late_twice { ($e:expr) => { $e + $e }; }",
+    "#[derive(Debug, PartialEq)] enum LateColor { LateRed, LateGreen }\nuse LateColor::*;",
+    "static LATE_BASE: u64 = 40;\nfn late_base() -> u64 { LATE_BASE }",
+    # A function returning a type of the session, and an error type with its
+    # `From` for `?`.
+    "fn late_origin() -> LatePoint { LatePoint { x: 0, y: 0 } }",
+    """
+#[derive(Debug)] struct LateError(String);
+impl std::fmt::Display for LateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result { write!(f, "late error: {}", self.0) }
+}
+fn late_check(v: u64) -> Result<u64, LateError> { if v > 10 { Err(LateError(format!("{v}"))) } else { Ok(v) } }
+""",
+    "fn late_unrelated_item() -> u64 { 7 }",
+]
+
+
+def last_source(k: Kernel) -> str:
+    ex = ok(k, ":last_compile_dir")
+    directory = (ex.result["data"]["text/plain"] if ex.result else ex.stdout).strip()
+    return (Path(directory) / "src" / "lib.rs").read_text()
+
+
+def test_cells_reach_the_items_they_use_and_compile_no_other():
+    k = start_kernel()
+    try:
+        k.warm_up()
+        for code in ITEMS:
+            ok(k, code)
+        ok(k, "let late_a = LatePoint { x: 1, y: 2 }; let late_n = 5u64;")
+        # The operator impl comes with the variables' type.
+        ex = ok(k, "format!(\"{}\", late_a + late_a)")
+        assert ex.result["data"]["text/plain"] == '"(2, 4)"', ex.dump()
+        source = last_source(k)
+        assert "impl std::ops::Add for LatePoint" in source, source
+        assert "late_unrelated_item" not in source and "LateNoisy" not in source, source
+        # A method of the session's trait on a u64, called by name.
+        ex = ok(k, "late_n.late_doubled()")
+        assert ex.result["data"]["text/plain"] == "10", ex.dump()
+        # Drop runs, reached through the type alone.
+        ex = ok(k, "{ let _n = LateNoisy(3); }")
+        assert "dropped 3" in ex.stdout, ex.dump()
+        # A macro, a variant brought in by a `use`, a static behind a fn, a
+        # fn returning a session type and `?` through the session's error.
+        ex = ok(k, "assert_eq!(late_twice!(late_base()), 80); assert_eq!(LateRed, LateColor::LateRed);"
+                   " assert_ne!(LateGreen, LateRed); late_origin() == LatePoint { x: 0, y: 0 }")
+        assert ex.result["data"]["text/plain"] == "true", ex.dump()
+        ex = k.execute("let late_v = late_check(late_n * 3)?;")
+        assert ex.status == "error" and "late error: 15" in ex.stderr, ex.dump()
+        # A trivial cell compiles none of them.
+        ok(k, "late_n + 1")
+        source = last_source(k)
+        assert "LatePoint" not in source and "late_doubled" not in source, source
+        # Redefining an item: the cell defining it always compiles it, so
+        # its error is reported at once, and the old one stays.
+        ex = k.execute("fn late_unrelated_item() -> u64 { \"seven\" }")
+        assert ex.status == "error" and "mismatched types" in ex.stderr + str(ex.error), ex.dump()
+        ex = ok(k, "late_unrelated_item()")
+        assert ex.result["data"]["text/plain"] == "7", ex.dump()
+    finally:
+        k.close()
+
+
+def test_an_item_reached_only_by_an_included_file_compiles_again_with_every_item(tmp_path: Path):
+    code = tmp_path / "uses_late_item.rs"
+    code.write_text("late_hidden(20) + late_x")
+    k = start_kernel()
+    try:
+        k.warm_up()
+        ok(k, "fn late_hidden(v: u64) -> u64 { v + 1 }\nlet late_x = 21u64;")
+        ex = ok(k, f'include!("{code}")')
+        assert ex.result["data"]["text/plain"] == "42", ex.dump()
+        # A misspelt name gets rustc's suggestion, which needs the item it
+        # suggests: the error comes from the build with every item.
+        ex = k.execute("late_hiden(1)")
+        assert ex.status == "error", ex.dump()
+        assert "late_hidden" in ex.stderr + str(ex.error), ex.dump()
+    finally:
+        k.close()

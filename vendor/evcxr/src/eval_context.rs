@@ -586,6 +586,8 @@ impl EvalContext {
         let code_out = state.apply(user_code.clone(), &code_info.nodes)?;
         // forja patch: variables the cell never names stay in the store.
         state.untouched_variables = untouched_variables(&state.stored_variable_states, &code_out);
+        // forja patch 0020: a new cell starts with only the items it reaches.
+        state.all_items = std::env::var_os("EVCXR_COMPILE_ALL_ITEMS").is_some();
 
         let mut outputs =
             match self.run_statements(code_out, code_info, &mut state, &mut phases, callbacks) {
@@ -831,6 +833,14 @@ impl EvalContext {
                 }
 
                 Err(Error::CompilationErrors(errors)) => {
+                    // forja patch 0020: an error in a build that left items
+                    // out may come from one it left out; build with every
+                    // item before fixing or reporting anything.
+                    if state.items_omitted && !state.all_items {
+                        state.all_items = true;
+                        phases.phase_complete("Every item");
+                        continue;
+                    }
                     // If we failed to compile, attempt to deal with the first
                     // round of compilation errors by adjusting variable types,
                     // whether they've been moved into the catch_unwind block
@@ -901,6 +911,8 @@ impl EvalContext {
         callbacks: &mut EvalCallbacks,
     ) -> Result<ExecutionArtifacts, Error> {
         let code = state.code_to_compile(user_code, compilation_mode);
+        state.items_omitted = code.1; // forja patch 0020
+        let code = code.0;
         let so_file = self.module.compile(&code, &state.config)?;
         self.last_line_map = crate::errors::line_map(&code);
         if let Some(hook) = &self.build_hook {
@@ -1383,6 +1395,11 @@ pub struct ContextState {
     /// its code neither loads, checks nor stores them (they stay in the
     /// store as they are), so a cell costs the same however many there are.
     untouched_variables: HashSet<String>,
+    /// forja patch 0020: compile every item of the session (after a build
+    /// with only the reached ones failed, or `EVCXR_COMPILE_ALL_ITEMS`).
+    all_items: bool,
+    /// forja patch 0020: the last build left some item out.
+    items_omitted: bool,
     attributes: HashMap<String, CodeBlock>,
     async_mode: bool,
     allow_question_mark: bool,
@@ -1400,6 +1417,8 @@ impl ContextState {
             variable_states: HashMap::new(),
             stored_variable_states: HashMap::new(),
             untouched_variables: HashSet::new(),
+            all_items: false,
+            items_omitted: false,
             attributes: HashMap::new(),
             async_mode: false,
             allow_question_mark: false,
@@ -1729,29 +1748,33 @@ impl ContextState {
         code
     }
 
+    /// forja patch 0020: also says whether items were left out (see
+    /// [`Self::reached_items_code`]).
     fn code_to_compile(
         &self,
         user_code: CodeBlock,
         compilation_mode: CompilationMode,
-    ) -> CodeBlock {
-        let mut code = CodeBlock::new()
-            .generated("#![allow(unused_imports, unused_mut, dead_code)]")
-            .add_all(self.attributes_code())
-            .add_all(self.items_code());
+    ) -> (CodeBlock, bool) {
         let has_user_code = !user_code.is_empty();
-        if has_user_code {
-            code = code.add_all(self.wrap_user_code(user_code, compilation_mode));
+        let rest = if has_user_code {
+            self.wrap_user_code(user_code, compilation_mode)
         } else {
             // TODO: Add a mechanism to load a crate without any function to call then remove this.
-            code = code
+            CodeBlock::new()
                 .generated("#[unsafe(no_mangle)]")
                 .generated(format!(
                     "pub extern \"C\" fn {}(",
                     self.current_user_fn_name()
                 ))
-                .generated("mut x: *mut std::os::raw::c_void) -> *mut std::os::raw::c_void {x}");
-        }
-        code
+                .generated("mut x: *mut std::os::raw::c_void) -> *mut std::os::raw::c_void {x}")
+        };
+        let (items, omitted) = self.reached_items_code(&rest);
+        let code = CodeBlock::new()
+            .generated("#![allow(unused_imports, unused_mut, dead_code)]")
+            .add_all(self.attributes_code())
+            .add_all(items)
+            .add_all(rest);
+        (code, omitted)
     }
 
     fn items_code(&self) -> CodeBlock {
@@ -1760,6 +1783,103 @@ impl ContextState {
             code = code.add_all(item.clone());
         }
         code
+    }
+
+    /// forja patch 0020: the items a build needs, in the order
+    /// [`Self::items_code`] gives them, and whether any was left out.
+    /// Upstream compiles every item of the session in every cell, so rustc
+    /// expands, type-checks and lints them all each time (a derive of
+    /// serde's: ~18 ms per cell). Kept: every item the cell being run
+    /// defines (its errors are reported now), every `use`, and, to a fixed
+    /// point, every item one of whose keys ([`item::item_keys`]) is a word
+    /// of the cell's code (its statements and the variables' types) or of
+    /// an item kept. A trait impl names its trait or its type, so it comes
+    /// with either; a method comes with its name. A build that fails with
+    /// items left out is built again with all of them before any error is
+    /// fixed or reported (`run_statements`), so what a student sees is
+    /// upstream's. `all_items` keeps them all.
+    fn reached_items_code(&self, rest: &CodeBlock) -> (CodeBlock, bool) {
+        let items: Vec<&CodeBlock> = self
+            .items_by_name
+            .values()
+            .chain(self.unnamed_items.iter())
+            .collect();
+        let mut code = CodeBlock::new().add_all(self.get_imports());
+        if self.all_items {
+            for item in items {
+                code = code.add_all(item.clone());
+            }
+            return (code, false);
+        }
+        let texts: Vec<String> = items.iter().map(|item| item.code_string()).collect();
+        let parsed: Vec<Option<item::ItemKeys>> =
+            texts.iter().map(|text| item::item_keys(text)).collect();
+        // An impl's trait and type count where the session defines them.
+        let session_names: HashSet<&str> = parsed
+            .iter()
+            .flatten()
+            .flat_map(|k| &k.defines)
+            .map(String::as_str)
+            .collect();
+        let keys: Vec<Option<HashSet<&str>>> = items
+            .iter()
+            .zip(&parsed)
+            .map(|(item, k)| {
+                let this_cell = item
+                    .segments
+                    .iter()
+                    .any(|s| matches!(s.kind, CodeKind::OriginalUserCode(_)));
+                if this_cell {
+                    return None;
+                }
+                let k = k.as_ref()?;
+                let names: HashSet<&str> = k
+                    .defines
+                    .iter()
+                    .map(String::as_str)
+                    .chain(
+                        k.impl_names
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|n| session_names.contains(n)),
+                    )
+                    .collect();
+                // An impl of nothing the session defines: always.
+                (!names.is_empty()).then_some(names)
+            })
+            .collect();
+        // evcxr's runtime module names no item of the session.
+        let rest_text = rest
+            .code_string()
+            .replace(include_str!("evcxr_internal_runtime.rs"), "");
+        let mut words: HashSet<&str> = item::words(&rest_text).collect();
+        let mut kept = vec![false; items.len()];
+        loop {
+            let mut grew = false;
+            for (i, item_keys) in keys.iter().enumerate() {
+                if kept[i] {
+                    continue;
+                }
+                let reached = match item_keys {
+                    None => true,
+                    Some(k) => k.iter().any(|k| words.contains(k)),
+                };
+                if reached {
+                    kept[i] = true;
+                    grew = true;
+                    words.extend(item::words(&texts[i]));
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        for (item, kept) in items.into_iter().zip(&kept) {
+            if *kept {
+                code = code.add_all(item.clone());
+            }
+        }
+        (code, kept.contains(&false))
     }
 
     fn attributes_code(&self) -> CodeBlock {
@@ -2386,7 +2506,7 @@ mod tests {
             let x = 10;
         ));
         let user_code = state.apply(user_code, &code_info.nodes).unwrap();
-        let final_code = state.code_to_compile(user_code, CompilationMode::NoCatch);
+        let (final_code, _) = state.code_to_compile(user_code, CompilationMode::NoCatch);
         let source_file =
             SourceFile::parse(&final_code.code_string(), crate::rust_analyzer::EDITION)
                 .ok()
