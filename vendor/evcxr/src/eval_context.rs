@@ -1400,6 +1400,9 @@ pub struct ContextState {
     all_items: bool,
     /// forja patch 0020: the last build left some item out.
     items_omitted: bool,
+    /// forja patch 0020: each item's keys by its text, parsed once (every
+    /// clone of the state shares it; only the items of the last build kept).
+    item_keys: Arc<Mutex<HashMap<String, Option<Arc<item::ItemKeys>>>>>,
     attributes: HashMap<String, CodeBlock>,
     async_mode: bool,
     allow_question_mark: bool,
@@ -1419,6 +1422,7 @@ impl ContextState {
             untouched_variables: HashSet::new(),
             all_items: false,
             items_omitted: false,
+            item_keys: Arc::default(),
             attributes: HashMap::new(),
             async_mode: false,
             allow_question_mark: false,
@@ -1812,8 +1816,21 @@ impl ContextState {
             return (code, false);
         }
         let texts: Vec<String> = items.iter().map(|item| item.code_string()).collect();
-        let parsed: Vec<Option<item::ItemKeys>> =
-            texts.iter().map(|text| item::item_keys(text)).collect();
+        let parsed: Vec<Option<Arc<item::ItemKeys>>> = {
+            let mut cache = self.item_keys.lock().unwrap_or_else(|e| e.into_inner());
+            let parsed = texts
+                .iter()
+                .map(|text| {
+                    cache
+                        .entry(text.clone())
+                        .or_insert_with(|| item::item_keys(text).map(Arc::new))
+                        .clone()
+                })
+                .collect();
+            let current: HashSet<&String> = texts.iter().collect();
+            cache.retain(|text, _| current.contains(text));
+            parsed
+        };
         // An impl's trait and type count where the session defines them.
         let session_names: HashSet<&str> = parsed
             .iter()
