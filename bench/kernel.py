@@ -17,6 +17,7 @@ Usage: .venv/bin/python bench/kernel.py [--runs N] [--late]
        .venv/bin/python bench/kernel.py --against OLD_FORJA_KERNEL [--rounds R] [--runs N]
        .venv/bin/python bench/kernel.py --late --against OTHER --paired
        .venv/bin/python bench/kernel.py --late --paired --other-env KEY=VALUE
+       .venv/bin/python bench/kernel.py --late --against-fresh
 The second form compares this checkout's kernel with another forja-kernel
 binary (e.g. one built from an earlier commit, with its own FORJA_CRATE_DIR
 etc. already baked in), kernels started in turns, R rounds; medians over rounds.
@@ -203,12 +204,16 @@ def main():
     ap.add_argument("--late", action="store_true", help="only the late-in-a-session rows")
     ap.add_argument("--paired", action="store_true",
                     help="with --late --against: both kernels alive at once, trivial cells alternating")
+    ap.add_argument("--against-fresh", action="store_true",
+                    help="with --late: a kernel after lessons 00-05 against a fresh one, alternating")
     ap.add_argument("--other-env", action="append", default=[], metavar="KEY=VALUE",
                     help="with --late --paired: the other kernel is this one with KEY=VALUE set "
                          "(e.g. EVCXR_COMPILE_ALL_ITEMS=1)")
     ap.add_argument("--columns", default="forja,all,evcxr",
                     help="late rows: which kernels (forja, all = every variable loaded, evcxr)")
     args = ap.parse_args()
+    if args.late and args.against_fresh:
+        return late_vs_fresh()
     if args.late and args.paired:
         if not args.against and not args.other_env:
             ap.error("--paired needs --against OTHER_FORJA_KERNEL or --other-env KEY=VALUE")
@@ -305,6 +310,43 @@ def late_paired(other, other_env=None, reps=11):
         print(f"| {label} | {this*1000:.0f} ms ({this / rows['fresh']['this']:.2f}x) "
               f"| {oth*1000:.0f} ms ({oth / rows['fresh']['other']:.2f}x) | {this / oth:.2f}x |")
     print(f"| failed cells | {failed['this']} | {failed['other']} | |")
+
+
+def late_vs_fresh(reps=21):
+    """One kernel runs lessons 00-05; then a second, fresh one starts, and
+    `reps` trivial cells alternate between the two (medians of all but the
+    first): the growth a session brings, measured at one moment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        write_spec(base, "bench-forja", [str(FORJA_KERNEL), "--connection-file", "{connection_file}"])
+        os.environ["JUPYTER_PATH"] = str(base)
+        kernels = {"after 00-05": start("bench-forja")}
+        failed = 0
+        try:
+            kc = kernels["after 00-05"][1]
+            run_cell(kc, "let late_x = 1u64;")
+            for lesson in LESSONS:
+                for code in lesson_cells(lesson):
+                    try:
+                        run_cell(kc, code)
+                    except RuntimeError:
+                        failed += 1
+            kernels["fresh"] = start("bench-forja")
+            run_cell(kernels["fresh"][1], "let late_x = 1u64;")
+            times = {name: [] for name in kernels}
+            for i in range(reps):
+                for name in (list(kernels) if i % 2 == 0 else list(kernels)[::-1]):
+                    times[name].append(run_cell(kernels[name][1], TRIVIAL))
+        finally:
+            for km, kc, _ in kernels.values():
+                stop(km, kc)
+    med = {name: statistics.median(t[1:]) for name, t in times.items()}
+    print(f"\nmachine: {os.cpu_count()} cores; {reps} trivial cells alternating; "
+          f"{failed} lesson cells failed\n")
+    print("| trivial cell | fresh kernel | after lessons 00-05 | ratio |")
+    print("|---|---|---|---|")
+    print(f"| median | {med['fresh']*1000:.0f} ms | {med['after 00-05']*1000:.0f} ms "
+          f"| {med['after 00-05'] / med['fresh']:.2f}x |")
 
 
 def late_main(against, columns=frozenset({"forja", "all", "evcxr"})):
