@@ -235,6 +235,18 @@ def test_cells_reach_the_items_they_use_and_compile_no_other():
         assert ex.status == "error" and "mismatched types" in ex.stderr + str(ex.error), ex.dump()
         ex = ok(k, "late_unrelated_item()")
         assert ex.result["data"]["text/plain"] == "7", ex.dump()
+        # A redefinition that breaks an older item fails at once, as when
+        # every item was compiled in every cell: the items naming what the
+        # cell defines are compiled with it.
+        ok(k, "fn late_sum(p: &LatePoint) -> i64 { p.x + p.y }")
+        ex = k.execute("struct LatePoint { x: i64 }")
+        assert ex.status == "error" and "no field `y`" in ex.stderr + str(ex.error), ex.dump()
+        ex = ok(k, "late_sum(&late_a)")
+        assert ex.result["data"]["text/plain"] == "3", ex.dump()
+        # An error of the cell's own (a type mismatch naming nothing of the
+        # session) is shown as before.
+        ex = k.execute('let late_e: u64 = "x";')
+        assert ex.status == "error" and "mismatched types" in ex.stderr + str(ex.error), ex.dump()
     finally:
         k.close()
 
