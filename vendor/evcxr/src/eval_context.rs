@@ -1814,9 +1814,11 @@ impl ContextState {
     /// point, every item one of whose keys ([`item::item_keys`]) is a word
     /// of the cell's code (its statements and the variables' types) or of
     /// an item kept. A trait impl names its trait or its type, so it comes
-    /// with either; a method comes with its name. A build that fails with
-    /// items left out is built again with all of them before any error is
-    /// fixed or reported (`run_statements`), so what a student sees is
+    /// with either; a method comes with its name. Older items naming what
+    /// the cell defines come with it. When a build with items left out
+    /// fails, the build that shows the error has every item unless the
+    /// error is surely the cell's own (`run_statements`,
+    /// [`Self::errors_are_the_cells_own`]), so what a student sees is
     /// upstream's. `all_items` keeps them all.
     fn reached_items_code(&self, rest: &CodeBlock) -> (CodeBlock, bool) {
         let items: Vec<&CodeBlock> = self
