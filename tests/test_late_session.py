@@ -121,15 +121,20 @@ def test_every_handle_type_kept_across_50_cells():
         k.close()
 
 
+def include(k: Kernel, path: Path, code: str) -> str:
+    """Runs `include!` of a file holding `code`: the cell names nothing in
+    it. Returns the value shown."""
+    path.write_text(code)
+    ex = ok(k, f'include!("{path}")')
+    return ex.result["data"]["text/plain"]
+
+
 def test_a_variable_named_only_by_an_included_file_still_loads(tmp_path: Path):
-    code = tmp_path / "uses_late_x.rs"
-    code.write_text("late_x * 10 + late_y")
     k = start_kernel()
     try:
         k.warm_up()
         ok(k, "let late_x = 4u64; let late_y = 2u64;")
-        ex = ok(k, f'include!("{code}")')
-        assert ex.result["data"]["text/plain"] == "42", ex.dump()
+        assert include(k, tmp_path / "uses_late_x.rs", "late_x * 10 + late_y") == "42"
         # Both variables are still there afterwards.
         ex = ok(k, "late_x + late_y")
         assert ex.result["data"]["text/plain"] == "6", ex.dump()
@@ -252,14 +257,11 @@ def test_cells_reach_the_items_they_use_and_compile_no_other():
 
 
 def test_an_item_reached_only_by_an_included_file_compiles_again_with_every_item(tmp_path: Path):
-    code = tmp_path / "uses_late_item.rs"
-    code.write_text("late_hidden(20) + late_x")
     k = start_kernel()
     try:
         k.warm_up()
         ok(k, "fn late_hidden(v: u64) -> u64 { v + 1 }\nlet late_x = 21u64;")
-        ex = ok(k, f'include!("{code}")')
-        assert ex.result["data"]["text/plain"] == "42", ex.dump()
+        assert include(k, tmp_path / "uses_late_item.rs", "late_hidden(20) + late_x") == "42"
         # A misspelt name gets rustc's suggestion, which needs the item it
         # suggests: the error comes from the build with every item.
         ex = k.execute("late_hiden(1)")

@@ -1234,9 +1234,7 @@ fn untouched_variables(
         return HashSet::new();
     }
     let text = code.code_string();
-    let words: HashSet<&str> = text
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .collect();
+    let words: HashSet<&str> = item::words(&text).collect();
     stored
         .keys()
         .filter(|name| !words.contains(name.as_str()))
@@ -1821,27 +1819,14 @@ impl ContextState {
     /// [`Self::errors_are_the_cells_own`]), so what a student sees is
     /// upstream's. `all_items` keeps them all.
     fn reached_items_code(&self, rest: &CodeBlock) -> (CodeBlock, bool) {
-        let items: Vec<&CodeBlock> = self
-            .items_by_name
-            .values()
-            .chain(self.unnamed_items.iter())
-            .collect();
-        let mut code = CodeBlock::new().add_all(self.get_imports());
         if self.all_items {
-            for item in items {
-                code = code.add_all(item.clone());
-            }
-            return (code, false);
+            return (self.items_code(), false);
         }
+        let items: Vec<&CodeBlock> = self.items().collect();
         let texts: Vec<String> = items.iter().map(|item| item.code_string()).collect();
         let parsed = self.parsed_items(&texts);
         // An impl's trait and type count where the session defines them.
-        let session_names: HashSet<&str> = parsed
-            .iter()
-            .flatten()
-            .flat_map(|k| &k.defines)
-            .map(String::as_str)
-            .collect();
+        let session_names = item::defined_names(&parsed);
         let this_cell: Vec<bool> = items
             .iter()
             .map(|item| {
@@ -1864,7 +1849,9 @@ impl ContextState {
             .zip(&this_cell)
             .zip(&texts)
             .map(|((k, this), text)| {
-                if *this || item::words(text).any(|w| redefined.contains(w)) {
+                if *this
+                    || (!redefined.is_empty() && item::words(text).any(|w| redefined.contains(w)))
+                {
                     return None;
                 }
                 let k = k.as_ref()?;
@@ -1909,12 +1896,18 @@ impl ContextState {
                 break;
             }
         }
+        let mut code = CodeBlock::new().add_all(self.get_imports());
         for (item, kept) in items.into_iter().zip(&kept) {
             if *kept {
                 code = code.add_all(item.clone());
             }
         }
         (code, kept.contains(&false))
+    }
+
+    /// forja patch 0020: the session's items, in [`Self::items_code`]'s order.
+    fn items(&self) -> impl Iterator<Item = &CodeBlock> {
+        self.items_by_name.values().chain(self.unnamed_items.iter())
     }
 
     /// forja patch 0020: [`item::item_keys`] of each item text, from the
@@ -1947,19 +1940,9 @@ impl ContextState {
             "E0061", "E0070", "E0308", "E0373", "E0381", "E0382", "E0384", "E0499", "E0502",
             "E0505", "E0506", "E0507", "E0594", "E0596", "E0597", "E0716",
         ];
-        let texts: Vec<String> = self
-            .items_by_name
-            .values()
-            .chain(self.unnamed_items.iter())
-            .map(|item| item.code_string())
-            .collect();
+        let texts: Vec<String> = self.items().map(|item| item.code_string()).collect();
         let parsed = self.parsed_items(&texts);
-        let session_names: HashSet<&str> = parsed
-            .iter()
-            .flatten()
-            .flat_map(|k| &k.defines)
-            .map(String::as_str)
-            .collect();
+        let session_names = item::defined_names(&parsed);
         !errors.is_empty()
             && errors.iter().all(|error| {
                 error.code().is_some_and(|code| OWN.contains(&code))

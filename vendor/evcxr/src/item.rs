@@ -109,6 +109,18 @@ pub(crate) fn item_keys(code: &str) -> Option<ItemKeys> {
     (!keys.defines.is_empty() || !keys.impl_names.is_empty()).then_some(keys)
 }
 
+/// forja patch 0020: every name the items of `parsed` define.
+pub(crate) fn defined_names(
+    parsed: &[Option<std::sync::Arc<ItemKeys>>],
+) -> std::collections::HashSet<&str> {
+    parsed
+        .iter()
+        .flatten()
+        .flat_map(|k| &k.defines)
+        .map(String::as_str)
+        .collect()
+}
+
 /// forja patch 0020: the words of `text` (identifiers, keywords, numbers;
 /// string literals and comments are not told apart).
 pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
